@@ -1,0 +1,242 @@
+//! TCP framing: how frames are delimited on a connection, and which frames exist.
+//!
+//! A frame is an 8-byte header — `"PG"` magic, version, kind, payload length (u32, big
+//! endian) — and a payload of that length. Framing knows nothing of the byte stream beneath
+//! it, so an encrypted transport can carry the same frames unchanged.
+//!
+//! [`decode`] separates three outcomes, as a streaming reader needs: a whole frame (with the
+//! bytes it used), "need more bytes" (`Ok(None)`, normal) and an invalid stream (an error,
+//! after which the connection is closed because frame boundaries are lost).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::announce::Presence;
+use super::message::{Receipt, WireMessage};
+use super::{DecodeError, PROTOCOL_VERSION};
+
+/// First two bytes of every frame; a stream that does not start with them is not Pigeon.
+pub const MAGIC: [u8; 2] = *b"PG";
+
+/// Bytes of the fixed frame header.
+pub const HEADER_LEN: usize = 8;
+
+/// Largest payload accepted. A maximal text JSON-escaped (up to 6 bytes per input byte for
+/// control characters) stays below it; anything larger is a broken or hostile peer, and the
+/// check happens before any allocation.
+pub const MAX_FRAME_PAYLOAD: usize = 1024 * 1024;
+
+const KIND_HELLO: u8 = 1;
+const KIND_MESSAGE: u8 = 2;
+const KIND_DELIVERED: u8 = 3;
+const KIND_READ: u8 = 4;
+
+/// One frame on a Pigeon TCP connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// First frame in each direction: who is at this end of the connection.
+    Hello(Presence),
+    /// A chat message for the receiving user.
+    Message(WireMessage),
+    /// The recipient stored these messages (sent back on the same connection).
+    Delivered(Receipt),
+    /// The recipient's user has seen these messages.
+    Read(Receipt),
+    /// A frame of a kind this version does not know; its payload was skipped.
+    Unknown {
+        /// The kind byte that was received.
+        kind: u8,
+    },
+}
+
+impl Frame {
+    /// Encodes the frame, header included.
+    pub fn encode(&self) -> Vec<u8> {
+        let (kind, payload) = match self {
+            Frame::Hello(presence) => (KIND_HELLO, json(presence)),
+            Frame::Message(message) => (KIND_MESSAGE, json(message)),
+            Frame::Delivered(receipt) => (KIND_DELIVERED, json(receipt)),
+            Frame::Read(receipt) => (KIND_READ, json(receipt)),
+            Frame::Unknown { kind } => (*kind, Vec::new()),
+        };
+        let len = u32::try_from(payload.len()).expect("payloads of valid frames are far below 4 GiB");
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        out.extend_from_slice(&MAGIC);
+        out.push(PROTOCOL_VERSION);
+        out.push(kind);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("plain structs with string keys always serialize")
+}
+
+fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
+    Ok(serde_json::from_slice(payload)?)
+}
+
+/// Decodes the first frame in `buf`: `Ok(Some((frame, consumed)))`, `Ok(None)` when more
+/// bytes are needed, or an error when the stream is not valid Pigeon framing.
+pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
+    let check_prefix = |bytes: &[u8]| {
+        let magic_len = bytes.len().min(MAGIC.len());
+        if bytes.get(..magic_len) != MAGIC.get(..magic_len) {
+            return Err(DecodeError::BadMagic);
+        }
+        Ok(())
+    };
+    let Some((header, rest)) = buf.split_first_chunk::<HEADER_LEN>() else {
+        check_prefix(buf)?;
+        return Ok(None);
+    };
+    check_prefix(header)?;
+    let [_, _, version, kind, l0, l1, l2, l3] = *header;
+    if version != PROTOCOL_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let len = usize::try_from(u32::from_be_bytes([l0, l1, l2, l3])).unwrap_or(usize::MAX);
+    if len > MAX_FRAME_PAYLOAD {
+        return Err(DecodeError::TooLarge { what: "frame payload", len, max: MAX_FRAME_PAYLOAD });
+    }
+    let Some(payload) = rest.get(..len) else {
+        return Ok(None);
+    };
+    let frame = match kind {
+        KIND_HELLO => {
+            let presence: Presence = parse(payload)?;
+            presence.validate()?;
+            Frame::Hello(presence)
+        }
+        KIND_MESSAGE => {
+            let message: WireMessage = parse(payload)?;
+            message.validate()?;
+            Frame::Message(message)
+        }
+        KIND_DELIVERED | KIND_READ => {
+            let receipt: Receipt = parse(payload)?;
+            receipt.validate()?;
+            if kind == KIND_READ { Frame::Read(receipt) } else { Frame::Delivered(receipt) }
+        }
+        kind => Frame::Unknown { kind },
+    };
+    Ok(Some((frame, HEADER_LEN + len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::MAX_TEXT_BYTES;
+    use crate::protocol::ids::MsgId;
+    use proptest::prelude::*;
+
+    /// The message example from docs/PROTOCOL.md ("你好, Bo!" sent at 2026-11-22 09:00 UTC).
+    pub(crate) const MESSAGE_EXAMPLE: &[u8] = b"PG\x01\x02\x00\x00\x00\x5d{\"msg_id\":\"0f0e0d0c0b0a09080706050403020100\",\"sent_at_ms\":1795338000000,\"text\":\"\xe4\xbd\xa0\xe5\xa5\xbd, Bo!\"}";
+
+    /// The delivered-receipt example from docs/PROTOCOL.md.
+    const DELIVERED_EXAMPLE: &[u8] =
+        b"PG\x01\x03\x00\x00\x00\x30{\"msg_ids\":[\"0f0e0d0c0b0a09080706050403020100\"]}";
+
+    fn example_message() -> WireMessage {
+        WireMessage {
+            msg_id: "0f0e0d0c0b0a09080706050403020100".parse().unwrap(),
+            sent_at_ms: 1_795_338_000_000,
+            text: "你好, Bo!".into(),
+        }
+    }
+
+    #[test]
+    fn documented_examples_decode_and_reencode_byte_exactly() {
+        let (frame, used) = decode(MESSAGE_EXAMPLE).unwrap().unwrap();
+        assert_eq!(used, MESSAGE_EXAMPLE.len());
+        assert_eq!(frame, Frame::Message(example_message()));
+        assert_eq!(frame.encode(), MESSAGE_EXAMPLE);
+
+        let (frame, used) = decode(DELIVERED_EXAMPLE).unwrap().unwrap();
+        assert_eq!(used, DELIVERED_EXAMPLE.len());
+        assert_eq!(frame, Frame::Delivered(Receipt { msg_ids: vec![example_message().msg_id] }));
+        assert_eq!(frame.encode(), DELIVERED_EXAMPLE);
+    }
+
+    #[test]
+    fn every_prefix_needs_more_and_never_errors() {
+        for cut in 0..MESSAGE_EXAMPLE.len() {
+            assert_eq!(decode(&MESSAGE_EXAMPLE[..cut]), Ok(None), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_left_for_the_next_frame() {
+        let mut two = MESSAGE_EXAMPLE.to_vec();
+        two.extend_from_slice(DELIVERED_EXAMPLE);
+        let (_, used) = decode(&two).unwrap().unwrap();
+        let (second, _) = decode(&two[used..]).unwrap().unwrap();
+        assert!(matches!(second, Frame::Delivered(_)));
+    }
+
+    #[test]
+    fn rejects_bad_magic_early_and_future_versions() {
+        assert_eq!(decode(b"G"), Err(DecodeError::BadMagic));
+        assert_eq!(decode(b"GET / HTTP/1.1\r\n"), Err(DecodeError::BadMagic));
+        let mut future = MESSAGE_EXAMPLE.to_vec();
+        future[2] = 9;
+        assert_eq!(decode(&future), Err(DecodeError::UnsupportedVersion(9)));
+    }
+
+    #[test]
+    fn rejects_oversized_length_before_the_payload_arrives() {
+        let header = b"PG\x01\x02\xff\xff\xff\xff";
+        assert!(matches!(decode(header), Err(DecodeError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn rejects_texts_over_the_limit() {
+        let mut message = example_message();
+        message.text = "a".repeat(MAX_TEXT_BYTES + 1);
+        let bytes = Frame::Message(message).encode();
+        assert!(matches!(decode(&bytes), Err(DecodeError::TooLarge { what: "text", .. })));
+        let mut message = example_message();
+        message.text = "\u{1}".repeat(MAX_TEXT_BYTES);
+        let bytes = Frame::Message(message.clone()).encode();
+        assert_eq!(decode(&bytes).unwrap().unwrap().0, Frame::Message(message));
+    }
+
+    #[test]
+    fn unknown_kinds_are_skipped_whole() {
+        let mut bytes = b"PG\x01\x63\x00\x00\x00\x03abc".to_vec();
+        bytes.extend_from_slice(DELIVERED_EXAMPLE);
+        let (frame, used) = decode(&bytes).unwrap().unwrap();
+        assert_eq!(frame, Frame::Unknown { kind: 0x63 });
+        assert_eq!(used, 11);
+    }
+
+    #[test]
+    fn malformed_payload_is_an_error() {
+        let bytes = b"PG\x01\x02\x00\x00\x00\x02{]";
+        assert!(matches!(decode(bytes), Err(DecodeError::Body(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn message_round_trips(text in "\\PC{0,200}", sent_at_ms in any::<u64>(), id in any::<[u8; 16]>()) {
+            let frame = Frame::Message(WireMessage { msg_id: MsgId::from_bytes(id), sent_at_ms, text });
+            let bytes = frame.encode();
+            prop_assert_eq!(decode(&bytes).unwrap(), Some((frame, bytes.len())));
+        }
+
+        #[test]
+        fn receipts_round_trip(ids in proptest::collection::vec(any::<[u8; 16]>(), 0..50), read in any::<bool>()) {
+            let receipt = Receipt { msg_ids: ids.into_iter().map(MsgId::from_bytes).collect() };
+            let frame = if read { Frame::Read(receipt) } else { Frame::Delivered(receipt) };
+            let bytes = frame.encode();
+            prop_assert_eq!(decode(&bytes).unwrap(), Some((frame, bytes.len())));
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode(&bytes);
+        }
+    }
+}

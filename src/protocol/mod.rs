@@ -1,0 +1,34 @@
+//! Pigeon's wire formats as pure functions: bytes in, typed values out, and back.
+//!
+//! Nothing here opens a socket, starts a thread or reads a clock; the node feeds bytes in and
+//! takes bytes out. Every decoder checks declared lengths against a `MAX_*` constant before it
+//! allocates, and returns a [`DecodeError`] instead of panicking. `docs/PROTOCOL.md` is the
+//! prose version of this module, with byte examples that the unit tests below decode.
+//!
+//! # Layout
+//! - [`ids`]: peer and message identifiers (128-bit, hex on the wire).
+//! - [`announce`]: UDP discovery datagrams (announce, heartbeat, reply, goodbye).
+//! - [`frame`]: TCP framing and the frames carried on a connection.
+//! - [`message`]: chat payloads and receipts.
+//! - [`error`]: [`DecodeError`], the one error type of this module.
+#![warn(clippy::indexing_slicing)]
+
+pub mod announce;
+pub mod error;
+pub mod frame;
+pub mod ids;
+pub mod message;
+
+pub use error::DecodeError;
+
+/// Version byte carried by every UDP datagram and every TCP frame. A receiver drops a datagram
+/// (or closes a connection) whose version it does not speak rather than guessing at its layout.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Longest chat text in bytes of UTF-8. Big enough for any pasted log excerpt, small enough
+/// that one message never stalls a connection or bloats the history database.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// Longest display name, group or host name in bytes of UTF-8, so that a presence always fits
+/// one unfragmented datagram.
+pub const MAX_LABEL_BYTES: usize = 128;
