@@ -3,4 +3,6 @@
 //!
 //! # Layout
 //! - [`protocol`]: wire formats as pure functions (bytes <-> types), no I/O.
+//! - [`store`]: history, outbox, known peers and identity in one SQLite file.
 pub mod protocol;
+pub mod store;

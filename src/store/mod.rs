@@ -1,0 +1,409 @@
+//! Everything Pigeon keeps on disk: identity, known peers and the full message history
+//! (which doubles as the outbox: outgoing messages not yet delivered are retried from it).
+//!
+//! One SQLite file in the data folder, in WAL mode so a crash mid-write never corrupts it.
+//! Only the hub thread holds a [`Store`]; nothing else touches the database.
+
+mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::protocol::ids::{MsgId, PeerId};
+
+/// How long a write waits for a lock held by another process (a `pigeon` CLI reading the same
+/// file) before it gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What can go wrong with the history database.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// SQLite refused an operation (disk full, permissions, corruption).
+    #[error("history database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A value in the database is not what this version wrote.
+    #[error("history database holds an invalid {0}")]
+    Corrupt(&'static str),
+    /// The file was written by a newer Pigeon.
+    #[error("history database has schema version {found}; this Pigeon knows up to {known}")]
+    TooNew {
+        /// Version found in the file.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+}
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// We sent it.
+    Outgoing,
+    /// We received it.
+    Incoming,
+}
+
+/// Where a message stands. States only move forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageState {
+    /// Outgoing, waiting in the outbox for the peer.
+    Queued,
+    /// Outgoing, written to a connection, not yet acknowledged.
+    Sent,
+    /// Outgoing: the recipient stored it. Incoming: we stored it, the user has not seen it.
+    Delivered,
+    /// The recipient's user has seen it (outgoing), or our user has (incoming).
+    Read,
+}
+
+impl MessageState {
+    fn code(self) -> i64 {
+        match self {
+            MessageState::Queued => 0,
+            MessageState::Sent => 1,
+            MessageState::Delivered => 2,
+            MessageState::Read => 3,
+        }
+    }
+
+    fn from_code(code: i64) -> Result<Self, StoreError> {
+        Ok(match code {
+            0 => MessageState::Queued,
+            1 => MessageState::Sent,
+            2 => MessageState::Delivered,
+            3 => MessageState::Read,
+            _ => return Err(StoreError::Corrupt("message state")),
+        })
+    }
+}
+
+/// One message of a conversation, as kept in history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Local, increasing position in history; pass it as `before` to load older pages.
+    pub seq: i64,
+    /// End-to-end message id.
+    pub msg_id: MsgId,
+    /// The other side of the conversation (recipient or sender).
+    pub peer: PeerId,
+    /// Which way it went.
+    pub direction: Direction,
+    /// The text.
+    pub text: String,
+    /// When the sender pressed send, milliseconds since the Unix epoch.
+    pub sent_at_ms: u64,
+    /// Delivery state.
+    pub state: MessageState,
+}
+
+/// A peer we have talked to or seen, remembered across restarts so that messages to it can
+/// be queued while it is offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownPeer {
+    /// Identity.
+    pub id: PeerId,
+    /// Last known display name.
+    pub name: String,
+    /// Last known group.
+    pub group: String,
+    /// Last known host name.
+    pub host: String,
+    /// Last known address as `ip:port`.
+    pub addr: String,
+}
+
+/// The history database. Owned by the hub thread.
+pub struct Store {
+    /// The open SQLite connection; lives as long as the node.
+    conn: Connection,
+}
+
+const MESSAGE_COLUMNS: &str = "seq, msg_id, peer, outgoing, text, sent_at_ms, state";
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL in WAL mode survives a process crash (kill -9); only an OS crash can lose the
+        // last transactions, never corrupt the file.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        schema::migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// This installation's identity, created with `fresh` on first use.
+    pub fn local_id(&self, fresh: impl FnOnce() -> PeerId) -> Result<PeerId, StoreError> {
+        let existing: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'peer_id'", [], |row| row.get(0))
+            .optional()?;
+        if let Some(text) = existing {
+            return text.parse().map_err(|_| StoreError::Corrupt("peer id"));
+        }
+        let id = fresh();
+        self.conn.execute("INSERT INTO meta (key, value) VALUES ('peer_id', ?1)", [id.to_string()])?;
+        Ok(id)
+    }
+
+    /// Records (or refreshes) what we know of a peer.
+    pub fn remember_peer(&self, peer: &KnownPeer, seen_at_ms: u64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO peers (id, name, grp, host, addr, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET name = ?2, grp = ?3, host = ?4, addr = ?5, last_seen_ms = ?6",
+            )?
+            .execute(params![
+                peer.id.to_string(),
+                peer.name,
+                peer.group,
+                peer.host,
+                peer.addr,
+                to_sql_int(seen_at_ms)
+            ])?;
+        Ok(())
+    }
+
+    /// Every peer ever seen, most recently seen first.
+    pub fn known_peers(&self) -> Result<Vec<KnownPeer>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, name, grp, host, addr FROM peers ORDER BY last_seen_ms DESC")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+        })?;
+        rows.map(|row| {
+            let (id, name, group, host, addr) = row?;
+            let id = id.parse().map_err(|_| StoreError::Corrupt("peer id"))?;
+            Ok(KnownPeer { id, name, group, host, addr })
+        })
+        .collect()
+    }
+
+    /// Adds an outgoing message (state `Queued`) and returns it with its history position.
+    pub fn insert_outgoing(
+        &self,
+        msg_id: MsgId,
+        peer: PeerId,
+        text: &str,
+        sent_at_ms: u64,
+    ) -> Result<ChatMessage, StoreError> {
+        self.insert(msg_id, peer, Direction::Outgoing, text, sent_at_ms, MessageState::Queued)?
+            .ok_or(StoreError::Corrupt("duplicate outgoing message id"))
+    }
+
+    /// Adds an incoming message; `None` when this id from this peer is already in history (a
+    /// resend after a lost acknowledgement), so the caller shows it only once.
+    pub fn insert_incoming(
+        &self,
+        msg_id: MsgId,
+        peer: PeerId,
+        text: &str,
+        sent_at_ms: u64,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        self.insert(msg_id, peer, Direction::Incoming, text, sent_at_ms, MessageState::Delivered)
+    }
+
+    fn insert(
+        &self,
+        msg_id: MsgId,
+        peer: PeerId,
+        direction: Direction,
+        text: &str,
+        sent_at_ms: u64,
+        state: MessageState,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO messages (msg_id, peer, outgoing, text, sent_at_ms, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (peer, outgoing, msg_id) DO NOTHING",
+            )?
+            .execute(params![
+                msg_id.to_string(),
+                peer.to_string(),
+                direction == Direction::Outgoing,
+                text,
+                to_sql_int(sent_at_ms),
+                state.code()
+            ])?;
+        if inserted == 0 {
+            return Ok(None);
+        }
+        let seq = self.conn.last_insert_rowid();
+        Ok(Some(ChatMessage { seq, msg_id, peer, direction, text: text.to_owned(), sent_at_ms, state }))
+    }
+
+    /// Moves an outgoing message to `state` if that is a step forward; `false` when the
+    /// message is unknown, not ours to `peer`, or already at or past `state`.
+    pub fn advance_outgoing(
+        &self,
+        peer: PeerId,
+        msg_id: MsgId,
+        state: MessageState,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE messages SET state = ?1 WHERE peer = ?2 AND outgoing = 1 AND msg_id = ?3 AND state < ?1",
+            )?
+            .execute(params![state.code(), peer.to_string(), msg_id.to_string()])?;
+        Ok(changed > 0)
+    }
+
+    /// Outgoing messages to `peer` that are not yet delivered, oldest first: the outbox.
+    pub fn undelivered(&self, peer: PeerId) -> Result<Vec<ChatMessage>, StoreError> {
+        self.messages(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE peer = ?1 AND outgoing = 1 AND state < ?2 ORDER BY seq"
+            ),
+            params![peer.to_string(), MessageState::Delivered.code()],
+        )
+    }
+
+    /// Peers with at least one undelivered outgoing message.
+    pub fn peers_with_undelivered(&self) -> Result<Vec<PeerId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT peer FROM messages WHERE outgoing = 1 AND state < ?1")?;
+        let rows = stmt.query_map([MessageState::Delivered.code()], |row| row.get::<_, String>(0))?;
+        rows.map(|id| id?.parse().map_err(|_| StoreError::Corrupt("peer id"))).collect()
+    }
+
+    /// Marks every unread incoming message from `peer` as read.
+    pub fn mark_read(&self, peer: PeerId) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE messages SET state = ?1 WHERE peer = ?2 AND outgoing = 0 AND state < ?1")?
+            .execute(params![MessageState::Read.code(), peer.to_string()])?;
+        Ok(())
+    }
+
+    /// Incoming messages from `peer` that our user has read but whose read receipt has not
+    /// been handed to a connection yet, at most `limit`.
+    pub fn unreported_reads(&self, peer: PeerId, limit: usize) -> Result<Vec<MsgId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT msg_id FROM messages WHERE peer = ?1 AND outgoing = 0 AND state = ?2 AND read_reported = 0
+             ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![peer.to_string(), MessageState::Read.code(), to_sql_int(limit)], |row| {
+                row.get::<_, String>(0)
+            })?;
+        rows.map(|id| id?.parse().map_err(|_| StoreError::Corrupt("message id"))).collect()
+    }
+
+    /// Records that read receipts for these messages were sent.
+    pub fn mark_reads_reported(&mut self, peer: PeerId, msg_ids: &[MsgId]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE messages SET read_reported = 1 WHERE peer = ?1 AND outgoing = 0 AND msg_id = ?2",
+            )?;
+            for msg_id in msg_ids {
+                stmt.execute(params![peer.to_string(), msg_id.to_string()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One page of the conversation with `peer`: up to `limit` messages older than `before`
+    /// (or the newest ones), returned oldest first.
+    pub fn history(
+        &self,
+        peer: PeerId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let mut page = self.messages(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE peer = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+            ),
+            params![peer.to_string(), before.unwrap_or(i64::MAX), to_sql_int(limit)],
+        )?;
+        page.reverse();
+        Ok(page)
+    }
+
+    /// Messages whose text contains `query` (case-insensitive for ASCII), newest first.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
+        let pattern = format!("%{}%", escape_like(query));
+        self.messages(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE text LIKE ?1 ESCAPE '\\' ORDER BY seq DESC LIMIT ?2"
+            ),
+            params![pattern, to_sql_int(limit)],
+        )
+    }
+
+    fn messages(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<ChatMessage>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params, raw_message)?;
+        rows.map(|row| row?.into_message()).collect()
+    }
+}
+
+/// Converts counts and epoch milliseconds for SQLite's signed integers; they are far below
+/// `i64::MAX`, and saturating is the honest answer if one is not.
+fn to_sql_int<T: TryInto<i64>>(value: T) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+fn escape_like(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    for c in query.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A row as SQLite returns it, before the ids are parsed.
+struct RawMessage {
+    seq: i64,
+    msg_id: String,
+    peer: String,
+    outgoing: bool,
+    text: String,
+    sent_at_ms: i64,
+    state: i64,
+}
+
+fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
+    Ok(RawMessage {
+        seq: row.get(0)?,
+        msg_id: row.get(1)?,
+        peer: row.get(2)?,
+        outgoing: row.get(3)?,
+        text: row.get(4)?,
+        sent_at_ms: row.get(5)?,
+        state: row.get(6)?,
+    })
+}
+
+impl RawMessage {
+    fn into_message(self) -> Result<ChatMessage, StoreError> {
+        Ok(ChatMessage {
+            seq: self.seq,
+            msg_id: self.msg_id.parse().map_err(|_| StoreError::Corrupt("message id"))?,
+            peer: self.peer.parse().map_err(|_| StoreError::Corrupt("peer id"))?,
+            direction: if self.outgoing { Direction::Outgoing } else { Direction::Incoming },
+            text: self.text,
+            sent_at_ms: u64::try_from(self.sent_at_ms).map_err(|_| StoreError::Corrupt("timestamp"))?,
+            state: MessageState::from_code(self.state)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,47 @@
+//! Schema migrations, applied in order and recorded in SQLite's `user_version`.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Append only: a released
+/// migration is never edited.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE peers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        host TEXT NOT NULL,
+        addr TEXT NOT NULL,
+        last_seen_ms INTEGER NOT NULL
+    );
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        msg_id TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        outgoing INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        sent_at_ms INTEGER NOT NULL,
+        state INTEGER NOT NULL,
+        read_reported INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (peer, outgoing, msg_id)
+    );
+    CREATE INDEX messages_by_peer ON messages (peer, seq);
+    CREATE INDEX messages_pending ON messages (outgoing, state);
+"];
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    let tx = conn.transaction()?;
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i64::try_from(version + 1).unwrap_or(i64::MAX))?;
+    }
+    tx.commit()?;
+    Ok(())
+}

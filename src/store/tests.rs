@@ -1,0 +1,127 @@
+//! The history database keeps each message once, moves states only forward, and serves the
+//! outbox, pages and search that the node and the window rely on.
+
+use super::*;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("history.sqlite3")).unwrap();
+    (dir, store)
+}
+
+fn peer(n: u8) -> PeerId {
+    PeerId::from_bytes([n; 16])
+}
+
+fn msg(n: u8) -> MsgId {
+    MsgId::from_bytes([n; 16])
+}
+
+#[test]
+fn identity_is_created_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    let first = Store::open(&path).unwrap().local_id(|| peer(7)).unwrap();
+    let again = Store::open(&path).unwrap().local_id(|| peer(9)).unwrap();
+    assert_eq!(first, peer(7));
+    assert_eq!(again, peer(7));
+}
+
+#[test]
+fn incoming_duplicates_are_kept_once() {
+    let (_dir, store) = store();
+    assert!(store.insert_incoming(msg(1), peer(1), "hi", 5).unwrap().is_some());
+    assert!(store.insert_incoming(msg(1), peer(1), "hi", 5).unwrap().is_none());
+    assert_eq!(store.history(peer(1), None, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn outgoing_states_only_move_forward_and_only_for_the_right_peer() {
+    let (_dir, store) = store();
+    store.insert_outgoing(msg(1), peer(2), "yo", 1).unwrap();
+    assert!(!store.advance_outgoing(peer(3), msg(1), MessageState::Delivered).unwrap());
+    assert!(store.advance_outgoing(peer(2), msg(1), MessageState::Delivered).unwrap());
+    assert!(!store.advance_outgoing(peer(2), msg(1), MessageState::Sent).unwrap());
+    assert!(!store.advance_outgoing(peer(2), msg(1), MessageState::Delivered).unwrap());
+    assert!(store.advance_outgoing(peer(2), msg(1), MessageState::Read).unwrap());
+    assert_eq!(store.history(peer(2), None, 1).unwrap()[0].state, MessageState::Read);
+}
+
+#[test]
+fn outbox_lists_undelivered_oldest_first() {
+    let (_dir, store) = store();
+    store.insert_outgoing(msg(1), peer(2), "one", 1).unwrap();
+    store.insert_outgoing(msg(2), peer(2), "two", 2).unwrap();
+    store.insert_outgoing(msg(3), peer(4), "three", 3).unwrap();
+    store.advance_outgoing(peer(2), msg(1), MessageState::Sent).unwrap();
+    let texts: Vec<_> = store.undelivered(peer(2)).unwrap().into_iter().map(|m| m.text).collect();
+    assert_eq!(texts, ["one", "two"]);
+    store.advance_outgoing(peer(2), msg(1), MessageState::Delivered).unwrap();
+    store.advance_outgoing(peer(2), msg(2), MessageState::Delivered).unwrap();
+    assert_eq!(store.peers_with_undelivered().unwrap(), [peer(4)]);
+}
+
+#[test]
+fn history_pages_backwards() {
+    let (_dir, store) = store();
+    for n in 0..25 {
+        store.insert_incoming(msg(n), peer(1), &format!("m{n}"), u64::from(n)).unwrap();
+    }
+    let newest = store.history(peer(1), None, 10).unwrap();
+    assert_eq!(newest.first().unwrap().text, "m15");
+    assert_eq!(newest.last().unwrap().text, "m24");
+    let older = store.history(peer(1), Some(newest[0].seq), 10).unwrap();
+    assert_eq!(older.first().unwrap().text, "m5");
+    let oldest = store.history(peer(1), Some(older[0].seq), 10).unwrap();
+    assert_eq!(oldest.len(), 5);
+}
+
+#[test]
+fn search_finds_substrings_and_treats_wildcards_literally() {
+    let (_dir, store) = store();
+    store.insert_incoming(msg(1), peer(1), "Lunch at 12?", 1).unwrap();
+    store.insert_outgoing(msg(2), peer(2), "午饭 100% yes", 2).unwrap();
+    store.insert_incoming(msg(3), peer(1), "nothing here", 3).unwrap();
+    assert_eq!(store.search("lunch", 10).unwrap().len(), 1);
+    assert_eq!(store.search("午饭", 10).unwrap()[0].msg_id, msg(2));
+    assert_eq!(store.search("100%", 10).unwrap().len(), 1);
+    assert_eq!(store.search("%", 10).unwrap().len(), 1);
+    assert_eq!(store.search("_", 10).unwrap().len(), 0);
+}
+
+#[test]
+fn read_receipts_are_reported_once() {
+    let (_dir, mut store) = store();
+    store.insert_incoming(msg(1), peer(1), "a", 1).unwrap();
+    store.insert_incoming(msg(2), peer(1), "b", 2).unwrap();
+    assert!(store.unreported_reads(peer(1), 10).unwrap().is_empty());
+    store.mark_read(peer(1)).unwrap();
+    let ids = store.unreported_reads(peer(1), 10).unwrap();
+    assert_eq!(ids, [msg(1), msg(2)]);
+    store.mark_reads_reported(peer(1), &ids).unwrap();
+    assert!(store.unreported_reads(peer(1), 10).unwrap().is_empty());
+}
+
+#[test]
+fn known_peers_are_remembered_and_refreshed() {
+    let (_dir, store) = store();
+    let mut bo = KnownPeer {
+        id: peer(1),
+        name: "Bo".into(),
+        group: "".into(),
+        host: "h".into(),
+        addr: "10.0.0.2:2426".into(),
+    };
+    store.remember_peer(&bo, 1).unwrap();
+    bo.name = "Bo W.".into();
+    store.remember_peer(&bo, 2).unwrap();
+    assert_eq!(store.known_peers().unwrap(), [bo]);
+}
+
+#[test]
+fn refuses_a_database_from_the_future() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite3");
+    Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+}
