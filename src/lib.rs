@@ -4,5 +4,12 @@
 //! # Layout
 //! - [`protocol`]: wire formats as pure functions (bytes <-> types), no I/O.
 //! - [`store`]: history, outbox, known peers and identity in one SQLite file.
+//! - [`config`]: settings (TOML + flags) and folders.
+//! - [`node`]: the engine: threads, sockets and the hub that owns all state.
+pub mod config;
+pub mod node;
 pub mod protocol;
 pub mod store;
+
+pub use config::Config;
+pub use node::{Command, Event, Node};

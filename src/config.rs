@@ -1,0 +1,167 @@
+//! Settings of one node: what the user chose (a TOML file in the config folder, overridden by
+//! command-line flags) and where its files live (folders from the `directories` crate).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::protocol::announce::Status;
+
+/// Discovery and messaging port of the native protocol (UDP and TCP), one above IP
+/// Messenger's 2425 so both can run side by side.
+pub const DEFAULT_PORT: u16 = 2426;
+
+/// Name of the settings file, in the config folder or in `--data-dir`.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// What can go wrong while reading settings.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The settings file exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The settings file is not valid TOML for these settings.
+    #[error("invalid settings in {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        source: Box<toml::de::Error>,
+    },
+    /// No home folder, so no default folders; pass `--data-dir`.
+    #[error("no home folder found; pass --data-dir")]
+    NoHome,
+}
+
+/// User-chosen settings, as stored in `config.toml`. Missing keys take their defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Display name shown to peers.
+    pub name: String,
+    /// Group (department, team) shown to peers and used to group the peer list.
+    pub group: String,
+    /// Availability shown to peers.
+    pub status: Status,
+    /// IPv4 address to bind; `0.0.0.0` listens on every interface and announces on all.
+    pub bind: Ipv4Addr,
+    /// UDP and TCP port of the native protocol.
+    pub port: u16,
+    /// Extra announce targets: a host or a subnet's broadcast address, with an optional
+    /// `:port` (default: [`Settings::port`]). For VPNs, other subnets and loopback tests.
+    pub targets: Vec<String>,
+    /// Announce to the broadcast address of every interface (off: targets only).
+    pub broadcast: bool,
+    /// Where received files go; `None` means the user's Downloads/Pigeon.
+    pub download_dir: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            name: default_name(),
+            group: String::new(),
+            status: Status::Online,
+            bind: Ipv4Addr::UNSPECIFIED,
+            port: DEFAULT_PORT,
+            targets: Vec::new(),
+            broadcast: true,
+            download_dir: None,
+        }
+    }
+}
+
+/// Everything a node needs to start: settings plus the folder that holds its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The user's settings.
+    pub settings: Settings,
+    /// Holds the history database, the lock and the control socket of this node.
+    pub data_dir: PathBuf,
+}
+
+impl Config {
+    /// A config with default settings whose state lives in `data_dir` (tests, benchmarks).
+    pub fn in_dir(data_dir: impl Into<PathBuf>) -> Config {
+        Config { settings: Settings::default(), data_dir: data_dir.into() }
+    }
+
+    /// Reads settings for `data_dir` (or the user's default folders when `None`): the
+    /// settings file sits in the data folder when one is given, else in the config folder.
+    pub fn load(data_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let (data_dir, config_file) = match data_dir {
+            Some(dir) => (dir.to_path_buf(), dir.join(CONFIG_FILE)),
+            None => {
+                let dirs = project_dirs().ok_or(ConfigError::NoHome)?;
+                (dirs.data_dir().to_path_buf(), dirs.config_dir().join(CONFIG_FILE))
+            }
+        };
+        let settings = match std::fs::read_to_string(&config_file) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|source| ConfigError::Parse { path: config_file, source: Box::new(source) })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Settings::default(),
+            Err(source) => return Err(ConfigError::Read { path: config_file, source }),
+        };
+        Ok(Config { settings, data_dir })
+    }
+
+    /// The folder received files go to.
+    pub fn download_dir(&self) -> PathBuf {
+        self.settings.download_dir.clone().unwrap_or_else(|| {
+            directories::UserDirs::new()
+                .and_then(|dirs| dirs.download_dir().map(Path::to_path_buf))
+                .unwrap_or_else(|| self.data_dir.join("downloads"))
+                .join("Pigeon")
+        })
+    }
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "Pigeon")
+}
+
+/// This machine's host name, or "localhost" when the system will not say.
+pub fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// "user@host": recognisable to colleagues before anyone picks a name.
+fn default_name() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| String::from("pigeon"));
+    format!("{user}@{}", host_name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_gives_defaults_and_partial_file_keeps_other_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(Some(dir.path())).unwrap();
+        assert_eq!(config.settings.port, DEFAULT_PORT);
+        assert_eq!(config.data_dir, dir.path());
+        std::fs::write(dir.path().join(CONFIG_FILE), "name = \"Ana\"\ntargets = [\"10.8.0.255\"]\n").unwrap();
+        let config = Config::load(Some(dir.path())).unwrap();
+        assert_eq!(config.settings.name, "Ana");
+        assert_eq!(config.settings.targets, ["10.8.0.255"]);
+        assert!(config.settings.broadcast);
+    }
+
+    #[test]
+    fn invalid_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "port = \"many\"\n").unwrap();
+        let err = Config::load(Some(dir.path())).unwrap_err();
+        assert!(err.to_string().contains("config.toml"), "{err}");
+    }
+}

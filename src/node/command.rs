@@ -1,0 +1,118 @@
+//! Commands: everything a consumer (window, daemon, control socket) can ask of the node.
+//! Serialized as one JSON object per line by the daemon, tagged by `"type"`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::announce::Status;
+use crate::protocol::ids::PeerId;
+
+/// Default page size of [`Command::LoadHistory`]: about a screenful and a half.
+pub const DEFAULT_PAGE: usize = 50;
+
+/// Largest page of history or search results one command returns.
+pub const MAX_PAGE: usize = 500;
+
+/// A request to the node, imperative and self-contained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// Send `text` to each peer in `to` (one message per peer); answered by
+    /// [`Event::MessageQueued`](super::Event::MessageQueued) per peer, carrying `tag`.
+    SendMessage {
+        /// Recipients: online peers or peers seen before (queued until they are back).
+        to: Vec<PeerId>,
+        /// UTF-8 text, at most 64 KiB.
+        text: String,
+        /// Opaque label echoed in the resulting events, so a client can match them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+    },
+    /// The user has the conversation with `peer` on screen: mark its messages read and tell
+    /// the sender.
+    MarkRead {
+        /// Whose messages were read.
+        peer: PeerId,
+    },
+    /// Ask for the current peer list; answered by [`Event::Peers`](super::Event::Peers).
+    ListPeers,
+    /// Ask for a page of history; answered by [`Event::History`](super::Event::History).
+    LoadHistory {
+        /// The conversation.
+        peer: PeerId,
+        /// Only messages with a `seq` below this (omit for the newest page).
+        #[serde(default)]
+        before: Option<i64>,
+        /// Page size, at most 500.
+        #[serde(default = "default_page")]
+        limit: usize,
+    },
+    /// Search all history for a text; answered by
+    /// [`Event::SearchResults`](super::Event::SearchResults).
+    Search {
+        /// Text to look for (case-insensitive for ASCII).
+        query: String,
+        /// Most results, at most 500.
+        #[serde(default = "default_page")]
+        limit: usize,
+    },
+    /// Reach a peer by address (`ip:port`) when discovery cannot (another subnet); the peer
+    /// appears through [`Event::PeerJoined`](super::Event::PeerJoined).
+    Connect {
+        /// TCP address of the peer.
+        addr: String,
+    },
+    /// Change how we appear to others; peers are told at once.
+    SetProfile {
+        /// New display name.
+        #[serde(default)]
+        name: Option<String>,
+        /// New group.
+        #[serde(default)]
+        group: Option<String>,
+        /// New status.
+        #[serde(default)]
+        status: Option<Status>,
+    },
+    /// Ask for counters; answered by [`Event::Stats`](super::Event::Stats).
+    Stats,
+    /// Say goodbye to peers and stop the node.
+    Shutdown,
+}
+
+fn default_page() -> usize {
+    DEFAULT_PAGE
+}
+
+impl Command {
+    /// Parses one line of the JSON-lines interface; the error is a sentence for the user.
+    pub fn from_json_line(line: &str) -> Result<Command, String> {
+        serde_json::from_str(line).map_err(|err| format!("invalid command: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_lines_parse() {
+        let send = Command::from_json_line(
+            r#"{"type":"send_message","to":["00112233445566778899aabbccddeeff"],"text":"hi"}"#,
+        )
+        .unwrap();
+        assert!(matches!(send, Command::SendMessage { tag: None, .. }));
+        let page =
+            Command::from_json_line(r#"{"type":"load_history","peer":"00112233445566778899aabbccddeeff"}"#)
+                .unwrap();
+        assert!(matches!(page, Command::LoadHistory { before: None, limit: DEFAULT_PAGE, .. }));
+        assert_eq!(Command::from_json_line(r#"{"type":"shutdown"}"#).unwrap(), Command::Shutdown);
+    }
+
+    #[test]
+    fn malformed_lines_are_explained() {
+        let err = Command::from_json_line(r#"{"type":"fly"}"#).unwrap_err();
+        assert!(err.contains("unknown variant"), "{err}");
+        assert!(Command::from_json_line("not json").is_err());
+        assert!(Command::from_json_line(r#"{"type":"mark_read","peer":"nope"}"#).is_err());
+    }
+}

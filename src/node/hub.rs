@@ -1,0 +1,777 @@
+//! The hub: the one thread that owns the node's state — peer table, connections, outbox
+//! (in the store) — and reacts to commands, network input and timers in a `select!` loop.
+//! Other threads only carry bytes and report here over channels.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, select};
+
+use super::command::{Command, MAX_PAGE};
+use super::connection::{ConnHandle, ConnId};
+use super::discovery::{Announcer, Counters};
+use super::event::{Event, LeaveReason, PeerInfo, Stats};
+use super::sinks::{ClientId, Origin, Sinks, Waker};
+use super::threads::{self, StopFlag};
+use super::{random_id, socket};
+use crate::protocol::announce::{Datagram, Goodbye, Presence};
+use crate::protocol::frame::Frame;
+use crate::protocol::ids::{MsgId, PeerId};
+use crate::protocol::message::{MAX_RECEIPT_IDS, Receipt, WireMessage, check_text_len};
+use crate::store::{KnownPeer, MessageState, Store, StoreError};
+
+/// Delays of the start-up announces after the first: three tries make discovery survive a
+/// lost datagram without waiting for the first heartbeat.
+const STARTUP_ANNOUNCES: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
+
+/// How often a node repeats its presence once started.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A peer silent for this long is dropped: four heartbeats missed. With the housekeeping
+/// interval this bounds the time a crashed peer stays listed to 9 s.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// How often the hub checks expiries, acknowledgement timeouts and reconnects.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An unacknowledged message after this long means the connection is dead (pulled cable,
+/// sleeping laptop); it is closed and the message resent on a new one.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time allowed to establish a TCP connection to a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// First and longest pause between reconnect attempts to a peer with queued messages.
+const RETRY_BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(10));
+
+/// Open connections beyond this are refused at accept, so junk connections cannot exhaust
+/// file descriptors or threads.
+const MAX_CONNECTIONS: usize = 512;
+
+/// What the I/O threads report to the hub.
+pub enum NetEvent {
+    /// A discovery datagram decoded by a receiver thread.
+    Datagram {
+        /// Source address (the sender's discovery socket).
+        from: SocketAddrV4,
+        /// The datagram.
+        datagram: Datagram,
+    },
+    /// The listener accepted a connection.
+    Accepted {
+        /// The new connection.
+        stream: TcpStream,
+        /// The other end.
+        remote: SocketAddr,
+    },
+    /// A connect attempt finished.
+    Connected {
+        /// Why we connected.
+        target: ConnectTarget,
+        /// The stream, or why not.
+        result: std::io::Result<TcpStream>,
+    },
+    /// A frame arrived on a connection.
+    Frame {
+        /// Which connection.
+        conn: ConnId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// A connection ended.
+    Closed {
+        /// Which connection.
+        conn: ConnId,
+        /// Why, for the log.
+        reason: String,
+        /// Whether the peer broke the protocol (counted in stats).
+        misbehaved: bool,
+    },
+}
+
+/// What a connect attempt was for.
+pub enum ConnectTarget {
+    /// Deliver queued messages to a known peer.
+    Peer(PeerId),
+    /// A `connect` command.
+    Addr {
+        /// The address as the user gave it.
+        addr: String,
+        /// Who asked.
+        origin: Origin,
+    },
+}
+
+/// Requests from the node handle and control clients.
+pub enum Input {
+    /// A command and who sent it.
+    Command(Command, Origin),
+    /// A control client wants events.
+    Subscribe(ClientId, Sender<Event>),
+    /// A control client left.
+    Unsubscribe(ClientId),
+    /// The owner's waker.
+    SetWaker(Waker),
+}
+
+/// A peer currently online.
+struct Peer {
+    /// What it last told us about itself.
+    presence: Presence,
+    /// Where we last heard it from.
+    ip: Ipv4Addr,
+    /// When we last heard anything from it; it expires after [`PEER_TIMEOUT`] of silence.
+    last_seen: Instant,
+    /// The connection we send on, once its hello arrived.
+    conn: Option<ConnId>,
+    /// Whether a connect attempt is under way.
+    connecting: bool,
+    /// No reconnect before this instant.
+    retry_at: Instant,
+    /// Pause before the next reconnect after a failure.
+    backoff: Duration,
+}
+
+impl Peer {
+    fn info(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.presence.id,
+            name: self.presence.name.clone(),
+            group: self.presence.group.clone(),
+            host: self.presence.host.clone(),
+            addr: self.ip.to_string(),
+            port: self.presence.port,
+            status: self.presence.status,
+        }
+    }
+
+    fn tcp_addr(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(self.ip, self.presence.port))
+    }
+}
+
+/// A live connection.
+struct Conn {
+    /// Threads and write queue.
+    handle: ConnHandle,
+    /// The peer at the other end, once its hello arrived.
+    peer: Option<PeerId>,
+}
+
+/// Everything the hub is started with.
+pub struct HubParts {
+    /// Our presence as announced.
+    pub me: Presence,
+    /// The history database.
+    pub store: Store,
+    /// Sends discovery datagrams.
+    pub announcer: Announcer,
+    /// Commands and subscriptions.
+    pub inputs: Receiver<Input>,
+    /// Reports from I/O threads.
+    pub net: Receiver<NetEvent>,
+    /// A sender for new I/O threads (connections, connects).
+    pub net_tx: Sender<NetEvent>,
+    /// The owner's event channel.
+    pub events: Sender<Event>,
+    /// Raised at shutdown for the I/O threads.
+    pub stop: StopFlag,
+    /// Long-lived I/O threads (receivers, listener, control), joined at shutdown.
+    pub io_threads: Vec<JoinHandle<()>>,
+    /// Counters shared with the receiver threads.
+    pub counters: Arc<Counters>,
+    /// Sockets to poke so blocked I/O threads notice shutdown at once.
+    pub wake: super::Wake,
+    /// Held for the node's lifetime: the data folder is ours.
+    pub lock: std::fs::File,
+}
+
+/// The hub's state. See the module doc.
+pub struct Hub {
+    me: Presence,
+    store: Store,
+    announcer: Announcer,
+    inputs: Receiver<Input>,
+    net: Receiver<NetEvent>,
+    net_tx: Sender<NetEvent>,
+    sinks: Sinks,
+    stop: StopFlag,
+    io_threads: Vec<JoinHandle<()>>,
+    counters: Arc<Counters>,
+    wake: super::Wake,
+    _lock: std::fs::File,
+    /// Online peers.
+    peers: HashMap<PeerId, Peer>,
+    /// Every peer id ever seen (online or not): messages to them may be queued.
+    known: HashSet<PeerId>,
+    /// Peers with messages or read receipts still to deliver.
+    outbox_peers: HashSet<PeerId>,
+    /// Open connections.
+    conns: HashMap<ConnId, Conn>,
+    next_conn: u64,
+    /// Messages written to a connection and not yet acknowledged: where and when.
+    awaiting_ack: HashMap<MsgId, (ConnId, Instant)>,
+    /// Connect attempts in flight (joined when finished).
+    connectors: Vec<JoinHandle<()>>,
+    /// Connections closed for invalid framing.
+    bad_connections: u64,
+    /// Start-up announces still to send.
+    startup_left: std::slice::Iter<'static, Duration>,
+    next_announce: Instant,
+    next_housekeeping: Instant,
+}
+
+impl Hub {
+    /// Builds the hub; nothing happens until [`Hub::run`].
+    pub fn new(parts: HubParts) -> Result<Hub, StoreError> {
+        let known = parts.store.known_peers()?.into_iter().map(|peer| peer.id).collect();
+        let outbox_peers = parts.store.peers_with_undelivered()?.into_iter().collect();
+        let now = Instant::now();
+        Ok(Hub {
+            me: parts.me,
+            store: parts.store,
+            announcer: parts.announcer,
+            inputs: parts.inputs,
+            net: parts.net,
+            net_tx: parts.net_tx,
+            sinks: Sinks::new(parts.events),
+            stop: parts.stop,
+            io_threads: parts.io_threads,
+            counters: parts.counters,
+            wake: parts.wake,
+            _lock: parts.lock,
+            peers: HashMap::new(),
+            known,
+            outbox_peers,
+            conns: HashMap::new(),
+            next_conn: 0,
+            awaiting_ack: HashMap::new(),
+            connectors: Vec::new(),
+            bad_connections: 0,
+            startup_left: STARTUP_ANNOUNCES.iter(),
+            next_announce: now,
+            next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+        })
+    }
+
+    /// Runs until a shutdown command or until the node handle is dropped, then stops cleanly.
+    pub fn run(mut self, local_addr: SocketAddrV4) {
+        self.sinks.emit(&Event::Started {
+            id: self.me.id,
+            name: self.me.name.clone(),
+            addr: local_addr.to_string(),
+        });
+        loop {
+            let now = Instant::now();
+            if now >= self.next_announce {
+                self.announce_on_schedule(now);
+            }
+            if now >= self.next_housekeeping {
+                self.housekeeping(now);
+                self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+            }
+            self.sinks.wake();
+            let timeout =
+                self.next_announce.min(self.next_housekeeping).saturating_duration_since(Instant::now());
+            select! {
+                recv(self.inputs) -> input => match input {
+                    Ok(Input::Command(Command::Shutdown, _)) | Err(_) => break,
+                    Ok(input) => self.on_input(input),
+                },
+                recv(self.net) -> event => {
+                    if let Ok(event) = event {
+                        self.on_net(event);
+                    }
+                },
+                default(timeout) => {},
+            }
+        }
+        self.shut_down();
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Command(command, origin) => self.on_command(command, origin),
+            Input::Subscribe(client, events) => self.sinks.subscribe(client, events),
+            Input::Unsubscribe(client) => self.sinks.unsubscribe(client),
+            Input::SetWaker(waker) => self.sinks.set_waker(waker),
+        }
+    }
+
+    fn on_command(&mut self, command: Command, origin: Origin) {
+        match command {
+            Command::SendMessage { to, text, tag } => self.send_message(&to, &text, tag, origin),
+            Command::MarkRead { peer } => {
+                if let Err(err) = self.store.mark_read(peer) {
+                    self.fail(origin, None, &err);
+                    return;
+                }
+                self.outbox_peers.insert(peer);
+                self.flush(peer);
+            }
+            Command::ListPeers => {
+                let mut peers: Vec<PeerInfo> = self.peers.values().map(Peer::info).collect();
+                peers.sort_by(|a, b| (&a.group, &a.name, a.id).cmp(&(&b.group, &b.name, b.id)));
+                self.sinks.reply(origin, Event::Peers { peers });
+            }
+            Command::LoadHistory { peer, before, limit } => {
+                let limit = limit.min(MAX_PAGE);
+                match self.store.history(peer, before, limit + 1) {
+                    Ok(mut messages) => {
+                        let has_more = messages.len() > limit;
+                        if has_more {
+                            messages.remove(0);
+                        }
+                        self.sinks.reply(origin, Event::History { peer, messages, has_more });
+                    }
+                    Err(err) => self.fail(origin, None, &err),
+                }
+            }
+            Command::Search { query, limit } => match self.store.search(&query, limit.min(MAX_PAGE)) {
+                Ok(messages) => self.sinks.reply(origin, Event::SearchResults { query, messages }),
+                Err(err) => self.fail(origin, None, &err),
+            },
+            Command::Connect { addr } => match addr.parse::<SocketAddr>() {
+                Ok(sock) => self.start_connect(ConnectTarget::Addr { addr, origin }, sock),
+                Err(err) => self.fail(origin, None, &format!("cannot connect to {addr:?}: {err}")),
+            },
+            Command::SetProfile { name, group, status } => {
+                if let Some(name) = name {
+                    self.me.name = clip_label(name);
+                }
+                if let Some(group) = group {
+                    self.me.group = clip_label(group);
+                }
+                if let Some(status) = status {
+                    self.me.status = status;
+                }
+                self.announce(Datagram::Heartbeat(self.me.clone()));
+            }
+            Command::Stats => {
+                let stats = Stats {
+                    datagrams: self.counters.datagrams.load(Ordering::Relaxed),
+                    malformed_datagrams: self.counters.malformed_datagrams.load(Ordering::Relaxed),
+                    bad_connections: self.bad_connections,
+                    dropped_events: self.sinks.dropped,
+                    peers_online: self.peers.len(),
+                    connections: self.conns.len(),
+                };
+                self.sinks.reply(origin, Event::Stats { stats });
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn fail(&mut self, origin: Origin, tag: Option<String>, error: &dyn std::fmt::Display) {
+        self.sinks.reply(origin, Event::CommandFailed { error: error.to_string(), tag });
+    }
+
+    fn send_message(&mut self, to: &[PeerId], text: &str, tag: Option<String>, origin: Origin) {
+        if let Err(err) = check_text_len(text) {
+            self.fail(origin, tag, &format!("message not sent: {err}"));
+            return;
+        }
+        if to.is_empty() {
+            self.fail(origin, tag, &"message not sent: no recipient");
+            return;
+        }
+        if let Some(unknown) = to.iter().find(|peer| !self.known.contains(peer)) {
+            self.fail(origin, tag, &format!("message not sent: unknown peer {unknown}"));
+            return;
+        }
+        let sent_at_ms = now_ms();
+        for &peer in to {
+            match self.store.insert_outgoing(random_id(MsgId::from_bytes), peer, text, sent_at_ms) {
+                Ok(message) => self.sinks.emit(&Event::MessageQueued { message, tag: tag.clone() }),
+                Err(err) => {
+                    self.fail(origin, tag.clone(), &err);
+                    continue;
+                }
+            }
+            self.outbox_peers.insert(peer);
+            self.flush(peer);
+        }
+    }
+
+    fn on_net(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Datagram { from, datagram } => self.on_datagram(from, datagram),
+            NetEvent::Accepted { stream, remote } => {
+                if self.conns.len() >= MAX_CONNECTIONS {
+                    log::info!("refusing connection from {remote}: {MAX_CONNECTIONS} already open");
+                    return;
+                }
+                self.open_conn(stream);
+            }
+            NetEvent::Connected { target, result } => self.on_connected(target, result),
+            NetEvent::Frame { conn, frame } => self.on_frame(conn, frame),
+            NetEvent::Closed { conn, reason, misbehaved } => {
+                if misbehaved {
+                    self.bad_connections += 1;
+                }
+                self.close_conn(conn, &reason);
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, from: SocketAddrV4, datagram: Datagram) {
+        if datagram.sender() == self.me.id {
+            return;
+        }
+        match datagram {
+            Datagram::Announce(presence) => {
+                // An announce from a peer we know means it restarted: its old connection is dead.
+                if let Some(conn) = self.peers.get(&presence.id).and_then(|peer| peer.conn) {
+                    self.close_conn(conn, "peer restarted");
+                }
+                self.announcer.reply(&self.me, from);
+                self.saw(presence, *from.ip());
+            }
+            Datagram::Heartbeat(presence) => {
+                if !self.peers.contains_key(&presence.id) {
+                    self.announcer.reply(&self.me, from);
+                }
+                self.saw(presence, *from.ip());
+            }
+            Datagram::Reply(presence) => self.saw(presence, *from.ip()),
+            Datagram::Goodbye(Goodbye { id }) => self.drop_peer(id, LeaveReason::Goodbye),
+        }
+    }
+
+    /// Records that `presence` is alive at `ip`: adds or refreshes the peer.
+    fn saw(&mut self, presence: Presence, ip: Ipv4Addr) {
+        let now = Instant::now();
+        let id = presence.id;
+        let changed = match self.peers.get_mut(&id) {
+            Some(peer) => {
+                peer.last_seen = now;
+                let changed = peer.presence != presence || peer.ip != ip;
+                peer.presence = presence;
+                peer.ip = ip;
+                changed
+            }
+            None => {
+                let peer = Peer {
+                    presence,
+                    ip,
+                    last_seen: now,
+                    conn: None,
+                    connecting: false,
+                    retry_at: now,
+                    backoff: RETRY_BACKOFF.0,
+                };
+                let info = peer.info();
+                self.peers.insert(id, peer);
+                self.known.insert(id);
+                self.remember(&info);
+                self.sinks.emit(&Event::PeerJoined { peer: info });
+                self.flush(id);
+                return;
+            }
+        };
+        if changed && let Some(info) = self.peers.get(&id).map(Peer::info) {
+            self.remember(&info);
+            self.sinks.emit(&Event::PeerUpdated { peer: info });
+        }
+    }
+
+    fn remember(&mut self, info: &PeerInfo) {
+        let known = KnownPeer {
+            id: info.id,
+            name: info.name.clone(),
+            group: info.group.clone(),
+            host: info.host.clone(),
+            addr: format!("{}:{}", info.addr, info.port),
+        };
+        if let Err(err) = self.store.remember_peer(&known, now_ms()) {
+            log::warn!("cannot remember peer {}: {err}", info.id);
+        }
+    }
+
+    fn drop_peer(&mut self, id: PeerId, reason: LeaveReason) {
+        if let Some(peer) = self.peers.remove(&id) {
+            if let Some(conn) = peer.conn {
+                self.close_conn(conn, "peer left");
+            }
+            self.sinks.emit(&Event::PeerLeft { id, reason });
+        }
+    }
+
+    fn open_conn(&mut self, stream: TcpStream) {
+        if let Err(err) = socket::prepare_stream(&stream) {
+            log::debug!("connection setup failed: {err}");
+            return;
+        }
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        match ConnHandle::start(id, stream, &self.net_tx) {
+            Ok(handle) => {
+                handle.send(&Frame::Hello(self.me.clone()));
+                self.conns.insert(id, Conn { handle, peer: None });
+            }
+            Err(err) => log::warn!("cannot start connection threads: {err}"),
+        }
+    }
+
+    fn close_conn(&mut self, id: ConnId, reason: &str) {
+        let Some(conn) = self.conns.remove(&id) else { return };
+        log::debug!("connection {} to {} closed: {reason}", id.0, conn.handle.remote);
+        conn.handle.close();
+        self.awaiting_ack.retain(|_, (on, _)| *on != id);
+        if let Some(peer) = conn.peer.and_then(|peer| self.peers.get_mut(&peer))
+            && peer.conn == Some(id)
+        {
+            peer.conn = None;
+        }
+    }
+
+    fn on_connected(&mut self, target: ConnectTarget, result: std::io::Result<TcpStream>) {
+        match (target, result) {
+            (ConnectTarget::Peer(id), result) => {
+                let Some(peer) = self.peers.get_mut(&id) else { return };
+                peer.connecting = false;
+                match result {
+                    Ok(stream) => self.open_conn(stream),
+                    Err(err) => {
+                        log::debug!("connect to {id} failed: {err}");
+                        peer.retry_at = Instant::now() + peer.backoff;
+                        peer.backoff = (peer.backoff * 2).min(RETRY_BACKOFF.1);
+                    }
+                }
+            }
+            (ConnectTarget::Addr { .. }, Ok(stream)) => self.open_conn(stream),
+            (ConnectTarget::Addr { addr, origin }, Err(err)) => {
+                self.sinks.reply(origin, Event::ConnectFailed { addr, reason: err.to_string() });
+            }
+        }
+    }
+
+    fn on_frame(&mut self, conn_id: ConnId, frame: Frame) {
+        let Some(conn) = self.conns.get(&conn_id) else { return };
+        let remote_ip = match conn.handle.remote.ip() {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(_) => return,
+        };
+        if let Frame::Hello(presence) = frame {
+            self.on_hello(conn_id, presence, remote_ip);
+            return;
+        }
+        let Some(peer) = conn.peer else { return };
+        if let Some(entry) = self.peers.get_mut(&peer) {
+            entry.last_seen = Instant::now();
+        }
+        match frame {
+            Frame::Message(message) => self.on_message(conn_id, peer, message),
+            Frame::Delivered(receipt) => self.on_receipt(peer, &receipt, MessageState::Delivered),
+            Frame::Read(receipt) => self.on_receipt(peer, &receipt, MessageState::Read),
+            Frame::Hello(_) | Frame::Unknown { .. } => {}
+        }
+    }
+
+    fn on_hello(&mut self, conn_id: ConnId, presence: Presence, ip: Ipv4Addr) {
+        let id = presence.id;
+        if id == self.me.id {
+            self.close_conn(conn_id, "connected to ourselves");
+            return;
+        }
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.peer = Some(id);
+        }
+        self.saw(presence, ip);
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.conn = Some(conn_id);
+            peer.backoff = RETRY_BACKOFF.0;
+        }
+        self.flush(id);
+    }
+
+    fn on_message(&mut self, conn_id: ConnId, peer: PeerId, message: WireMessage) {
+        match self.store.insert_incoming(message.msg_id, peer, &message.text, message.sent_at_ms) {
+            Ok(Some(stored)) => self.sinks.emit(&Event::MessageReceived { message: stored }),
+            Ok(None) => log::debug!("duplicate message {} from {peer}", message.msg_id),
+            Err(err) => {
+                // Not acknowledged, so the sender keeps it and retries.
+                log::error!("cannot store message from {peer}: {err}");
+                return;
+            }
+        }
+        if let Some(conn) = self.conns.get(&conn_id) {
+            conn.handle.send(&Frame::Delivered(Receipt { msg_ids: vec![message.msg_id] }));
+        }
+    }
+
+    fn on_receipt(&mut self, peer: PeerId, receipt: &Receipt, state: MessageState) {
+        for &msg_id in &receipt.msg_ids {
+            if state == MessageState::Delivered {
+                self.awaiting_ack.remove(&msg_id);
+            }
+            match self.store.advance_outgoing(peer, msg_id, state) {
+                Ok(true) => self.sinks.emit(&Event::MessageStateChanged { msg_id, peer, state }),
+                Ok(false) => {}
+                Err(err) => log::error!("cannot record receipt for {msg_id}: {err}"),
+            }
+        }
+    }
+
+    /// Delivers what is queued for `peer`: on its connection if one is up, else by opening
+    /// one (respecting the retry backoff).
+    fn flush(&mut self, id: PeerId) {
+        if !self.outbox_peers.contains(&id) {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(conn_id) = peer.conn else {
+            if !peer.connecting && Instant::now() >= peer.retry_at {
+                peer.connecting = true;
+                let addr = peer.tcp_addr();
+                self.start_connect(ConnectTarget::Peer(id), addr);
+            }
+            return;
+        };
+        if let Err(err) = self.write_outbox(id, conn_id) {
+            log::error!("cannot read outbox for {id}: {err}");
+        }
+    }
+
+    fn write_outbox(&mut self, peer: PeerId, conn_id: ConnId) -> Result<(), StoreError> {
+        let Some(conn) = self.conns.get(&conn_id) else { return Ok(()) };
+        let mut pending = self.store.undelivered(peer)?;
+        let reads = self.store.unreported_reads(peer, MAX_RECEIPT_IDS)?;
+        if pending.is_empty() && reads.is_empty() {
+            self.outbox_peers.remove(&peer);
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut stuck = false;
+        let mut newly_sent = Vec::new();
+        pending.retain(|m| !self.awaiting_ack.contains_key(&m.msg_id));
+        for message in pending {
+            let frame = Frame::Message(WireMessage {
+                msg_id: message.msg_id,
+                sent_at_ms: message.sent_at_ms,
+                text: message.text,
+            });
+            if !conn.handle.send(&frame) {
+                stuck = true;
+                break;
+            }
+            self.awaiting_ack.insert(message.msg_id, (conn_id, now));
+            newly_sent.push(message.msg_id);
+        }
+        if !stuck && !reads.is_empty() {
+            if conn.handle.send(&Frame::Read(Receipt { msg_ids: reads.clone() })) {
+                self.store.mark_reads_reported(peer, &reads)?;
+            } else {
+                stuck = true;
+            }
+        }
+        for msg_id in newly_sent {
+            if self.store.advance_outgoing(peer, msg_id, MessageState::Sent)? {
+                self.sinks.emit(&Event::MessageStateChanged { msg_id, peer, state: MessageState::Sent });
+            }
+        }
+        if stuck {
+            self.close_conn(conn_id, "write queue full");
+        }
+        Ok(())
+    }
+
+    fn start_connect(&mut self, target: ConnectTarget, addr: SocketAddr) {
+        let net = self.net_tx.clone();
+        let spawned = threads::spawn("pigeon-connect", move || {
+            let result = socket::connect(addr, CONNECT_TIMEOUT);
+            // The hub may have stopped meanwhile; the stream then just closes.
+            net.send(NetEvent::Connected { target, result }).ok();
+        });
+        match spawned {
+            Ok(handle) => self.connectors.push(handle),
+            Err(err) => log::error!("cannot start connect thread: {err}"),
+        }
+    }
+
+    fn announce_on_schedule(&mut self, now: Instant) {
+        match self.startup_left.next() {
+            Some(delay) => {
+                self.announce(Datagram::Announce(self.me.clone()));
+                self.next_announce = now + *delay;
+            }
+            None => {
+                self.announce(Datagram::Heartbeat(self.me.clone()));
+                self.next_announce = now + HEARTBEAT_INTERVAL;
+            }
+        }
+    }
+
+    fn announce(&self, datagram: Datagram) {
+        self.announcer.announce(&datagram, self.peer_discovery_addrs());
+    }
+
+    /// Known peers' discovery addresses (peers announce from the port they listen on).
+    fn peer_discovery_addrs(&self) -> Vec<SocketAddrV4> {
+        self.peers.values().map(|peer| SocketAddrV4::new(peer.ip, peer.presence.port)).collect()
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let expired: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| now.duration_since(peer.last_seen) > PEER_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.drop_peer(id, LeaveReason::Timeout);
+        }
+        let stale: HashSet<ConnId> = self
+            .awaiting_ack
+            .values()
+            .filter(|(_, sent)| now.duration_since(*sent) > ACK_TIMEOUT)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in stale {
+            self.close_conn(conn, "acknowledgement timed out");
+        }
+        let waiting: Vec<PeerId> = self.outbox_peers.iter().copied().collect();
+        for id in waiting {
+            self.flush(id);
+        }
+        let (done, running): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.connectors).into_iter().partition(JoinHandle::is_finished);
+        self.connectors = running;
+        threads::join_all(done);
+    }
+
+    fn shut_down(mut self) {
+        self.stop.raise();
+        self.announcer.goodbye(Goodbye { id: self.me.id }, self.peer_discovery_addrs());
+        for (_, conn) in self.conns.drain() {
+            conn.handle.close();
+        }
+        threads::join_all(self.connectors.drain(..));
+        self.sinks.emit(&Event::Stopped);
+        self.sinks.wake();
+        self.sinks.drop_clients();
+        self.wake.poke();
+        threads::join_all(self.io_threads.drain(..));
+    }
+}
+
+/// Keeps a label within the protocol's limit, cutting at a character boundary.
+pub fn clip_label(mut label: String) -> String {
+    let mut end = label.len().min(crate::protocol::MAX_LABEL_BYTES);
+    while !label.is_char_boundary(end) {
+        end -= 1;
+    }
+    label.truncate(end);
+    label
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
