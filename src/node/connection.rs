@@ -56,7 +56,7 @@ impl ConnHandle {
         let net_r = net.clone();
         let net_w = net.clone();
         let reader = threads::spawn(&format!("pigeon-conn-r{}", id.0), move || {
-            read_loop(id, read_half, &net_r);
+            read_loop(id, &read_half, &net_r);
         })?;
         let writer_thread = threads::spawn(&format!("pigeon-conn-w{}", id.0), move || {
             write_loop(id, write_half, &queue, &net_w);
@@ -82,7 +82,7 @@ impl ConnHandle {
     }
 }
 
-fn read_loop(id: ConnId, stream: TcpStream, net: &Sender<NetEvent>) {
+fn read_loop(id: ConnId, stream: &TcpStream, net: &Sender<NetEvent>) {
     let (reason, misbehaved) = match read_frames(id, stream, net) {
         Ok(()) => (String::from("closed by peer"), false),
         Err(err) => (err.to_string(), matches!(err, ReadError::Decode(_) | ReadError::NoHello)),
@@ -91,9 +91,9 @@ fn read_loop(id: ConnId, stream: TcpStream, net: &Sender<NetEvent>) {
     net.send(NetEvent::Closed { conn: id, reason, misbehaved }).ok();
 }
 
-fn read_frames(id: ConnId, stream: TcpStream, net: &Sender<NetEvent>) -> Result<(), ReadError> {
+fn read_frames(id: ConnId, stream: &TcpStream, net: &Sender<NetEvent>) -> Result<(), ReadError> {
     stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
-    let mut reader = FrameReader::new(&stream);
+    let mut reader = FrameReader::new(stream);
     let mut greeted = false;
     while let Some(frame) = reader.next_frame()? {
         if !greeted {

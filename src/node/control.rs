@@ -69,7 +69,7 @@ fn serve(id: ClientId, stream: UnixStream, inputs: &Sender<Input>) -> io::Result
     let (events_tx, events_rx) = crossbeam_channel::bounded::<Event>(CLIENT_QUEUE);
     inputs
         .send_timeout(Input::Subscribe(id, events_tx.clone()), INPUT_TIMEOUT)
-        .map_err(|_| io::Error::other("node is not accepting commands"))?;
+        .map_err(|_stopped| io::Error::other("node is not accepting commands"))?;
     let mut write_half = stream.try_clone()?;
     let writer = threads::spawn("pigeon-control-w", move || {
         for event in events_rx {

@@ -188,6 +188,8 @@ pub struct HubParts {
     pub wake: super::Wake,
     /// Held for the node's lifetime: the data folder is ours.
     pub lock: std::fs::File,
+    /// The bound address, used as the source of outgoing connections.
+    pub local_ip: Ipv4Addr,
 }
 
 /// The hub's state. See the module doc.
@@ -204,6 +206,8 @@ pub struct Hub {
     counters: Arc<Counters>,
     wake: super::Wake,
     _lock: std::fs::File,
+    /// Address outgoing connections are made from (unspecified: the system picks).
+    local_ip: Ipv4Addr,
     /// Online peers.
     peers: HashMap<PeerId, Peer>,
     /// Every peer id ever seen (online or not): messages to them may be queued.
@@ -244,6 +248,7 @@ impl Hub {
             counters: parts.counters,
             wake: parts.wake,
             _lock: parts.lock,
+            local_ip: parts.local_ip,
             peers: HashMap::new(),
             known,
             outbox_peers,
@@ -349,7 +354,7 @@ impl Hub {
                 if let Some(status) = status {
                     self.me.status = status;
                 }
-                self.announce(Datagram::Heartbeat(self.me.clone()));
+                self.announce(&Datagram::Heartbeat(self.me.clone()));
             }
             Command::Stats => {
                 let stats = Stats {
@@ -429,26 +434,29 @@ impl Hub {
                     self.close_conn(conn, "peer restarted");
                 }
                 self.announcer.reply(&self.me, from);
-                self.saw(presence, *from.ip());
+                self.saw(presence, *from.ip(), false);
             }
             Datagram::Heartbeat(presence) => {
                 if !self.peers.contains_key(&presence.id) {
                     self.announcer.reply(&self.me, from);
                 }
-                self.saw(presence, *from.ip());
+                self.saw(presence, *from.ip(), false);
             }
-            Datagram::Reply(presence) => self.saw(presence, *from.ip()),
+            Datagram::Reply(presence) => self.saw(presence, *from.ip(), false),
             Datagram::Goodbye(Goodbye { id }) => self.drop_peer(id, LeaveReason::Goodbye),
         }
     }
 
-    /// Records that `presence` is alive at `ip`: adds or refreshes the peer.
-    fn saw(&mut self, presence: Presence, ip: Ipv4Addr) {
+    /// Records that `presence` is alive: adds or refreshes the peer. `ip` is where it was heard;
+    /// a TCP source address (`from_tcp`) only places a peer we did not know, because a
+    /// connection may come from another local address than the one the peer announces from.
+    fn saw(&mut self, presence: Presence, ip: Ipv4Addr, from_tcp: bool) {
         let now = Instant::now();
         let id = presence.id;
         let changed = match self.peers.get_mut(&id) {
             Some(peer) => {
                 peer.last_seen = now;
+                let ip = if from_tcp { peer.ip } else { ip };
                 let changed = peer.presence != presence || peer.ip != ip;
                 peer.presence = presence;
                 peer.ip = ip;
@@ -565,7 +573,7 @@ impl Hub {
             entry.last_seen = Instant::now();
         }
         match frame {
-            Frame::Message(message) => self.on_message(conn_id, peer, message),
+            Frame::Message(message) => self.on_message(conn_id, peer, &message),
             Frame::Delivered(receipt) => self.on_receipt(peer, &receipt, MessageState::Delivered),
             Frame::Read(receipt) => self.on_receipt(peer, &receipt, MessageState::Read),
             Frame::Hello(_) | Frame::Unknown { .. } => {}
@@ -581,7 +589,7 @@ impl Hub {
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.peer = Some(id);
         }
-        self.saw(presence, ip);
+        self.saw(presence, ip, true);
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.conn = Some(conn_id);
             peer.backoff = RETRY_BACKOFF.0;
@@ -589,7 +597,7 @@ impl Hub {
         self.flush(id);
     }
 
-    fn on_message(&mut self, conn_id: ConnId, peer: PeerId, message: WireMessage) {
+    fn on_message(&mut self, conn_id: ConnId, peer: PeerId, message: &WireMessage) {
         match self.store.insert_incoming(message.msg_id, peer, &message.text, message.sent_at_ms) {
             Ok(Some(stored)) => self.sinks.emit(&Event::MessageReceived { message: stored }),
             Ok(None) => log::debug!("duplicate message {} from {peer}", message.msg_id),
@@ -682,8 +690,9 @@ impl Hub {
 
     fn start_connect(&mut self, target: ConnectTarget, addr: SocketAddr) {
         let net = self.net_tx.clone();
+        let local = self.local_ip;
         let spawned = threads::spawn("pigeon-connect", move || {
-            let result = socket::connect(addr, CONNECT_TIMEOUT);
+            let result = socket::connect(local, addr, CONNECT_TIMEOUT);
             // The hub may have stopped meanwhile; the stream then just closes.
             net.send(NetEvent::Connected { target, result }).ok();
         });
@@ -696,18 +705,18 @@ impl Hub {
     fn announce_on_schedule(&mut self, now: Instant) {
         match self.startup_left.next() {
             Some(delay) => {
-                self.announce(Datagram::Announce(self.me.clone()));
+                self.announce(&Datagram::Announce(self.me.clone()));
                 self.next_announce = now + *delay;
             }
             None => {
-                self.announce(Datagram::Heartbeat(self.me.clone()));
+                self.announce(&Datagram::Heartbeat(self.me.clone()));
                 self.next_announce = now + HEARTBEAT_INTERVAL;
             }
         }
     }
 
-    fn announce(&self, datagram: Datagram) {
-        self.announcer.announce(&datagram, self.peer_discovery_addrs());
+    fn announce(&self, datagram: &Datagram) {
+        self.announcer.announce(datagram, self.peer_discovery_addrs());
     }
 
     /// Known peers' discovery addresses (peers announce from the port they listen on).

@@ -125,7 +125,9 @@ pub struct CommandSender(Sender<Input>);
 impl CommandSender {
     /// Queues a command for the hub (waiting a bounded time if the hub is busy).
     pub fn send(&self, command: Command) -> Result<(), NodeStopped> {
-        self.0.send_timeout(Input::Command(command, Origin::Owner), COMMAND_TIMEOUT).map_err(|_| NodeStopped)
+        self.0
+            .send_timeout(Input::Command(command, Origin::Owner), COMMAND_TIMEOUT)
+            .map_err(|_stopped| NodeStopped)
     }
 }
 
@@ -174,7 +176,7 @@ impl Node {
             let (net, stop, counters) = (net_tx.clone(), stop.clone(), counters.clone());
             io_threads.push(
                 threads::spawn("pigeon-udp", move || {
-                    discovery::receive_loop(&socket, &net, &stop, &counters)
+                    discovery::receive_loop(&socket, &net, &stop, &counters);
                 })
                 .map_err(StartError::Thread)?,
             );
@@ -214,6 +216,7 @@ impl Node {
             counters,
             wake: Wake { local_addr, control: control_path },
             lock,
+            local_ip: settings.bind,
         })?;
         let hub = threads::spawn("pigeon-hub", move || hub.run(local_addr)).map_err(StartError::Thread)?;
         Ok(Node { inputs: inputs_tx, events: events_rx, hub: Some(hub), id, local_addr })

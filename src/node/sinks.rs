@@ -67,7 +67,7 @@ impl Sinks {
     /// Sends an event to everyone.
     pub fn emit(&mut self, event: &Event) {
         debug_assert!(!event.is_reply(), "replies go to one origin");
-        self.to_owner(event.clone());
+        self.send_owner(event.clone());
         let mut gone = Vec::new();
         for (client, events) in &self.clients {
             if !offer(events, event.clone(), &mut self.dropped) {
@@ -82,7 +82,7 @@ impl Sinks {
     /// Sends an answer to whoever asked.
     pub fn reply(&mut self, origin: Origin, event: Event) {
         match origin {
-            Origin::Owner => self.to_owner(event),
+            Origin::Owner => self.send_owner(event),
             Origin::Client(client) => {
                 let alive =
                     self.clients.get(&client).is_some_and(|events| offer(events, event, &mut self.dropped));
@@ -93,7 +93,7 @@ impl Sinks {
         }
     }
 
-    fn to_owner(&mut self, event: Event) {
+    fn send_owner(&mut self, event: Event) {
         // The owner may have stopped listening (a CLI that got its answer); that is fine.
         offer(&self.owner, event, &mut self.dropped);
         self.pending_wake = true;

@@ -1,7 +1,7 @@
 //! Every socket option Pigeon sets, in one place (socket2), with the reason for each.
 
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -42,9 +42,15 @@ pub fn tcp_listener(addr: SocketAddrV4) -> io::Result<TcpListener> {
     Ok(std::os::fd::OwnedFd::from(socket).into())
 }
 
-/// Connects with a deadline, so a peer that vanished costs a bounded wait.
-pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+/// Connects from `local` (the node's bind address, so peers see the address we announce
+/// from) with a deadline, so a peer that vanished costs a bounded wait.
+pub fn connect(local: Ipv4Addr, addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    if !local.is_unspecified() {
+        socket.bind(&SockAddr::from(SocketAddrV4::new(local, 0)))?;
+    }
+    socket.connect_timeout(&SockAddr::from(addr), timeout)?;
+    let stream: TcpStream = socket.into();
     prepare_stream(&stream)?;
     Ok(stream)
 }

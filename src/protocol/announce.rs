@@ -157,6 +157,7 @@ impl Datagram {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "in tests a panic is a failure report")]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -257,7 +258,8 @@ mod tests {
 
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1300)) {
-            let _ = Datagram::decode(&bytes);
+            // Only a panic would fail this property; any result is fine.
+            Datagram::decode(&bytes).ok();
         }
     }
 }

@@ -126,6 +126,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "in tests a panic is a failure report")]
 mod tests {
     use super::*;
     use crate::protocol::MAX_TEXT_BYTES;
@@ -236,7 +237,8 @@ mod tests {
 
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = decode(&bytes);
+            // Only a panic would fail this property; any result is fine.
+            decode(&bytes).ok();
         }
     }
 }

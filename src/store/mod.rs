@@ -147,7 +147,7 @@ impl Store {
             .query_row("SELECT value FROM meta WHERE key = 'peer_id'", [], |row| row.get(0))
             .optional()?;
         if let Some(text) = existing {
-            return text.parse().map_err(|_| StoreError::Corrupt("peer id"));
+            return parse(&text, "peer id");
         }
         let id = fresh();
         self.conn.execute("INSERT INTO meta (key, value) VALUES ('peer_id', ?1)", [id.to_string()])?;
@@ -182,7 +182,7 @@ impl Store {
         })?;
         rows.map(|row| {
             let (id, name, group, host, addr) = row?;
-            let id = id.parse().map_err(|_| StoreError::Corrupt("peer id"))?;
+            let id = parse(&id, "peer id")?;
             Ok(KnownPeer { id, name, group, host, addr })
         })
         .collect()
@@ -275,7 +275,7 @@ impl Store {
             .conn
             .prepare_cached("SELECT DISTINCT peer FROM messages WHERE outgoing = 1 AND state < ?1")?;
         let rows = stmt.query_map([MessageState::Delivered.code()], |row| row.get::<_, String>(0))?;
-        rows.map(|id| id?.parse().map_err(|_| StoreError::Corrupt("peer id"))).collect()
+        rows.map(|id| parse(&id?, "peer id")).collect()
     }
 
     /// Marks every unread incoming message from `peer` as read.
@@ -297,7 +297,7 @@ impl Store {
             .query_map(params![peer.to_string(), MessageState::Read.code(), to_sql_int(limit)], |row| {
                 row.get::<_, String>(0)
             })?;
-        rows.map(|id| id?.parse().map_err(|_| StoreError::Corrupt("message id"))).collect()
+        rows.map(|id| parse(&id?, "message id")).collect()
     }
 
     /// Records that read receipts for these messages were sent.
@@ -357,6 +357,11 @@ fn to_sql_int<T: TryInto<i64>>(value: T) -> i64 {
     value.try_into().unwrap_or(i64::MAX)
 }
 
+/// Parses an id column; a value this version did not write means the file is damaged.
+fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, StoreError> {
+    text.parse().map_err(|_unparsable| StoreError::Corrupt(what))
+}
+
 fn escape_like(query: &str) -> String {
     let mut out = String::with_capacity(query.len());
     for c in query.chars() {
@@ -395,11 +400,12 @@ impl RawMessage {
     fn into_message(self) -> Result<ChatMessage, StoreError> {
         Ok(ChatMessage {
             seq: self.seq,
-            msg_id: self.msg_id.parse().map_err(|_| StoreError::Corrupt("message id"))?,
-            peer: self.peer.parse().map_err(|_| StoreError::Corrupt("peer id"))?,
+            msg_id: parse(&self.msg_id, "message id")?,
+            peer: parse(&self.peer, "peer id")?,
             direction: if self.outgoing { Direction::Outgoing } else { Direction::Incoming },
             text: self.text,
-            sent_at_ms: u64::try_from(self.sent_at_ms).map_err(|_| StoreError::Corrupt("timestamp"))?,
+            sent_at_ms: u64::try_from(self.sent_at_ms)
+                .map_err(|_negative| StoreError::Corrupt("timestamp"))?,
             state: MessageState::from_code(self.state)?,
         })
     }

@@ -1,0 +1,172 @@
+//! Headless subcommands and the flags shared by every subcommand (and by the window).
+//!
+//! Raw arguments become a validated [`Config`] once, here; subcommands never look at flags.
+
+mod daemon;
+mod peers;
+mod send;
+mod session;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pigeon::Config;
+use pigeon::protocol::announce::Status;
+
+/// Exit code when the requested operation did not succeed (not delivered, peer not found).
+pub const EXIT_FAILED: u8 = 1;
+
+/// Exit code for usage errors and nodes that cannot start.
+pub const EXIT_ERROR: u8 = 2;
+
+const EXAMPLES: &str = "\
+Examples:
+  pigeon daemon                                   run a node, JSON lines on stdin/stdout
+  pigeon peers --wait 2                           list who is on the subnet
+  pigeon send Ana 'lunch at 12?'                  send and wait until delivered
+  pigeon send 10.8.0.7:2426 hi                    reach a peer on another subnet
+  pigeon --bind 127.0.0.2 --no-broadcast --target 127.0.0.3 --data-dir /tmp/b daemon
+                                                  a loopback-only node, for trials";
+
+/// Pigeon: a LAN messenger with no server and no account.
+#[derive(Parser, Debug)]
+#[command(name = "pigeon", version, about, after_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    shared: SharedArgs,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+/// Flags accepted before or after any subcommand; each overrides the settings file.
+#[derive(Args, Debug, Default)]
+pub struct SharedArgs {
+    /// Display name shown to peers.
+    #[arg(long, global = true)]
+    name: Option<String>,
+    /// Group (team, department) shown to peers.
+    #[arg(long, global = true)]
+    group: Option<String>,
+    /// Availability shown to peers.
+    #[arg(long, global = true, value_enum)]
+    status: Option<StatusArg>,
+    /// IPv4 address to bind (default 0.0.0.0: every interface).
+    #[arg(long, global = true, value_name = "ADDR")]
+    bind: Option<Ipv4Addr>,
+    /// UDP and TCP port of the native protocol (default 2426).
+    #[arg(long, global = true)]
+    port: Option<u16>,
+    /// Extra announce target: a host or a subnet's broadcast address, optionally with
+    /// :PORT. Repeatable; added to the targets in the settings file.
+    #[arg(long = "target", global = true, value_name = "ADDR")]
+    targets: Vec<String>,
+    /// Announce to targets only, not to interface broadcast addresses.
+    #[arg(long, global = true)]
+    no_broadcast: bool,
+    /// Keep all state of this node (history, identity, settings) in DIR.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where received files go (default: Downloads/Pigeon).
+    #[arg(long, global = true, value_name = "DIR")]
+    download_dir: Option<PathBuf>,
+}
+
+/// `--status` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StatusArg {
+    Online,
+    Away,
+    Busy,
+}
+
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Run a node that reads commands and writes events as JSON lines (stdin/stdout).
+    Daemon,
+    /// List the peers on the network.
+    Peers {
+        /// Seconds to listen before listing (default: 1.5, or 0 when a Pigeon already runs
+        /// on this data folder).
+        #[arg(long, value_name = "SECS")]
+        wait: Option<f64>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a text and wait until the peer has it.
+    Send {
+        /// A display name, a peer id (or a unique prefix of one), or HOST:PORT.
+        peer: String,
+        /// The message (UTF-8, at most 64 KiB).
+        text: String,
+        /// Seconds to look for the peer before giving up.
+        #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+        wait: f64,
+        /// Seconds to wait for delivery after sending.
+        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+        timeout: f64,
+    },
+}
+
+impl SharedArgs {
+    /// Loads the settings file for the chosen data folder and applies the flags on top.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.data_dir.as_deref())?;
+        let settings = &mut config.settings;
+        if let Some(name) = self.name {
+            settings.name = name;
+        }
+        if let Some(group) = self.group {
+            settings.group = group;
+        }
+        if let Some(status) = self.status {
+            settings.status = match status {
+                StatusArg::Online => Status::Online,
+                StatusArg::Away => Status::Away,
+                StatusArg::Busy => Status::Busy,
+            };
+        }
+        if let Some(bind) = self.bind {
+            settings.bind = bind;
+        }
+        if let Some(port) = self.port {
+            settings.port = port;
+        }
+        settings.targets.extend(self.targets);
+        if self.no_broadcast {
+            settings.broadcast = false;
+        }
+        if let Some(dir) = self.download_dir {
+            settings.download_dir = Some(dir);
+        }
+        Ok(config)
+    }
+}
+
+/// Parses the command line and runs what it asks for.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        println!(
+            "The Pigeon window is not built yet. Run `pigeon daemon` for a headless node, or see `pigeon --help`."
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let config = cli.shared.into_config().context("invalid settings")?;
+    match command {
+        Sub::Daemon => daemon::run(&config),
+        Sub::Peers { wait, json } => peers::run(&config, wait.map(seconds).transpose()?, json),
+        Sub::Send { peer, text, wait, timeout } => {
+            send::run(&config, &peer, &text, seconds(wait)?, seconds(timeout)?)
+        }
+    }
+}
+
+fn seconds(value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|err| anyhow::anyhow!("invalid number of seconds {value}: {err}"))
+}
