@@ -43,12 +43,22 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     })?;
 
     let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut local_rx = local_rx;
     loop {
         let event = select! {
-            recv(node.events()) -> event => event.ok(),
-            recv(local_rx) -> event => event.ok(),
+            recv(node.events()) -> event => match event {
+                Ok(event) => event,
+                Err(_) => break,
+            },
+            recv(local_rx) -> event => match event {
+                Ok(event) => event,
+                // The stdin thread has finished; the node's own events still follow.
+                Err(_) => {
+                    local_rx = crossbeam_channel::never();
+                    continue;
+                }
+            },
         };
-        let Some(event) = event else { break };
         let stopped = event == Event::Stopped;
         let written = serde_json::to_writer(&mut out, &event)
             .map_err(std::io::Error::from)

@@ -46,6 +46,9 @@ pub fn receive_loop(socket: &UdpSocket, net: &Sender<NetEvent>, stop: &StopFlag,
                 continue;
             }
         };
+        if stop.is_raised() {
+            return;
+        }
         let SocketAddr::V4(from) = from else { continue };
         let bytes = buf.get(..len).unwrap_or_default();
         match Datagram::decode(bytes) {

@@ -1,0 +1,84 @@
+//! The headless subcommands as a user runs them: exit codes, handoff to a node already
+//! running on the same data folder, and clear messages when something is wrong.
+
+use std::process::{Command as Process, Output};
+
+use pigeon::Event;
+
+use crate::util::{Daemon, Net, SHORT, pigeon_bin};
+
+fn pigeon(args: &[String]) -> Output {
+    Process::new(pigeon_bin()).args(args).env("RUST_LOG", "warn").output().expect("pigeon runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn args(flags: &[String], rest: &[&str]) -> Vec<String> {
+    flags.iter().cloned().chain(rest.iter().map(|s| s.to_string())).collect()
+}
+
+#[test]
+fn send_exits_zero_once_delivered_and_one_when_the_peer_is_absent() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut bo = Daemon::start("bo", &net.flags(1, 2, &dirs.path().join("bo")));
+    // A one-shot node of its own on address 2, finding Bo through its target.
+    let cli_flags = net.flags(2, 2, &dirs.path().join("cli"));
+    let out = pigeon(&args(&cli_flags, &["send", "bo", "hello from the shell"]));
+    assert!(out.status.success(), "stdout {} stderr {}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("delivered to bo"));
+    bo.expect(SHORT, "the message", |event| match event {
+        Event::MessageReceived { message } if message.text == "hello from the shell" => Some(()),
+        _ => None,
+    });
+
+    let out = pigeon(&args(&cli_flags, &["send", "--wait", "0.5", "nobody", "hi"]));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("no peer \"nobody\" found") && stderr.contains("bo"), "{stderr}");
+
+    let long = "x".repeat(70_000);
+    let out = pigeon(&args(&cli_flags, &["send", "bo", &long]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("limit is 65536"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn commands_hand_over_to_the_node_running_on_the_same_data_folder() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let ana_flags = net.flags(1, 2, &dirs.path().join("ana"));
+    let mut ana = Daemon::start("ana", &ana_flags);
+    let bo = Daemon::start("bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    ana.expect_peers(&[bo.id]);
+
+    let out = pigeon(&args(&ana_flags, &["peers", "--json"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let peers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &peers.as_array().unwrap()[0];
+    for field in ["id", "name", "group", "host", "addr", "port", "status"] {
+        assert!(first.get(field).is_some(), "{field} missing in {first}");
+    }
+    assert_eq!(first["name"], "bo");
+
+    let out = pigeon(&args(&ana_flags, &["send", "bo", "through the running node"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The running daemon sent it: its own event stream shows the message.
+    ana.expect(SHORT, "handed-over message", |event| match event {
+        Event::MessageQueued { message, .. } if message.text == "through the running node" => Some(()),
+        _ => None,
+    });
+
+    let out = pigeon(&args(&ana_flags, &["daemon"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("already running"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn no_subcommand_explains_that_the_window_is_coming() {
+    let out = pigeon(&[]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("pigeon daemon"));
+}

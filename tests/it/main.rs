@@ -1,0 +1,8 @@
+//! Pigeon's integration tests: one binary (fast to link on small CI machines) with a module
+//! per area. Every node runs on its own loopback address or inside a network namespace the
+//! test creates; nothing reaches a real network interface.
+
+mod cli;
+mod lab;
+mod loopback;
+mod util;

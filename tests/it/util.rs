@@ -1,0 +1,266 @@
+//! Helpers shared by the integration tests: unique loopback addresses, `pigeon daemon`
+//! processes driven over JSON lines, and waiting for events with a deadline.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command as Process, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use pigeon::node::PeerInfo;
+use pigeon::protocol::ids::PeerId;
+use pigeon::{Command, Event};
+
+/// Generous deadline for things that take milliseconds on a quiet machine, so that a busy
+/// 2-core CI runner does not produce false failures.
+pub const SHORT: Duration = Duration::from_secs(10);
+
+/// Counter behind [`Net::new`]; each test takes a fresh value.
+static NEXT_NET: AtomicU16 = AtomicU16::new(0);
+
+/// A private slice of loopback for one test: addresses 127.X.Y.1, .2, … and one port, never
+/// shared with another test of this run (X and the port also depend on the process id, so
+/// two concurrent runs do not collide either).
+pub struct Net {
+    prefix: [u8; 3],
+    /// Port every node of the test uses (UDP and TCP).
+    pub port: u16,
+}
+
+impl Net {
+    /// Takes the next unused slice.
+    pub fn new() -> Net {
+        let n = NEXT_NET.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let x = 100 + u8::try_from(pid % 100).unwrap();
+        let port = 20_000 + u16::try_from(pid % 100).unwrap() * 100 + n;
+        Net { prefix: [127, x, u8::try_from(n).unwrap()], port }
+    }
+
+    /// Address of node `i` (1-based).
+    pub fn ip(&self, i: u8) -> Ipv4Addr {
+        let [a, b, c] = self.prefix;
+        Ipv4Addr::new(a, b, c, i)
+    }
+
+    /// Flags for node `i` of `count`: bound to its address, targeting every other node, no
+    /// broadcast.
+    pub fn flags(&self, i: u8, count: u8, data_dir: &Path) -> Vec<String> {
+        let mut flags = vec![
+            "--bind".into(),
+            self.ip(i).to_string(),
+            "--port".into(),
+            self.port.to_string(),
+            "--no-broadcast".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ];
+        for other in (1..=count).filter(|&other| other != i) {
+            flags.extend(["--target".into(), self.ip(other).to_string()]);
+        }
+        flags
+    }
+}
+
+/// The `pigeon` binary under test.
+pub fn pigeon_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pigeon")
+}
+
+/// A running `pigeon daemon`; killed when dropped if still running.
+pub struct Daemon {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<Event>,
+    /// Our identity, from the `started` event.
+    pub id: PeerId,
+    /// Where the daemon's stderr goes, shown when a test fails.
+    stderr_path: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `pigeon [prefix...] daemon` with `flags` and waits for its `started` event.
+    pub fn start(name: &str, flags: &[String]) -> Daemon {
+        Daemon::start_with(name, &[], flags)
+    }
+
+    /// Like [`Daemon::start`], with a command prefix such as `ip netns exec NS`.
+    pub fn start_with(name: &str, prefix: &[String], flags: &[String]) -> Daemon {
+        let stderr_path =
+            std::env::current_dir().unwrap().join(format!("target/it-{}-{name}.stderr", std::process::id()));
+        std::fs::create_dir_all(stderr_path.parent().unwrap()).unwrap();
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut process = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut process = Process::new(program);
+                process.args(args).arg(pigeon_bin());
+                process
+            }
+            None => Process::new(pigeon_bin()),
+        };
+        let mut child = process
+            .args(flags)
+            .args(["--name", name, "daemon"])
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("pigeon starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = crossbeam_channel::bounded(100_000);
+        std::thread::Builder::new()
+            .name(format!("it-{name}-events"))
+            .spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    let event: Event =
+                        serde_json::from_str(&line).unwrap_or_else(|err| panic!("bad event {line:?}: {err}"));
+                    if tx.send(event).is_err() {
+                        break;
+                    }
+                }
+            })
+            .unwrap();
+        let stdin = child.stdin.take();
+        let mut daemon =
+            Daemon { name: name.into(), child, stdin, events, id: PeerId::from_bytes([0; 16]), stderr_path };
+        daemon.id = daemon.expect(SHORT, "started", |event| match event {
+            Event::Started { id, .. } => Some(*id),
+            _ => None,
+        });
+        daemon
+    }
+
+    /// Writes one command line.
+    pub fn send(&mut self, command: &Command) {
+        self.send_line(&serde_json::to_string(command).unwrap());
+    }
+
+    /// Writes one raw line (for malformed-input tests).
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits up to `within` for an event `pick` accepts; fails the test otherwise.
+    pub fn expect<T>(
+        &mut self,
+        within: Duration,
+        what: &str,
+        mut pick: impl FnMut(&Event) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            match self.events.recv_deadline(deadline) {
+                Ok(event) => {
+                    if let Some(found) = pick(&event) {
+                        return found;
+                    }
+                    seen.push(event);
+                }
+                Err(_) => panic!(
+                    "{}: no {what} within {within:?}; events seen: {seen:#?}\nstderr:\n{}",
+                    self.name,
+                    self.stderr_tail()
+                ),
+            }
+        }
+    }
+
+    /// Collects every event that arrives within `window` (to check something did not happen).
+    pub fn drain_for(&mut self, window: Duration) -> Vec<Event> {
+        let deadline = Instant::now() + window;
+        std::iter::from_fn(|| self.events.recv_deadline(deadline).ok()).collect()
+    }
+
+    /// Asks for the peer list and returns it.
+    pub fn peers(&mut self) -> Vec<PeerInfo> {
+        self.send(&Command::ListPeers);
+        self.expect(SHORT, "peer list", |event| match event {
+            Event::Peers { peers } => Some(peers.clone()),
+            _ => None,
+        })
+    }
+
+    /// Waits until the peer list holds exactly `ids` (polling the list on each event).
+    pub fn expect_peers(&mut self, ids: &[PeerId]) {
+        let mut want: Vec<PeerId> = ids.to_vec();
+        want.sort();
+        let deadline = Instant::now() + SHORT;
+        loop {
+            let mut have: Vec<PeerId> = self.peers().into_iter().map(|p| p.id).collect();
+            have.sort();
+            if have == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: peers {have:?}, want {want:?}\n{}",
+                self.name,
+                self.stderr_tail()
+            );
+            self.expect(SHORT, "peer change", |event| {
+                matches!(event, Event::PeerJoined { .. } | Event::PeerLeft { .. }).then_some(())
+            });
+        }
+    }
+
+    /// Closes stdin (a clean stop: goodbye sent) and waits for the process to exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.stdin.take();
+        self.expect(SHORT, "stopped", |event| (*event == Event::Stopped).then_some(()));
+        wait_exit(&mut self.child, SHORT)
+    }
+
+    /// SIGKILL: no goodbye, no cleanup.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        wait_exit(&mut self.child, SHORT);
+    }
+
+    fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Already exited is fine; the process must not outlive the test.
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// Waits for a process to exit, polling with a deadline.
+pub fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "process did not exit within {within:?}");
+        // Child processes offer no exit notification to wait on with a deadline; a short
+        // bounded poll is the portable way.
+        crossbeam_channel::after(Duration::from_millis(20)).recv().unwrap();
+    }
+}
+
+/// Waits for a delivery-state change of `msg_id` to `state`.
+pub fn expect_state(
+    daemon: &mut Daemon,
+    msg_id: pigeon::protocol::ids::MsgId,
+    state: pigeon::store::MessageState,
+) {
+    daemon.expect(SHORT, &format!("{msg_id} {state:?}"), |event| match event {
+        Event::MessageStateChanged { msg_id: id, state: s, .. } if *id == msg_id && *s == state => Some(()),
+        _ => None,
+    });
+}
