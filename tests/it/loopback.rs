@@ -94,7 +94,7 @@ fn outbox_survives_restart_and_delivers_exactly_once() {
     let ana_flags = net.flags(1, 2, &dirs.path().join("ana"));
     let bo_flags = net.flags(2, 2, &dirs.path().join("bo"));
     let mut ana = Daemon::start("ana", &ana_flags);
-    let mut bo = Daemon::start("bo", &bo_flags);
+    let bo = Daemon::start("bo", &bo_flags);
     ana.expect_peers(&[bo.id]);
     let bo_id = bo.id;
     assert!(bo.stop().success());

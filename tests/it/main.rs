@@ -2,6 +2,8 @@
 //! per area. Every node runs on its own loopback address or inside a network namespace the
 //! test creates; nothing reaches a real network interface.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test by panicking, with the value shown")]
+
 mod cli;
 mod lab;
 mod loopback;
