@@ -1,7 +1,7 @@
 //! The engine: one [`Node`] owns every socket, thread and piece of state; the outside world
 //! sends it [`Command`]s and receives [`Event`]s. It knows nothing of windows or terminals.
 //!
-//! Threads, all named `pigeon-*`: the hub (state owner, see [`hub`]), one UDP receiver per
+//! Threads, all named `pigeon-*`: the hub (state owner, `hub.rs`), one UDP receiver per
 //! discovery socket, the TCP accept thread, a reader and a writer per connection, short-lived
 //! connect threads, and the control-socket threads. See docs/ARCHITECTURE.md.
 

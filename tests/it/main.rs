@@ -6,5 +6,6 @@
 
 mod cli;
 mod lab;
+mod layering;
 mod loopback;
 mod util;
