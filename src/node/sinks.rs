@@ -8,7 +8,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use super::event::Event;
 
-/// Called after the hub emitted events, so a UI can repaint (egui: `request_repaint`).
+/// Called after the hub emitted events, so a sleeping UI can schedule a repaint.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// Identifies one control-socket client.
