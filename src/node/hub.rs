@@ -429,10 +429,6 @@ impl Hub {
         }
         match datagram {
             Datagram::Announce(presence) => {
-                // An announce from a peer we know means it restarted: its old connection is dead.
-                if let Some(conn) = self.peers.get(&presence.id).and_then(|peer| peer.conn) {
-                    self.close_conn(conn, "peer restarted");
-                }
                 self.announcer.reply(&self.me, from);
                 self.saw(presence, *from.ip(), false);
             }
@@ -530,10 +526,13 @@ impl Hub {
         log::debug!("connection {} to {} closed: {reason}", id.0, conn.handle.remote);
         conn.handle.close();
         self.awaiting_ack.retain(|_, (on, _)| *on != id);
-        if let Some(peer) = conn.peer.and_then(|peer| self.peers.get_mut(&peer))
+        let Some(peer_id) = conn.peer else { return };
+        if let Some(peer) = self.peers.get_mut(&peer_id)
             && peer.conn == Some(id)
         {
             peer.conn = None;
+            // Whatever was in flight on it goes out again on a new connection.
+            self.flush(peer_id);
         }
     }
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use thiserror::Error;
 
 pub use command::Command;
@@ -35,7 +35,7 @@ pub use hub::{HEARTBEAT_INTERVAL, PEER_TIMEOUT};
 use crate::config::{Config, host_name};
 use crate::protocol::announce::Presence;
 use crate::protocol::ids::{ID_BYTES, PeerId};
-use crate::store::{Store, StoreError};
+use crate::store::{Checkpointer, Store, StoreError};
 use discovery::{Announcer, Counters};
 use hub::{Hub, HubParts, Input};
 use sinks::Origin;
@@ -55,6 +55,10 @@ const EVENT_QUEUE: usize = 16 * 1024;
 
 /// I/O reports queued for the hub before I/O threads wait.
 const NET_QUEUE: usize = 4096;
+
+/// How often the write-ahead log is copied into the history database. Short enough that the
+/// log stays small, long enough that an idle node does nothing measurable.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long a command waits for room in the hub's queue before the send fails.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -158,6 +162,7 @@ impl Node {
                 _ => None,
             };
         let control = bind_control(data_dir);
+        let checkpointer = Checkpointer::open(&data_dir.join(HISTORY_FILE))?;
 
         let stop = StopFlag::default();
         let counters = Arc::new(Counters::default());
@@ -185,6 +190,18 @@ impl Node {
         io_threads.push(
             threads::spawn("pigeon-listen", move || listener::accept_loop(&listener, &net, &stop_listen))
                 .map_err(StartError::Thread)?,
+        );
+        let (checkpoint_stop, checkpoint_stopped) = crossbeam_channel::bounded::<()>(0);
+        io_threads.push(
+            threads::spawn("pigeon-checkpoint", move || {
+                // Runs until the hub drops the sender at shutdown.
+                while checkpoint_stopped.recv_timeout(CHECKPOINT_INTERVAL) == Err(RecvTimeoutError::Timeout) {
+                    if let Err(err) = checkpointer.checkpoint() {
+                        log::warn!("history checkpoint failed: {err}");
+                    }
+                }
+            })
+            .map_err(StartError::Thread)?,
         );
         let control_path = control.as_ref().map(|_| control::socket_path(data_dir));
         if let Some(control) = control {
@@ -214,7 +231,7 @@ impl Node {
             stop,
             io_threads,
             counters,
-            wake: Wake { local_addr, control: control_path },
+            wake: Wake { local_addr, control: control_path, checkpoint_stop: Some(checkpoint_stop) },
             lock,
             local_ip: settings.bind,
         })?;
@@ -280,10 +297,13 @@ pub struct Wake {
     local_addr: SocketAddrV4,
     /// The control socket, if one was bound.
     control: Option<PathBuf>,
+    /// Dropping it ends the checkpoint thread.
+    checkpoint_stop: Option<Sender<()>>,
 }
 
 impl Wake {
-    fn poke(&self) {
+    fn poke(&mut self) {
+        self.checkpoint_stop.take();
         let ip =
             if self.local_addr.ip().is_unspecified() { Ipv4Addr::LOCALHOST } else { *self.local_addr.ip() };
         let own = SocketAddrV4::new(ip, self.local_addr.port());

@@ -124,6 +124,28 @@ pub struct Store {
     conn: Connection,
 }
 
+/// A second connection to the history file whose only job is copying the write-ahead log
+/// into the database, away from the hub thread.
+pub struct Checkpointer {
+    /// Its own connection; SQLite lets it checkpoint while the hub keeps writing.
+    conn: Connection,
+}
+
+impl Checkpointer {
+    /// Opens the history file at `path` (already created by [`Store::open`]).
+    pub fn open(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(Checkpointer { conn })
+    }
+
+    /// Copies what it can of the log into the database without blocking writers.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
 const MESSAGE_COLUMNS: &str = "seq, msg_id, peer, outgoing, text, sent_at_ms, state";
 
 impl Store {
@@ -136,6 +158,9 @@ impl Store {
         // last transactions, never corrupt the file.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Checkpoints (and the fsync they need) run on a Checkpointer's thread instead, so a
+        // slow disk never stalls message handling.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::migrate(&mut conn)?;
         Ok(Store { conn })
     }

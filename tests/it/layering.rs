@@ -30,7 +30,10 @@ fn assert_never_names(dir: &str, forbidden: &[&str]) {
 #[test]
 fn protocol_is_pure() {
     assert!(!sources(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/protocol"))).is_empty());
-    assert_never_names("src/protocol", &["std::net", "socket2", "crossbeam", "egui", "std::thread", "SystemTime"]);
+    assert_never_names(
+        "src/protocol",
+        &["std::net", "socket2", "crossbeam", "egui", "std::thread", "SystemTime"],
+    );
 }
 
 #[test]
