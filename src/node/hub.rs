@@ -24,9 +24,10 @@ use crate::protocol::ids::{MsgId, PeerId};
 use crate::protocol::message::{MAX_RECEIPT_IDS, Receipt, WireMessage, check_text_len};
 use crate::store::{KnownPeer, MessageState, Store, StoreError};
 
-/// Delays of the start-up announces after the first: three tries make discovery survive a
-/// lost datagram without waiting for the first heartbeat.
-const STARTUP_ANNOUNCES: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
+/// A node starts with one announce per entry, each followed by this pause: announces at 0,
+/// 0.25 and 1.25 s make discovery survive lost datagrams without waiting for heartbeats.
+const STARTUP_ANNOUNCES: [Duration; 3] =
+    [Duration::from_millis(250), Duration::from_secs(1), HEARTBEAT_INTERVAL];
 
 /// How often a node repeats its presence once started.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
