@@ -8,7 +8,7 @@ use std::time::Duration;
 use pigeon::node::LeaveReason;
 use pigeon::protocol::MAX_TEXT_BYTES;
 use pigeon::protocol::ids::{MsgId, PeerId};
-use pigeon::store::{Direction, MessageState};
+use pigeon::store::{ChatMessage, Direction, MessageState};
 use pigeon::{Command, Event};
 
 use crate::util::{Daemon, Net, SHORT, expect_state};
@@ -33,6 +33,24 @@ fn send(from: &mut Daemon, to: &[PeerId], text: &str) -> Vec<MsgId> {
             })
         })
         .collect()
+}
+
+/// Loads one history page: its messages (oldest first) and whether older ones exist.
+fn history_page(
+    daemon: &mut Daemon,
+    peer: PeerId,
+    before: Option<i64>,
+    limit: usize,
+) -> (Vec<ChatMessage>, bool) {
+    daemon.send(&Command::LoadHistory { peer, before, limit });
+    daemon.expect(SHORT, "history page", |event| match event {
+        Event::History { messages, has_more, .. } => Some((messages.clone(), *has_more)),
+        _ => None,
+    })
+}
+
+fn texts(messages: &[ChatMessage]) -> Vec<&str> {
+    messages.iter().map(|m| m.text.as_str()).collect()
 }
 
 fn expect_received(daemon: &mut Daemon, text: &str) -> MsgId {
@@ -115,20 +133,10 @@ fn outbox_survives_restart_and_delivers_exactly_once() {
     assert!(!late.iter().any(|e| matches!(e, Event::MessageReceived { .. })), "shown twice: {late:?}");
 
     // History holds each message once, in order.
-    bo.send(&Command::LoadHistory { peer: ana.id, before: None, limit: 10 });
-    let texts = bo.expect(SHORT, "history", |event| match event {
-        Event::History { messages, has_more: false, .. } => {
-            Some(messages.iter().map(|m| (m.text.clone(), m.direction)).collect::<Vec<_>>())
-        }
-        _ => None,
-    });
-    assert_eq!(
-        texts,
-        [
-            ("while you were out".to_string(), Direction::Incoming),
-            ("and a second one".to_string(), Direction::Incoming)
-        ]
-    );
+    let (messages, has_more) = history_page(&mut bo, ana.id, None, 10);
+    assert!(!has_more);
+    assert_eq!(texts(&messages), ["while you were out", "and a second one"]);
+    assert!(messages.iter().all(|m| m.direction == Direction::Incoming));
 }
 
 #[test]
@@ -138,27 +146,17 @@ fn history_pages_and_search() {
     let mut nodes = cluster(&net, &["ana", "bo"], &dirs);
     let bo_id = nodes[1].id;
     nodes[0].expect_peers(&[bo_id]);
-    let ids = send(&mut nodes[0], &[bo_id; 1], "first");
-    expect_state(&mut nodes[0], ids[0], MessageState::Delivered);
-    for n in 0..4 {
-        let ids = send(&mut nodes[0], &[bo_id], &format!("note {n}"));
+    for text in ["first", "note 0", "note 1", "note 2", "note 3"] {
+        let ids = send(&mut nodes[0], &[bo_id], text);
         expect_state(&mut nodes[0], ids[0], MessageState::Delivered);
     }
     let ana = &mut nodes[0];
-    ana.send(&Command::LoadHistory { peer: bo_id, before: None, limit: 3 });
-    let (page, more) = ana.expect(SHORT, "page", |event| match event {
-        Event::History { messages, has_more, .. } => Some((messages.clone(), *has_more)),
-        _ => None,
-    });
+    let (page, more) = history_page(ana, bo_id, None, 3);
     assert!(more);
-    assert_eq!(page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["note 1", "note 2", "note 3"]);
-    ana.send(&Command::LoadHistory { peer: bo_id, before: Some(page[0].seq), limit: 3 });
-    let (older, more) = ana.expect(SHORT, "older page", |event| match event {
-        Event::History { messages, has_more, .. } => Some((messages.clone(), *has_more)),
-        _ => None,
-    });
+    assert_eq!(texts(&page), ["note 1", "note 2", "note 3"]);
+    let (older, more) = history_page(ana, bo_id, Some(page[0].seq), 3);
     assert!(!more);
-    assert_eq!(older.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["first", "note 0"]);
+    assert_eq!(texts(&older), ["first", "note 0"]);
     ana.send(&Command::Search { query: "NOTE".into(), limit: 10 });
     let found = ana.expect(SHORT, "search results", |event| match event {
         Event::SearchResults { messages, .. } => Some(messages.len()),
