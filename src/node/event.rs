@@ -45,6 +45,8 @@ pub struct Stats {
     pub malformed_datagrams: u64,
     /// Connections closed because of invalid framing or a missing hello.
     pub bad_connections: u64,
+    /// TCP connections opened since start, in either direction.
+    pub connections_opened: u64,
     /// Events dropped because a consumer did not keep up.
     pub dropped_events: u64,
     /// Peers online now.

@@ -362,6 +362,7 @@ impl Hub {
                     datagrams: self.counters.datagrams.load(Ordering::Relaxed),
                     malformed_datagrams: self.counters.malformed_datagrams.load(Ordering::Relaxed),
                     bad_connections: self.bad_connections,
+                    connections_opened: self.next_conn,
                     dropped_events: self.sinks.dropped,
                     peers_online: self.peers.len(),
                     connections: self.conns.len(),

@@ -139,6 +139,33 @@ fn outbox_survives_restart_and_delivers_exactly_once() {
     assert!(messages.iter().all(|m| m.direction == Direction::Incoming));
 }
 
+/// Regression: a peer's repeated start-up announces were taken for a restart, and the
+/// connection carrying our messages was dropped and rebuilt (a 750 ms stall).
+#[test]
+fn start_up_announces_do_not_interrupt_a_conversation() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut ana = Daemon::start("ana", &net.flags(1, 2, &dirs.path().join("ana")));
+    let bo = Daemon::start("bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    let bo_started = std::time::Instant::now();
+    ana.expect_peers(&[bo.id]);
+    // Keep talking until Bo's last start-up announce (at 1.25 s) has certainly arrived.
+    for n in 0..5000 {
+        if bo_started.elapsed() > Duration::from_millis(2000) {
+            break;
+        }
+        let ids = send(&mut ana, &[bo.id], &format!("ping {n}"));
+        expect_state(&mut ana, ids[0], MessageState::Delivered);
+    }
+    assert!(bo_started.elapsed() > Duration::from_millis(2000), "conversation too slow to cover start-up");
+    ana.send(&Command::Stats);
+    let opened = ana.expect(SHORT, "stats", |event| match event {
+        Event::Stats { stats } => Some(stats.connections_opened),
+        _ => None,
+    });
+    assert_eq!(opened, 1, "the connection to Bo was rebuilt");
+}
+
 #[test]
 fn history_pages_and_search() {
     let net = Net::new();
