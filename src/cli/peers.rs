@@ -7,6 +7,7 @@ use anyhow::Context;
 use pigeon::node::PeerInfo;
 use pigeon::protocol::announce::Status;
 use pigeon::{Command, Config, Event};
+use unicode_width::UnicodeWidthStr;
 
 use super::session::Session;
 
