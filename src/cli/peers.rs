@@ -64,15 +64,19 @@ fn print_table(peers: &[PeerInfo]) {
         })
         .collect();
     let header = ["NAME", "GROUP", "HOST", "ADDRESS", "STATUS", "ID"].map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
+    // Terminal columns, not chars: CJK names take two columns per character.
+    let mut widths = header.clone().map(|h| h.width());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.width());
         }
     }
     for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> =
-            row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.width())))
+            .collect();
         println!("{}", cells.join("  ").trim_end());
     }
 }
