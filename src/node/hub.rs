@@ -577,7 +577,15 @@ impl Hub {
             Frame::Message(message) => self.on_message(conn_id, peer, &message),
             Frame::Delivered(receipt) => self.on_receipt(peer, &receipt, MessageState::Delivered),
             Frame::Read(receipt) => self.on_receipt(peer, &receipt, MessageState::Read),
-            Frame::Hello(_) | Frame::Unknown { .. } => {}
+            Frame::Hello(_)
+            | Frame::Unknown { .. }
+            | Frame::Offer(_)
+            | Frame::Decline(_)
+            | Frame::Cancel(_)
+            | Frame::Fetch(_)
+            | Frame::Chunk(_)
+            | Frame::FileEnd(_)
+            | Frame::Done(_) => {}
         }
     }
 

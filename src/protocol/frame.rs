@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::announce::Presence;
 use super::message::{Receipt, WireMessage};
+use super::transfer::{Fetch, FileEnd, Offer, TransferDone, TransferEnd};
 use super::{DecodeError, PROTOCOL_VERSION};
 
 /// First two bytes of every frame; a stream that does not start with them is not Pigeon.
@@ -21,15 +22,66 @@ pub const MAGIC: [u8; 2] = *b"PG";
 /// Bytes of the fixed frame header.
 pub const HEADER_LEN: usize = 8;
 
-/// Largest payload accepted. A maximal text JSON-escaped (up to 6 bytes per input byte for
-/// control characters) stays below it; anything larger is a broken or hostile peer, and the
-/// check happens before any allocation.
+/// Largest payload of most frames. A maximal text JSON-escaped (up to 6 bytes per input byte
+/// for control characters) stays below it; anything larger is a broken or hostile peer, and
+/// the check happens before any allocation.
 pub const MAX_FRAME_PAYLOAD: usize = 1024 * 1024;
+
+/// Largest payload of an offer frame: room for thousands of entries with long names.
+pub const MAX_OFFER_PAYLOAD: usize = 8 * 1024 * 1024;
 
 const KIND_HELLO: u8 = 1;
 const KIND_MESSAGE: u8 = 2;
 const KIND_DELIVERED: u8 = 3;
 const KIND_READ: u8 = 4;
+const KIND_OFFER: u8 = 5;
+const KIND_DECLINE: u8 = 6;
+const KIND_CANCEL: u8 = 7;
+const KIND_FETCH: u8 = 8;
+/// Kind of a chunk frame, whose payload is raw file bytes (no JSON).
+pub const KIND_CHUNK: u8 = 9;
+const KIND_FILE_END: u8 = 10;
+const KIND_DONE: u8 = 11;
+
+/// Payload limit of a frame kind, checked against the header before reading the payload.
+pub fn max_payload(kind: u8) -> usize {
+    if kind == KIND_OFFER { MAX_OFFER_PAYLOAD } else { MAX_FRAME_PAYLOAD }
+}
+
+/// A decoded frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Frame kind.
+    pub kind: u8,
+    /// Payload length, already checked against [`max_payload`].
+    pub len: usize,
+}
+
+/// Decodes and checks a frame header (magic, version, length limit).
+pub fn decode_header(header: [u8; HEADER_LEN]) -> Result<Header, DecodeError> {
+    let [m0, m1, version, kind, l0, l1, l2, l3] = header;
+    if [m0, m1] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if version != PROTOCOL_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let len = usize::try_from(u32::from_be_bytes([l0, l1, l2, l3])).unwrap_or(usize::MAX);
+    let max = max_payload(kind);
+    if len > max {
+        return Err(DecodeError::TooLarge { what: "frame payload", len, max });
+    }
+    Ok(Header { kind, len })
+}
+
+/// The header of a chunk frame carrying `len` bytes, so a sender can write file data
+/// straight from its read buffer without building a frame.
+pub fn chunk_header(len: usize) -> [u8; HEADER_LEN] {
+    let len = u32::try_from(len).expect("chunks are at most CHUNK_BYTES");
+    let [l0, l1, l2, l3] = len.to_be_bytes();
+    let [m0, m1] = MAGIC;
+    [m0, m1, PROTOCOL_VERSION, KIND_CHUNK, l0, l1, l2, l3]
+}
 
 /// One frame on a Pigeon TCP connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +94,20 @@ pub enum Frame {
     Delivered(Receipt),
     /// The recipient's user has seen these messages.
     Read(Receipt),
+    /// Offers files and folders (sender to receiver, on the chat connection).
+    Offer(Offer),
+    /// The receiver does not want the offered transfer.
+    Decline(TransferEnd),
+    /// Either side stops a transfer.
+    Cancel(TransferEnd),
+    /// Opens a data connection: send the transfer from this point.
+    Fetch(Fetch),
+    /// Raw bytes of the current file.
+    Chunk(Vec<u8>),
+    /// The current file is complete; its hash.
+    FileEnd(FileEnd),
+    /// The receiver has every file, verified.
+    Done(TransferDone),
     /// A frame of a kind this version does not know; its payload was skipped.
     Unknown {
         /// The kind byte that was received.
@@ -57,6 +123,13 @@ impl Frame {
             Frame::Message(message) => (KIND_MESSAGE, json(message)),
             Frame::Delivered(receipt) => (KIND_DELIVERED, json(receipt)),
             Frame::Read(receipt) => (KIND_READ, json(receipt)),
+            Frame::Offer(offer) => (KIND_OFFER, json(offer)),
+            Frame::Decline(end) => (KIND_DECLINE, json(end)),
+            Frame::Cancel(end) => (KIND_CANCEL, json(end)),
+            Frame::Fetch(fetch) => (KIND_FETCH, json(fetch)),
+            Frame::Chunk(bytes) => (KIND_CHUNK, bytes.clone()),
+            Frame::FileEnd(end) => (KIND_FILE_END, json(end)),
+            Frame::Done(done) => (KIND_DONE, json(done)),
             Frame::Unknown { kind } => (*kind, Vec::new()),
         };
         let len = u32::try_from(payload.len()).expect("payloads of valid frames are far below 4 GiB");
@@ -93,14 +166,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
         return Ok(None);
     };
     check_prefix(header)?;
-    let [_, _, version, kind, l0, l1, l2, l3] = *header;
-    if version != PROTOCOL_VERSION {
-        return Err(DecodeError::UnsupportedVersion(version));
-    }
-    let len = usize::try_from(u32::from_be_bytes([l0, l1, l2, l3])).unwrap_or(usize::MAX);
-    if len > MAX_FRAME_PAYLOAD {
-        return Err(DecodeError::TooLarge { what: "frame payload", len, max: MAX_FRAME_PAYLOAD });
-    }
+    let Header { kind, len } = decode_header(*header)?;
     let Some(payload) = rest.get(..len) else {
         return Ok(None);
     };
@@ -120,6 +186,17 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
             receipt.validate()?;
             if kind == KIND_READ { Frame::Read(receipt) } else { Frame::Delivered(receipt) }
         }
+        KIND_OFFER => {
+            let offer: Offer = parse(payload)?;
+            offer.validate()?;
+            Frame::Offer(offer)
+        }
+        KIND_DECLINE => Frame::Decline(parse(payload)?),
+        KIND_CANCEL => Frame::Cancel(parse(payload)?),
+        KIND_FETCH => Frame::Fetch(parse(payload)?),
+        KIND_CHUNK => Frame::Chunk(payload.to_vec()),
+        KIND_FILE_END => Frame::FileEnd(parse(payload)?),
+        KIND_DONE => Frame::Done(parse(payload)?),
         kind => Frame::Unknown { kind },
     };
     Ok(Some((frame, HEADER_LEN + len)))
@@ -217,6 +294,46 @@ mod tests {
     fn malformed_payload_is_an_error() {
         let bytes = b"PG\x01\x02\x00\x00\x00\x02{]";
         assert!(matches!(decode(bytes), Err(DecodeError::Body(_))));
+    }
+
+    #[test]
+    fn transfer_frames_round_trip() {
+        use crate::protocol::ids::TransferId;
+        use crate::protocol::transfer::{Entry, EntryKind};
+        let transfer_id = TransferId::from_bytes([5; 16]);
+        let frames = [
+            Frame::Offer(Offer {
+                transfer_id,
+                entries: vec![
+                    Entry { path: "相册".into(), kind: EntryKind::Dir, size: 0 },
+                    Entry { path: "相册/a.jpg".into(), kind: EntryKind::File, size: 7 },
+                ],
+            }),
+            Frame::Decline(TransferEnd { transfer_id, reason: "no thanks".into() }),
+            Frame::Cancel(TransferEnd { transfer_id, reason: String::new() }),
+            Frame::Fetch(Fetch { transfer_id, index: 1, offset: 3 }),
+            Frame::Chunk(b"\x00\x01raw bytes".to_vec()),
+            Frame::FileEnd(FileEnd { index: 1, blake3: "ab".repeat(32) }),
+            Frame::Done(TransferDone { transfer_id }),
+        ];
+        for frame in frames {
+            let bytes = frame.encode();
+            assert_eq!(decode(&bytes).unwrap(), Some((frame, bytes.len())));
+        }
+        assert_eq!(&Frame::Chunk(vec![1, 2]).encode()[..HEADER_LEN], &chunk_header(2));
+    }
+
+    #[test]
+    fn offers_may_be_larger_than_other_frames_but_still_bounded() {
+        let big = u32::try_from(MAX_FRAME_PAYLOAD + 1).unwrap().to_be_bytes();
+        let mut header = *b"PG\x01\x05\x00\x00\x00\x00";
+        header[4..].copy_from_slice(&big);
+        assert_eq!(decode_header(header).unwrap().len, MAX_FRAME_PAYLOAD + 1);
+        header[3] = KIND_CHUNK;
+        assert!(decode_header(header).is_err());
+        header[3] = 5;
+        header[4..].copy_from_slice(&u32::try_from(MAX_OFFER_PAYLOAD + 1).unwrap().to_be_bytes());
+        assert!(decode_header(header).is_err());
     }
 
     proptest! {

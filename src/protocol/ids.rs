@@ -72,6 +72,11 @@ hex_id!(
     MsgId
 );
 
+hex_id!(
+    /// Identifies one file transfer (one offer to one peer) on both ends, across restarts.
+    TransferId
+);
+
 fn parse_hex(text: &str) -> Option<[u8; ID_BYTES]> {
     let digits = text.as_bytes();
     if digits.len() != ID_BYTES * 2 {

@@ -10,6 +10,8 @@
 //! - [`announce`]: UDP discovery datagrams (announce, heartbeat, reply, goodbye).
 //! - [`frame`]: TCP framing and the frames carried on a connection.
 //! - [`message`]: chat payloads and receipts.
+//! - [`transfer`]: file offers and data-stream frames.
+//! - [`names`]: sanitizing file names from the wire.
 //! - [`error`]: [`DecodeError`], the one error type of this module.
 #![warn(clippy::indexing_slicing)]
 
@@ -18,6 +20,8 @@ pub mod error;
 pub mod frame;
 pub mod ids;
 pub mod message;
+pub mod names;
+pub mod transfer;
 
 pub use error::DecodeError;
 
