@@ -1,10 +1,13 @@
 //! Everything Pigeon keeps on disk: identity, known peers and the full message history
 //! (which doubles as the outbox: outgoing messages not yet delivered are retried from it).
 //!
+//! Transfers live here too (`transfers.rs`), so both ends can resume after a restart.
+//!
 //! One SQLite file in the data folder, in WAL mode so a crash mid-write never corrupts it.
 //! Only the hub thread holds a [`Store`]; nothing else touches the database.
 
 mod schema;
+mod transfers;
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +15,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+pub use transfers::{TransferRecord, TransferState};
 
 use crate::protocol::ids::{MsgId, PeerId};
 

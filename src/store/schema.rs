@@ -6,7 +6,8 @@ use super::StoreError;
 
 /// Each entry moves the schema from version `index` to `index + 1`. Append only: a released
 /// migration is never edited.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE peers (
         id TEXT PRIMARY KEY,
@@ -29,7 +30,24 @@ const MIGRATIONS: &[&str] = &["
     );
     CREATE INDEX messages_by_peer ON messages (peer, seq);
     CREATE INDEX messages_pending ON messages (outgoing, state);
-"];
+",
+    "
+    CREATE TABLE transfers (
+        id TEXT PRIMARY KEY,
+        peer TEXT NOT NULL,
+        outgoing INTEGER NOT NULL,
+        entries TEXT NOT NULL,
+        sources TEXT NOT NULL DEFAULT '[]',
+        root_names TEXT NOT NULL DEFAULT '{}',
+        state INTEGER NOT NULL,
+        files_done INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX transfers_by_state ON transfers (state);
+    CREATE TABLE trusted_senders (peer TEXT PRIMARY KEY);
+",
+];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);

@@ -1,0 +1,276 @@
+//! Transfers on disk: what was offered or accepted, where it stands, and what is needed to
+//! resume it after a restart of either side (source paths on the sender, completed files and
+//! chosen folder names on the receiver).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+use super::{Direction, Store, StoreError, parse, to_sql_int};
+use crate::protocol::ids::{PeerId, TransferId};
+use crate::protocol::transfer::Entry;
+
+/// Where a transfer stands. Only `Offered` and `Active` are live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferState {
+    /// Offered; the receiver has not answered.
+    Offered,
+    /// Accepted; data flows, or will when the connection is back.
+    Active,
+    /// Every file arrived and verified.
+    Completed,
+    /// The receiver declined.
+    Declined,
+    /// One side cancelled.
+    Cancelled,
+    /// Stopped by an error (disk full, integrity check, unreadable source); can be retried.
+    Failed,
+}
+
+impl TransferState {
+    fn code(self) -> i64 {
+        match self {
+            TransferState::Offered => 0,
+            TransferState::Active => 1,
+            TransferState::Completed => 2,
+            TransferState::Declined => 3,
+            TransferState::Cancelled => 4,
+            TransferState::Failed => 5,
+        }
+    }
+
+    fn from_code(code: i64) -> Result<Self, StoreError> {
+        Ok(match code {
+            0 => TransferState::Offered,
+            1 => TransferState::Active,
+            2 => TransferState::Completed,
+            3 => TransferState::Declined,
+            4 => TransferState::Cancelled,
+            5 => TransferState::Failed,
+            _ => return Err(StoreError::Corrupt("transfer state")),
+        })
+    }
+
+    /// Whether the transfer may still move data.
+    pub fn is_live(self) -> bool {
+        matches!(self, TransferState::Offered | TransferState::Active)
+    }
+}
+
+/// One transfer as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRecord {
+    /// Identity, shared by both ends.
+    pub id: TransferId,
+    /// The other end.
+    pub peer: PeerId,
+    /// Sending or receiving.
+    pub direction: Direction,
+    /// What the offer listed (as on the wire).
+    pub entries: Vec<Entry>,
+    /// Sender only: the local file behind each entry.
+    pub sources: Vec<PathBuf>,
+    /// Receiver only: the local name chosen for each top-level folder of the offer.
+    pub root_names: BTreeMap<String, String>,
+    /// Where it stands.
+    pub state: TransferState,
+    /// Receiver only: entries before this index are complete on disk.
+    pub files_done: u32,
+    /// Why it ended, when it ended early.
+    pub reason: String,
+    /// When it was created, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+const COLUMNS: &str =
+    "id, peer, outgoing, entries, sources, root_names, state, files_done, reason, created_ms";
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data always serializes")
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(text: &str, what: &'static str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|_corrupt| StoreError::Corrupt(what))
+}
+
+fn record(row: &Row<'_>) -> rusqlite::Result<Result<TransferRecord, StoreError>> {
+    let id: String = row.get(0)?;
+    let peer: String = row.get(1)?;
+    let outgoing: bool = row.get(2)?;
+    let entries: String = row.get(3)?;
+    let sources: String = row.get(4)?;
+    let root_names: String = row.get(5)?;
+    let state: i64 = row.get(6)?;
+    let files_done: i64 = row.get(7)?;
+    let reason: String = row.get(8)?;
+    let created_ms: i64 = row.get(9)?;
+    Ok((|| {
+        Ok(TransferRecord {
+            id: parse(&id, "transfer id")?,
+            peer: parse(&peer, "peer id")?,
+            direction: if outgoing { Direction::Outgoing } else { Direction::Incoming },
+            entries: from_json(&entries, "transfer entries")?,
+            sources: from_json(&sources, "transfer sources")?,
+            root_names: from_json(&root_names, "transfer folder names")?,
+            state: TransferState::from_code(state)?,
+            files_done: u32::try_from(files_done).map_err(|_negative| StoreError::Corrupt("files done"))?,
+            reason,
+            created_ms: u64::try_from(created_ms).map_err(|_negative| StoreError::Corrupt("timestamp"))?,
+        })
+    })())
+}
+
+impl Store {
+    /// Records a new transfer; `false` if one with this id exists (a re-sent offer).
+    pub fn insert_transfer(&self, transfer: &TransferRecord) -> Result<bool, StoreError> {
+        let inserted = self.conn.execute(
+            &format!("INSERT INTO transfers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING"),
+            params![
+                transfer.id.to_string(),
+                transfer.peer.to_string(),
+                transfer.direction == Direction::Outgoing,
+                json(&transfer.entries),
+                json(&transfer.sources),
+                json(&transfer.root_names),
+                transfer.state.code(),
+                transfer.files_done,
+                transfer.reason,
+                to_sql_int(transfer.created_ms),
+            ],
+        )?;
+        Ok(inserted > 0)
+    }
+
+    /// One transfer by id.
+    pub fn transfer(&self, id: TransferId) -> Result<Option<TransferRecord>, StoreError> {
+        let found = self
+            .conn
+            .query_row(&format!("SELECT {COLUMNS} FROM transfers WHERE id = ?1"), [id.to_string()], record)
+            .optional()?;
+        found.transpose()
+    }
+
+    /// Transfers still live (offered or active), oldest first: resumed after a restart.
+    pub fn live_transfers(&self) -> Result<Vec<TransferRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM transfers WHERE state IN (?1, ?2) ORDER BY created_ms"
+        ))?;
+        let rows =
+            stmt.query_map(params![TransferState::Offered.code(), TransferState::Active.code()], record)?;
+        rows.map(|row| row?).collect()
+    }
+
+    /// The newest transfers, newest first.
+    pub fn recent_transfers(&self, limit: usize) -> Result<Vec<TransferRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM transfers ORDER BY created_ms DESC LIMIT ?1"))?;
+        let rows = stmt.query_map([to_sql_int(limit)], record)?;
+        rows.map(|row| row?).collect()
+    }
+
+    /// Sets state and reason.
+    pub fn set_transfer_state(
+        &self,
+        id: TransferId,
+        state: TransferState,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE transfers SET state = ?1, reason = ?2 WHERE id = ?3",
+            params![state.code(), reason, id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Records how many leading entries are complete (receiver).
+    pub fn set_files_done(&self, id: TransferId, files_done: u32) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE transfers SET files_done = ?1 WHERE id = ?2",
+            params![files_done, id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Records the folder names chosen when the transfer was accepted (receiver).
+    pub fn set_root_names(
+        &self,
+        id: TransferId,
+        root_names: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE transfers SET root_names = ?1 WHERE id = ?2",
+            params![json(root_names), id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the user chose "always accept" for this peer.
+    pub fn is_trusted_sender(&self, peer: PeerId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM trusted_senders WHERE peer = ?1", [peer.to_string()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Accepts every future offer from `peer` without asking.
+    pub fn trust_sender(&self, peer: PeerId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO trusted_senders (peer) VALUES (?1) ON CONFLICT DO NOTHING",
+            [peer.to_string()],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::transfer::EntryKind;
+
+    #[test]
+    fn transfers_round_trip_and_only_live_ones_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let mut record = TransferRecord {
+            id: TransferId::from_bytes([1; 16]),
+            peer: PeerId::from_bytes([2; 16]),
+            direction: Direction::Incoming,
+            entries: vec![Entry { path: "a.txt".into(), kind: EntryKind::File, size: 3 }],
+            sources: Vec::new(),
+            root_names: BTreeMap::new(),
+            state: TransferState::Offered,
+            files_done: 0,
+            reason: String::new(),
+            created_ms: 7,
+        };
+        assert!(store.insert_transfer(&record).unwrap());
+        assert!(!store.insert_transfer(&record).unwrap(), "a re-sent offer is not a new transfer");
+        store.set_transfer_state(record.id, TransferState::Active, "").unwrap();
+        store.set_files_done(record.id, 1).unwrap();
+        record.root_names.insert("Photos".into(), "Photos (1)".into());
+        store.set_root_names(record.id, &record.root_names).unwrap();
+        let loaded = store.transfer(record.id).unwrap().unwrap();
+        assert_eq!((loaded.state, loaded.files_done), (TransferState::Active, 1));
+        assert_eq!(loaded.root_names, record.root_names);
+        assert_eq!(store.live_transfers().unwrap().len(), 1);
+        store.set_transfer_state(record.id, TransferState::Completed, "").unwrap();
+        assert!(store.live_transfers().unwrap().is_empty());
+        assert_eq!(store.recent_transfers(5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn trusted_senders_are_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let peer = PeerId::from_bytes([4; 16]);
+        assert!(!store.is_trusted_sender(peer).unwrap());
+        store.trust_sender(peer).unwrap();
+        store.trust_sender(peer).unwrap();
+        assert!(store.is_trusted_sender(peer).unwrap());
+    }
+}
