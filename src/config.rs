@@ -61,6 +61,8 @@ pub struct Settings {
     pub broadcast: bool,
     /// Where received files go; `None` means the user's Downloads/Pigeon.
     pub download_dir: Option<PathBuf>,
+    /// Accept every file offer without asking.
+    pub auto_accept: bool,
 }
 
 impl Default for Settings {
@@ -74,6 +76,7 @@ impl Default for Settings {
             targets: Vec::new(),
             broadcast: true,
             download_dir: None,
+            auto_accept: false,
         }
     }
 }

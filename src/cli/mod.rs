@@ -5,6 +5,7 @@
 mod daemon;
 mod peers;
 mod send;
+mod send_file;
 mod session;
 
 use std::net::Ipv4Addr;
@@ -29,6 +30,7 @@ Examples:
   pigeon peers --wait 2                           list who is on the subnet
   pigeon send Ana 'lunch at 12?'                  send and wait until delivered
   pigeon send 10.8.0.7:2426 hi                    reach a peer on another subnet
+  pigeon send-file Ana report.pdf Photos/         send files and folders, with progress
   pigeon --bind 127.0.0.2 --no-broadcast --target 127.0.0.3 --data-dir /tmp/b daemon
                                                   a loopback-only node, for trials";
 
@@ -73,6 +75,9 @@ pub struct SharedArgs {
     /// Where received files go (default: Downloads/Pigeon).
     #[arg(long, global = true, value_name = "DIR")]
     download_dir: Option<PathBuf>,
+    /// Accept every file offer without asking.
+    #[arg(long, global = true)]
+    auto_accept: bool,
 }
 
 /// `--status` values.
@@ -110,6 +115,20 @@ enum Sub {
         #[arg(long, value_name = "SECS", default_value_t = 10.0)]
         timeout: f64,
     },
+    /// Send files and folders and wait until they arrived and verified.
+    SendFile {
+        /// A display name, a peer id (or a unique prefix of one), or HOST:PORT.
+        peer: String,
+        /// Files and folders (folders are sent whole, empty folders included).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Seconds to look for the peer before giving up.
+        #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+        wait: f64,
+        /// Seconds to wait for the whole transfer (default: until it ends).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
 }
 
 impl SharedArgs {
@@ -143,6 +162,9 @@ impl SharedArgs {
         if let Some(dir) = self.download_dir {
             settings.download_dir = Some(dir);
         }
+        if self.auto_accept {
+            settings.auto_accept = true;
+        }
         Ok(config)
     }
 }
@@ -162,6 +184,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Sub::Peers { wait, json } => peers::run(&config, wait.map(seconds).transpose()?, json),
         Sub::Send { peer, text, wait, timeout } => {
             send::run(&config, &peer, &text, seconds(wait)?, seconds(timeout)?)
+        }
+        Sub::SendFile { peer, paths, wait, timeout } => {
+            send_file::run(&config, &peer, &paths, seconds(wait)?, timeout.map(seconds).transpose()?)
         }
     }
 }

@@ -18,7 +18,7 @@ use super::{EXIT_ERROR, EXIT_FAILED, peers};
 /// unique on any LAN.
 const MIN_ID_PREFIX: usize = 4;
 
-/// Tag that marks our own command's events on a node other clients may also use.
+/// Prefix of [`command_tag`].
 const TAG_PREFIX: &str = "pigeon-send-";
 
 /// What a PEER argument designates among the known peers.
@@ -86,14 +86,13 @@ pub fn run(
     Ok(code)
 }
 
-fn deliver(
+/// Finds the peer a PEER argument designates, waiting up to `wait` for it to appear (and
+/// connecting first when it is an address). `Ok(Err(message))` is a failure for the user.
+pub fn find_peer(
     session: &mut Session,
     query: &str,
-    text: &str,
     wait: Duration,
-    timeout: Duration,
-) -> anyhow::Result<(ExitCode, String)> {
-    let failed = |message: String| Ok((ExitCode::from(EXIT_FAILED), message));
+) -> anyhow::Result<Result<(PeerId, String), String>> {
     let mut known: HashMap<PeerId, PeerInfo> = peers::list(session)?.into_iter().map(|p| (p.id, p)).collect();
     if resolve(query, &known) == Resolution::NotFound
         && let Ok(addr) = query.parse::<SocketAddr>()
@@ -105,10 +104,10 @@ fn deliver(
         match resolve(query, &known) {
             Resolution::Found(id) => break id,
             Resolution::Ambiguous(names) => {
-                return failed(format!(
+                return Ok(Err(format!(
                     "{query:?} matches several peers; use an id:\n  {}",
                     names.join("\n  ")
-                ));
+                )));
             }
             Resolution::NotFound => {}
         }
@@ -117,19 +116,39 @@ fn deliver(
                 known.insert(peer.id, peer);
             }
             Some(Event::ConnectFailed { addr, reason }) => {
-                return failed(format!("cannot reach {addr}: {reason}"));
+                return Ok(Err(format!("cannot reach {addr}: {reason}")));
             }
             Some(_) => {}
             None => {
                 let mut names: Vec<&str> = known.values().map(|p| p.name.as_str()).collect();
                 names.sort_unstable();
                 let seen = if names.is_empty() { String::from("none") } else { names.join(", ") };
-                return failed(format!("no peer {query:?} found within {wait:?} (peers seen: {seen})"));
+                return Ok(Err(format!("no peer {query:?} found within {wait:?} (peers seen: {seen})")));
             }
         }
     };
     let name = known.get(&peer).map_or_else(|| peer.to_string(), |p| p.name.clone());
-    let tag = format!("{TAG_PREFIX}{}", std::process::id());
+    Ok(Ok((peer, name)))
+}
+
+/// Tag that marks this process's commands on a node other clients may also use.
+pub fn command_tag() -> String {
+    format!("{TAG_PREFIX}{}", std::process::id())
+}
+
+fn deliver(
+    session: &mut Session,
+    query: &str,
+    text: &str,
+    wait: Duration,
+    timeout: Duration,
+) -> anyhow::Result<(ExitCode, String)> {
+    let failed = |message: String| Ok((ExitCode::from(EXIT_FAILED), message));
+    let (peer, name) = match find_peer(session, query, wait)? {
+        Ok(found) => found,
+        Err(message) => return failed(message),
+    };
+    let tag = command_tag();
     session.send(&Command::SendMessage { to: vec![peer], text: text.to_owned(), tag: Some(tag.clone()) })?;
     let deadline = Instant::now() + timeout;
     let queued = session.wait_for(deadline, |event| match event {

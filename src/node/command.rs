@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::announce::Status;
-use crate::protocol::ids::PeerId;
+use std::path::PathBuf;
+
+use crate::protocol::ids::{PeerId, TransferId};
 
 /// Default page size of [`Command::LoadHistory`]: about a screenful and a half.
 pub const DEFAULT_PAGE: usize = 50;
@@ -73,6 +75,42 @@ pub enum Command {
         #[serde(default)]
         status: Option<Status>,
     },
+    /// Offer files and folders to each peer in `to` (one transfer per peer); answered by
+    /// [`Event::TransferAdded`](super::Event::TransferAdded) per peer, carrying `tag`.
+    SendFiles {
+        /// Recipients.
+        to: Vec<PeerId>,
+        /// Local files and folders (folders are sent whole, empty folders included).
+        paths: Vec<PathBuf>,
+        /// Opaque label echoed in the resulting events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+    },
+    /// Accept an offered transfer; with `always`, accept every future offer from that peer.
+    AcceptTransfer {
+        /// Which transfer.
+        transfer_id: TransferId,
+        /// Trust this sender from now on.
+        #[serde(default)]
+        always: bool,
+    },
+    /// Decline an offered transfer.
+    DeclineTransfer {
+        /// Which transfer.
+        transfer_id: TransferId,
+    },
+    /// Stop a transfer (either side); partial files are kept for nothing and removed.
+    CancelTransfer {
+        /// Which transfer.
+        transfer_id: TransferId,
+    },
+    /// Try a failed or interrupted transfer again, from where it stopped.
+    RetryTransfer {
+        /// Which transfer.
+        transfer_id: TransferId,
+    },
+    /// Ask for recent transfers; answered by [`Event::Transfers`](super::Event::Transfers).
+    ListTransfers,
     /// Ask for counters; answered by [`Event::Stats`](super::Event::Stats).
     Stats,
     /// Say goodbye to peers and stop the node.

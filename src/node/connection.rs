@@ -69,6 +69,20 @@ impl ConnHandle {
         self.writer.try_send(frame.encode()).is_ok()
     }
 
+    /// Ends the connection's threads without closing the socket and returns it: used when the
+    /// peer turned the connection into a data stream (its first frame was a fetch, after which
+    /// the reader stopped by itself).
+    pub fn release(self) -> TcpStream {
+        // The writer drains what is queued (our hello), then ends because its queue closed.
+        drop(self.writer);
+        for thread in self.threads {
+            if thread.join().is_err() {
+                log::error!("a connection thread panicked");
+            }
+        }
+        self.stream
+    }
+
     /// Closes the socket (both threads end promptly) and joins them.
     pub fn close(self) {
         // Already closed by the peer is fine: the threads are ending either way.
@@ -84,21 +98,37 @@ impl ConnHandle {
 
 fn read_loop(id: ConnId, stream: &TcpStream, net: &Sender<NetEvent>) {
     let (reason, misbehaved) = match read_frames(id, stream, net) {
-        Ok(()) => (String::from("closed by peer"), false),
+        Ok(Ended::HandedOver) => return,
+        Ok(Ended::Closed) => (String::from("closed by peer"), false),
         Err(err) => (err.to_string(), matches!(err, ReadError::Decode(_) | ReadError::NoHello)),
     };
     // The hub may be gone during shutdown; nobody is left to tell.
     net.send(NetEvent::Closed { conn: id, reason, misbehaved }).ok();
 }
 
-fn read_frames(id: ConnId, stream: &TcpStream, net: &Sender<NetEvent>) -> Result<(), ReadError> {
+/// How a reader ended without error.
+enum Ended {
+    /// The stream ended between frames, or the hub is gone.
+    Closed,
+    /// The first frame was a fetch: the socket now belongs to a transfer worker.
+    HandedOver,
+}
+
+fn read_frames(id: ConnId, stream: &TcpStream, net: &Sender<NetEvent>) -> Result<Ended, ReadError> {
     stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
     let mut reader = FrameReader::new(stream);
     let mut greeted = false;
     while let Some(frame) = reader.next_frame()? {
         if !greeted {
-            if !matches!(frame, Frame::Hello(_)) {
+            let handover = matches!(frame, Frame::Fetch(_));
+            if !handover && !matches!(frame, Frame::Hello(_)) {
                 return Err(ReadError::NoHello);
+            }
+            if handover {
+                // Nothing follows a fetch until the data has been sent, so the reader holds no
+                // bytes that belong to the transfer worker.
+                net.send(NetEvent::Frame { conn: id, frame }).ok();
+                return Ok(Ended::HandedOver);
             }
             greeted = true;
             stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
@@ -107,7 +137,7 @@ fn read_frames(id: ConnId, stream: &TcpStream, net: &Sender<NetEvent>) -> Result
             break;
         }
     }
-    Ok(())
+    Ok(Ended::Closed)
 }
 
 fn write_loop(id: ConnId, mut stream: TcpStream, queue: &Receiver<Vec<u8>>, net: &Sender<NetEvent>) {
@@ -124,7 +154,6 @@ fn write_loop(id: ConnId, mut stream: TcpStream, queue: &Receiver<Vec<u8>>, net:
             return;
         }
     }
-    stream.shutdown(Shutdown::Write).ok();
 }
 
 /// Why a connection's reader stopped.

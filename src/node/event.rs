@@ -3,9 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::transfer::Progress;
 use crate::protocol::announce::Status;
-use crate::protocol::ids::{MsgId, PeerId};
-use crate::store::{ChatMessage, MessageState};
+use crate::protocol::ids::{MsgId, PeerId, TransferId};
+use crate::protocol::transfer::{Entry, EntryKind};
+use crate::store::{ChatMessage, Direction, MessageState, TransferRecord, TransferState};
 
 /// A peer as consumers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +26,81 @@ pub struct PeerInfo {
     pub port: u16,
     /// Availability.
     pub status: Status,
+}
+
+/// A transfer as consumers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferInfo {
+    /// Identity, shared by both ends.
+    pub transfer_id: TransferId,
+    /// The other end.
+    pub peer: PeerId,
+    /// Sending or receiving.
+    pub direction: Direction,
+    /// Where it stands.
+    pub state: TransferState,
+    /// Number of files.
+    pub files: usize,
+    /// Number of folders.
+    pub folders: usize,
+    /// Bytes of all files.
+    pub total_bytes: u64,
+    /// One line for the user: counts, size and the top-level names.
+    pub summary: String,
+    /// Every file and folder, as offered.
+    pub entries: Vec<Entry>,
+    /// Why it ended early, if it did.
+    pub reason: String,
+}
+
+/// Top-level names listed in a summary before "…".
+const SUMMARY_NAMES: usize = 3;
+
+impl TransferInfo {
+    /// Builds the consumer's view of a stored transfer.
+    pub fn from_record(record: &TransferRecord) -> TransferInfo {
+        let files = record.entries.iter().filter(|e| e.kind == EntryKind::File).count();
+        let folders = record.entries.len() - files;
+        let total_bytes = record.entries.iter().map(|e| e.size).sum();
+        let top: Vec<&str> =
+            record.entries.iter().map(|e| e.path.as_str()).filter(|p| !p.contains(['/', '\\'])).collect();
+        let mut names = top.iter().take(SUMMARY_NAMES).copied().collect::<Vec<_>>().join(", ");
+        if top.len() > SUMMARY_NAMES {
+            names.push_str(", …");
+        }
+        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut counts = plural(files, "file", "files");
+        if folders > 0 {
+            counts = format!("{counts} in {}", plural(folders, "folder", "folders"));
+        }
+        TransferInfo {
+            transfer_id: record.id,
+            peer: record.peer,
+            direction: record.direction,
+            state: record.state,
+            files,
+            folders,
+            total_bytes,
+            summary: format!("{counts}, {}: {names}", human_bytes(total_bytes)),
+            entries: record.entries.clone(),
+            reason: record.reason.clone(),
+        }
+    }
+}
+
+/// A byte count for people: "512 B", "3.4 MB", "1.2 GB" (decimal units, as file managers use).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS.get(unit).unwrap_or(&"PB"))
 }
 
 /// Why a peer left the list.
@@ -148,6 +225,43 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tag: Option<String>,
     },
+    /// A transfer appeared: one we offered, or one offered to us (state `offered`: accept or
+    /// decline it).
+    TransferAdded {
+        /// The transfer.
+        transfer: TransferInfo,
+        /// The tag of the command that created it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+    },
+    /// Bytes moved (a few times per second at most).
+    TransferProgress {
+        /// Which transfer.
+        transfer_id: TransferId,
+        /// How far it is.
+        progress: Progress,
+    },
+    /// A transfer was accepted, or ended (completed, declined, cancelled, failed).
+    TransferStateChanged {
+        /// Which transfer.
+        transfer_id: TransferId,
+        /// The new state.
+        state: TransferState,
+        /// Why it ended, for the user (empty when completed or accepted).
+        reason: String,
+    },
+    /// The connection of a running transfer broke; it resumes by itself when it can.
+    TransferInterrupted {
+        /// Which transfer.
+        transfer_id: TransferId,
+        /// What happened.
+        reason: String,
+    },
+    /// Answer to `list_transfers`.
+    Transfers {
+        /// Newest first.
+        transfers: Vec<TransferInfo>,
+    },
     /// The node has stopped; always the last event.
     Stopped,
 }
@@ -163,6 +277,38 @@ impl Event {
                 | Event::Stats { .. }
                 | Event::CommandFailed { .. }
                 | Event::ConnectFailed { .. }
+                | Event::Transfers { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_name_counts_size_and_top_level_entries() {
+        let entry = |path: &str, kind, size| Entry { path: path.into(), kind, size };
+        let record = TransferRecord {
+            id: TransferId::from_bytes([1; 16]),
+            peer: PeerId::from_bytes([2; 16]),
+            direction: Direction::Outgoing,
+            entries: vec![
+                entry("Photos", EntryKind::Dir, 0),
+                entry("Photos/a.jpg", EntryKind::File, 1_500_000),
+                entry("notes.txt", EntryKind::File, 500),
+            ],
+            sources: Vec::new(),
+            root_names: Default::default(),
+            state: TransferState::Offered,
+            files_done: 0,
+            reason: String::new(),
+            created_ms: 0,
+        };
+        let info = TransferInfo::from_record(&record);
+        assert_eq!((info.files, info.folders, info.total_bytes), (2, 1, 1_500_500));
+        assert_eq!(info.summary, "2 files in 1 folder, 1.5 MB: Photos, notes.txt");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_230_000_000), "1.2 GB");
     }
 }

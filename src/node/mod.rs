@@ -10,12 +10,14 @@ mod connection;
 mod control;
 pub mod discovery;
 pub mod event;
+mod files;
 mod hub;
 pub mod lines;
 mod listener;
 mod sinks;
 mod socket;
 mod threads;
+pub mod transfer;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, ToSocketAddrs, UdpSocket};
@@ -29,8 +31,9 @@ use thiserror::Error;
 
 pub use command::Command;
 pub use control::socket_path as control_socket_path;
-pub use event::{Event, LeaveReason, PeerInfo, Stats};
+pub use event::{Event, LeaveReason, PeerInfo, Stats, TransferInfo, human_bytes};
 pub use hub::{HEARTBEAT_INTERVAL, PEER_TIMEOUT};
+pub use transfer::Progress;
 
 use crate::config::{Config, host_name};
 use crate::protocol::announce::Presence;
@@ -234,6 +237,8 @@ impl Node {
             wake: Wake { local_addr, control: control_path, checkpoint_stop: Some(checkpoint_stop) },
             lock,
             local_ip: settings.bind,
+            download_dir: config.download_dir(),
+            auto_accept: settings.auto_accept,
         })?;
         let hub = threads::spawn("pigeon-hub", move || hub.run(local_addr)).map_err(StartError::Thread)?;
         Ok(Node { inputs: inputs_tx, events: events_rx, hub: Some(hub), id, local_addr })

@@ -74,13 +74,18 @@ pub fn decode_header(header: [u8; HEADER_LEN]) -> Result<Header, DecodeError> {
     Ok(Header { kind, len })
 }
 
+/// Encodes a frame header.
+pub fn encode_header(header: Header) -> [u8; HEADER_LEN] {
+    let len = u32::try_from(header.len).expect("payload lengths are checked against max_payload");
+    let [l0, l1, l2, l3] = len.to_be_bytes();
+    let [m0, m1] = MAGIC;
+    [m0, m1, PROTOCOL_VERSION, header.kind, l0, l1, l2, l3]
+}
+
 /// The header of a chunk frame carrying `len` bytes, so a sender can write file data
 /// straight from its read buffer without building a frame.
 pub fn chunk_header(len: usize) -> [u8; HEADER_LEN] {
-    let len = u32::try_from(len).expect("chunks are at most CHUNK_BYTES");
-    let [l0, l1, l2, l3] = len.to_be_bytes();
-    let [m0, m1] = MAGIC;
-    [m0, m1, PROTOCOL_VERSION, KIND_CHUNK, l0, l1, l2, l3]
+    encode_header(Header { kind: KIND_CHUNK, len })
 }
 
 /// One frame on a Pigeon TCP connection.
@@ -132,12 +137,8 @@ impl Frame {
             Frame::Done(done) => (KIND_DONE, json(done)),
             Frame::Unknown { kind } => (*kind, Vec::new()),
         };
-        let len = u32::try_from(payload.len()).expect("payloads of valid frames are far below 4 GiB");
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-        out.extend_from_slice(&MAGIC);
-        out.push(PROTOCOL_VERSION);
-        out.push(kind);
-        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&encode_header(Header { kind, len: payload.len() }));
         out.extend_from_slice(&payload);
         out
     }
@@ -309,8 +310,8 @@ mod tests {
                     Entry { path: "相册/a.jpg".into(), kind: EntryKind::File, size: 7 },
                 ],
             }),
-            Frame::Decline(TransferEnd { transfer_id, reason: "no thanks".into() }),
-            Frame::Cancel(TransferEnd { transfer_id, reason: String::new() }),
+            Frame::Decline(TransferEnd { transfer_id, reason: "no thanks".into(), failed: false }),
+            Frame::Cancel(TransferEnd { transfer_id, reason: "disk full".into(), failed: true }),
             Frame::Fetch(Fetch { transfer_id, index: 1, offset: 3 }),
             Frame::Chunk(b"\x00\x01raw bytes".to_vec()),
             Frame::FileEnd(FileEnd { index: 1, blake3: "ab".repeat(32) }),

@@ -99,6 +99,9 @@ pub struct TransferEnd {
     /// Why, for the other user.
     #[serde(default)]
     pub reason: String,
+    /// Stopped by an error (disk full, integrity) rather than by a person.
+    #[serde(default)]
+    pub failed: bool,
 }
 
 /// First frame after hello on a data connection: the receiver asks for the transfer's data

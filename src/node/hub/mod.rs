@@ -11,16 +11,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
+mod transfers;
+
 use super::command::{Command, MAX_PAGE};
 use super::connection::{ConnHandle, ConnId};
 use super::discovery::{Announcer, Counters};
 use super::event::{Event, LeaveReason, PeerInfo, Stats};
+use super::files::Scanned;
 use super::sinks::{ClientId, Origin, Sinks, Waker};
 use super::threads::{self, StopFlag};
+use super::transfer::Report;
 use super::{random_id, socket};
 use crate::protocol::announce::{Datagram, Goodbye, Presence};
 use crate::protocol::frame::Frame;
-use crate::protocol::ids::{MsgId, PeerId};
+use crate::protocol::ids::{MsgId, PeerId, TransferId};
 use crate::protocol::message::{MAX_RECEIPT_IDS, Receipt, WireMessage, check_text_len};
 use crate::store::{KnownPeer, MessageState, Store, StoreError};
 
@@ -83,6 +87,19 @@ pub enum NetEvent {
         /// The frame.
         frame: Frame,
     },
+    /// A scan of files to offer finished.
+    Scanned {
+        /// Recipients.
+        to: Vec<PeerId>,
+        /// Tag of the command.
+        tag: Option<String>,
+        /// Who asked.
+        origin: Origin,
+        /// What was found, or why not.
+        result: std::io::Result<Scanned>,
+    },
+    /// A transfer worker reports.
+    Transfer(TransferId, Report),
     /// A connection ended.
     Closed {
         /// Which connection.
@@ -191,6 +208,10 @@ pub struct HubParts {
     pub lock: std::fs::File,
     /// The bound address, used as the source of outgoing connections.
     pub local_ip: Ipv4Addr,
+    /// Where received files go.
+    pub download_dir: std::path::PathBuf,
+    /// Accept every offer without asking.
+    pub auto_accept: bool,
 }
 
 /// The hub's state. See the module doc.
@@ -209,6 +230,12 @@ pub struct Hub {
     _lock: std::fs::File,
     /// Address outgoing connections are made from (unspecified: the system picks).
     local_ip: Ipv4Addr,
+    /// Where received files go.
+    download_dir: std::path::PathBuf,
+    /// Accept every offer without asking.
+    auto_accept: bool,
+    /// Transfers that may still move data.
+    transfers: HashMap<TransferId, transfers::LiveTransfer>,
     /// Online peers.
     peers: HashMap<PeerId, Peer>,
     /// Every peer id ever seen (online or not): messages to them may be queued.
@@ -220,8 +247,8 @@ pub struct Hub {
     next_conn: u64,
     /// Messages written to a connection and not yet acknowledged: where and when.
     awaiting_ack: HashMap<MsgId, (ConnId, Instant)>,
-    /// Connect attempts in flight (joined when finished).
-    connectors: Vec<JoinHandle<()>>,
+    /// Short-lived helper threads (connect attempts, file scans), joined when finished.
+    helpers: Vec<JoinHandle<()>>,
     /// Connections closed for invalid framing.
     bad_connections: u64,
     /// Start-up announces still to send.
@@ -236,7 +263,7 @@ impl Hub {
         let known = parts.store.known_peers()?.into_iter().map(|peer| peer.id).collect();
         let outbox_peers = parts.store.peers_with_undelivered()?.into_iter().collect();
         let now = Instant::now();
-        Ok(Hub {
+        let mut hub = Hub {
             me: parts.me,
             store: parts.store,
             announcer: parts.announcer,
@@ -250,18 +277,23 @@ impl Hub {
             wake: parts.wake,
             _lock: parts.lock,
             local_ip: parts.local_ip,
+            download_dir: parts.download_dir,
+            auto_accept: parts.auto_accept,
+            transfers: HashMap::new(),
             peers: HashMap::new(),
             known,
             outbox_peers,
             conns: HashMap::new(),
             next_conn: 0,
             awaiting_ack: HashMap::new(),
-            connectors: Vec::new(),
+            helpers: Vec::new(),
             bad_connections: 0,
             startup_left: STARTUP_ANNOUNCES.iter(),
             next_announce: now,
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
-        })
+        };
+        hub.load_transfers()?;
+        Ok(hub)
     }
 
     /// Runs until a shutdown command or until the node handle is dropped, then stops cleanly.
@@ -369,6 +401,12 @@ impl Hub {
                 };
                 self.sinks.reply(origin, Event::Stats { stats });
             }
+            Command::SendFiles { to, paths, tag } => self.send_files(to, paths, tag, origin),
+            Command::AcceptTransfer { transfer_id, always } => self.accept(transfer_id, always, origin),
+            Command::DeclineTransfer { transfer_id } => self.decline(transfer_id, origin),
+            Command::CancelTransfer { transfer_id } => self.cancel(transfer_id, origin),
+            Command::RetryTransfer { transfer_id } => self.retry(transfer_id, origin),
+            Command::ListTransfers => self.list_transfers(origin),
             Command::Shutdown => {}
         }
     }
@@ -416,6 +454,8 @@ impl Hub {
             }
             NetEvent::Connected { target, result } => self.on_connected(target, result),
             NetEvent::Frame { conn, frame } => self.on_frame(conn, frame),
+            NetEvent::Scanned { to, tag, origin, result } => self.on_scanned(to, tag, origin, result),
+            NetEvent::Transfer(id, report) => self.on_transfer_report(id, report),
             NetEvent::Closed { conn, reason, misbehaved } => {
                 if misbehaved {
                     self.bad_connections += 1;
@@ -476,6 +516,7 @@ impl Hub {
                 self.remember(&info);
                 self.sinks.emit(&Event::PeerJoined { peer: info });
                 self.flush(id);
+                self.transfer_housekeeping(now);
                 return;
             }
         };
@@ -569,6 +610,10 @@ impl Hub {
             self.on_hello(conn_id, presence, remote_ip);
             return;
         }
+        if let Frame::Fetch(fetch) = frame {
+            self.on_fetch(conn_id, fetch);
+            return;
+        }
         let Some(peer) = conn.peer else { return };
         if let Some(entry) = self.peers.get_mut(&peer) {
             entry.last_seen = Instant::now();
@@ -577,15 +622,16 @@ impl Hub {
             Frame::Message(message) => self.on_message(conn_id, peer, &message),
             Frame::Delivered(receipt) => self.on_receipt(peer, &receipt, MessageState::Delivered),
             Frame::Read(receipt) => self.on_receipt(peer, &receipt, MessageState::Read),
+            Frame::Offer(offer) => self.on_offer(conn_id, peer, offer),
+            answer @ (Frame::Decline(_) | Frame::Cancel(_) | Frame::Done(_)) => {
+                self.on_transfer_answer(peer, answer);
+            }
+            // Data frames belong on data connections; a chat connection ignores them.
             Frame::Hello(_)
             | Frame::Unknown { .. }
-            | Frame::Offer(_)
-            | Frame::Decline(_)
-            | Frame::Cancel(_)
             | Frame::Fetch(_)
             | Frame::Chunk(_)
-            | Frame::FileEnd(_)
-            | Frame::Done(_) => {}
+            | Frame::FileEnd(_) => {}
         }
     }
 
@@ -655,10 +701,11 @@ impl Hub {
     }
 
     fn write_outbox(&mut self, peer: PeerId, conn_id: ConnId) -> Result<(), StoreError> {
+        let offers_pending = self.send_offers(peer, conn_id);
         let Some(conn) = self.conns.get(&conn_id) else { return Ok(()) };
         let mut pending = self.store.undelivered(peer)?;
         let reads = self.store.unreported_reads(peer, MAX_RECEIPT_IDS)?;
-        if pending.is_empty() && reads.is_empty() {
+        if pending.is_empty() && reads.is_empty() && !offers_pending {
             self.outbox_peers.remove(&peer);
             return Ok(());
         }
@@ -706,7 +753,7 @@ impl Hub {
             net.send(NetEvent::Connected { target, result }).ok();
         });
         match spawned {
-            Ok(handle) => self.connectors.push(handle),
+            Ok(handle) => self.helpers.push(handle),
             Err(err) => log::error!("cannot start connect thread: {err}"),
         }
     }
@@ -752,13 +799,14 @@ impl Hub {
         for conn in stale {
             self.close_conn(conn, "acknowledgement timed out");
         }
+        self.transfer_housekeeping(now);
         let waiting: Vec<PeerId> = self.outbox_peers.iter().copied().collect();
         for id in waiting {
             self.flush(id);
         }
         let (done, running): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.connectors).into_iter().partition(JoinHandle::is_finished);
-        self.connectors = running;
+            std::mem::take(&mut self.helpers).into_iter().partition(JoinHandle::is_finished);
+        self.helpers = running;
         threads::join_all(done);
     }
 
@@ -768,7 +816,8 @@ impl Hub {
         for (_, conn) in self.conns.drain() {
             conn.handle.close();
         }
-        threads::join_all(self.connectors.drain(..));
+        self.stop_transfers();
+        threads::join_all(self.helpers.drain(..));
         self.sinks.emit(&Event::Stopped);
         self.sinks.wake();
         self.sinks.drop_clients();
