@@ -153,6 +153,12 @@ impl DataStream<'_> {
         Ok(())
     }
 
+    /// Checked once per chunk: data that keeps flowing never hits a timeout, so a cancel
+    /// would otherwise wait for the end of the transfer.
+    fn check_cancel(&self) -> Result<(), Stop> {
+        if self.cancel.load(Ordering::Relaxed) { Err(Stop::Cancelled) } else { Ok(()) }
+    }
+
     fn write_frame(&mut self, frame: &Frame) -> Result<(), Stop> {
         self.write_full(&frame.encode())
     }
@@ -160,6 +166,7 @@ impl DataStream<'_> {
     /// Reads the next frame; chunk payloads land in `chunk` (reused, no allocation per chunk)
     /// and come back as `Frame::Chunk` with an empty vector.
     fn read_frame(&mut self, chunk: &mut Vec<u8>) -> Result<Frame, Stop> {
+        self.check_cancel()?;
         let mut header = [0u8; HEADER_LEN];
         self.read_full(&mut header)?;
         let header =
@@ -324,6 +331,7 @@ fn stream_files(job: &SendJob, meter: &mut Meter) -> Result<(), Stop> {
             let piece = buf.get_mut(..want).unwrap_or_default();
             file.read_exact(piece).map_err(unreadable)?;
             hasher.update(piece);
+            data.check_cancel()?;
             data.write_full(&frame::chunk_header(want))?;
             data.write_full(piece)?;
             left -= want as u64;
@@ -400,10 +408,14 @@ fn disk(err: &io::Error) -> Stop {
 }
 
 fn receive_files(job: &ReceiveJob, meter: &mut Meter) -> Result<(), Stop> {
+    // Every folder first (empty ones included), and the folder of every file: a destination
+    // that cannot be used (a planted symlink, a file in the way) fails before any data moves.
     for (entry, place) in job.entries.iter().zip(&job.places) {
-        if entry.kind == EntryKind::Dir {
-            files::ensure_dir(&job.download_dir, place).map_err(|err| disk(&err))?;
-        }
+        let folders = match entry.kind {
+            EntryKind::Dir => place.as_slice(),
+            EntryKind::File => place.split_last().map_or(&[][..], |(_, folders)| folders),
+        };
+        files::ensure_dir(&job.download_dir, folders).map_err(|err| disk(&err))?;
     }
     let staging = job.staging();
     fs::create_dir_all(&staging).map_err(|err| disk(&err))?;

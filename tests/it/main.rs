@@ -8,4 +8,5 @@ mod cli;
 mod lab;
 mod layering;
 mod loopback;
+mod transfer;
 mod util;

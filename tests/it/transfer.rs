@@ -1,0 +1,358 @@
+//! File transfer between real daemons on loopback: trees arrive byte-identical with their
+//! structure, names from the wire cannot escape the download folder, existing files are never
+//! overwritten, each side can decline or cancel, and a transfer cut off by a killed sender
+//! resumes where it stopped and verifies.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pigeon::node::TransferInfo;
+use pigeon::protocol::announce::{Presence, Status};
+use pigeon::protocol::frame::{self, Frame};
+use pigeon::protocol::ids::{PeerId, TransferId};
+use pigeon::protocol::transfer::{Entry, EntryKind, FileEnd, Offer};
+use pigeon::store::TransferState;
+use pigeon::{Command, Event};
+
+use crate::util::{Daemon, Net, SHORT};
+
+/// Long enough for hundreds of megabytes in a debug build on a busy 2-core machine.
+const LONG: Duration = Duration::from_secs(60);
+
+struct Pair {
+    ana: Daemon,
+    bo: Daemon,
+    bo_downloads: PathBuf,
+    ana_flags: Vec<String>,
+}
+
+fn pair(net: &Net, dirs: &Path, bo_extra: &[&str]) -> Pair {
+    let ana_flags = net.flags(1, 2, &dirs.join("ana"));
+    let bo_downloads = dirs.join("bo-downloads");
+    let mut bo_flags = net.flags(2, 2, &dirs.join("bo"));
+    bo_flags.extend(["--download-dir".into(), bo_downloads.display().to_string()]);
+    bo_flags.extend(bo_extra.iter().map(|s| s.to_string()));
+    let mut ana = Daemon::start("ana", &ana_flags);
+    let bo = Daemon::start("bo", &bo_flags);
+    ana.expect_peers(&[bo.id]);
+    Pair { ana, bo, bo_downloads, ana_flags }
+}
+
+fn offer(daemon: &mut Daemon, to: PeerId, paths: &[PathBuf]) -> TransferInfo {
+    daemon.send(&Command::SendFiles { to: vec![to], paths: paths.to_vec(), tag: Some("f".into()) });
+    daemon.expect(SHORT, "transfer added", |event| match event {
+        Event::TransferAdded { transfer, .. } => Some(transfer.clone()),
+        _ => None,
+    })
+}
+
+fn incoming(daemon: &mut Daemon) -> TransferInfo {
+    daemon.expect(SHORT, "incoming offer", |event| match event {
+        Event::TransferAdded { transfer, .. } => Some(transfer.clone()),
+        _ => None,
+    })
+}
+
+fn accept_next(daemon: &mut Daemon) {
+    let offered = incoming(daemon);
+    daemon.send(&Command::AcceptTransfer { transfer_id: offered.transfer_id, always: false });
+}
+
+fn expect_end(daemon: &mut Daemon, id: TransferId, within: Duration) -> (TransferState, String) {
+    daemon.expect(within, "transfer end", |event| match event {
+        Event::TransferStateChanged { transfer_id, state, reason }
+            if *transfer_id == id && !state.is_live() =>
+        {
+            Some((*state, reason.clone()))
+        }
+        _ => None,
+    })
+}
+
+/// Every file and folder below `root` with its contents (None for folders), sorted.
+fn tree(root: &Path) -> Vec<(String, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for entry in walk(root) {
+        let rel = entry.strip_prefix(root).unwrap().display().to_string();
+        let data = entry.is_file().then(|| std::fs::read(&entry).unwrap());
+        out.push((rel, data));
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(walk(&path));
+        }
+        all.push(path);
+    }
+    all
+}
+
+/// Bytes that do not repeat in short cycles, so a misplaced chunk cannot go unnoticed.
+fn pattern(len: u32) -> Vec<u8> {
+    (0..len).map(|n| n.wrapping_mul(2_654_435_761).to_be_bytes()[1]).collect()
+}
+
+fn sample_tree(root: &Path) -> PathBuf {
+    let top = root.join("项目 tree");
+    std::fs::create_dir_all(top.join("empty")).unwrap();
+    std::fs::create_dir_all(top.join("a/b/c")).unwrap();
+    std::fs::write(top.join("中文 文件名.txt"), "你好").unwrap();
+    std::fs::write(top.join("zero"), "").unwrap();
+    let noise = pattern(3_000_000);
+    std::fs::write(top.join("a/b/c/noise.bin"), noise).unwrap();
+    top
+}
+
+#[test]
+fn a_tree_arrives_identical_and_existing_names_are_kept() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut p = pair(&net, dirs.path(), &[]);
+    let top = sample_tree(dirs.path());
+
+    let sent = offer(&mut p.ana, p.bo.id, std::slice::from_ref(&top));
+    let offered = incoming(&mut p.bo);
+    assert_eq!(offered.transfer_id, sent.transfer_id);
+    assert_eq!((offered.files, offered.folders, offered.total_bytes), (3, 5, 3_000_006));
+    assert!(offered.summary.contains("项目 tree"), "{}", offered.summary);
+    p.bo.send(&Command::AcceptTransfer { transfer_id: offered.transfer_id, always: false });
+    assert_eq!(expect_end(&mut p.bo, sent.transfer_id, LONG).0, TransferState::Completed);
+    assert_eq!(expect_end(&mut p.ana, sent.transfer_id, LONG).0, TransferState::Completed);
+    assert_eq!(tree(&p.bo_downloads.join("项目 tree")), tree(&top));
+    assert!(!p.bo_downloads.join(".pigeon-partial").exists(), "partial files left behind");
+
+    // The same folder again, and a single file twice: nothing is overwritten.
+    let file = top.join("中文 文件名.txt");
+    for paths in [vec![top.clone()], vec![file.clone()], vec![file]] {
+        let sent = offer(&mut p.ana, p.bo.id, &paths);
+        accept_next(&mut p.bo);
+        assert_eq!(expect_end(&mut p.bo, sent.transfer_id, LONG).0, TransferState::Completed);
+    }
+    assert_eq!(tree(&p.bo_downloads.join("项目 tree (1)")), tree(&top));
+    assert_eq!(std::fs::read_to_string(p.bo_downloads.join("中文 文件名.txt")).unwrap(), "你好");
+    assert_eq!(std::fs::read_to_string(p.bo_downloads.join("中文 文件名 (1).txt")).unwrap(), "你好");
+}
+
+#[test]
+fn decline_and_cancel_from_either_side_are_seen_by_both() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut p = pair(&net, dirs.path(), &[]);
+    let file = dirs.path().join("note.txt");
+    std::fs::write(&file, "n").unwrap();
+
+    let sent = offer(&mut p.ana, p.bo.id, std::slice::from_ref(&file));
+    let offered = incoming(&mut p.bo);
+    p.bo.send(&Command::DeclineTransfer { transfer_id: offered.transfer_id });
+    assert_eq!(expect_end(&mut p.bo, sent.transfer_id, SHORT).0, TransferState::Declined);
+    assert_eq!(expect_end(&mut p.ana, sent.transfer_id, SHORT).0, TransferState::Declined);
+
+    let sent = offer(&mut p.ana, p.bo.id, std::slice::from_ref(&file));
+    incoming(&mut p.bo);
+    p.ana.send(&Command::CancelTransfer { transfer_id: sent.transfer_id });
+    assert_eq!(expect_end(&mut p.ana, sent.transfer_id, SHORT).0, TransferState::Cancelled);
+    let (state, reason) = expect_end(&mut p.bo, sent.transfer_id, SHORT);
+    assert_eq!(state, TransferState::Cancelled);
+    assert!(reason.contains("other side"), "{reason}");
+
+    // The receiver cancels a running transfer: both ends stop, nothing partial is left.
+    let big = dirs.path().join("big.bin");
+    std::fs::File::create(&big).unwrap().set_len(2_000_000_000).unwrap();
+    let sent = offer(&mut p.ana, p.bo.id, std::slice::from_ref(&big));
+    accept_next(&mut p.bo);
+    p.bo.expect(LONG, "some progress", |event| matches!(event, Event::TransferProgress { .. }).then_some(()));
+    p.bo.send(&Command::CancelTransfer { transfer_id: sent.transfer_id });
+    assert_eq!(expect_end(&mut p.bo, sent.transfer_id, SHORT).0, TransferState::Cancelled);
+    assert_eq!(expect_end(&mut p.ana, sent.transfer_id, SHORT).0, TransferState::Cancelled);
+    assert!(!p.bo_downloads.join("big.bin").exists());
+    assert!(!p.bo_downloads.join(".pigeon-partial").join(sent.transfer_id.to_string()).exists());
+}
+
+#[test]
+fn a_killed_sender_restarts_and_the_transfer_resumes_where_it_stopped() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let Pair { ana, mut bo, bo_downloads, ana_flags } = pair(&net, dirs.path(), &["--auto-accept"]);
+    let mut ana = ana;
+    let big = dirs.path().join("big.bin");
+    let data = pattern(400_000_000);
+    std::fs::write(&big, &data).unwrap();
+    let sent = offer(&mut ana, bo.id, std::slice::from_ref(&big));
+    let received_before_kill = bo.expect(LONG, "progress past 50 MB", |event| match event {
+        Event::TransferProgress { progress, .. } if progress.bytes_done > 50_000_000 => {
+            Some(progress.bytes_done)
+        }
+        _ => None,
+    });
+    ana.kill();
+    bo.expect(LONG, "interruption", |event| matches!(event, Event::TransferInterrupted { .. }).then_some(()));
+
+    let mut ana = Daemon::start("ana", &ana_flags);
+    // The restarted sender serves the rest: its first report starts at the receiver's offset.
+    let resumed_from = ana.expect(LONG, "resumed progress", |event| match event {
+        Event::TransferProgress { transfer_id, progress } if *transfer_id == sent.transfer_id => {
+            Some(progress.bytes_done)
+        }
+        _ => None,
+    });
+    assert!(resumed_from >= received_before_kill, "resumed at {resumed_from}, had {received_before_kill}");
+    assert_eq!(expect_end(&mut bo, sent.transfer_id, LONG).0, TransferState::Completed);
+    assert_eq!(expect_end(&mut ana, sent.transfer_id, LONG).0, TransferState::Completed);
+    assert!(std::fs::read(bo_downloads.join("big.bin")).unwrap() == data, "resumed file differs");
+}
+
+/// A hand-written peer that speaks the wire protocol directly, to send what Pigeon never would.
+struct RawPeer {
+    presence: Presence,
+    listener: TcpListener,
+    chat: TcpStream,
+}
+
+impl RawPeer {
+    fn connect(net: &Net, to: std::net::SocketAddr) -> RawPeer {
+        let listener = TcpListener::bind((net.ip(7), net.port)).unwrap();
+        let presence = Presence {
+            id: PeerId::from_bytes([0x77; 16]),
+            name: "mallory".into(),
+            group: String::new(),
+            host: "m".into(),
+            status: Status::Online,
+            port: net.port,
+        };
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&std::net::SocketAddr::from((net.ip(7), 0)).into()).unwrap();
+        socket.connect(&to.into()).unwrap();
+        let mut chat: TcpStream = socket.into();
+        chat.write_all(&Frame::Hello(presence.clone()).encode()).unwrap();
+        RawPeer { presence, listener, chat }
+    }
+
+    fn offer(&mut self, entries: Vec<Entry>) -> TransferId {
+        let transfer_id = TransferId::from_bytes(rand_bytes());
+        self.chat.write_all(&Frame::Offer(Offer { transfer_id, entries }).encode()).unwrap();
+        transfer_id
+    }
+
+    /// Serves one fetch: every file entry gets `content`.
+    fn serve(&mut self, entries: &[Entry], content: &[u8]) {
+        let (mut data, _) = self.listener.accept().unwrap();
+        let mut reader = pigeon_frames(&data);
+        assert!(matches!(reader.next(), Some(Frame::Fetch(_))));
+        data.write_all(&Frame::Hello(self.presence.clone()).encode()).unwrap();
+        for (index, entry) in entries.iter().enumerate() {
+            if entry.kind == EntryKind::File {
+                data.write_all(&frame::chunk_header(content.len())).unwrap();
+                data.write_all(content).unwrap();
+                let hash = blake3::hash(content).to_hex().to_string();
+                let end = FileEnd { index: u32::try_from(index).unwrap(), blake3: hash };
+                data.write_all(&Frame::FileEnd(end).encode()).unwrap();
+            }
+        }
+        assert!(matches!(reader.next(), Some(Frame::Done(_))), "receiver confirms");
+    }
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).unwrap();
+    bytes
+}
+
+/// Frames read from a stream until it ends.
+fn pigeon_frames(stream: &TcpStream) -> impl Iterator<Item = Frame> + use<> {
+    let mut stream = stream.try_clone().unwrap();
+    stream.set_read_timeout(Some(SHORT)).unwrap();
+    let mut buf = Vec::new();
+    std::iter::from_fn(move || {
+        loop {
+            if let Ok(Some((frame, used))) = frame::decode(&buf) {
+                buf.drain(..used);
+                return Some(frame);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = std::io::Read::read(&mut stream, &mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+}
+
+fn file(path: &str, size: usize) -> Entry {
+    Entry { path: path.into(), kind: EntryKind::File, size: size as u64 }
+}
+
+#[test]
+fn hostile_names_never_leave_the_download_folder() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let downloads = dirs.path().join("downloads");
+    let outside = dirs.path().join("outside");
+    std::fs::create_dir_all(&downloads).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, downloads.join("evil")).unwrap();
+    let mut flags = net.flags(1, 1, &dirs.path().join("bo"));
+    flags.extend(["--download-dir".into(), downloads.display().to_string(), "--auto-accept".into()]);
+    let mut bo = Daemon::start("bo", &flags);
+    let mut mallory = RawPeer::connect(&net, (net.ip(1), net.port).into());
+
+    // Climbing out is refused outright.
+    let id = mallory.offer(vec![file("../../x", 1)]);
+    let (state, reason) = expect_end_or_added(&mut bo, id);
+    assert_eq!(state, TransferState::Failed);
+    assert!(reason.contains("climbs out"), "{reason}");
+
+    // Absolute and drive paths are made relative to the download folder.
+    let entries = vec![file("/etc/x", 2), file("C:\\y", 2), file("con", 2)];
+    let id = mallory.offer(entries.clone());
+    mallory.serve(&entries, b"ok");
+    assert_eq!(expect_end(&mut bo, id, SHORT).0, TransferState::Completed);
+    assert_eq!(std::fs::read(downloads.join("etc/x")).unwrap(), b"ok");
+    assert_eq!(std::fs::read(downloads.join("y")).unwrap(), b"ok");
+    assert_eq!(std::fs::read(downloads.join("_con")).unwrap(), b"ok");
+
+    // A symlink planted in the download folder is not followed.
+    let entries = vec![file("evil/z", 2)];
+    let id = mallory.offer(entries);
+    let (state, reason) = expect_end(&mut bo, id, SHORT);
+    assert_eq!(state, TransferState::Failed, "{reason}");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "wrote through a symlink");
+
+    // 100,000 entries are refused before anything is created.
+    let huge: Vec<Entry> = (0..100_000).map(|n| file(&format!("f{n}"), 0)).collect();
+    mallory.offer(huge);
+    let deadline = std::time::Instant::now() + SHORT;
+    loop {
+        bo.send(&Command::Stats);
+        let bad = bo.expect(SHORT, "stats", |event| match event {
+            Event::Stats { stats } => Some(stats.bad_connections),
+            _ => None,
+        });
+        if bad >= 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "oversized offer not refused");
+        bo.drain_for(Duration::from_millis(50));
+    }
+    assert!(!downloads.join("f0").exists());
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+}
+
+/// The end of a transfer that may be reported when it is added (refused offers).
+fn expect_end_or_added(daemon: &mut Daemon, id: TransferId) -> (TransferState, String) {
+    daemon.expect(SHORT, "refused offer", |event| match event {
+        Event::TransferAdded { transfer, .. } if transfer.transfer_id == id && !transfer.state.is_live() => {
+            Some((transfer.state, transfer.reason.clone()))
+        }
+        _ => None,
+    })
+}
