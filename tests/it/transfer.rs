@@ -356,3 +356,62 @@ fn expect_end_or_added(daemon: &mut Daemon, id: TransferId) -> (TransferState, S
         _ => None,
     })
 }
+
+/// A small tmpfs mounted for one test and unmounted when dropped.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &Path, size: &str) -> Result<SmallDisk, String> {
+        std::fs::create_dir_all(path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .map_err(|err| err.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(SmallDisk { path: path.to_path_buf() })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazy: the daemon may still hold a file open while the test unwinds.
+        std::process::Command::new("umount").arg("-l").arg(&self.path).status().ok();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_transfer_on_both_sides_and_the_node_keeps_working() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let disk = match SmallDisk::mount(&dirs.path().join("bo-downloads"), "1m") {
+        Ok(disk) => disk,
+        Err(reason) => {
+            eprintln!("SKIPPED: cannot mount a small tmpfs (needs root): {reason}");
+            return;
+        }
+    };
+    let mut p = pair(&net, dirs.path(), &["--auto-accept"]);
+    assert_eq!(p.bo_downloads, disk.path);
+    let big = dirs.path().join("big.bin");
+    std::fs::write(&big, pattern(4_000_000)).unwrap();
+    let sent = offer(&mut p.ana, p.bo.id, std::slice::from_ref(&big));
+    let (state, reason) = expect_end(&mut p.bo, sent.transfer_id, LONG);
+    assert_eq!(state, TransferState::Failed);
+    assert!(reason.contains("No space left"), "{reason}");
+    let (state, reason) = expect_end(&mut p.ana, sent.transfer_id, LONG);
+    assert_eq!(state, TransferState::Failed);
+    assert!(reason.contains("No space left"), "{reason}");
+    assert!(!p.bo_downloads.join("big.bin").exists(), "a partial file looks complete");
+    assert!(!p.bo_downloads.join(".pigeon-partial").join(sent.transfer_id.to_string()).exists());
+
+    p.ana.send(&Command::SendMessage { to: vec![p.bo.id], text: "still there?".into(), tag: None });
+    p.bo.expect(SHORT, "a message after the failure", |event| match event {
+        Event::MessageReceived { message } if message.text == "still there?" => Some(()),
+        _ => None,
+    });
+}
