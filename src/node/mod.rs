@@ -60,8 +60,9 @@ const EVENT_QUEUE: usize = 16 * 1024;
 const NET_QUEUE: usize = 4096;
 
 /// How often the write-ahead log is copied into the history database. Short enough that the
-/// log stays small, long enough that an idle node does nothing measurable.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// log stays small (lookups in a long log slowed receiving 10,000 small files by a tenth), long
+/// enough that an idle node does nothing measurable.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a command waits for room in the hub's queue before the send fails.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);

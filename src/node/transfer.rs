@@ -6,7 +6,7 @@
 //! block with a one-second socket timeout and check their cancel flag on every wake-up.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,9 +92,19 @@ fn link(err: &io::Error) -> Stop {
     Stop::Link(err.to_string())
 }
 
-/// A socket with cancel-aware, stall-aware full reads and writes.
+/// Small frames are gathered up to this many bytes before a write, so many small files do
+/// not cost several system calls each.
+const GATHER_BYTES: usize = 256 * 1024;
+
+/// A socket with cancel-aware, stall-aware full reads and writes, buffered both ways.
 struct DataStream<'a> {
-    stream: TcpStream,
+    /// Read side; buffering turns the small frames of small files into few reads.
+    reader: BufReader<TcpStream>,
+    /// Write side (a clone of the same socket).
+    writer: TcpStream,
+    /// Gathered frames not yet written; see [`GATHER_BYTES`].
+    gathered: Vec<u8>,
+    /// Raised by the hub to stop the worker.
     cancel: &'a AtomicBool,
 }
 
@@ -104,7 +114,35 @@ impl DataStream<'_> {
         stream.set_write_timeout(Some(CANCEL_POLL))?;
         // Big writes: let the kernel fill whole segments.
         stream.set_nodelay(false)?;
-        Ok(DataStream { stream, cancel })
+        let writer = stream.try_clone()?;
+        Ok(DataStream {
+            reader: BufReader::with_capacity(GATHER_BYTES, stream),
+            writer,
+            gathered: Vec::with_capacity(GATHER_BYTES),
+            cancel,
+        })
+    }
+
+    /// Queues bytes for writing: small ones are gathered, large ones written at once (after
+    /// what was gathered before them).
+    fn gather(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        if self.gathered.len() + bytes.len() > GATHER_BYTES {
+            self.flush()?;
+        }
+        if bytes.len() >= GATHER_BYTES {
+            return self.write_full(bytes);
+        }
+        self.gathered.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Writes everything gathered.
+    fn flush(&mut self) -> Result<(), Stop> {
+        let gathered = std::mem::take(&mut self.gathered);
+        let written = self.write_full(&gathered);
+        self.gathered = gathered;
+        self.gathered.clear();
+        written
     }
 
     fn waited(&self, err: &io::Error, since: Instant) -> Result<(), Stop> {
@@ -126,7 +164,7 @@ impl DataStream<'_> {
     fn read_full(&mut self, mut buf: &mut [u8]) -> Result<(), Stop> {
         let mut since = Instant::now();
         while !buf.is_empty() {
-            match self.stream.read(buf) {
+            match self.reader.read(buf) {
                 Ok(0) => return Err(Stop::Link("connection closed".into())),
                 Ok(n) => {
                     buf = buf.get_mut(n..).unwrap_or_default();
@@ -141,7 +179,7 @@ impl DataStream<'_> {
     fn write_full(&mut self, mut buf: &[u8]) -> Result<(), Stop> {
         let mut since = Instant::now();
         while !buf.is_empty() {
-            match self.stream.write(buf) {
+            match self.writer.write(buf) {
                 Ok(0) => return Err(Stop::Link("connection closed".into())),
                 Ok(n) => {
                     buf = buf.get(n..).unwrap_or_default();
@@ -332,13 +370,16 @@ fn stream_files(job: &SendJob, meter: &mut Meter) -> Result<(), Stop> {
             file.read_exact(piece).map_err(unreadable)?;
             hasher.update(piece);
             data.check_cancel()?;
-            data.write_full(&frame::chunk_header(want))?;
-            data.write_full(piece)?;
+            data.gather(&frame::chunk_header(want))?;
+            data.gather(piece)?;
             left -= want as u64;
             meter.add(want as u64);
         }
-        data.write_frame(&Frame::FileEnd(FileEnd { index, blake3: hasher.finalize().to_hex().to_string() }))?;
+        data.gather(
+            &Frame::FileEnd(FileEnd { index, blake3: hasher.finalize().to_hex().to_string() }).encode(),
+        )?;
     }
+    data.flush()?;
     // The receiver confirms only after verifying and placing every file.
     loop {
         match data.read_frame(&mut buf)? {
@@ -410,12 +451,19 @@ fn disk(err: &io::Error) -> Stop {
 fn receive_files(job: &ReceiveJob, meter: &mut Meter) -> Result<(), Stop> {
     // Every folder first (empty ones included), and the folder of every file: a destination
     // that cannot be used (a planted symlink, a file in the way) fails before any data moves.
-    for (entry, place) in job.entries.iter().zip(&job.places) {
-        let folders = match entry.kind {
+    let mut folders: Vec<&[String]> = job
+        .entries
+        .iter()
+        .zip(&job.places)
+        .map(|(entry, place)| match entry.kind {
             EntryKind::Dir => place.as_slice(),
             EntryKind::File => place.split_last().map_or(&[][..], |(_, folders)| folders),
-        };
-        files::ensure_dir(&job.download_dir, folders).map_err(|err| disk(&err))?;
+        })
+        .collect();
+    folders.sort_unstable();
+    folders.dedup();
+    for folder in folders {
+        files::ensure_dir(&job.download_dir, folder).map_err(|err| disk(&err))?;
     }
     let staging = job.staging();
     fs::create_dir_all(&staging).map_err(|err| disk(&err))?;
@@ -444,16 +492,17 @@ fn receive_files(job: &ReceiveJob, meter: &mut Meter) -> Result<(), Stop> {
         let (Some(entry), Some(place)) = (job.entries.get(index), job.places.get(index)) else { break };
         let already = if n == 0 { offset } else { 0 };
         let path = part_path(index);
-        let mut part = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|err| disk(&err))?;
-        part.set_len(already).map_err(|err| disk(&err))?;
-        let mut hasher = hash_prefix(&mut part, already, &mut scratch).map_err(|err| disk(&err))?;
-        part.seek(SeekFrom::Start(already)).map_err(|err| disk(&err))?;
+        // A fresh file costs one system call; only a resumed one is reopened, cut to the
+        // resumed length and hashed so far.
+        let (mut part, mut hasher) = if already == 0 {
+            (File::create(&path).map_err(|err| disk(&err))?, blake3::Hasher::new())
+        } else {
+            let mut part = OpenOptions::new().read(true).write(true).open(&path).map_err(|err| disk(&err))?;
+            part.set_len(already).map_err(|err| disk(&err))?;
+            let hasher = hash_prefix(&mut part, already, &mut scratch).map_err(|err| disk(&err))?;
+            part.seek(SeekFrom::Start(already)).map_err(|err| disk(&err))?;
+            (part, hasher)
+        };
         let index32 = u32::try_from(index).unwrap_or(u32::MAX);
         meter.start_file(index32, already);
         let mut written = already;

@@ -36,13 +36,18 @@ const MIGRATIONS: &[&str] = &[
         id TEXT PRIMARY KEY,
         peer TEXT NOT NULL,
         outgoing INTEGER NOT NULL,
-        entries TEXT NOT NULL,
-        sources TEXT NOT NULL DEFAULT '[]',
         root_names TEXT NOT NULL DEFAULT '{}',
         state INTEGER NOT NULL,
         files_done INTEGER NOT NULL DEFAULT 0,
         reason TEXT NOT NULL DEFAULT '',
         created_ms INTEGER NOT NULL
+    );
+    -- The file lists live apart: a transfer of 10,000 files updates its small row once per
+    -- file, and SQLite rewrites a whole row on update.
+    CREATE TABLE transfer_lists (
+        id TEXT PRIMARY KEY REFERENCES transfers (id),
+        entries TEXT NOT NULL,
+        sources TEXT NOT NULL
     );
     CREATE INDEX transfers_by_state ON transfers (state);
     CREATE TABLE trusted_senders (peer TEXT PRIMARY KEY);

@@ -85,8 +85,10 @@ pub struct TransferRecord {
     pub created_ms: u64,
 }
 
-const COLUMNS: &str =
-    "id, peer, outgoing, entries, sources, root_names, state, files_done, reason, created_ms";
+const COLUMNS: &str = "t.id, t.peer, t.outgoing, l.entries, l.sources, t.root_names, t.state, t.files_done, t.reason, t.created_ms";
+
+/// Transfers joined with their file lists.
+const FROM: &str = "transfers t JOIN transfer_lists l ON l.id = t.id";
 
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data always serializes")
@@ -125,15 +127,15 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Result<TransferRecord, StoreError>>
 
 impl Store {
     /// Records a new transfer; `false` if one with this id exists (a re-sent offer).
-    pub fn insert_transfer(&self, transfer: &TransferRecord) -> Result<bool, StoreError> {
-        let inserted = self.conn.execute(
-            &format!("INSERT INTO transfers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING"),
+    pub fn insert_transfer(&mut self, transfer: &TransferRecord) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let inserted = tx.execute(
+            "INSERT INTO transfers (id, peer, outgoing, root_names, state, files_done, reason, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
             params![
                 transfer.id.to_string(),
                 transfer.peer.to_string(),
                 transfer.direction == Direction::Outgoing,
-                json(&transfer.entries),
-                json(&transfer.sources),
                 json(&transfer.root_names),
                 transfer.state.code(),
                 transfer.files_done,
@@ -141,6 +143,13 @@ impl Store {
                 to_sql_int(transfer.created_ms),
             ],
         )?;
+        if inserted > 0 {
+            tx.execute(
+                "INSERT INTO transfer_lists (id, entries, sources) VALUES (?1, ?2, ?3)",
+                params![transfer.id.to_string(), json(&transfer.entries), json(&transfer.sources)],
+            )?;
+        }
+        tx.commit()?;
         Ok(inserted > 0)
     }
 
@@ -148,7 +157,7 @@ impl Store {
     pub fn transfer(&self, id: TransferId) -> Result<Option<TransferRecord>, StoreError> {
         let found = self
             .conn
-            .query_row(&format!("SELECT {COLUMNS} FROM transfers WHERE id = ?1"), [id.to_string()], record)
+            .query_row(&format!("SELECT {COLUMNS} FROM {FROM} WHERE t.id = ?1"), [id.to_string()], record)
             .optional()?;
         found.transpose()
     }
@@ -156,7 +165,7 @@ impl Store {
     /// Transfers still live (offered or active), oldest first: resumed after a restart.
     pub fn live_transfers(&self) -> Result<Vec<TransferRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM transfers WHERE state IN (?1, ?2) ORDER BY created_ms"
+            "SELECT {COLUMNS} FROM {FROM} WHERE t.state IN (?1, ?2) ORDER BY t.created_ms"
         ))?;
         let rows =
             stmt.query_map(params![TransferState::Offered.code(), TransferState::Active.code()], record)?;
@@ -167,7 +176,7 @@ impl Store {
     pub fn recent_transfers(&self, limit: usize) -> Result<Vec<TransferRecord>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM transfers ORDER BY created_ms DESC LIMIT ?1"))?;
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM {FROM} ORDER BY t.created_ms DESC LIMIT ?1"))?;
         let rows = stmt.query_map([to_sql_int(limit)], record)?;
         rows.map(|row| row?).collect()
     }
@@ -235,7 +244,7 @@ mod tests {
     #[test]
     fn transfers_round_trip_and_only_live_ones_resume() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let mut store = Store::open(&dir.path().join("h.sqlite3")).unwrap();
         let mut record = TransferRecord {
             id: TransferId::from_bytes([1; 16]),
             peer: PeerId::from_bytes([2; 16]),
