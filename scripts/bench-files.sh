@@ -24,7 +24,7 @@ big_bytes=$(stat -c %s "$work/src/big.bin")
 small_bytes=$((10000 * 4096))
 
 # References.
-t0=$(now); cp "$work/src/big.bin" "$work/cp.bin"; sync -f "$work/cp.bin" 2>/dev/null || true; t1=$(now); rm -f "$work/cp.bin"
+t0=$(now); cp "$work/src/big.bin" "$work/cp.bin"; t1=$(now); rm -f "$work/cp.bin"
 cp_s=$(secs "$t0" "$t1")
 port=29501
 nc -l 127.201.0.2 "$port" > "$work/nc.bin" & ncpid=$!
