@@ -74,16 +74,7 @@ pub fn run(
         );
         return Ok(ExitCode::from(EXIT_ERROR));
     }
-    let mut session = Session::open(config)?;
-    let outcome = deliver(&mut session, query, text, wait, timeout);
-    session.close();
-    let (code, message) = outcome?;
-    if code == ExitCode::SUCCESS {
-        println!("{message}");
-    } else {
-        eprintln!("pigeon: {message}");
-    }
-    Ok(code)
+    Session::run_reported(config, |session| deliver(session, query, text, wait, timeout))
 }
 
 /// Finds the peer a PEER argument designates, waiting up to `wait` for it to appear (and

@@ -32,16 +32,7 @@ pub fn run(
             }
         }
     }
-    let mut session = Session::open(config)?;
-    let outcome = transfer(&mut session, query, absolute, wait, timeout);
-    session.close();
-    let (code, message) = outcome?;
-    if code == ExitCode::SUCCESS {
-        println!("{message}");
-    } else {
-        eprintln!("pigeon: {message}");
-    }
-    Ok(code)
+    Session::run_reported(config, |session| transfer(session, query, absolute, wait, timeout))
 }
 
 fn transfer(

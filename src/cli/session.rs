@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -65,6 +66,24 @@ impl Session {
             }
         })?;
         Ok(Some(Session::Remote { stream, events, reader }))
+    }
+
+    /// Opens a session, runs `work` in it, closes it, and prints the outcome for the user:
+    /// the message on stdout when it succeeded, on stderr otherwise. Returns the exit code.
+    pub fn run_reported(
+        config: &Config,
+        work: impl FnOnce(&mut Session) -> anyhow::Result<(ExitCode, String)>,
+    ) -> anyhow::Result<ExitCode> {
+        let mut session = Session::open(config)?;
+        let outcome = work(&mut session);
+        session.close();
+        let (code, message) = outcome?;
+        if code == ExitCode::SUCCESS {
+            println!("{message}");
+        } else {
+            eprintln!("pigeon: {message}");
+        }
+        Ok(code)
     }
 
     /// Whether this command runs on a node of its own (which knows nothing yet).
