@@ -20,19 +20,22 @@ mkdir -p "$work/src/small"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/src/big.bin"
 head -c $((10000 * 4096)) /dev/urandom | split -b 4096 -a 5 - "$work/src/small/f"
 cat "$work/src/big.bin" > /dev/null   # into the page cache
+# Every measurement starts with no dirty pages: otherwise whichever runs after a big write
+# waits for that write to reach the disk.
+settle() { sync; }
 big_bytes=$(stat -c %s "$work/src/big.bin")
 small_bytes=$((10000 * 4096))
 
 # References.
-t0=$(now); cp "$work/src/big.bin" "$work/cp.bin"; t1=$(now); rm -f "$work/cp.bin"
+settle; t0=$(now); cp "$work/src/big.bin" "$work/cp.bin"; t1=$(now); rm -f "$work/cp.bin"
 cp_s=$(secs "$t0" "$t1")
 port=29501
 nc -l 127.201.0.2 "$port" > "$work/nc.bin" & ncpid=$!
-t0=$(now); nc -N 127.201.0.2 "$port" < "$work/src/big.bin"; wait "$ncpid"; t1=$(now); rm -f "$work/nc.bin"
+settle; t0=$(now); nc -N 127.201.0.2 "$port" < "$work/src/big.bin"; wait "$ncpid"; t1=$(now); rm -f "$work/nc.bin"
 nc_s=$(secs "$t0" "$t1")
 mkdir -p "$work/tar-out"
 nc -l 127.201.0.2 "$((port + 1))" | tar -x -C "$work/tar-out" & ncpid=$!
-t0=$(now); tar -c -C "$work/src" small | nc -N 127.201.0.2 "$((port + 1))"; wait "$ncpid"; t1=$(now)
+settle; t0=$(now); tar -c -C "$work/src" small | nc -N 127.201.0.2 "$((port + 1))"; wait "$ncpid"; t1=$(now)
 tar_s=$(secs "$t0" "$t1")
 
 # Pigeon: two daemons, the receiver accepts automatically; send-file hands over to the sender.
@@ -47,10 +50,10 @@ start_daemon ana 127.201.0.1 127.201.0.2 "$work/ana-dl"
 start_daemon bo 127.201.0.2 127.201.0.1 "$work/bo-dl"
 exec 7> "$work/ana.in" 8> "$work/bo.in"
 for _ in $(seq 1 100); do grep -q peer_joined "$work/ana.events" 2>/dev/null && break; sleep 0.05; done
-t0=$(now); "$bin" --data-dir "$work/ana/" send-file --timeout 600 bo "$work/src/big.bin" > /dev/null; t1=$(now)
+settle; t0=$(now); "$bin" --data-dir "$work/ana/" send-file --timeout 600 bo "$work/src/big.bin" > /dev/null; t1=$(now)
 pigeon_big_s=$(secs "$t0" "$t1")
 cmp "$work/src/big.bin" "$work/bo-dl/big.bin"
-t0=$(now); "$bin" --data-dir "$work/ana/" send-file --timeout 600 bo "$work/src/small" > /dev/null; t1=$(now)
+settle; t0=$(now); "$bin" --data-dir "$work/ana/" send-file --timeout 600 bo "$work/src/small" > /dev/null; t1=$(now)
 pigeon_small_s=$(secs "$t0" "$t1")
 diff -r "$work/src/small" "$work/bo-dl/small"
 peak_kib() { # highest VmHWM of the pigeon daemons

@@ -31,6 +31,11 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time to establish the data connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Largest single write to a file. On these machines (ext4, Linux page cache) large writes
+/// copy into the page cache far slower than small ones: the 1 GiB benchmark ran at
+/// 0.28-0.36 GB/s with 1 MiB writes, 0.36-0.45 with 256 KiB and 0.60-0.99 with 64 KiB.
+const FILE_WRITE_BYTES: usize = 64 * 1024;
+
 /// Progress reports per second at most; the hub and UI need no more.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -516,7 +521,9 @@ fn receive_files(job: &ReceiveJob, meter: &mut Meter) -> Result<(), Stop> {
                             entry.size, entry.path
                         )));
                     }
-                    part.write_all(&chunk).map_err(|err| disk(&err))?;
+                    for piece in chunk.chunks(FILE_WRITE_BYTES) {
+                        part.write_all(piece).map_err(|err| disk(&err))?;
+                    }
                     hasher.update(&chunk);
                     meter.add(chunk.len() as u64);
                 }
