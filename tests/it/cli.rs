@@ -82,3 +82,26 @@ fn no_subcommand_explains_that_the_window_is_coming() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("pigeon daemon"));
 }
+
+#[test]
+fn send_file_exits_zero_once_verified_and_explains_failures() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let downloads = dirs.path().join("downloads");
+    let mut bo_flags = net.flags(1, 2, &dirs.path().join("bo"));
+    bo_flags.extend(["--auto-accept".into(), "--download-dir".into(), downloads.display().to_string()]);
+    let _bo = Daemon::start("bo", &bo_flags);
+    let cli_flags = net.flags(2, 2, &dirs.path().join("cli"));
+    let file = dirs.path().join("报告.txt");
+    std::fs::write(&file, "quarterly").unwrap();
+
+    let out = pigeon(&args(&cli_flags, &["send-file", "bo", file.to_str().unwrap()]));
+    assert!(out.status.success(), "stdout {} stderr {}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("verified"), "{}", text(&out.stdout));
+    assert_eq!(std::fs::read_to_string(downloads.join("报告.txt")).unwrap(), "quarterly");
+
+    let missing = dirs.path().join("missing.txt");
+    let out = pigeon(&args(&cli_flags, &["send-file", "bo", missing.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("missing.txt"), "{}", text(&out.stderr));
+}
