@@ -377,8 +377,13 @@ impl Hub {
                 reason: reason.to_owned(),
                 failed: state == TransferState::Failed,
             };
-            let frame =
-                if state == TransferState::Declined { Frame::Decline(end) } else { Frame::Cancel(end) };
+            // Completion is confirmed on the data connection too; saying it here as well
+            // covers a sender whose data connection broke just after the last file.
+            let frame = match state {
+                TransferState::Declined => Frame::Decline(end),
+                TransferState::Completed => Frame::Done(TransferDone { transfer_id: id }),
+                _ => Frame::Cancel(end),
+            };
             self.send_to_peer(live.record.peer, &frame);
         }
         self.sinks.emit(&Event::TransferStateChanged { transfer_id: id, state, reason: reason.to_owned() });
