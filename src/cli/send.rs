@@ -122,6 +122,11 @@ pub fn find_peer(
     Ok(Ok((peer, name)))
 }
 
+/// The outcome of a command that did not succeed: exit code 1 and why.
+pub fn failed(message: String) -> anyhow::Result<(ExitCode, String)> {
+    Ok((ExitCode::from(EXIT_FAILED), message))
+}
+
 /// Tag that marks this process's commands on a node other clients may also use.
 pub fn command_tag() -> String {
     format!("{TAG_PREFIX}{}", std::process::id())
@@ -134,7 +139,6 @@ fn deliver(
     wait: Duration,
     timeout: Duration,
 ) -> anyhow::Result<(ExitCode, String)> {
-    let failed = |message: String| Ok((ExitCode::from(EXIT_FAILED), message));
     let (peer, name) = match find_peer(session, query, wait)? {
         Ok(found) => found,
         Err(message) => return failed(message),

@@ -9,9 +9,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pigeon::store::TransferState;
 use pigeon::{Command, Config, Event};
 
-use super::send::{command_tag, find_peer};
+use super::EXIT_ERROR;
+use super::send::{command_tag, failed, find_peer};
 use super::session::Session;
-use super::{EXIT_ERROR, EXIT_FAILED};
 
 /// Sends `paths` to `query`; waits at most `timeout` for the whole transfer (forever if None).
 pub fn run(
@@ -42,7 +42,6 @@ fn transfer(
     wait: Duration,
     timeout: Option<Duration>,
 ) -> anyhow::Result<(ExitCode, String)> {
-    let failed = |message: String| Ok((ExitCode::from(EXIT_FAILED), message));
     let (peer, name) = match find_peer(session, query, wait)? {
         Ok(found) => found,
         Err(message) => return failed(message),

@@ -150,50 +150,14 @@ impl DataStream<'_> {
         written
     }
 
-    fn waited(&self, err: &io::Error, since: Instant) -> Result<(), Stop> {
-        if !matches!(
-            err.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-        ) {
-            return Err(Stop::Link(err.to_string()));
-        }
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(Stop::Cancelled);
-        }
-        if since.elapsed() > STALL_TIMEOUT {
-            return Err(Stop::Link(format!("no data for {}s", STALL_TIMEOUT.as_secs())));
-        }
-        Ok(())
+    fn read_full(&mut self, buf: &mut [u8]) -> Result<(), Stop> {
+        let reader = &mut self.reader;
+        drive(self.cancel, buf.len(), |done| reader.read(buf.get_mut(done..).unwrap_or_default()))
     }
 
-    fn read_full(&mut self, mut buf: &mut [u8]) -> Result<(), Stop> {
-        let mut since = Instant::now();
-        while !buf.is_empty() {
-            match self.reader.read(buf) {
-                Ok(0) => return Err(Stop::Link("connection closed".into())),
-                Ok(n) => {
-                    buf = buf.get_mut(n..).unwrap_or_default();
-                    since = Instant::now();
-                }
-                Err(err) => self.waited(&err, since)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn write_full(&mut self, mut buf: &[u8]) -> Result<(), Stop> {
-        let mut since = Instant::now();
-        while !buf.is_empty() {
-            match self.writer.write(buf) {
-                Ok(0) => return Err(Stop::Link("connection closed".into())),
-                Ok(n) => {
-                    buf = buf.get(n..).unwrap_or_default();
-                    since = Instant::now();
-                }
-                Err(err) => self.waited(&err, since)?,
-            }
-        }
-        Ok(())
+    fn write_full(&mut self, buf: &[u8]) -> Result<(), Stop> {
+        let writer = &mut self.writer;
+        drive(self.cancel, buf.len(), |done| writer.write(buf.get(done..).unwrap_or_default()))
     }
 
     /// Checked once per chunk: data that keeps flowing never hits a timeout, so a cancel
@@ -228,6 +192,42 @@ impl DataStream<'_> {
             Err(err) => Err(Stop::Fatal(format!("protocol error: {err}"))),
         }
     }
+}
+
+/// Repeats `step` (a read or write at offset `done`) until `len` bytes moved. A socket
+/// timeout is only a chance to look at the cancel flag; no progress for [`STALL_TIMEOUT`]
+/// means the connection is dead.
+fn drive(
+    cancel: &AtomicBool,
+    len: usize,
+    mut step: impl FnMut(usize) -> io::Result<usize>,
+) -> Result<(), Stop> {
+    let mut done = 0;
+    let mut since = Instant::now();
+    while done < len {
+        match step(done) {
+            Ok(0) => return Err(Stop::Link("connection closed".into())),
+            Ok(n) => {
+                done += n;
+                since = Instant::now();
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Stop::Cancelled);
+                }
+                if since.elapsed() > STALL_TIMEOUT {
+                    return Err(Stop::Link(format!("no data for {}s", STALL_TIMEOUT.as_secs())));
+                }
+            }
+            Err(err) => return Err(Stop::Link(err.to_string())),
+        }
+    }
+    Ok(())
 }
 
 /// Turns byte counts into throttled progress reports.
