@@ -158,12 +158,7 @@ fn start_up_announces_do_not_interrupt_a_conversation() {
         expect_state(&mut ana, ids[0], MessageState::Delivered);
     }
     assert!(bo_started.elapsed() > Duration::from_millis(2000), "conversation too slow to cover start-up");
-    ana.send(&Command::Stats);
-    let opened = ana.expect(SHORT, "stats", |event| match event {
-        Event::Stats { stats } => Some(stats.connections_opened),
-        _ => None,
-    });
-    assert_eq!(opened, 1, "the connection to Bo was rebuilt");
+    assert_eq!(ana.stats().connections_opened, 1, "the connection to Bo was rebuilt");
 }
 
 #[test]
@@ -226,19 +221,7 @@ fn bad_input_gets_errors_and_the_node_keeps_working() {
     // Junk on the TCP port: a connection that does not say hello is closed and counted.
     let mut tcp = std::net::TcpStream::connect((net.ip(1), net.port)).unwrap();
     std::io::Write::write_all(&mut tcp, b"GET / HTTP/1.1\r\n\r\n").unwrap();
-    let deadline = std::time::Instant::now() + SHORT;
-    loop {
-        ana.send(&Command::Stats);
-        let stats = ana.expect(SHORT, "stats", |event| match event {
-            Event::Stats { stats } => Some(stats.clone()),
-            _ => None,
-        });
-        if stats.malformed_datagrams >= 4 && stats.bad_connections >= 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "junk not counted: {stats:?}");
-        ana.drain_for(Duration::from_millis(50));
-    }
+    ana.wait_for_stats("junk counted", |stats| stats.malformed_datagrams >= 4 && stats.bad_connections >= 1);
 
     // Still delivers.
     let ids = send(ana, &[bo_id], "still here");

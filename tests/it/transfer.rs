@@ -333,19 +333,7 @@ fn hostile_names_never_leave_the_download_folder() {
     // 100,000 entries are refused before anything is created.
     let huge: Vec<Entry> = (0..100_000).map(|n| file(&format!("f{n}"), 0)).collect();
     mallory.offer(huge);
-    let deadline = std::time::Instant::now() + SHORT;
-    loop {
-        bo.send(&Command::Stats);
-        let bad = bo.expect(SHORT, "stats", |event| match event {
-            Event::Stats { stats } => Some(stats.bad_connections),
-            _ => None,
-        });
-        if bad >= 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "oversized offer not refused");
-        bo.drain_for(Duration::from_millis(50));
-    }
+    bo.wait_for_stats("oversized offer refused", |stats| stats.bad_connections >= 1);
     assert!(!downloads.join("f0").exists());
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
 }

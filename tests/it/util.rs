@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use pigeon::node::PeerInfo;
+use pigeon::node::{PeerInfo, Stats};
 use pigeon::protocol::ids::PeerId;
 use pigeon::{Command, Event};
 
@@ -186,6 +186,28 @@ impl Daemon {
             Event::Peers { peers } => Some(peers.clone()),
             _ => None,
         })
+    }
+
+    /// Asks for the node's counters.
+    pub fn stats(&mut self) -> Stats {
+        self.send(&Command::Stats);
+        self.expect(SHORT, "stats", |event| match event {
+            Event::Stats { stats } => Some(stats.clone()),
+            _ => None,
+        })
+    }
+
+    /// Asks for the counters until `done` holds for them (junk is counted asynchronously).
+    pub fn wait_for_stats(&mut self, what: &str, done: impl Fn(&Stats) -> bool) -> Stats {
+        let deadline = Instant::now() + SHORT;
+        loop {
+            let stats = self.stats();
+            if done(&stats) {
+                return stats;
+            }
+            assert!(Instant::now() < deadline, "{}: {what} not seen in {stats:?}", self.name);
+            self.drain_for(Duration::from_millis(50));
+        }
     }
 
     /// Waits until the peer list holds exactly `ids` (polling the list on each event).
