@@ -3,12 +3,14 @@
 //!
 //! # Layout
 //! - [`protocol`]: wire formats as pure functions (bytes <-> types), no I/O.
-//! - [`store`]: history, outbox, known peers and identity in one SQLite file.
+//! - [`store`]: history, outbox, known peers and their keys in one SQLite file.
+//! - [`secure`]: our key pair, the Noise handshake and encrypted records.
 //! - [`config`]: settings (TOML + flags) and folders.
 //! - [`node`]: the engine: threads, sockets and the hub that owns all state.
 pub mod config;
 pub mod node;
 pub mod protocol;
+pub mod secure;
 pub mod store;
 
 pub use config::Config;

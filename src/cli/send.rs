@@ -177,6 +177,8 @@ fn deliver(
 mod tests {
     use super::*;
     use pigeon::protocol::announce::Status;
+    use pigeon::protocol::keys::PublicKey;
+    use pigeon::store::Trust;
 
     fn peer(n: u8, name: &str, addr: &str) -> PeerInfo {
         PeerInfo {
@@ -187,6 +189,8 @@ mod tests {
             addr: addr.into(),
             port: 2426,
             status: Status::Online,
+            key: PublicKey::from_bytes([n; 32]),
+            trust: Trust::Unverified,
         }
     }
 

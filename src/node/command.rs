@@ -113,8 +113,33 @@ pub enum Command {
     ListTransfers,
     /// Ask for counters; answered by [`Event::Stats`](super::Event::Stats).
     Stats,
+    /// Ask for the code to compare with a peer out loud; answered by
+    /// [`Event::SafetyNumber`](super::Event::SafetyNumber).
+    SafetyNumber {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Mark a peer's key as verified (the codes matched) or not; verifying a changed key also
+    /// accepts it. Answered by [`Event::SafetyNumber`](super::Event::SafetyNumber).
+    Verify {
+        /// The peer.
+        peer: PeerId,
+        /// Verified or back to unverified.
+        #[serde(default = "yes")]
+        verified: bool,
+    },
+    /// Accept a changed key: the peer becomes unverified (not marked) and the key it replaced
+    /// is retired. Answered by [`Event::SafetyNumber`](super::Event::SafetyNumber).
+    AcceptKey {
+        /// The peer with the new key.
+        peer: PeerId,
+    },
     /// Say goodbye to peers and stop the node.
     Shutdown,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_page() -> usize {

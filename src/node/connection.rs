@@ -1,8 +1,10 @@
-//! One TCP connection to a peer: a reader thread that turns bytes into frames for the hub and
-//! a writer thread that drains the hub's outgoing frames. Either end stops both.
+//! One TCP connection to a peer: a reader thread that runs the handshake and turns decrypted
+//! bytes into frames for the hub, and a writer thread that encrypts the hub's outgoing
+//! frames. Either end stops both.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -12,9 +14,10 @@ use super::hub::NetEvent;
 use super::threads;
 use crate::protocol::DecodeError;
 use crate::protocol::frame::{self, Frame};
+use crate::secure::{HandshakeError, Identity, Role, SecureReader, SecureWriter, Session, handshake};
 
-/// A peer must say hello this soon after connecting; a silent socket (or a slow-loris one
-/// trickling bytes) is closed instead of holding a thread.
+/// A peer must finish the handshake and say hello this soon after connecting; a silent socket
+/// (or a slow-loris one trickling bytes) is closed instead of holding a thread.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An established connection with no traffic for this long is closed; the next message opens
@@ -27,7 +30,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames the hub may queue on one connection before it treats the peer as stuck.
 const WRITE_QUEUE: usize = 256;
 
-/// Bytes asked of the socket per read.
+/// Bytes asked of the decrypting reader per read.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Identifies a connection within one node's lifetime.
@@ -47,19 +50,30 @@ pub struct ConnHandle {
 }
 
 impl ConnHandle {
-    /// Starts the reader and writer threads for `stream`.
-    pub fn start(id: ConnId, stream: TcpStream, net: &Sender<NetEvent>) -> io::Result<ConnHandle> {
+    /// Starts the reader and writer threads for `stream`; the reader runs the handshake as
+    /// `role` first and reports the session to the hub before any frame.
+    pub fn start(
+        id: ConnId,
+        stream: TcpStream,
+        role: Role,
+        identity: Arc<Identity>,
+        net: &Sender<NetEvent>,
+    ) -> io::Result<ConnHandle> {
         let remote = stream.peer_addr()?;
         let (writer, queue) = crossbeam_channel::bounded(WRITE_QUEUE);
+        let (session_tx, session_rx) = crossbeam_channel::bounded(1);
         let read_half = stream.try_clone()?;
         let write_half = stream.try_clone()?;
         let net_r = net.clone();
         let net_w = net.clone();
         let reader = threads::spawn(&format!("pigeon-conn-r{}", id.0), move || {
-            read_loop(id, &read_half, &net_r);
+            read_loop(id, &read_half, role, &identity, &session_tx, &net_r);
         })?;
         let writer_thread = threads::spawn(&format!("pigeon-conn-w{}", id.0), move || {
-            write_loop(id, write_half, &queue, &net_w);
+            // No session means the handshake failed; the reader reports that.
+            if let Ok(session) = session_rx.recv() {
+                write_loop(id, &write_half, session, &queue, &net_w);
+            }
         })?;
         Ok(ConnHandle { writer, remote, stream, threads: vec![reader, writer_thread] })
     }
@@ -71,15 +85,11 @@ impl ConnHandle {
 
     /// Ends the connection's threads without closing the socket and returns it: used when the
     /// peer turned the connection into a data stream (its first frame was a fetch, after which
-    /// the reader stopped by itself).
+    /// the reader stopped by itself). The session's counters carry over to the new owner.
     pub fn release(self) -> TcpStream {
         // The writer drains what is queued (our hello), then ends because its queue closed.
         drop(self.writer);
-        for thread in self.threads {
-            if thread.join().is_err() {
-                log::error!("a connection thread panicked");
-            }
-        }
+        threads::join_all(self.threads);
         self.stream
     }
 
@@ -88,19 +98,25 @@ impl ConnHandle {
         // Already closed by the peer is fine: the threads are ending either way.
         self.stream.shutdown(Shutdown::Both).ok();
         drop(self.writer);
-        for thread in self.threads {
-            if thread.join().is_err() {
-                log::error!("a connection thread panicked");
-            }
-        }
+        threads::join_all(self.threads);
     }
 }
 
-fn read_loop(id: ConnId, stream: &TcpStream, net: &Sender<NetEvent>) {
-    let (reason, misbehaved) = match read_frames(id, stream, net) {
+fn read_loop(
+    id: ConnId,
+    stream: &TcpStream,
+    role: Role,
+    identity: &Identity,
+    session_tx: &Sender<Arc<Session>>,
+    net: &Sender<NetEvent>,
+) {
+    let (reason, misbehaved) = match secure_and_read(id, stream, role, identity, session_tx, net) {
         Ok(Ended::HandedOver) => return,
         Ok(Ended::Closed) => (String::from("closed by peer"), false),
-        Err(err) => (err.to_string(), matches!(err, ReadError::Decode(_) | ReadError::NoHello)),
+        Err(err) => {
+            let misbehaved = err.is_misbehaviour();
+            (err.to_string(), misbehaved)
+        }
     };
     // The hub may be gone during shutdown; nobody is left to tell.
     net.send(NetEvent::Closed { conn: id, reason, misbehaved }).ok();
@@ -114,9 +130,22 @@ enum Ended {
     HandedOver,
 }
 
-fn read_frames(id: ConnId, stream: &TcpStream, net: &Sender<NetEvent>) -> Result<Ended, ReadError> {
+fn secure_and_read(
+    id: ConnId,
+    stream: &TcpStream,
+    role: Role,
+    identity: &Identity,
+    session_tx: &Sender<Arc<Session>>,
+    net: &Sender<NetEvent>,
+) -> Result<Ended, ReadError> {
     stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
-    let mut reader = FrameReader::new(stream);
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let session = Arc::new(handshake(&mut &*stream, identity, role)?);
+    if net.send(NetEvent::Secured { conn: id, session: session.clone() }).is_err() {
+        return Ok(Ended::Closed);
+    }
+    session_tx.send(session.clone()).ok();
+    let mut reader = FrameReader::new(SecureReader::new(stream, session));
     let mut greeted = false;
     while let Some(frame) = reader.next_frame()? {
         if !greeted {
@@ -125,8 +154,11 @@ fn read_frames(id: ConnId, stream: &TcpStream, net: &Sender<NetEvent>) -> Result
                 return Err(ReadError::NoHello);
             }
             if handover {
-                // Nothing follows a fetch until the data has been sent, so the reader holds no
-                // bytes that belong to the transfer worker.
+                // Nothing may follow a fetch until the data has been sent: a reader holding
+                // bytes that belong to the transfer worker would lose them.
+                if !reader.is_drained() {
+                    return Err(ReadError::NoHello);
+                }
                 net.send(NetEvent::Frame { conn: id, frame }).ok();
                 return Ok(Ended::HandedOver);
             }
@@ -140,12 +172,24 @@ fn read_frames(id: ConnId, stream: &TcpStream, net: &Sender<NetEvent>) -> Result
     Ok(Ended::Closed)
 }
 
-fn write_loop(id: ConnId, mut stream: TcpStream, queue: &Receiver<Vec<u8>>, net: &Sender<NetEvent>) {
-    if let Err(err) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
-        log::debug!("connection {}: {err}", id.0);
-    }
+fn write_loop(
+    id: ConnId,
+    stream: &TcpStream,
+    session: Arc<Session>,
+    queue: &Receiver<Vec<u8>>,
+    net: &Sender<NetEvent>,
+) {
+    let mut writer = SecureWriter::new(stream, session);
+    let mut write_batch = |first: Vec<u8>| -> io::Result<()> {
+        writer.write_all(&first)?;
+        // Frames queued meanwhile share records and one system call.
+        for more in queue.try_iter() {
+            writer.write_all(&more)?;
+        }
+        writer.flush()
+    };
     for bytes in queue {
-        if let Err(err) = stream.write_all(&bytes) {
+        if let Err(err) = write_batch(bytes) {
             log::debug!("connection {}: write failed: {err}", id.0);
             // Unblocks the reader, which reports the close to the hub.
             stream.shutdown(Shutdown::Both).ok();
@@ -171,10 +215,26 @@ pub enum ReadError {
     /// The first frame was not a hello.
     #[error("peer did not start with hello")]
     NoHello,
+    /// The handshake failed.
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
 }
 
-/// Turns a byte stream into frames; works over any `Read` (TCP now, an encrypted stream
-/// later) and does not care how the bytes are split.
+impl ReadError {
+    /// Whether the peer broke the protocol (counted), rather than the network failing.
+    fn is_misbehaviour(&self) -> bool {
+        match self {
+            ReadError::Decode(_) | ReadError::NoHello => true,
+            // Records that fail to decrypt were altered, replayed or reordered.
+            ReadError::Io(err) => err.kind() == io::ErrorKind::InvalidData,
+            ReadError::Handshake(err) => err.is_misbehaviour(),
+            ReadError::Truncated => false,
+        }
+    }
+}
+
+/// Turns a byte stream into frames; works over any `Read` and does not care how the bytes
+/// are split.
 pub struct FrameReader<R> {
     /// The byte source.
     inner: R,
@@ -182,6 +242,13 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
     /// Offset of the first unconsumed byte in `buf`.
     start: usize,
+}
+
+impl<R: Read> FrameReader<SecureReader<R>> {
+    /// Whether every byte received so far was handed out as a frame.
+    fn is_drained(&self) -> bool {
+        self.start == self.buf.len() && self.inner.is_drained()
+    }
 }
 
 impl<R: Read> FrameReader<R> {
@@ -221,14 +288,17 @@ impl<R: Read> FrameReader<R> {
 mod tests {
     use super::*;
     use crate::protocol::announce::{Presence, Status};
+    use crate::protocol::keys::PublicKey;
     use crate::protocol::message::{Receipt, WireMessage};
 
     fn frames() -> Vec<Frame> {
-        let id = "00112233445566778899aabbccddeeff".parse().unwrap();
+        let key = PublicKey::from_bytes([1; 32]);
+        let id = key.peer_id();
         let msg_id = "0f0e0d0c0b0a09080706050403020100".parse().unwrap();
         vec![
             Frame::Hello(Presence {
                 id,
+                key,
                 name: "Ana".into(),
                 group: "Ops".into(),
                 host: "h".into(),

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::transfer::Progress;
 use crate::protocol::announce::Status;
 use crate::protocol::ids::{MsgId, PeerId, TransferId};
+use crate::protocol::keys::PublicKey;
 use crate::protocol::transfer::{Entry, EntryKind};
-use crate::store::{ChatMessage, Direction, MessageState, TransferRecord, TransferState};
+use crate::store::{ChatMessage, Direction, MessageState, TransferRecord, TransferState, Trust};
 
 /// A peer as consumers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,10 @@ pub struct PeerInfo {
     pub port: u16,
     /// Availability.
     pub status: Status,
+    /// The peer's public key (its id is derived from it).
+    pub key: PublicKey,
+    /// How far we trust that key.
+    pub trust: Trust,
 }
 
 /// A transfer as consumers see it.
@@ -154,6 +159,26 @@ pub enum Event {
     PeerUpdated {
         /// The peer as it is now.
         peer: PeerInfo,
+    },
+    /// A peer appeared with a new key under the name and host of a peer we pinned before:
+    /// a reinstall, or someone posing as them. Its messages are marked and its files are not
+    /// accepted automatically until the user accepts the key (`accept_key` or `verify`).
+    KeyChanged {
+        /// The peer with the new key (trust `key_changed`).
+        peer: PeerInfo,
+        /// The id (old key) that went by this name and host.
+        previous: PeerId,
+        /// Whether the user had verified the old key, which makes this more alarming.
+        previous_verified: bool,
+    },
+    /// Answer to `safety_number`, `verify` and `accept_key`.
+    SafetyNumber {
+        /// The peer.
+        peer: PeerId,
+        /// Twenty digits derived from both public keys; the same on both ends.
+        code: String,
+        /// How far we trust the peer's key now.
+        trust: Trust,
     },
     /// A peer left.
     PeerLeft {

@@ -38,6 +38,7 @@ pub use transfer::Progress;
 use crate::config::{Config, host_name};
 use crate::protocol::announce::Presence;
 use crate::protocol::ids::{ID_BYTES, PeerId};
+use crate::secure::{Identity, IdentityError};
 use crate::store::{Checkpointer, Store, StoreError};
 use discovery::{Announcer, Counters};
 use hub::{Hub, HubParts, Input};
@@ -99,6 +100,9 @@ pub enum StartError {
         /// Why.
         reason: String,
     },
+    /// The key file cannot be read or created.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     /// The history database cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -148,7 +152,7 @@ impl Node {
         std::fs::create_dir_all(data_dir).map_err(data_err)?;
         let lock = lock_data_dir(data_dir)?;
         let store = Store::open(&data_dir.join(HISTORY_FILE))?;
-        let id = store.local_id(|| random_id(PeerId::from_bytes))?;
+        let identity = Arc::new(Identity::load_or_create(data_dir)?);
         let targets = resolve_targets(&settings.targets, settings.port)?;
 
         let wanted = SocketAddrV4::new(settings.bind, settings.port);
@@ -216,8 +220,10 @@ impl Node {
             );
         }
 
+        let me_id = identity.peer_id();
         let me = Presence {
-            id,
+            id: me_id,
+            key: identity.public(),
             name: hub::clip_label(settings.name.clone()),
             group: hub::clip_label(settings.group.clone()),
             host: hub::clip_label(host_name()),
@@ -240,9 +246,10 @@ impl Node {
             local_ip: settings.bind,
             download_dir: config.download_dir(),
             auto_accept: settings.auto_accept,
+            identity,
         })?;
         let hub = threads::spawn("pigeon-hub", move || hub.run(local_addr)).map_err(StartError::Thread)?;
-        Ok(Node { inputs: inputs_tx, events: events_rx, hub: Some(hub), id, local_addr })
+        Ok(Node { inputs: inputs_tx, events: events_rx, hub: Some(hub), id: me_id, local_addr })
     }
 
     /// A handle for sending commands, clonable into other threads.

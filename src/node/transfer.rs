@@ -6,7 +6,7 @@
 //! block with a one-second socket timeout and check their cancel flag on every wake-up.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +19,8 @@ use super::files::{self, STAGING_DIR};
 use super::hub::NetEvent;
 use super::socket;
 use crate::protocol::frame::{self, Frame, HEADER_LEN, KIND_CHUNK};
-use crate::protocol::ids::TransferId;
+use crate::protocol::ids::{PeerId, TransferId};
+use crate::secure::{Identity, Role, SecureReader, SecureWriter, Session, handshake};
 use crate::protocol::transfer::{CHUNK_BYTES, Entry, EntryKind, Fetch, FileEnd, TransferDone};
 
 /// How often blocked socket calls wake up to look at the cancel flag.
@@ -101,12 +102,13 @@ fn link(err: &io::Error) -> Stop {
 /// not cost several system calls each.
 const GATHER_BYTES: usize = 256 * 1024;
 
-/// A socket with cancel-aware, stall-aware full reads and writes, buffered both ways.
+/// An encrypted socket with cancel-aware, stall-aware full reads and writes, buffered both
+/// ways.
 struct DataStream<'a> {
-    /// Read side; buffering turns the small frames of small files into few reads.
-    reader: BufReader<TcpStream>,
+    /// Read side; its record buffer turns the small frames of small files into few reads.
+    reader: SecureReader<TcpStream>,
     /// Write side (a clone of the same socket).
-    writer: TcpStream,
+    writer: SecureWriter<TcpStream>,
     /// Gathered frames not yet written; see [`GATHER_BYTES`].
     gathered: Vec<u8>,
     /// Raised by the hub to stop the worker.
@@ -114,14 +116,18 @@ struct DataStream<'a> {
 }
 
 impl DataStream<'_> {
-    fn new(stream: TcpStream, cancel: &AtomicBool) -> io::Result<DataStream<'_>> {
+    fn new<'a>(
+        stream: TcpStream,
+        session: &Arc<Session>,
+        cancel: &'a AtomicBool,
+    ) -> io::Result<DataStream<'a>> {
         stream.set_read_timeout(Some(CANCEL_POLL))?;
         stream.set_write_timeout(Some(CANCEL_POLL))?;
         // Big writes: let the kernel fill whole segments.
         stream.set_nodelay(false)?;
-        let writer = stream.try_clone()?;
+        let writer = SecureWriter::new(stream.try_clone()?, session.clone());
         Ok(DataStream {
-            reader: BufReader::with_capacity(GATHER_BYTES, stream),
+            reader: SecureReader::new(stream, session.clone()),
             writer,
             gathered: Vec::with_capacity(GATHER_BYTES),
             cancel,
@@ -141,13 +147,16 @@ impl DataStream<'_> {
         Ok(())
     }
 
-    /// Writes everything gathered.
+    /// Writes everything gathered and pushes it onto the network.
     fn flush(&mut self) -> Result<(), Stop> {
         let gathered = std::mem::take(&mut self.gathered);
         let written = self.write_full(&gathered);
         self.gathered = gathered;
         self.gathered.clear();
-        written
+        written?;
+        let writer = &mut self.writer;
+        // One step of length one: done when the flush finally succeeds.
+        drive(self.cancel, 1, |_| writer.flush().map(|()| 1))
     }
 
     fn read_full(&mut self, buf: &mut [u8]) -> Result<(), Stop> {
@@ -167,7 +176,8 @@ impl DataStream<'_> {
     }
 
     fn write_frame(&mut self, frame: &Frame) -> Result<(), Stop> {
-        self.write_full(&frame.encode())
+        self.gather(&frame.encode())?;
+        self.flush()
     }
 
     /// Reads the next frame; chunk payloads land in `chunk` (reused, no allocation per chunk)
@@ -314,6 +324,8 @@ pub struct SendJob {
     pub id: TransferId,
     /// The data connection the receiver opened (its fetch already read).
     pub stream: TcpStream,
+    /// The connection's encrypted session.
+    pub session: Arc<Session>,
     /// The offer's entries.
     pub entries: Vec<Entry>,
     /// The local file behind each entry.
@@ -345,7 +357,7 @@ pub fn send(job: &SendJob) {
 
 fn stream_files(job: &SendJob, meter: &mut Meter) -> Result<(), Stop> {
     let stream = job.stream.try_clone().map_err(|err| link(&err))?;
-    let mut data = DataStream::new(stream, &job.cancel).map_err(|err| link(&err))?;
+    let mut data = DataStream::new(stream, &job.session, &job.cancel).map_err(|err| link(&err))?;
     let mut buf = vec![0u8; CHUNK_BYTES];
     let first = usize::try_from(job.fetch.index).unwrap_or(usize::MAX);
     if first > job.entries.len() {
@@ -394,12 +406,31 @@ fn stream_files(job: &SendJob, meter: &mut Meter) -> Result<(), Stop> {
     }
 }
 
+/// Opens the data connection and proves that the other end is the peer the transfer is
+/// with. A different key there (an address now used by someone else) is a link problem:
+/// the transfer resumes once the peer is found again.
+fn secure_connect(job: &ReceiveJob) -> Result<(TcpStream, Arc<Session>), Stop> {
+    let stream = socket::connect(job.local_ip, job.peer_addr, CONNECT_TIMEOUT).map_err(|err| link(&err))?;
+    stream.set_read_timeout(Some(CONNECT_TIMEOUT)).map_err(|err| link(&err))?;
+    stream.set_write_timeout(Some(CONNECT_TIMEOUT)).map_err(|err| link(&err))?;
+    let session = handshake(&mut &stream, &job.identity, Role::Initiator)
+        .map_err(|err| Stop::Link(err.to_string()))?;
+    if session.remote().peer_id() != job.peer {
+        return Err(Stop::Link(format!("the host at {} is not {} (another key)", job.peer_addr, job.peer)));
+    }
+    Ok((stream, Arc::new(session)))
+}
+
 /// Everything a receiving worker needs.
 pub struct ReceiveJob {
     /// The transfer.
     pub id: TransferId,
     /// The sender's TCP address.
     pub peer_addr: SocketAddr,
+    /// The sender: the data connection must prove this identity.
+    pub peer: PeerId,
+    /// Our key pair, for the handshake.
+    pub identity: Arc<Identity>,
     /// Our bind address, the source of the connection.
     pub local_ip: Ipv4Addr,
     /// The offer's entries.
@@ -487,8 +518,8 @@ fn receive_files(job: &ReceiveJob, meter: &mut Meter) -> Result<(), Stop> {
     meter.progress.bytes_done += offset;
     meter.start_bytes += offset;
 
-    let stream = socket::connect(job.local_ip, job.peer_addr, CONNECT_TIMEOUT).map_err(|err| link(&err))?;
-    let mut data = DataStream::new(stream, &job.cancel).map_err(|err| link(&err))?;
+    let (stream, session) = secure_connect(job)?;
+    let mut data = DataStream::new(stream, &session, &job.cancel).map_err(|err| link(&err))?;
     let first_index = u32::try_from(first).unwrap_or(u32::MAX);
     data.write_frame(&Frame::Fetch(Fetch { transfer_id: job.id, index: first_index, offset }))?;
     let mut chunk = Vec::with_capacity(CHUNK_BYTES);

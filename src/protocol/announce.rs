@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::PeerId;
+use super::keys::PublicKey;
 use super::{DecodeError, MAX_LABEL_BYTES, PROTOCOL_VERSION};
 
 /// First four bytes of every discovery datagram; anything else on the port is not ours.
@@ -38,8 +39,10 @@ pub enum Status {
 /// and of the TCP hello frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presence {
-    /// The sender's stable identity.
+    /// The sender's stable identity, which must be derived from `key`.
     pub id: PeerId,
+    /// The sender's long-term public key; only its holder can complete a handshake.
+    pub key: PublicKey,
     /// Display name chosen by the user.
     pub name: String,
     /// Group (department, team) used to group the peer list.
@@ -65,6 +68,9 @@ impl Presence {
         }
         if self.port == 0 {
             return Err(DecodeError::InvalidField("port"));
+        }
+        if self.key.peer_id() != self.id {
+            return Err(DecodeError::InvalidField("id (not derived from key)"));
         }
         Ok(())
     }
@@ -163,14 +169,15 @@ mod tests {
     use proptest::prelude::*;
 
     /// The announce example from docs/PROTOCOL.md, byte for byte.
-    pub(crate) const ANNOUNCE_EXAMPLE: &[u8] = b"PIGN\x01\x01{\"id\":\"00112233445566778899aabbccddeeff\",\"name\":\"Ana\",\"group\":\"Ops\",\"host\":\"ana-laptop\",\"status\":\"online\",\"port\":2426}";
+    pub(crate) const ANNOUNCE_EXAMPLE: &[u8] = b"PIGN\x02\x01{\"id\":\"5bc84f85ae674108b77d54c4cf60d17a\",\"key\":\"0101010101010101010101010101010101010101010101010101010101010101\",\"name\":\"Ana\",\"group\":\"Ops\",\"host\":\"ana-laptop\",\"status\":\"online\",\"port\":2426}";
 
     /// The goodbye example from docs/PROTOCOL.md.
-    const GOODBYE_EXAMPLE: &[u8] = b"PIGN\x01\x04{\"id\":\"00112233445566778899aabbccddeeff\"}";
+    const GOODBYE_EXAMPLE: &[u8] = b"PIGN\x02\x04{\"id\":\"5bc84f85ae674108b77d54c4cf60d17a\"}";
 
     pub(crate) fn ana() -> Presence {
         Presence {
-            id: "00112233445566778899aabbccddeeff".parse().unwrap(),
+            id: "5bc84f85ae674108b77d54c4cf60d17a".parse().unwrap(),
+            key: PublicKey::from_bytes([1; 32]),
             name: "Ana".into(),
             group: "Ops".into(),
             host: "ana-laptop".into(),
@@ -200,8 +207,8 @@ mod tests {
     fn rejects_foreign_and_future_packets() {
         assert_eq!(Datagram::decode(b"1_lbt4_10#128#..."), Err(DecodeError::BadMagic));
         let mut future = ANNOUNCE_EXAMPLE.to_vec();
-        future[4] = 2;
-        assert_eq!(Datagram::decode(&future), Err(DecodeError::UnsupportedVersion(2)));
+        future[4] = 3;
+        assert_eq!(Datagram::decode(&future), Err(DecodeError::UnsupportedVersion(3)));
         let mut odd_kind = ANNOUNCE_EXAMPLE.to_vec();
         odd_kind[5] = 99;
         assert_eq!(Datagram::decode(&odd_kind), Err(DecodeError::UnknownKind(99)));
@@ -219,7 +226,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored_and_unknown_status_tolerated() {
-        let bytes = b"PIGN\x01\x02{\"id\":\"00112233445566778899aabbccddeeff\",\"name\":\"Ana\",\"port\":9,\"status\":\"in-a-meeting\",\"future\":[1,2]}";
+        let bytes = b"PIGN\x02\x02{\"id\":\"5bc84f85ae674108b77d54c4cf60d17a\",\"key\":\"0101010101010101010101010101010101010101010101010101010101010101\",\"name\":\"Ana\",\"port\":9,\"status\":\"in-a-meeting\",\"future\":[1,2]}";
         let Datagram::Heartbeat(p) = Datagram::decode(bytes).unwrap() else { panic!("wrong kind") };
         assert_eq!(p.status, Status::Unknown);
         assert_eq!(p.group, "");
@@ -227,8 +234,18 @@ mod tests {
     }
 
     #[test]
+    fn rejects_an_id_not_derived_from_the_key() {
+        let mut impostor = ana();
+        impostor.key = PublicKey::from_bytes([2; 32]);
+        assert_eq!(
+            Datagram::decode(&Datagram::Announce(impostor).encode()),
+            Err(DecodeError::InvalidField("id (not derived from key)"))
+        );
+    }
+
+    #[test]
     fn rejects_wrong_types_and_port_zero() {
-        let bytes = b"PIGN\x01\x01{\"id\":\"00112233445566778899aabbccddeeff\",\"name\":7,\"port\":1}";
+        let bytes = b"PIGN\x02\x01{\"id\":\"5bc84f85ae674108b77d54c4cf60d17a\",\"name\":7,\"port\":1}";
         assert!(matches!(Datagram::decode(bytes), Err(DecodeError::Body(_))));
         let mut zero = ana();
         zero.port = 0;
@@ -244,9 +261,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn presence_round_trips(name in label(), group in label(), host in label(), port in 1u16.., id in any::<[u8; 16]>(), away in any::<bool>()) {
+        fn presence_round_trips(name in label(), group in label(), host in label(), port in 1u16.., key in any::<[u8; 32]>(), away in any::<bool>()) {
+            let key = PublicKey::from_bytes(key);
             let presence = Presence {
-                id: PeerId::from_bytes(id), name, group, host, port,
+                id: key.peer_id(), key, name, group, host, port,
                 status: if away { Status::Away } else { Status::Online },
             };
             for datagram in [Datagram::Announce(presence.clone()), Datagram::Heartbeat(presence.clone()), Datagram::Reply(presence)] {

@@ -212,11 +212,11 @@ mod tests {
     use proptest::prelude::*;
 
     /// The message example from docs/PROTOCOL.md ("你好, Bo!" sent at 2026-11-22 09:00 UTC).
-    pub(crate) const MESSAGE_EXAMPLE: &[u8] = b"PG\x01\x02\x00\x00\x00\x5d{\"msg_id\":\"0f0e0d0c0b0a09080706050403020100\",\"sent_at_ms\":1795338000000,\"text\":\"\xe4\xbd\xa0\xe5\xa5\xbd, Bo!\"}";
+    pub(crate) const MESSAGE_EXAMPLE: &[u8] = b"PG\x02\x02\x00\x00\x00\x5d{\"msg_id\":\"0f0e0d0c0b0a09080706050403020100\",\"sent_at_ms\":1795338000000,\"text\":\"\xe4\xbd\xa0\xe5\xa5\xbd, Bo!\"}";
 
     /// The delivered-receipt example from docs/PROTOCOL.md.
     const DELIVERED_EXAMPLE: &[u8] =
-        b"PG\x01\x03\x00\x00\x00\x30{\"msg_ids\":[\"0f0e0d0c0b0a09080706050403020100\"]}";
+        b"PG\x02\x03\x00\x00\x00\x30{\"msg_ids\":[\"0f0e0d0c0b0a09080706050403020100\"]}";
 
     fn example_message() -> WireMessage {
         WireMessage {
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn rejects_oversized_length_before_the_payload_arrives() {
-        let header = b"PG\x01\x02\xff\xff\xff\xff";
+        let header = b"PG\x02\x02\xff\xff\xff\xff";
         assert!(matches!(decode(header), Err(DecodeError::TooLarge { .. })));
     }
 
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn unknown_kinds_are_skipped_whole() {
-        let mut bytes = b"PG\x01\x63\x00\x00\x00\x03abc".to_vec();
+        let mut bytes = b"PG\x02\x63\x00\x00\x00\x03abc".to_vec();
         bytes.extend_from_slice(DELIVERED_EXAMPLE);
         let (frame, used) = decode(&bytes).unwrap().unwrap();
         assert_eq!(frame, Frame::Unknown { kind: 0x63 });
@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn malformed_payload_is_an_error() {
-        let bytes = b"PG\x01\x02\x00\x00\x00\x02{]";
+        let bytes = b"PG\x02\x02\x00\x00\x00\x02{]";
         assert!(matches!(decode(bytes), Err(DecodeError::Body(_))));
     }
 
@@ -327,7 +327,7 @@ mod tests {
     #[test]
     fn offers_may_be_larger_than_other_frames_but_still_bounded() {
         let big = u32::try_from(MAX_FRAME_PAYLOAD + 1).unwrap().to_be_bytes();
-        let mut header = *b"PG\x01\x05\x00\x00\x00\x00";
+        let mut header = *b"PG\x02\x05\x00\x00\x00\x00";
         header[4..].copy_from_slice(&big);
         assert_eq!(decode_header(header).unwrap().len, MAX_FRAME_PAYLOAD + 1);
         header[3] = KIND_CHUNK;

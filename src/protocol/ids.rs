@@ -64,7 +64,9 @@ macro_rules! hex_id {
 }
 
 hex_id!(
-    /// Identifies one Pigeon installation; stable across restarts (kept in the data folder).
+    /// Identifies one Pigeon installation: derived from its public key (see
+    /// [`PublicKey::peer_id`](super::keys::PublicKey::peer_id)), so it cannot be claimed without
+    /// that key's private half.
     PeerId
 );
 hex_id!(
@@ -77,12 +79,13 @@ hex_id!(
     TransferId
 );
 
-fn parse_hex(text: &str) -> Option<[u8; ID_BYTES]> {
+/// Parses exactly `2 * N` hex digits (either case) into `N` bytes.
+pub(crate) fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     let digits = text.as_bytes();
-    if digits.len() != ID_BYTES * 2 {
+    if digits.len() != N * 2 {
         return None;
     }
-    let mut out = [0u8; ID_BYTES];
+    let mut out = [0u8; N];
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
         let [high, low] = pair else { return None };
         *byte = (hex_digit(*high)? << 4) | hex_digit(*low)?;

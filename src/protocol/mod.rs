@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`ids`]: peer and message identifiers (128-bit, hex on the wire).
+//! - [`keys`]: public keys, the peer ids and safety numbers derived from them.
 //! - [`announce`]: UDP discovery datagrams (announce, heartbeat, reply, goodbye).
 //! - [`frame`]: TCP framing and the frames carried on a connection.
 //! - [`message`]: chat payloads and receipts.
@@ -19,6 +20,7 @@ pub mod announce;
 pub mod error;
 pub mod frame;
 pub mod ids;
+pub mod keys;
 pub mod message;
 pub mod names;
 pub mod transfer;
@@ -27,7 +29,7 @@ pub use error::DecodeError;
 
 /// Version byte carried by every UDP datagram and every TCP frame. A receiver drops a datagram
 /// (or closes a connection) whose version it does not speak rather than guessing at its layout.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Longest chat text in bytes of UTF-8. Big enough for any pasted log excerpt, small enough
 /// that one message never stalls a connection or bloats the history database.

@@ -8,15 +8,17 @@
 
 mod schema;
 mod transfers;
+mod trust;
 
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use transfers::{TransferRecord, TransferState};
+pub use trust::Trust;
 
 use crate::protocol::ids::{MsgId, PeerId};
 
@@ -105,6 +107,10 @@ pub struct ChatMessage {
     pub sent_at_ms: u64,
     /// Delivery state.
     pub state: MessageState,
+    /// Received while the sender's key was a changed one the user had not accepted (see
+    /// [`Trust::KeyChanged`]): shown marked, because it may not be from who it claims.
+    #[serde(default)]
+    pub unconfirmed_sender: bool,
 }
 
 /// A peer we have talked to or seen, remembered across restarts so that messages to it can
@@ -151,7 +157,7 @@ impl Checkpointer {
     }
 }
 
-const MESSAGE_COLUMNS: &str = "seq, msg_id, peer, outgoing, text, sent_at_ms, state";
+const MESSAGE_COLUMNS: &str = "seq, msg_id, peer, outgoing, text, sent_at_ms, state, unconfirmed_sender";
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -168,20 +174,6 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::migrate(&mut conn)?;
         Ok(Store { conn })
-    }
-
-    /// This installation's identity, created with `fresh` on first use.
-    pub fn local_id(&self, fresh: impl FnOnce() -> PeerId) -> Result<PeerId, StoreError> {
-        let existing: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'peer_id'", [], |row| row.get(0))
-            .optional()?;
-        if let Some(text) = existing {
-            return parse(&text, "peer id");
-        }
-        let id = fresh();
-        self.conn.execute("INSERT INTO meta (key, value) VALUES ('peer_id', ?1)", [id.to_string()])?;
-        Ok(id)
     }
 
     /// Records (or refreshes) what we know of a peer.
@@ -226,7 +218,9 @@ impl Store {
         text: &str,
         sent_at_ms: u64,
     ) -> Result<ChatMessage, StoreError> {
-        self.insert(msg_id, peer, Direction::Outgoing, text, sent_at_ms, MessageState::Queued)?
+        let message =
+            Draft { msg_id, peer, direction: Direction::Outgoing, text, sent_at_ms, unconfirmed_sender: false };
+        self.insert(&message, MessageState::Queued)?
             .ok_or(StoreError::Corrupt("duplicate outgoing message id"))
     }
 
@@ -238,38 +232,41 @@ impl Store {
         peer: PeerId,
         text: &str,
         sent_at_ms: u64,
+        unconfirmed_sender: bool,
     ) -> Result<Option<ChatMessage>, StoreError> {
-        self.insert(msg_id, peer, Direction::Incoming, text, sent_at_ms, MessageState::Delivered)
+        let message = Draft { msg_id, peer, direction: Direction::Incoming, text, sent_at_ms, unconfirmed_sender };
+        self.insert(&message, MessageState::Delivered)
     }
 
-    fn insert(
-        &self,
-        msg_id: MsgId,
-        peer: PeerId,
-        direction: Direction,
-        text: &str,
-        sent_at_ms: u64,
-        state: MessageState,
-    ) -> Result<Option<ChatMessage>, StoreError> {
+    fn insert(&self, draft: &Draft<'_>, state: MessageState) -> Result<Option<ChatMessage>, StoreError> {
         let inserted = self
             .conn
             .prepare_cached(
-                "INSERT INTO messages (msg_id, peer, outgoing, text, sent_at_ms, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (peer, outgoing, msg_id) DO NOTHING",
+                "INSERT INTO messages (msg_id, peer, outgoing, text, sent_at_ms, state, unconfirmed_sender)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (peer, outgoing, msg_id) DO NOTHING",
             )?
             .execute(params![
-                msg_id.to_string(),
-                peer.to_string(),
-                direction == Direction::Outgoing,
-                text,
-                to_sql_int(sent_at_ms),
-                state.code()
+                draft.msg_id.to_string(),
+                draft.peer.to_string(),
+                draft.direction == Direction::Outgoing,
+                draft.text,
+                to_sql_int(draft.sent_at_ms),
+                state.code(),
+                draft.unconfirmed_sender,
             ])?;
         if inserted == 0 {
             return Ok(None);
         }
-        let seq = self.conn.last_insert_rowid();
-        Ok(Some(ChatMessage { seq, msg_id, peer, direction, text: text.to_owned(), sent_at_ms, state }))
+        Ok(Some(ChatMessage {
+            seq: self.conn.last_insert_rowid(),
+            msg_id: draft.msg_id,
+            peer: draft.peer,
+            direction: draft.direction,
+            text: draft.text.to_owned(),
+            sent_at_ms: draft.sent_at_ms,
+            state,
+            unconfirmed_sender: draft.unconfirmed_sender,
+        }))
     }
 
     /// Moves an outgoing message to `state` if that is a step forward; `false` when the
@@ -403,6 +400,16 @@ fn escape_like(query: &str) -> String {
     out
 }
 
+/// A message about to be stored.
+struct Draft<'a> {
+    msg_id: MsgId,
+    peer: PeerId,
+    direction: Direction,
+    text: &'a str,
+    sent_at_ms: u64,
+    unconfirmed_sender: bool,
+}
+
 /// A row as SQLite returns it, before the ids are parsed.
 struct RawMessage {
     seq: i64,
@@ -412,6 +419,7 @@ struct RawMessage {
     text: String,
     sent_at_ms: i64,
     state: i64,
+    unconfirmed_sender: bool,
 }
 
 fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
@@ -423,6 +431,7 @@ fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
         text: row.get(4)?,
         sent_at_ms: row.get(5)?,
         state: row.get(6)?,
+        unconfirmed_sender: row.get(7)?,
     })
 }
 
@@ -437,6 +446,7 @@ impl RawMessage {
             sent_at_ms: u64::try_from(self.sent_at_ms)
                 .map_err(|_negative| StoreError::Corrupt("timestamp"))?,
             state: MessageState::from_code(self.state)?,
+            unconfirmed_sender: self.unconfirmed_sender,
         })
     }
 }

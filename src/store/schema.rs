@@ -52,6 +52,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX transfers_by_state ON transfers (state);
     CREATE TABLE trusted_senders (peer TEXT PRIMARY KEY);
 ",
+    "
+    -- Peer ids are now derived from public keys. Rows from before keep a NULL key and never
+    -- take part in key-change detection.
+    ALTER TABLE peers ADD COLUMN pubkey TEXT;
+    ALTER TABLE peers ADD COLUMN trust INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE peers ADD COLUMN replaces TEXT;
+    CREATE INDEX peers_by_label ON peers (name, host);
+    ALTER TABLE messages ADD COLUMN unconfirmed_sender INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

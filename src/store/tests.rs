@@ -18,20 +18,10 @@ fn msg(n: u8) -> MsgId {
 }
 
 #[test]
-fn identity_is_created_once_and_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("h.sqlite3");
-    let first = Store::open(&path).unwrap().local_id(|| peer(7)).unwrap();
-    let again = Store::open(&path).unwrap().local_id(|| peer(9)).unwrap();
-    assert_eq!(first, peer(7));
-    assert_eq!(again, peer(7));
-}
-
-#[test]
 fn incoming_duplicates_are_kept_once() {
     let (_dir, store) = store();
-    assert!(store.insert_incoming(msg(1), peer(1), "hi", 5).unwrap().is_some());
-    assert!(store.insert_incoming(msg(1), peer(1), "hi", 5).unwrap().is_none());
+    assert!(store.insert_incoming(msg(1), peer(1), "hi", 5, false).unwrap().is_some());
+    assert!(store.insert_incoming(msg(1), peer(1), "hi", 5, false).unwrap().is_none());
     assert_eq!(store.history(peer(1), None, 10).unwrap().len(), 1);
 }
 
@@ -65,7 +55,7 @@ fn outbox_lists_undelivered_oldest_first() {
 fn history_pages_backwards() {
     let (_dir, store) = store();
     for n in 0..25 {
-        store.insert_incoming(msg(n), peer(1), &format!("m{n}"), u64::from(n)).unwrap();
+        store.insert_incoming(msg(n), peer(1), &format!("m{n}"), u64::from(n), false).unwrap();
     }
     let newest = store.history(peer(1), None, 10).unwrap();
     assert_eq!(newest.first().unwrap().text, "m15");
@@ -79,9 +69,9 @@ fn history_pages_backwards() {
 #[test]
 fn search_finds_substrings_and_treats_wildcards_literally() {
     let (_dir, store) = store();
-    store.insert_incoming(msg(1), peer(1), "Lunch at 12?", 1).unwrap();
+    store.insert_incoming(msg(1), peer(1), "Lunch at 12?", 1, false).unwrap();
     store.insert_outgoing(msg(2), peer(2), "午饭 100% yes", 2).unwrap();
-    store.insert_incoming(msg(3), peer(1), "nothing here", 3).unwrap();
+    store.insert_incoming(msg(3), peer(1), "nothing here", 3, false).unwrap();
     assert_eq!(store.search("lunch", 10).unwrap().len(), 1);
     assert_eq!(store.search("午饭", 10).unwrap()[0].msg_id, msg(2));
     assert_eq!(store.search("100%", 10).unwrap().len(), 1);
@@ -92,8 +82,8 @@ fn search_finds_substrings_and_treats_wildcards_literally() {
 #[test]
 fn read_receipts_are_reported_once() {
     let (_dir, mut store) = store();
-    store.insert_incoming(msg(1), peer(1), "a", 1).unwrap();
-    store.insert_incoming(msg(2), peer(1), "b", 2).unwrap();
+    store.insert_incoming(msg(1), peer(1), "a", 1, false).unwrap();
+    store.insert_incoming(msg(2), peer(1), "b", 2, false).unwrap();
     assert!(store.unreported_reads(peer(1), 10).unwrap().is_empty());
     store.mark_read(peer(1)).unwrap();
     let ids = store.unreported_reads(peer(1), 10).unwrap();

@@ -8,5 +8,6 @@ mod cli;
 mod lab;
 mod layering;
 mod loopback;
+mod raw;
 mod transfer;
 mod util;

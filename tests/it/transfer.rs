@@ -3,19 +3,16 @@
 //! overwritten, each side can decline or cancel, and a transfer cut off by a killed sender
 //! resumes where it stopped and verifies.
 
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pigeon::node::TransferInfo;
-use pigeon::protocol::announce::{Presence, Status};
-use pigeon::protocol::frame::{self, Frame};
 use pigeon::protocol::ids::{PeerId, TransferId};
-use pigeon::protocol::transfer::{Entry, EntryKind, FileEnd, Offer};
+use pigeon::protocol::transfer::{Entry, EntryKind};
 use pigeon::store::TransferState;
 use pigeon::{Command, Event};
 
+use crate::raw::RawPeer;
 use crate::util::{Daemon, Net, SHORT};
 
 /// Long enough for hundreds of megabytes in a debug build on a busy 2-core machine.
@@ -212,84 +209,6 @@ fn a_killed_sender_restarts_and_the_transfer_resumes_where_it_stopped() {
     assert!(std::fs::read(bo_downloads.join("big.bin")).unwrap() == data, "resumed file differs");
 }
 
-/// A hand-written peer that speaks the wire protocol directly, to send what Pigeon never would.
-struct RawPeer {
-    presence: Presence,
-    listener: TcpListener,
-    chat: TcpStream,
-}
-
-impl RawPeer {
-    fn connect(net: &Net, to: std::net::SocketAddr) -> RawPeer {
-        let listener = TcpListener::bind((net.ip(7), net.port)).unwrap();
-        let presence = Presence {
-            id: PeerId::from_bytes([0x77; 16]),
-            name: "mallory".into(),
-            group: String::new(),
-            host: "m".into(),
-            status: Status::Online,
-            port: net.port,
-        };
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        socket.bind(&std::net::SocketAddr::from((net.ip(7), 0)).into()).unwrap();
-        socket.connect(&to.into()).unwrap();
-        let mut chat: TcpStream = socket.into();
-        chat.write_all(&Frame::Hello(presence.clone()).encode()).unwrap();
-        RawPeer { presence, listener, chat }
-    }
-
-    fn offer(&mut self, entries: Vec<Entry>) -> TransferId {
-        let transfer_id = TransferId::from_bytes(rand_bytes());
-        self.chat.write_all(&Frame::Offer(Offer { transfer_id, entries }).encode()).unwrap();
-        transfer_id
-    }
-
-    /// Serves one fetch: every file entry gets `content`.
-    fn serve(&mut self, entries: &[Entry], content: &[u8]) {
-        let (mut data, _) = self.listener.accept().unwrap();
-        let mut reader = pigeon_frames(&data);
-        assert!(matches!(reader.next(), Some(Frame::Fetch(_))));
-        data.write_all(&Frame::Hello(self.presence.clone()).encode()).unwrap();
-        for (index, entry) in entries.iter().enumerate() {
-            if entry.kind == EntryKind::File {
-                data.write_all(&frame::chunk_header(content.len())).unwrap();
-                data.write_all(content).unwrap();
-                let hash = blake3::hash(content).to_hex().to_string();
-                let end = FileEnd { index: u32::try_from(index).unwrap(), blake3: hash };
-                data.write_all(&Frame::FileEnd(end).encode()).unwrap();
-            }
-        }
-        assert!(matches!(reader.next(), Some(Frame::Done(_))), "receiver confirms");
-    }
-}
-
-fn rand_bytes() -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).unwrap();
-    bytes
-}
-
-/// Frames read from a stream until it ends.
-fn pigeon_frames(stream: &TcpStream) -> impl Iterator<Item = Frame> + use<> {
-    let mut stream = stream.try_clone().unwrap();
-    stream.set_read_timeout(Some(SHORT)).unwrap();
-    let mut buf = Vec::new();
-    std::iter::from_fn(move || {
-        loop {
-            if let Ok(Some((frame, used))) = frame::decode(&buf) {
-                buf.drain(..used);
-                return Some(frame);
-            }
-            let mut chunk = [0u8; 4096];
-            let n = std::io::Read::read(&mut stream, &mut chunk).ok()?;
-            if n == 0 {
-                return None;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-}
-
 fn file(path: &str, size: usize) -> Entry {
     Entry { path: path.into(), kind: EntryKind::File, size: size as u64 }
 }
@@ -306,7 +225,7 @@ fn hostile_names_never_leave_the_download_folder() {
     let mut flags = net.flags(1, 1, &dirs.path().join("bo"));
     flags.extend(["--download-dir".into(), downloads.display().to_string(), "--auto-accept".into()]);
     let mut bo = Daemon::start("bo", &flags);
-    let mut mallory = RawPeer::connect(&net, (net.ip(1), net.port).into());
+    let mut mallory = RawPeer::connect(&net, (net.ip(1), net.port).into(), "mallory");
 
     // Climbing out is refused outright.
     let id = mallory.offer(vec![file("../../x", 1)]);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender, select};
 
 mod transfers;
+mod trust;
 
 use super::command::{Command, MAX_PAGE};
 use super::connection::{ConnHandle, ConnId};
@@ -26,7 +27,8 @@ use crate::protocol::announce::{Datagram, Goodbye, Presence};
 use crate::protocol::frame::Frame;
 use crate::protocol::ids::{MsgId, PeerId, TransferId};
 use crate::protocol::message::{MAX_RECEIPT_IDS, Receipt, WireMessage, check_text_len};
-use crate::store::{KnownPeer, MessageState, Store, StoreError};
+use crate::secure::{Identity, Role, Session};
+use crate::store::{KnownPeer, MessageState, Store, StoreError, Trust};
 
 /// A node starts with one announce per entry, each followed by this pause: announces at 0,
 /// 0.25 and 1.25 s make discovery survive lost datagrams without waiting for heartbeats.
@@ -79,6 +81,13 @@ pub enum NetEvent {
         target: ConnectTarget,
         /// The stream, or why not.
         result: std::io::Result<TcpStream>,
+    },
+    /// A connection's handshake finished; comes before any of its frames.
+    Secured {
+        /// Which connection.
+        conn: ConnId,
+        /// The session, with the other end's proven key.
+        session: Arc<Session>,
     },
     /// A frame arrived on a connection.
     Frame {
@@ -152,6 +161,8 @@ struct Peer {
     retry_at: Instant,
     /// Pause before the next reconnect after a failure.
     backoff: Duration,
+    /// How far we trust its key.
+    trust: Trust,
 }
 
 impl Peer {
@@ -164,6 +175,8 @@ impl Peer {
             addr: self.ip.to_string(),
             port: self.presence.port,
             status: self.presence.status,
+            key: self.presence.key,
+            trust: self.trust,
         }
     }
 
@@ -178,6 +191,8 @@ struct Conn {
     handle: ConnHandle,
     /// The peer at the other end, once its hello arrived.
     peer: Option<PeerId>,
+    /// The encrypted session, once the handshake finished.
+    session: Option<Arc<Session>>,
 }
 
 /// Everything the hub is started with.
@@ -212,6 +227,8 @@ pub struct HubParts {
     pub download_dir: std::path::PathBuf,
     /// Accept every offer without asking.
     pub auto_accept: bool,
+    /// Our key pair, for handshakes.
+    pub identity: Arc<Identity>,
 }
 
 /// The hub's state. See the module doc.
@@ -234,6 +251,8 @@ pub struct Hub {
     download_dir: std::path::PathBuf,
     /// Accept every offer without asking.
     auto_accept: bool,
+    /// Our key pair, for handshakes.
+    identity: Arc<Identity>,
     /// Transfers that may still move data.
     transfers: HashMap<TransferId, transfers::LiveTransfer>,
     /// Online peers.
@@ -279,6 +298,7 @@ impl Hub {
             local_ip: parts.local_ip,
             download_dir: parts.download_dir,
             auto_accept: parts.auto_accept,
+            identity: parts.identity,
             transfers: HashMap::new(),
             peers: HashMap::new(),
             known,
@@ -407,6 +427,12 @@ impl Hub {
             Command::CancelTransfer { transfer_id } => self.cancel(transfer_id, origin),
             Command::RetryTransfer { transfer_id } => self.retry(transfer_id, origin),
             Command::ListTransfers => self.list_transfers(origin),
+            Command::SafetyNumber { peer } => self.safety_number(peer, origin),
+            Command::Verify { peer, verified } => {
+                let trust = if verified { Trust::Verified } else { Trust::Unverified };
+                self.set_trust(peer, trust, origin);
+            }
+            Command::AcceptKey { peer } => self.set_trust(peer, Trust::Unverified, origin),
             Command::Shutdown => {}
         }
     }
@@ -450,9 +476,14 @@ impl Hub {
                     log::info!("refusing connection from {remote}: {MAX_CONNECTIONS} already open");
                     return;
                 }
-                self.open_conn(stream);
+                self.open_conn(stream, Role::Responder);
             }
             NetEvent::Connected { target, result } => self.on_connected(target, result),
+            NetEvent::Secured { conn, session } => {
+                if let Some(conn) = self.conns.get_mut(&conn) {
+                    conn.session = Some(session);
+                }
+            }
             NetEvent::Frame { conn, frame } => self.on_frame(conn, frame),
             NetEvent::Scanned { to, tag, origin, result } => self.on_scanned(to, tag, origin, result),
             NetEvent::Transfer(id, report) => self.on_transfer_report(id, report),
@@ -493,6 +524,12 @@ impl Hub {
         let id = presence.id;
         let changed = match self.peers.get_mut(&id) {
             Some(peer) => {
+                if !from_tcp && peer.conn.is_some() && peer.ip != ip {
+                    // A proven connection outranks an unauthenticated datagram: whoever sends
+                    // this cannot move the peer elsewhere while it is connected.
+                    log::debug!("ignoring presence of {id} from {ip}: connected at {}", peer.ip);
+                    return;
+                }
                 peer.last_seen = now;
                 let ip = if from_tcp { peer.ip } else { ip };
                 let changed = peer.presence != presence || peer.ip != ip;
@@ -501,7 +538,7 @@ impl Hub {
                 changed
             }
             None => {
-                let peer = Peer {
+                let mut peer = Peer {
                     presence,
                     ip,
                     last_seen: now,
@@ -509,12 +546,17 @@ impl Hub {
                     connecting: false,
                     retry_at: now,
                     backoff: RETRY_BACKOFF.0,
+                    trust: Trust::Unverified,
                 };
+                self.remember(&peer.info());
+                let change = self.pin(&mut peer);
                 let info = peer.info();
                 self.peers.insert(id, peer);
                 self.known.insert(id);
-                self.remember(&info);
-                self.sinks.emit(&Event::PeerJoined { peer: info });
+                self.sinks.emit(&Event::PeerJoined { peer: info.clone() });
+                if let Some((previous, previous_verified)) = change {
+                    self.sinks.emit(&Event::KeyChanged { peer: info, previous, previous_verified });
+                }
                 self.flush(id);
                 self.transfer_housekeeping(now);
                 return;
@@ -548,17 +590,17 @@ impl Hub {
         }
     }
 
-    fn open_conn(&mut self, stream: TcpStream) {
+    fn open_conn(&mut self, stream: TcpStream, role: Role) {
         if let Err(err) = socket::prepare_stream(&stream) {
             log::debug!("connection setup failed: {err}");
             return;
         }
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
-        match ConnHandle::start(id, stream, &self.net_tx) {
+        match ConnHandle::start(id, stream, role, self.identity.clone(), &self.net_tx) {
             Ok(handle) => {
                 handle.send(&Frame::Hello(self.me.clone()));
-                self.conns.insert(id, Conn { handle, peer: None });
+                self.conns.insert(id, Conn { handle, peer: None, session: None });
             }
             Err(err) => log::warn!("cannot start connection threads: {err}"),
         }
@@ -585,7 +627,7 @@ impl Hub {
                 let Some(peer) = self.peers.get_mut(&id) else { return };
                 peer.connecting = false;
                 match result {
-                    Ok(stream) => self.open_conn(stream),
+                    Ok(stream) => self.open_conn(stream, Role::Initiator),
                     Err(err) => {
                         log::debug!("connect to {id} failed: {err}");
                         peer.retry_at = Instant::now() + peer.backoff;
@@ -593,7 +635,7 @@ impl Hub {
                     }
                 }
             }
-            (ConnectTarget::Addr { .. }, Ok(stream)) => self.open_conn(stream),
+            (ConnectTarget::Addr { .. }, Ok(stream)) => self.open_conn(stream, Role::Initiator),
             (ConnectTarget::Addr { addr, origin }, Err(err)) => {
                 self.sinks.reply(origin, Event::ConnectFailed { addr, reason: err.to_string() });
             }
@@ -641,6 +683,14 @@ impl Hub {
             self.close_conn(conn_id, "connected to ourselves");
             return;
         }
+        // The presence says who the peer claims to be; the handshake proved which key it holds.
+        let proven = self.conns.get(&conn_id).and_then(|conn| conn.session.as_ref()).map(|s| s.remote());
+        if proven != Some(presence.key) {
+            log::info!("connection {} claims to be {id} but holds another key", conn_id.0);
+            self.bad_connections += 1;
+            self.close_conn(conn_id, "hello does not match the handshake key");
+            return;
+        }
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.peer = Some(id);
         }
@@ -653,7 +703,8 @@ impl Hub {
     }
 
     fn on_message(&mut self, conn_id: ConnId, peer: PeerId, message: &WireMessage) {
-        match self.store.insert_incoming(message.msg_id, peer, &message.text, message.sent_at_ms) {
+        let unconfirmed = self.peers.get(&peer).is_some_and(|p| p.trust.is_unconfirmed());
+        match self.store.insert_incoming(message.msg_id, peer, &message.text, message.sent_at_ms, unconfirmed) {
             Ok(Some(stored)) => self.sinks.emit(&Event::MessageReceived { message: stored }),
             Ok(None) => log::debug!("duplicate message {} from {peer}", message.msg_id),
             Err(err) => {

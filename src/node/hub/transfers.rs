@@ -219,7 +219,9 @@ impl Hub {
             log::warn!("cannot read trusted senders: {err}");
             false
         });
-        if self.auto_accept || trusted {
+        // A peer whose key is in doubt never gets files in without a question.
+        let confirmed = self.peers.get(&peer).is_some_and(|p| !p.trust.is_unconfirmed());
+        if (self.auto_accept || trusted) && confirmed {
             self.accept(id, false, Origin::Owner);
         }
     }
@@ -415,16 +417,15 @@ impl Hub {
     pub(super) fn on_fetch(&mut self, conn_id: ConnId, fetch: Fetch) {
         let Some(conn) = self.conns.remove(&conn_id) else { return };
         let remote = conn.handle.remote;
+        let Some(session) = conn.session else { return conn.handle.close() };
         let stream = conn.handle.release();
         self.revive_failed(fetch.transfer_id);
         let Some(live) = self.transfers.get_mut(&fetch.transfer_id) else {
             log::info!("fetch for unknown or finished transfer {} from {remote}", fetch.transfer_id);
             return;
         };
-        // The transfer id is a 128-bit secret shared by the two ends; the address check keeps a
-        // stranger who learned it from another host out.
-        let from_peer =
-            self.peers.get(&live.record.peer).is_none_or(|p| std::net::IpAddr::V4(p.ip) == remote.ip());
+        // Only the peer the files were offered to may fetch them: the handshake proved its key.
+        let from_peer = session.remote().peer_id() == live.record.peer;
         if live.record.direction != Direction::Outgoing || !from_peer {
             log::info!("refused fetch for {} from {remote}", fetch.transfer_id);
             return;
@@ -434,6 +435,7 @@ impl Hub {
         let job = SendJob {
             id: fetch.transfer_id,
             stream,
+            session,
             entries: live.record.entries.clone(),
             sources: live.record.sources.clone(),
             fetch,
@@ -496,6 +498,8 @@ impl Hub {
         let job = ReceiveJob {
             id,
             peer_addr: peer.tcp_addr(),
+            peer: record.peer,
+            identity: self.identity.clone(),
             local_ip: self.local_ip,
             entries: record.entries.clone(),
             places,
