@@ -12,6 +12,9 @@ pub mod handshake;
 pub mod identity;
 pub mod record;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::protocol::keys::PublicKey;

@@ -9,5 +9,6 @@ mod lab;
 mod layering;
 mod loopback;
 mod raw;
+mod security;
 mod transfer;
 mod util;
