@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing Pigeon needs on Debian/Ubuntu: a C compiler (bundled
-# SQLite), iproute2 (network-namespace tests) and, only if cargo is missing, Rust via rustup.
+# SQLite), iproute2 and tcpdump (network-namespace tests, packet capture) and, only if cargo
+# is missing, Rust via rustup.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
-packages=(build-essential pkg-config iproute2 ca-certificates curl)
+packages=(build-essential pkg-config iproute2 tcpdump ca-certificates curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

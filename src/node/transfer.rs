@@ -20,8 +20,8 @@ use super::hub::NetEvent;
 use super::socket;
 use crate::protocol::frame::{self, Frame, HEADER_LEN, KIND_CHUNK};
 use crate::protocol::ids::{PeerId, TransferId};
-use crate::secure::{Identity, Role, SecureReader, SecureWriter, Session, handshake};
 use crate::protocol::transfer::{CHUNK_BYTES, Entry, EntryKind, Fetch, FileEnd, TransferDone};
+use crate::secure::{Identity, Role, SecureReader, SecureWriter, Session, handshake};
 
 /// How often blocked socket calls wake up to look at the cancel flag.
 const CANCEL_POLL: Duration = Duration::from_secs(1);
@@ -413,8 +413,8 @@ fn secure_connect(job: &ReceiveJob) -> Result<(TcpStream, Arc<Session>), Stop> {
     let stream = socket::connect(job.local_ip, job.peer_addr, CONNECT_TIMEOUT).map_err(|err| link(&err))?;
     stream.set_read_timeout(Some(CONNECT_TIMEOUT)).map_err(|err| link(&err))?;
     stream.set_write_timeout(Some(CONNECT_TIMEOUT)).map_err(|err| link(&err))?;
-    let session = handshake(&mut &stream, &job.identity, Role::Initiator)
-        .map_err(|err| Stop::Link(err.to_string()))?;
+    let session =
+        handshake(&mut &stream, &job.identity, Role::Initiator).map_err(|err| Stop::Link(err.to_string()))?;
     if session.remote().peer_id() != job.peer {
         return Err(Stop::Link(format!("the host at {} is not {} (another key)", job.peer_addr, job.peer)));
     }

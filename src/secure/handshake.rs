@@ -95,9 +95,10 @@ pub fn handshake(
         }
     };
     stream.flush()?;
-    let remote = state.get_remote_static().and_then(PublicKey::from_slice).ok_or(HandshakeError::Noise(
-        snow::Error::State(snow::error::StateProblem::MissingKeyMaterial),
-    ))?;
+    let remote = state
+        .get_remote_static()
+        .and_then(PublicKey::from_slice)
+        .ok_or(HandshakeError::Noise(snow::Error::State(snow::error::StateProblem::MissingKeyMaterial)))?;
     let transport = state.into_stateless_transport_mode()?;
     Ok(Session { transport, remote, sent: AtomicU64::new(0), received: AtomicU64::new(0) })
 }

@@ -162,7 +162,8 @@ mod tests {
 
     #[test]
     fn public_key_matches_the_one_noise_computes() {
-        let keypair = snow::Builder::new(super::super::NOISE_PARAMS.parse().unwrap()).generate_keypair().unwrap();
+        let keypair =
+            snow::Builder::new(super::super::NOISE_PARAMS.parse().unwrap()).generate_keypair().unwrap();
         let private: [u8; KEY_BYTES] = keypair.private.as_slice().try_into().unwrap();
         assert_eq!(Identity::from_private(private).public().as_bytes().as_slice(), keypair.public.as_slice());
     }

@@ -68,7 +68,8 @@ impl<W: Write> SecureWriter<W> {
         let start = self.sealed.len();
         self.sealed.resize(start + LEN_BYTES + plaintext.len() + TAG_BYTES, 0);
         let body = self.sealed.get_mut(start + LEN_BYTES..).unwrap_or_default();
-        let len = self.session.seal(plaintext, body).map_err(|err| crypto_error("encryption failed", &err))?;
+        let len =
+            self.session.seal(plaintext, body).map_err(|err| crypto_error("encryption failed", &err))?;
         let prefix = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
         if let Some(slot) = self.sealed.get_mut(start..start + LEN_BYTES) {
             slot.copy_from_slice(&prefix);

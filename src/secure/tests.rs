@@ -55,9 +55,14 @@ fn both_ends_learn_the_other_key_and_data_flows_both_ways() {
     assert_eq!(b_session.remote(), identity(1).public());
 
     // Sizes around the record boundary, one large write spanning many records, and tiny ones.
-    let big: Vec<u8> = (0..3 * record::RECORD_PLAINTEXT + 17).map(|i| u8::try_from(i % 251).unwrap()).collect();
-    let pieces: Vec<Vec<u8>> =
-        vec![b"x".to_vec(), vec![7; record::RECORD_PLAINTEXT - 1], vec![8; record::RECORD_PLAINTEXT + 1], big];
+    let big: Vec<u8> =
+        (0..3 * record::RECORD_PLAINTEXT + 17).map(|i| u8::try_from(i % 251).unwrap()).collect();
+    let pieces: Vec<Vec<u8>> = vec![
+        b"x".to_vec(),
+        vec![7; record::RECORD_PLAINTEXT - 1],
+        vec![8; record::RECORD_PLAINTEXT + 1],
+        big,
+    ];
     let expected: Vec<u8> = pieces.concat();
     let reader = spawn(move || {
         let mut got = vec![0u8; expected.len()];

@@ -218,8 +218,14 @@ impl Store {
         text: &str,
         sent_at_ms: u64,
     ) -> Result<ChatMessage, StoreError> {
-        let message =
-            Draft { msg_id, peer, direction: Direction::Outgoing, text, sent_at_ms, unconfirmed_sender: false };
+        let message = Draft {
+            msg_id,
+            peer,
+            direction: Direction::Outgoing,
+            text,
+            sent_at_ms,
+            unconfirmed_sender: false,
+        };
         self.insert(&message, MessageState::Queued)?
             .ok_or(StoreError::Corrupt("duplicate outgoing message id"))
     }
@@ -234,7 +240,8 @@ impl Store {
         sent_at_ms: u64,
         unconfirmed_sender: bool,
     ) -> Result<Option<ChatMessage>, StoreError> {
-        let message = Draft { msg_id, peer, direction: Direction::Incoming, text, sent_at_ms, unconfirmed_sender };
+        let message =
+            Draft { msg_id, peer, direction: Direction::Incoming, text, sent_at_ms, unconfirmed_sender };
         self.insert(&message, MessageState::Delivered)
     }
 

@@ -59,7 +59,8 @@ impl Lab {
         Ok(lab)
     }
 
-    fn hub(&self) -> String {
+    /// Namespace name of the bridge.
+    pub fn hub(&self) -> String {
         format!("{}hub", self.prefix)
     }
 
@@ -90,7 +91,7 @@ impl Drop for Lab {
 }
 
 /// Builds a lab or explains loudly why this machine cannot.
-fn lab_or_skip(tag: &str, hosts: usize) -> Option<Lab> {
+pub fn lab_or_skip(tag: &str, hosts: usize) -> Option<Lab> {
     match Lab::up(tag, hosts) {
         Ok(lab) => Some(lab),
         Err(reason) => {

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test by panicking, with the value shown")]
 
+mod capture;
 mod cli;
 mod lab;
 mod layering;

@@ -6,8 +6,8 @@ use std::net::{TcpListener, UdpSocket};
 
 use pigeon::protocol::announce::{Datagram, Presence, Status};
 use pigeon::protocol::frame::Frame;
-use pigeon::secure::{Identity, Role};
 use pigeon::secure::identity::KEY_FILE;
+use pigeon::secure::{Identity, Role};
 use pigeon::store::{MessageState, Trust};
 use pigeon::{Command, Event};
 

@@ -704,7 +704,8 @@ impl Hub {
 
     fn on_message(&mut self, conn_id: ConnId, peer: PeerId, message: &WireMessage) {
         let unconfirmed = self.peers.get(&peer).is_some_and(|p| p.trust.is_unconfirmed());
-        match self.store.insert_incoming(message.msg_id, peer, &message.text, message.sent_at_ms, unconfirmed) {
+        match self.store.insert_incoming(message.msg_id, peer, &message.text, message.sent_at_ms, unconfirmed)
+        {
             Ok(Some(stored)) => self.sinks.emit(&Event::MessageReceived { message: stored }),
             Ok(None) => log::debug!("duplicate message {} from {peer}", message.msg_id),
             Err(err) => {

@@ -19,24 +19,26 @@ impl Hub {
                 peer.trust = pinned.trust;
                 None
             }
-            Ok(None) => match self.store.pin_new_key(presence.id, presence.key, &presence.name, &presence.host) {
-                Ok((pinned, was_verified)) => {
-                    peer.trust = pinned.trust;
-                    if let Some(previous) = pinned.replaces {
-                        log::warn!(
-                            "{} on {} now has another key ({} replaces {previous})",
-                            presence.name,
-                            presence.host,
-                            presence.id
-                        );
+            Ok(None) => {
+                match self.store.pin_new_key(presence.id, presence.key, &presence.name, &presence.host) {
+                    Ok((pinned, was_verified)) => {
+                        peer.trust = pinned.trust;
+                        if let Some(previous) = pinned.replaces {
+                            log::warn!(
+                                "{} on {} now has another key ({} replaces {previous})",
+                                presence.name,
+                                presence.host,
+                                presence.id
+                            );
+                        }
+                        pinned.replaces.map(|previous| (previous, was_verified))
                     }
-                    pinned.replaces.map(|previous| (previous, was_verified))
+                    Err(err) => {
+                        log::error!("cannot pin the key of {}: {err}", presence.id);
+                        None
+                    }
                 }
-                Err(err) => {
-                    log::error!("cannot pin the key of {}: {err}", presence.id);
-                    None
-                }
-            },
+            }
             Err(err) => {
                 log::error!("cannot read the key of {}: {err}", presence.id);
                 None
