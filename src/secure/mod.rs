@@ -3,7 +3,7 @@
 //! peer id, then carries the usual frames inside encrypted records.
 //!
 //! - [`identity`]: our key pair in the data folder.
-//! - [`handshake`]: the three handshake messages, run on a blocking socket.
+//! - [`mod@handshake`]: the three handshake messages, run on a blocking socket.
 //! - [`record`]: reader and writer that turn a byte stream into encrypted records and back.
 //!
 //! docs/PROTOCOL.md section 6 describes the same thing for other implementations.
