@@ -7,6 +7,7 @@ mod peers;
 mod send;
 mod send_file;
 mod session;
+mod trust;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -129,6 +130,23 @@ enum Sub {
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
     },
+    /// Show the safety number to compare with a peer; mark it verified or accept a new key.
+    Trust {
+        /// A display name, a peer id (or a unique prefix of one), or HOST:PORT.
+        peer: String,
+        /// The numbers matched: mark the peer verified.
+        #[arg(long, conflicts_with_all = ["unverify", "accept_key"])]
+        verify: bool,
+        /// Mark the peer not verified again.
+        #[arg(long, conflicts_with = "accept_key")]
+        unverify: bool,
+        /// Accept the peer's changed key (after checking with them that they reinstalled).
+        #[arg(long)]
+        accept_key: bool,
+        /// Seconds to look for the peer before giving up.
+        #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+        wait: f64,
+    },
 }
 
 impl SharedArgs {
@@ -187,6 +205,15 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         Sub::SendFile { peer, paths, wait, timeout } => {
             send_file::run(&config, &peer, &paths, seconds(wait)?, timeout.map(seconds).transpose()?)
+        }
+        Sub::Trust { peer, verify, unverify, accept_key, wait } => {
+            let decision = match (verify, unverify, accept_key) {
+                (true, _, _) => trust::Decision::Verify,
+                (_, true, _) => trust::Decision::Unverify,
+                (_, _, true) => trust::Decision::AcceptKey,
+                _ => trust::Decision::Show,
+            };
+            trust::run(&config, &peer, decision, seconds(wait)?)
         }
     }
 }

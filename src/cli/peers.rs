@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use pigeon::node::PeerInfo;
 use pigeon::protocol::announce::Status;
+use pigeon::store::Trust;
 use pigeon::{Command, Config, Event};
 use unicode_width::UnicodeWidthStr;
 
@@ -50,7 +51,7 @@ fn print_table(peers: &[PeerInfo]) {
         println!("No peers found. Others must run Pigeon on this subnet, or be added with --target.");
         return;
     }
-    let rows: Vec<[String; 6]> = peers
+    let rows: Vec<[String; 7]> = peers
         .iter()
         .map(|peer| {
             [
@@ -59,11 +60,12 @@ fn print_table(peers: &[PeerInfo]) {
                 peer.host.clone(),
                 format!("{}:{}", peer.addr, peer.port),
                 status_word(peer.status).to_owned(),
+                trust_word(peer.trust).to_owned(),
                 peer.id.to_string(),
             ]
         })
         .collect();
-    let header = ["NAME", "GROUP", "HOST", "ADDRESS", "STATUS", "ID"].map(String::from);
+    let header = ["NAME", "GROUP", "HOST", "ADDRESS", "STATUS", "KEY", "ID"].map(String::from);
     // Terminal columns, not chars: CJK names take two columns per character.
     let mut widths = header.clone().map(|h| h.width());
     for row in &rows {
@@ -78,6 +80,15 @@ fn print_table(peers: &[PeerInfo]) {
             .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.width())))
             .collect();
         println!("{}", cells.join("  ").trim_end());
+    }
+}
+
+fn trust_word(trust: Trust) -> &'static str {
+    match trust {
+        Trust::Unverified => "unverified",
+        Trust::Verified => "verified",
+        Trust::KeyChanged => "CHANGED",
+        Trust::Replaced => "replaced",
     }
 }
 
