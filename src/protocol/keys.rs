@@ -131,6 +131,8 @@ mod tests {
         assert_ne!(code, safety_number(&a, &c));
         assert_eq!(code.len(), SAFETY_DIGITS + SAFETY_DIGITS / 5 - 1);
         assert!(code.split(' ').all(|group| group.len() == 5 && group.bytes().all(|d| d.is_ascii_digit())));
+        // The example in docs/PROTOCOL.md section 6.
+        assert_eq!(code, "05653 41660 17683 72828");
     }
 
     #[test]
