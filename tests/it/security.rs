@@ -147,3 +147,20 @@ fn an_announce_claiming_an_offline_peer_does_not_receive_its_messages() {
     });
     assert!(state < MessageState::Delivered, "{state:?}");
 }
+
+#[test]
+fn an_oversized_frame_inside_the_encryption_closes_only_that_connection() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut ana = Daemon::start("ana", &net.flags(1, 2, &dirs.path().join("ana")));
+    let mut bo = Daemon::start("bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    bo.expect_peers(&[ana.id]);
+    let mut mallory = RawPeer::connect(&net, (net.ip(2), net.port).into(), "mallory");
+    let bad_before = bo.stats().bad_connections;
+    // A message frame header declaring 4 GiB: refused from the header, before any buffering.
+    mallory.chat.write(b"PG\x02\x02\xff\xff\xff\xff");
+    bo.wait_for_stats("oversized frame refused", |stats| stats.bad_connections > bad_before);
+    while mallory.chat.next().is_some() {}
+    bo.send(&Command::SendMessage { to: vec![ana.id], text: "unaffected".into(), tag: None });
+    assert!(!received(&mut ana, "unaffected"));
+}
