@@ -85,10 +85,11 @@ fn a_hello_claiming_another_peers_key_is_refused() {
     let mut claim = mallory.presence.clone();
     claim.id = ana_presence.id;
     claim.key = ana_presence.key;
+    // Counted before connecting: bo may refuse the impostor before this test reads the counters.
+    let bad_before = bo.stats().bad_connections;
     let stream = std::net::TcpStream::connect((net.ip(2), net.port)).unwrap();
     let mut impostor = RawConn::open(stream, &mallory.identity, Role::Initiator);
     impostor.send(&Frame::Hello(claim));
-    let bad_before = bo.stats().bad_connections;
     bo.wait_for_stats("impostor refused", |stats| stats.bad_connections > bad_before);
     let frames: Vec<Frame> = std::iter::from_fn(|| impostor.next()).collect();
     assert!(frames.iter().all(|frame| matches!(frame, Frame::Hello(_))), "only bo's hello: {frames:?}");
