@@ -37,6 +37,9 @@ pub enum Command {
     },
     /// Ask for the current peer list; answered by [`Event::Peers`](super::Event::Peers).
     ListPeers,
+    /// Ask for every conversation in history with its unread count; answered by
+    /// [`Event::Conversations`](super::Event::Conversations).
+    ListConversations,
     /// Ask for a page of history; answered by [`Event::History`](super::Event::History).
     LoadHistory {
         /// The conversation.

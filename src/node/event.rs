@@ -8,7 +8,7 @@ use crate::protocol::announce::Status;
 use crate::protocol::ids::{MsgId, PeerId, TransferId};
 use crate::protocol::keys::PublicKey;
 use crate::protocol::transfer::{Entry, EntryKind};
-use crate::store::{ChatMessage, Direction, MessageState, TransferRecord, TransferState, Trust};
+use crate::store::{ChatMessage, ConversationSummary, Direction, MessageState, TransferRecord, TransferState, Trust};
 
 /// A peer as consumers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +214,11 @@ pub enum Event {
         /// Sorted by group, then name.
         peers: Vec<PeerInfo>,
     },
+    /// Answer to `list_conversations`.
+    Conversations {
+        /// Most recent first.
+        conversations: Vec<ConversationSummary>,
+    },
     /// Answer to `load_history`.
     History {
         /// The conversation.
@@ -297,6 +302,7 @@ impl Event {
         matches!(
             self,
             Event::Peers { .. }
+                | Event::Conversations { .. }
                 | Event::History { .. }
                 | Event::SearchResults { .. }
                 | Event::Stats { .. }

@@ -113,9 +113,20 @@ pub struct ChatMessage {
     pub unconfirmed_sender: bool,
 }
 
+/// One conversation in history, for a list of chats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    /// The other side, as last seen (name and host empty if it was never seen).
+    pub peer: KnownPeer,
+    /// Incoming messages our user has not read.
+    pub unread: u64,
+    /// When the newest message was sent, milliseconds since the Unix epoch.
+    pub last_at_ms: u64,
+}
+
 /// A peer we have talked to or seen, remembered across restarts so that messages to it can
 /// be queued while it is offline.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnownPeer {
     /// Identity.
     pub id: PeerId,
@@ -365,6 +376,37 @@ impl Store {
         )?;
         page.reverse();
         Ok(page)
+    }
+
+    /// Every peer we have exchanged messages with, with its unread count and the time of the
+    /// newest message, most recent conversation first.
+    pub fn conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.peer, COALESCE(p.name, ''), COALESCE(p.grp, ''), COALESCE(p.host, ''),
+                    COALESCE(p.addr, ''), SUM(m.outgoing = 0 AND m.state < ?1), MAX(m.sent_at_ms)
+             FROM messages m LEFT JOIN peers p ON p.id = m.peer
+             GROUP BY m.peer ORDER BY MAX(m.seq) DESC",
+        )?;
+        let rows = stmt.query_map([MessageState::Read.code()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get::<_, i64>(5)?,
+                row.get::<_, i64>(6)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, name, group, host, addr, unread, last) = row?;
+            Ok(ConversationSummary {
+                peer: KnownPeer { id: parse(&id, "peer id")?, name, group, host, addr },
+                unread: u64::try_from(unread).map_err(|_negative| StoreError::Corrupt("unread count"))?,
+                last_at_ms: u64::try_from(last).unwrap_or(0),
+            })
+        })
+        .collect()
     }
 
     /// Messages whose text contains `query` (case-insensitive for ASCII), newest first.

@@ -115,3 +115,26 @@ fn refuses_a_database_from_the_future() {
     Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
     assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
 }
+
+#[test]
+fn conversations_list_unread_counts_newest_first_and_names_when_known() {
+    let (_dir, store) = store();
+    let known = KnownPeer {
+        id: peer(1),
+        name: "Ana".into(),
+        group: "Ops".into(),
+        host: "ana-pc".into(),
+        addr: "10.0.0.1".into(),
+    };
+    store.remember_peer(&known, 1).unwrap();
+    store.insert_incoming(msg(1), peer(1), "one", 10, false).unwrap();
+    store.insert_incoming(msg(2), peer(1), "two", 20, false).unwrap();
+    store.insert_outgoing(msg(3), peer(2), "to a stranger", 30).unwrap();
+    let list = store.conversations().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!((list[0].peer.id, list[0].unread, list[0].last_at_ms), (peer(2), 0, 30));
+    assert_eq!(list[0].peer.name, "");
+    assert_eq!((&list[1].peer, list[1].unread, list[1].last_at_ms), (&known, 2, 20));
+    store.mark_read(peer(1)).unwrap();
+    assert_eq!(store.conversations().unwrap()[1].unread, 0);
+}

@@ -376,6 +376,10 @@ impl Hub {
                 peers.sort_by(|a, b| (&a.group, &a.name, a.id).cmp(&(&b.group, &b.name, b.id)));
                 self.sinks.reply(origin, Event::Peers { peers });
             }
+            Command::ListConversations => match self.store.conversations() {
+                Ok(conversations) => self.sinks.reply(origin, Event::Conversations { conversations }),
+                Err(err) => self.fail(origin, None, &err),
+            },
             Command::LoadHistory { peer, before, limit } => {
                 let limit = limit.min(MAX_PAGE);
                 match self.store.history(peer, before, limit + 1) {
