@@ -35,6 +35,14 @@ pub enum ConfigError {
         /// What is wrong, with line and column.
         source: Box<toml::de::Error>,
     },
+    /// The settings file cannot be written.
+    #[error("cannot save {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// No home folder, so no default folders; pass `--data-dir`.
     #[error("no home folder found; pass --data-dir")]
     NoHome,
@@ -63,6 +71,33 @@ pub struct Settings {
     pub download_dir: Option<PathBuf>,
     /// Accept every file offer without asking.
     pub auto_accept: bool,
+    /// Language of the window (`en`, `zh-CN`); `None` follows the system locale.
+    pub language: Option<String>,
+}
+
+impl Settings {
+    /// Reads a settings file; a missing file gives the defaults.
+    pub fn read(path: &Path) -> Result<Settings, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+            Err(source) => Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        }
+    }
+
+    /// Writes the settings file whole or not at all.
+    pub fn write(&self, path: &Path) -> Result<(), ConfigError> {
+        let write_err = |source| ConfigError::Write { path: path.to_path_buf(), source };
+        let text = toml::to_string_pretty(self).map_err(|err| write_err(std::io::Error::other(err)))?;
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(write_err)?;
+        }
+        // A crash mid-write leaves the old file, never half a new one.
+        let partial = path.with_extension("toml.partial");
+        std::fs::write(&partial, text).map_err(write_err)?;
+        std::fs::rename(&partial, path).map_err(write_err)
+    }
 }
 
 impl Default for Settings {
@@ -77,6 +112,7 @@ impl Default for Settings {
             broadcast: true,
             download_dir: None,
             auto_accept: false,
+            language: None,
         }
     }
 }
@@ -88,12 +124,15 @@ pub struct Config {
     pub settings: Settings,
     /// Holds the history database, the lock and the control socket of this node.
     pub data_dir: PathBuf,
+    /// Where the settings are read from and saved to.
+    pub config_file: PathBuf,
 }
 
 impl Config {
     /// A config with default settings whose state lives in `data_dir` (tests, benchmarks).
     pub fn in_dir(data_dir: impl Into<PathBuf>) -> Config {
-        Config { settings: Settings::default(), data_dir: data_dir.into() }
+        let data_dir = data_dir.into();
+        Config { settings: Settings::default(), config_file: data_dir.join(CONFIG_FILE), data_dir }
     }
 
     /// Reads settings for `data_dir` (or the user's default folders when `None`): the
@@ -106,13 +145,8 @@ impl Config {
                 (dirs.data_dir().to_path_buf(), dirs.config_dir().join(CONFIG_FILE))
             }
         };
-        let settings = match std::fs::read_to_string(&config_file) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|source| ConfigError::Parse { path: config_file, source: Box::new(source) })?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Settings::default(),
-            Err(source) => return Err(ConfigError::Read { path: config_file, source }),
-        };
-        Ok(Config { settings, data_dir })
+        let settings = Settings::read(&config_file)?;
+        Ok(Config { settings, data_dir, config_file })
     }
 
     /// The folder received files go to.
@@ -158,6 +192,18 @@ mod tests {
         assert_eq!(config.settings.name, "Ana");
         assert_eq!(config.settings.targets, ["10.8.0.255"]);
         assert!(config.settings.broadcast);
+    }
+
+    #[test]
+    fn saved_settings_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(Some(dir.path())).unwrap();
+        let mut settings = config.settings.clone();
+        settings.name = String::from("飞鸽 Ana");
+        settings.targets = vec![String::from("10.8.0.255")];
+        settings.language = Some(String::from("zh-CN"));
+        settings.write(&config.config_file).unwrap();
+        assert_eq!(Config::load(Some(dir.path())).unwrap().settings, settings);
     }
 
     #[test]

@@ -7,11 +7,15 @@
 //! - [`secure`]: our key pair, the Noise handshake and encrypted records.
 //! - [`config`]: settings (TOML + flags) and folders.
 //! - [`node`]: the engine: threads, sockets and the hub that owns all state.
+//! - [`ui`]: the desktop window, one consumer of the node.
 pub mod config;
 pub mod node;
 pub mod protocol;
 pub mod secure;
 pub mod store;
+pub mod ui;
+
+rust_i18n::i18n!("locales", fallback = "en");
 
 pub use config::Config;
 pub use node::{Command, Event, Node};

@@ -190,13 +190,11 @@ impl SharedArgs {
 /// Parses the command line and runs what it asks for.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    let config = cli.shared.into_config().context("invalid settings")?;
     let Some(command) = cli.command else {
-        println!(
-            "The Pigeon window is not built yet. Run `pigeon daemon` for a headless node, or see `pigeon --help`."
-        );
+        pigeon::ui::run(config)?;
         return Ok(ExitCode::SUCCESS);
     };
-    let config = cli.shared.into_config().context("invalid settings")?;
     match command {
         Sub::Daemon => daemon::run(&config),
         Sub::Peers { wait, json } => peers::run(&config, wait.map(seconds).transpose()?, json),

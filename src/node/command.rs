@@ -78,6 +78,16 @@ pub enum Command {
         #[serde(default)]
         status: Option<Status>,
     },
+    /// Change how offers are received from now on (transfers already accepted keep their
+    /// folder).
+    SetReceiving {
+        /// New download folder.
+        #[serde(default)]
+        download_dir: Option<PathBuf>,
+        /// Accept every offer without asking.
+        #[serde(default)]
+        auto_accept: Option<bool>,
+    },
     /// Offer files and folders to each peer in `to` (one transfer per peer); answered by
     /// [`Event::TransferAdded`](super::Event::TransferAdded) per peer, carrying `tag`.
     SendFiles {

@@ -8,7 +8,9 @@ use crate::protocol::announce::Status;
 use crate::protocol::ids::{MsgId, PeerId, TransferId};
 use crate::protocol::keys::PublicKey;
 use crate::protocol::transfer::{Entry, EntryKind};
-use crate::store::{ChatMessage, ConversationSummary, Direction, MessageState, TransferRecord, TransferState, Trust};
+use crate::store::{
+    ChatMessage, ConversationSummary, Direction, MessageState, TransferRecord, TransferState, Trust,
+};
 
 /// A peer as consumers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ pub mod lines;
 mod listener;
 mod sinks;
 mod socket;
-mod threads;
+pub(crate) mod threads;
 pub mod transfer;
 
 use std::io;

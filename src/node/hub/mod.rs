@@ -413,6 +413,14 @@ impl Hub {
                 }
                 self.announce(&Datagram::Heartbeat(self.me.clone()));
             }
+            Command::SetReceiving { download_dir, auto_accept } => {
+                if let Some(dir) = download_dir {
+                    self.download_dir = dir;
+                }
+                if let Some(auto_accept) = auto_accept {
+                    self.auto_accept = auto_accept;
+                }
+            }
             Command::Stats => {
                 let stats = Stats {
                     datagrams: self.counters.datagrams.load(Ordering::Relaxed),

@@ -1,0 +1,597 @@
+//! The window: owns the node, turns its events into the [`Model`] (in `logic`, which eframe
+//! also runs while the window is hidden) and draws the panes (in `ui`).
+//!
+//! The window repaints only on input, on a node event (the node's waker calls
+//! `request_repaint`) or on a background outcome; an idle window draws nothing.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use eframe::egui::{self, Align, Color32, Layout, RichText, Ui, ViewportCommand};
+
+use super::background::{Background, Job, Outcome};
+use super::compose::{self, ComposeAction};
+use super::conversation::{self, ChatView, Names};
+use super::fonts;
+use super::i18n::Lang;
+use super::model::Model;
+use super::peer_list::{PeerList, Selection, status_color};
+use super::picker::{Picker, Purpose};
+use super::settings::{SettingsDialog, SettingsOutcome, SettingsPatch, status_name};
+use super::transfers::{self, TransferAction};
+use crate::config::Config;
+use crate::node::{Command, CommandSender, Node};
+use crate::protocol::announce::Status;
+use crate::protocol::ids::PeerId;
+use crate::store::Trust;
+use crate::tr;
+
+/// Events taken in one frame at most, so a flood cannot freeze the window; the rest wait for
+/// the next frame, which is requested at once.
+const EVENTS_PER_FRAME: usize = 5_000;
+
+/// Messages loaded when a conversation opens, and per older page.
+const PAGE: usize = 200;
+
+/// The Pigeon window.
+pub struct PigeonApp {
+    node: Node,
+    commands: CommandSender,
+    config: Config,
+    lang: Lang,
+    model: Model,
+    peer_list: PeerList,
+    selection: Selection,
+    views: HashMap<PeerId, ChatView>,
+    drafts: HashMap<Vec<PeerId>, String>,
+    show_transfers: bool,
+    settings: Option<SettingsDialog>,
+    picker: Option<Picker>,
+    safety_open: bool,
+    background: Background,
+    title: String,
+    focused: bool,
+    drop_rows: Vec<(egui::Rect, PeerId)>,
+    started: Instant,
+    first_frame_logged: bool,
+}
+
+impl PigeonApp {
+    /// The window around a started node; `also_wake` runs with every node event batch (tests
+    /// use it to wait for events instead of sleeping).
+    pub fn new(
+        cc: &eframe::CreationContext<'_>,
+        node: Node,
+        config: Config,
+        also_wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<PigeonApp> {
+        let ctx = cc.egui_ctx.clone();
+        fonts::install(&ctx);
+        let repaint = ctx.clone();
+        node.set_waker(move || {
+            repaint.request_repaint();
+            also_wake();
+        });
+        let commands = node.commands();
+        for command in [Command::ListPeers, Command::ListConversations, Command::ListTransfers] {
+            commands.send(command).ok();
+        }
+        let lang = Lang::choose(config.settings.language.as_deref());
+        Ok(PigeonApp {
+            background: Background::start(&ctx)?,
+            node,
+            commands,
+            config,
+            lang,
+            model: Model::default(),
+            peer_list: PeerList::default(),
+            selection: Selection::default(),
+            views: HashMap::new(),
+            drafts: HashMap::new(),
+            show_transfers: false,
+            settings: None,
+            picker: None,
+            safety_open: false,
+            title: String::new(),
+            focused: true,
+            drop_rows: Vec::new(),
+            started: Instant::now(),
+            first_frame_logged: false,
+        })
+    }
+
+    /// What the window knows (tests look here).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The node behind the window.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The language the window speaks.
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    fn send(&mut self, command: Command) {
+        if let Err(err) = self.commands.send(command) {
+            self.model.notice(err.to_string());
+        }
+    }
+
+    fn take_events(&mut self, ctx: &egui::Context) {
+        let focused = ctx.input(|i| i.viewport().focused.unwrap_or(true));
+        let mut arrivals = Vec::new();
+        for _ in 0..EVENTS_PER_FRAME {
+            let Ok(event) = self.node.events().try_recv() else { break };
+            arrivals.extend(self.model.apply(event));
+        }
+        if !self.node.events().is_empty() {
+            ctx.request_repaint();
+        }
+        let open = self.selection.single();
+        for arrival in arrivals {
+            if focused && open == Some(arrival.peer) {
+                self.mark_read(arrival.peer);
+            } else if !focused {
+                self.background.submit(Job::Notify { summary: arrival.name, body: arrival.text });
+            }
+        }
+        if focused && !self.focused {
+            // Coming back to the window counts as reading the open conversation.
+            if let Some(peer) = open {
+                self.mark_read(peer);
+            }
+        }
+        self.focused = focused;
+    }
+
+    fn mark_read(&mut self, peer: PeerId) {
+        if self.model.peers.get(&peer).is_some_and(|p| p.unread > 0) {
+            self.model.mark_read(peer);
+            self.send(Command::MarkRead { peer });
+        }
+    }
+
+    fn take_outcomes(&mut self) {
+        let outcomes: Vec<Outcome> = self.background.outcomes().collect();
+        for outcome in outcomes {
+            match outcome {
+                Outcome::SettingsSaved(Ok(())) => {}
+                Outcome::SettingsSaved(Err(error)) | Outcome::OpenFailed(error) => self.model.notice(error),
+            }
+        }
+    }
+
+    fn update_title(&mut self, ctx: &egui::Context) {
+        let unread = self.model.total_unread();
+        let title = if unread > 0 { format!("({unread}) Pigeon") } else { String::from("Pigeon") };
+        if title != self.title {
+            ctx.send_viewport_cmd(ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+    }
+
+    fn select(&mut self, peer: PeerId, modifiers: egui::Modifiers, order: &[PeerId]) {
+        self.selection.click(peer, modifiers, order);
+        if let Some(single) = self.selection.single() {
+            self.open_chat(single);
+        }
+    }
+
+    fn open_chat(&mut self, peer: PeerId) {
+        let chat = self.model.chats.entry(peer).or_default();
+        if !chat.loading && chat.messages.len() < PAGE && !chat.has_more {
+            chat.loading = true;
+            self.send(Command::LoadHistory { peer, before: None, limit: PAGE });
+        }
+        self.mark_read(peer);
+    }
+
+    fn apply_settings(&mut self, patch: &SettingsPatch) {
+        self.background.submit(Job::SaveSettings(self.config.config_file.clone(), patch.clone()));
+        if patch.name.is_some() || patch.group.is_some() || patch.status.is_some() {
+            self.send(Command::SetProfile {
+                name: patch.name.clone(),
+                group: patch.group.clone(),
+                status: patch.status,
+            });
+        }
+        if patch.download_dir.is_some() || patch.auto_accept.is_some() {
+            self.send(Command::SetReceiving {
+                download_dir: patch.download_dir.clone(),
+                auto_accept: patch.auto_accept,
+            });
+        }
+        if let Some(name) = &patch.name {
+            self.model.me.name.clone_from(name);
+        }
+        patch.apply(&mut self.config.settings);
+        self.lang = Lang::choose(self.config.settings.language.as_deref());
+        if patch.needs_restart() {
+            self.model.notice(tr!(self.lang, "settings.restart_needed").into_owned());
+        }
+    }
+
+    fn on_transfer_action(&mut self, action: TransferAction) {
+        let command = match action {
+            TransferAction::Accept(transfer_id, always) => Command::AcceptTransfer { transfer_id, always },
+            TransferAction::Decline(transfer_id) => Command::DeclineTransfer { transfer_id },
+            TransferAction::Cancel(transfer_id) => Command::CancelTransfer { transfer_id },
+            TransferAction::Retry(transfer_id) => Command::RetryTransfer { transfer_id },
+            TransferAction::OpenFolder => {
+                self.background.submit(Job::OpenFolder(self.config.download_dir()));
+                return;
+            }
+        };
+        self.send(command);
+    }
+
+    fn send_files(&mut self, to: Vec<PeerId>, paths: Vec<PathBuf>) {
+        if to.is_empty() {
+            self.model.notice(tr!(self.lang, "files.pick_peer_first").into_owned());
+        } else if !paths.is_empty() {
+            self.send(Command::SendFiles { to, paths, tag: None });
+            self.show_transfers = true;
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut Ui) {
+        let lang = self.lang;
+        ui.horizontal(|ui| {
+            let status = self.config.settings.status;
+            ui.label(RichText::new("●").color(status_color(true, status)));
+            ui.label(RichText::new(&self.model.me.name).strong());
+            let mut chosen = status;
+            egui::ComboBox::from_id_salt("my-status").selected_text(status_name(status, lang)).show_ui(
+                ui,
+                |ui| {
+                    for option in [Status::Online, Status::Away, Status::Busy] {
+                        ui.selectable_value(&mut chosen, option, status_name(option, lang));
+                    }
+                },
+            );
+            if chosen != status {
+                self.apply_settings(&SettingsPatch { status: Some(chosen), ..SettingsPatch::default() });
+            }
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                if ui.button(tr!(lang, "top.settings")).clicked() {
+                    self.settings =
+                        Some(SettingsDialog::new(&self.config.settings, &self.config.download_dir()));
+                }
+                let pending = transfers::pending_count(&self.model);
+                let label = if pending > 0 {
+                    tr!(lang, "top.transfers_count", count = pending).into_owned()
+                } else {
+                    tr!(lang, "top.transfers").into_owned()
+                };
+                ui.toggle_value(&mut self.show_transfers, label);
+                if self.model.stopped {
+                    ui.label(RichText::new(tr!(lang, "top.stopped")).color(ui.visuals().error_fg_color));
+                }
+            });
+        });
+    }
+
+    fn notices(&mut self, ui: &mut Ui) {
+        let mut dismissed = None;
+        for (index, notice) in self.model.notices.iter().enumerate() {
+            egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(6).corner_radius(4).show(
+                ui,
+                |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(notice).color(ui.visuals().warn_fg_color));
+                        if ui.small_button("✖").on_hover_text(tr!(self.lang, "notice.dismiss")).clicked() {
+                            dismissed = Some(index);
+                        }
+                    });
+                },
+            );
+        }
+        if let Some(index) = dismissed {
+            self.model.notices.remove(index);
+        }
+    }
+
+    fn centre(&mut self, ui: &mut Ui) {
+        self.notices(ui);
+        let to: Vec<PeerId> = self.selection.peers().to_vec();
+        if to.is_empty() {
+            self.first_run_hint(ui);
+            return;
+        }
+        if let Some(peer) = self.selection.single() {
+            self.chat_header(ui, peer);
+        } else {
+            let names: Vec<String> = to.iter().map(|&p| self.model.name_of(p)).collect();
+            ui.heading(tr!(self.lang, "chat.to_many", count = to.len()));
+            ui.label(names.join(", "));
+        }
+        ui.separator();
+        let lang = self.lang;
+        let draft = self.drafts.entry(to.clone()).or_default();
+        let mut action = None;
+        egui::Panel::bottom("compose").resizable(false).show(ui, |ui| {
+            ui.add_space(4.0);
+            action = compose::show(ui, draft, !self.model.stopped, lang);
+            ui.add_space(4.0);
+        });
+        match action {
+            Some(ComposeAction::Send(text)) => {
+                self.send(Command::SendMessage { to: to.clone(), text, tag: None });
+            }
+            Some(ComposeAction::AttachFiles) => self.open_picker(Purpose::SendFiles(to.clone())),
+            Some(ComposeAction::AttachFolder) => self.open_picker(Purpose::SendFolder(to.clone())),
+            None => {}
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            if let Some(peer) = self.selection.single() {
+                if let Some(action) = transfers::offers_from(ui, &self.model, peer, lang) {
+                    self.on_transfer_action(action);
+                }
+                self.messages(ui, peer);
+            }
+        });
+    }
+
+    fn chat_header(&mut self, ui: &mut Ui, peer: PeerId) {
+        let lang = self.lang;
+        let Some(entry) = self.model.peers.get(&peer) else { return };
+        let mut wants_code = false;
+        let mut accept = false;
+        ui.horizontal(|ui| {
+            ui.heading(&entry.name);
+            let place = if entry.addr.is_empty() {
+                entry.host.clone()
+            } else {
+                format!("{} · {}", entry.host, entry.addr)
+            };
+            ui.label(RichText::new(place).weak());
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                let (key, color) = match entry.trust {
+                    Some(Trust::Verified) => ("trust.verified", Color32::from_rgb(0x30, 0xa0, 0x50)),
+                    Some(Trust::KeyChanged | Trust::Replaced) => {
+                        ("trust.changed", ui.visuals().error_fg_color)
+                    }
+                    Some(Trust::Unverified) => ("trust.unverified", ui.visuals().weak_text_color()),
+                    None => ("trust.unknown", ui.visuals().weak_text_color()),
+                };
+                if entry.trust.is_some() && ui.button(tr!(lang, "trust.safety_number")).clicked() {
+                    wants_code = true;
+                }
+                ui.label(RichText::new(tr!(lang, key)).color(color));
+            });
+        });
+        if let Some((_, was_verified)) = entry.key_changed_from {
+            egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(8).corner_radius(4).show(
+                ui,
+                |ui| {
+                    let key =
+                        if was_verified { "trust.changed_verified_warning" } else { "trust.changed_warning" };
+                    ui.label(
+                        RichText::new(tr!(lang, key, name = entry.name)).color(ui.visuals().error_fg_color),
+                    );
+                    ui.horizontal(|ui| {
+                        if ui.button(tr!(lang, "trust.safety_number")).clicked() {
+                            wants_code = true;
+                        }
+                        if ui.button(tr!(lang, "trust.accept_key")).clicked() {
+                            accept = true;
+                        }
+                    });
+                },
+            );
+        }
+        if wants_code {
+            self.safety_open = true;
+            self.model.safety = None;
+            self.send(Command::SafetyNumber { peer });
+        }
+        if accept {
+            self.send(Command::AcceptKey { peer });
+        }
+    }
+
+    fn messages(&mut self, ui: &mut Ui, peer: PeerId) {
+        let name = self.model.name_of(peer);
+        let me = self.model.me.name.clone();
+        let Some(chat) = self.model.chats.get_mut(&peer) else { return };
+        if chat.messages.is_empty() {
+            let text = if chat.loading {
+                tr!(self.lang, "chat.loading")
+            } else {
+                tr!(self.lang, "chat.empty", name = name)
+            };
+            ui.label(RichText::new(text).weak());
+            return;
+        }
+        let view = self.views.entry(peer).or_default();
+        let names = Names { me: &me, peer: &name };
+        if conversation::show(ui, chat, view, &names, self.lang) {
+            chat.loading = true;
+            let before = chat.oldest_seq();
+            self.send(Command::LoadHistory { peer, before, limit: PAGE });
+        }
+    }
+
+    fn first_run_hint(&self, ui: &mut Ui) {
+        let lang = self.lang;
+        ui.add_space(40.0);
+        ui.vertical_centered(|ui| {
+            ui.heading(tr!(lang, "hint.title"));
+            ui.add_space(8.0);
+            let key = if self.model.peers.is_empty() { "hint.no_peers" } else { "hint.pick_peer" };
+            ui.label(tr!(lang, key));
+            ui.add_space(8.0);
+            ui.label(RichText::new(tr!(lang, "hint.other_subnet")).weak());
+            if !self.model.me.addr.is_empty() {
+                ui.label(
+                    RichText::new(tr!(lang, "hint.listening", addr = self.model.me.addr)).small().weak(),
+                );
+            }
+        });
+    }
+
+    fn open_picker(&mut self, purpose: Purpose) {
+        let start = directories::UserDirs::new()
+            .map_or_else(|| PathBuf::from("/"), |dirs| dirs.home_dir().to_path_buf());
+        self.picker = Some(Picker::open(purpose, start, self.lang));
+    }
+
+    fn dialogs(&mut self, ctx: &egui::Context) {
+        if let Some(picker) = &mut self.picker
+            && let Some((purpose, paths)) = picker.show(ctx)
+        {
+            self.picker = None;
+            match purpose {
+                Purpose::SendFiles(to) | Purpose::SendFolder(to) => self.send_files(to, paths),
+                Purpose::DownloadFolder => {
+                    if let (Some(dialog), Some(path)) = (&mut self.settings, paths.first()) {
+                        dialog.download_dir = path.display().to_string();
+                    }
+                }
+            }
+        }
+        if self.picker.is_none()
+            && let Some(dialog) = &mut self.settings
+        {
+            let download_dir = self.config.download_dir();
+            match dialog.show(ctx, &self.config.settings, &download_dir, self.lang) {
+                Some(SettingsOutcome::Save(patch)) => {
+                    self.settings = None;
+                    self.apply_settings(&patch);
+                }
+                Some(SettingsOutcome::Cancel) => self.settings = None,
+                Some(SettingsOutcome::BrowseDownloadDir) => {
+                    self.picker = Some(Picker::open(Purpose::DownloadFolder, download_dir, self.lang));
+                }
+                None => {}
+            }
+        }
+        if self.safety_open {
+            self.safety_dialog(ctx);
+        }
+    }
+
+    fn safety_dialog(&mut self, ctx: &egui::Context) {
+        let lang = self.lang;
+        let mut command = None;
+        let modal = egui::Modal::new(egui::Id::unique("safety-number")).show(ctx, |ui| {
+            ui.set_width(380.0);
+            ui.heading(tr!(lang, "trust.safety_number"));
+            let Some(safety) = &self.model.safety else {
+                ui.label(tr!(lang, "chat.loading"));
+                return;
+            };
+            let name = self.model.name_of(safety.peer);
+            ui.label(tr!(lang, "trust.compare", name = name));
+            ui.add_space(8.0);
+            ui.label(RichText::new(&safety.code).monospace().size(22.0));
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                if safety.trust == Trust::Verified {
+                    if ui.button(tr!(lang, "trust.unverify")).clicked() {
+                        command = Some(Command::Verify { peer: safety.peer, verified: false });
+                    }
+                } else if ui.button(tr!(lang, "trust.mark_verified")).clicked() {
+                    command = Some(Command::Verify { peer: safety.peer, verified: true });
+                }
+                if ui.button(tr!(lang, "trust.close")).clicked() {
+                    self.safety_open = false;
+                }
+            });
+        });
+        if modal.should_close() {
+            self.safety_open = false;
+        }
+        if let Some(command) = command {
+            self.send(command);
+        }
+    }
+
+    /// Files dragged over the window: a hint while hovering, a transfer when dropped (to the
+    /// peer row under the pointer, else to the selected peers).
+    fn dropped_files(&mut self, ctx: &egui::Context) {
+        let (hovering, dropped, pointer) = ctx.input(|i| {
+            let dropped: Vec<PathBuf> = i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect();
+            (!i.raw.hovered_files.is_empty(), dropped, i.pointer.latest_pos())
+        });
+        let row_target = pointer
+            .and_then(|pos| self.drop_rows.iter().find(|(rect, _)| rect.contains(pos)).map(|(_, id)| *id));
+        let targets: Vec<PeerId> = match row_target {
+            Some(peer) => vec![peer],
+            None => self.selection.peers().to_vec(),
+        };
+        if hovering {
+            let text = if targets.is_empty() {
+                tr!(self.lang, "files.pick_peer_first").into_owned()
+            } else {
+                let names: Vec<String> = targets.iter().map(|&p| self.model.name_of(p)).collect();
+                tr!(self.lang, "files.drop_to", names = names.join(", ")).into_owned()
+            };
+            let painter =
+                ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop")));
+            let screen = ctx.content_rect();
+            painter.rect_filled(screen, 0.0, Color32::from_black_alpha(160));
+            painter.text(
+                screen.center(),
+                egui::Align2::CENTER_CENTER,
+                text,
+                egui::FontId::proportional(22.0),
+                Color32::WHITE,
+            );
+        }
+        if !dropped.is_empty() {
+            self.send_files(targets, dropped);
+        }
+    }
+}
+
+impl eframe::App for PigeonApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.take_events(ctx);
+        self.take_outcomes();
+        self.update_title(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        egui::Panel::top("top").show(ui, |ui| {
+            ui.add_space(4.0);
+            self.top_bar(ui);
+            ui.add_space(4.0);
+        });
+        let lang = self.lang;
+        let peers =
+            egui::Panel::left("peers").resizable(true).default_size(250.0).min_size(180.0).show(ui, |ui| {
+                ui.add_space(6.0);
+                self.peer_list.show(ui, &self.model, &self.selection, lang)
+            });
+        let output = peers.inner;
+        if let Some((peer, modifiers)) = output.clicked {
+            self.select(peer, modifiers, &output.order);
+        }
+        self.drop_rows = output.rows;
+        if self.show_transfers {
+            let action = egui::Panel::right("transfers").resizable(true).default_size(320.0).show(ui, |ui| {
+                ui.add_space(6.0);
+                ui.heading(tr!(lang, "top.transfers"));
+                transfers::panel(ui, &self.model, lang)
+            });
+            if let Some(action) = action.inner {
+                self.on_transfer_action(action);
+            }
+        }
+        egui::CentralPanel::default().show(ui, |ui| self.centre(ui));
+        self.dialogs(&ctx);
+        self.dropped_files(&ctx);
+        if !self.first_frame_logged {
+            self.first_frame_logged = true;
+            log::info!("first frame after {} ms", self.started.elapsed().as_millis());
+        }
+    }
+}

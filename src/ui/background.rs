@@ -1,0 +1,116 @@
+//! Work the window hands off so its thread never waits on the disk or another process:
+//! saving settings, desktop notifications (D-Bus), opening a folder in the file manager.
+//!
+//! One named thread takes jobs from a bounded queue; a job's outcome comes back through a
+//! second queue that the window drains each frame (the thread wakes the window for it).
+
+use std::path::PathBuf;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use eframe::egui;
+
+use super::settings::SettingsPatch;
+use crate::config::{ConfigError, Settings};
+use crate::node::threads;
+
+/// Jobs waiting before new ones are dropped (a burst of notifications, say).
+const QUEUE: usize = 32;
+
+/// Something to do off the window's thread.
+pub enum Job {
+    /// Apply the changed fields to the settings file.
+    SaveSettings(PathBuf, SettingsPatch),
+    /// Show a desktop notification.
+    Notify {
+        /// First line.
+        summary: String,
+        /// The message.
+        body: String,
+    },
+    /// Show a folder in the file manager.
+    OpenFolder(PathBuf),
+}
+
+/// What came of a job the window waits for.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The settings file was written (or why not).
+    SettingsSaved(Result<(), String>),
+    /// The file manager could not be started.
+    OpenFailed(String),
+}
+
+/// The worker thread's two queues.
+pub struct Background {
+    jobs: Sender<Job>,
+    outcomes: Receiver<Outcome>,
+}
+
+impl Background {
+    /// Starts the worker; it wakes `ctx` whenever it has an outcome.
+    pub fn start(ctx: &egui::Context) -> std::io::Result<Background> {
+        let (jobs, job_rx) = crossbeam_channel::bounded::<Job>(QUEUE);
+        let (outcome_tx, outcomes) = crossbeam_channel::bounded(QUEUE);
+        let ctx = ctx.clone();
+        // Ends when the window drops its sender; not joined, since a notification may hang on
+        // a D-Bus that does not answer and closing the window must not wait for it.
+        threads::spawn("pigeon-ui-work", move || {
+            for job in job_rx {
+                if let Some(outcome) = run(job) {
+                    if outcome_tx.send(outcome).is_err() {
+                        return;
+                    }
+                    ctx.request_repaint();
+                }
+            }
+        })?;
+        Ok(Background { jobs, outcomes })
+    }
+
+    /// Queues a job; when the queue is full the job is dropped with a log line.
+    pub fn submit(&self, job: Job) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.jobs.try_send(job) {
+            log::warn!("background queue full; a job was dropped");
+        }
+    }
+
+    /// Outcomes that arrived since the last call.
+    pub fn outcomes(&self) -> impl Iterator<Item = Outcome> + '_ {
+        self.outcomes.try_iter()
+    }
+}
+
+fn run(job: Job) -> Option<Outcome> {
+    match job {
+        Job::SaveSettings(file, patch) => {
+            // Patch what is on disk, not what is in effect: flags given for this session only
+            // must not be saved.
+            let saved = Settings::read(&file).and_then(|mut settings| {
+                patch.apply(&mut settings);
+                settings.write(&file)
+            });
+            Some(Outcome::SettingsSaved(saved.map_err(|err: ConfigError| err.to_string())))
+        }
+        Job::Notify { summary, body } => {
+            if let Err(err) =
+                notify_rust::Notification::new().appname("Pigeon").summary(&summary).body(&body).show()
+            {
+                log::debug!("no desktop notification: {err}");
+            }
+            None
+        }
+        Job::OpenFolder(folder) => {
+            let opener = if cfg!(target_os = "macos") {
+                "open"
+            } else if cfg!(windows) {
+                "explorer"
+            } else {
+                "xdg-open"
+            };
+            match std::process::Command::new(opener).arg(&folder).status() {
+                Ok(_) => None,
+                Err(err) => Some(Outcome::OpenFailed(format!("{opener} {}: {err}", folder.display()))),
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The send pane: a multi-line box where Enter sends and Shift+Enter starts a new line, a
+//! Send button and buttons to attach files or a folder.
+
+use eframe::egui::{self, Key, Modifiers, Ui};
+
+use super::i18n::Lang;
+use crate::tr;
+
+/// Tallest the box grows, in lines, before it scrolls.
+const MAX_ROWS: usize = 8;
+
+/// What the user asked for in the pane this frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ComposeAction {
+    /// Send this text (already trimmed, never empty).
+    Send(String),
+    /// Open the file picker.
+    AttachFiles,
+    /// Open the folder picker.
+    AttachFolder,
+}
+
+/// Draws the pane over `draft`; on send the draft is emptied.
+pub fn show(ui: &mut Ui, draft: &mut String, enabled: bool, lang: Lang) -> Option<ComposeAction> {
+    let mut action = None;
+    let edit_id = ui.scope_id().with("compose");
+    // Enter must be taken before the text box sees it, or it would insert a line break.
+    let focused = ui.memory(|memory| memory.has_focus(edit_id));
+    if focused && ui.input_mut(|input| input.consume_key(Modifiers::NONE, Key::Enter)) {
+        action = take(draft);
+    }
+    ui.horizontal(|ui| {
+        let buttons_width = 110.0;
+        let rows = draft.lines().count().clamp(2, MAX_ROWS);
+        let edit = egui::TextEdit::multiline(draft)
+            .id(edit_id)
+            .hint_text(tr!(lang, "compose.hint"))
+            .desired_rows(2)
+            .desired_width(ui.available_width() - buttons_width)
+            .return_key(egui::KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter));
+        egui::ScrollArea::vertical().max_height(rows as f32 * 20.0 + 12.0).show(ui, |ui| {
+            ui.add_enabled(enabled, edit);
+        });
+        ui.vertical(|ui| {
+            let send = ui.add_enabled(
+                enabled && !draft.trim().is_empty(),
+                egui::Button::new(tr!(lang, "compose.send")),
+            );
+            if send.clicked() {
+                action = take(draft);
+            }
+            ui.horizontal(|ui| {
+                if ui.add_enabled(enabled, egui::Button::new(tr!(lang, "compose.attach_files"))).clicked() {
+                    action = Some(ComposeAction::AttachFiles);
+                }
+                if ui.add_enabled(enabled, egui::Button::new(tr!(lang, "compose.attach_folder"))).clicked() {
+                    action = Some(ComposeAction::AttachFolder);
+                }
+            });
+        });
+    });
+    action
+}
+
+fn take(draft: &mut String) -> Option<ComposeAction> {
+    let text = draft.trim().to_owned();
+    if text.is_empty() {
+        return None;
+    }
+    draft.clear();
+    Some(ComposeAction::Send(text))
+}

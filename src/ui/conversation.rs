@@ -1,0 +1,238 @@
+//! The receive pane: one conversation as chat bubbles with sender, time and delivery state,
+//! days separated, links clickable, text selectable.
+//!
+//! Only rows in view are laid out. Every row has a height — measured when it was last shown,
+//! estimated from its text before that — and a prefix sum of those heights places the rows, so
+//! a conversation of 100,000 messages scrolls like one of ten. When a measured height differs
+//! from its estimate above the visible area, the scroll position moves by the difference, so
+//! what the user reads stays put.
+
+use eframe::egui::{self, Align, Color32, Layout, Rect, RichText, Ui, UiBuilder, vec2};
+
+use super::i18n::Lang;
+use super::model::Chat;
+use super::text::{self, Segment};
+use crate::store::{ChatMessage, Direction, MessageState};
+use crate::tr;
+
+/// Widest a bubble gets, as a share of the pane.
+const BUBBLE_SHARE: f32 = 0.72;
+
+/// Font size of message text.
+const TEXT_SIZE: f32 = 14.0;
+
+/// Space between rows.
+const ROW_GAP: f32 = 6.0;
+
+/// Scrolled this close to the top, the next older page is requested.
+const LOAD_MARGIN: f32 = 400.0;
+
+/// Per-conversation view state that is not part of the model.
+#[derive(Debug, Default)]
+pub struct ChatView {
+    /// Scroll offset of the last frame.
+    offset: f32,
+    /// Width the heights were measured at; a different width invalidates them.
+    width: f32,
+    /// Scroll correction to apply in the next frame.
+    correction: f32,
+    /// Top of each row and, last, the total height; rebuilt when `stale`.
+    offsets: Vec<f32>,
+    /// A row was added or re-measured since `offsets` was built.
+    stale: bool,
+}
+
+/// What the pane needs from the rest of the window.
+pub struct Names<'a> {
+    /// Our display name.
+    pub me: &'a str,
+    /// The peer's display name.
+    pub peer: &'a str,
+}
+
+/// Draws the messages of `chat`; returns true when the user scrolled near the top and older
+/// messages should be loaded.
+pub fn show(ui: &mut Ui, chat: &mut Chat, view: &mut ChatView, names: &Names<'_>, lang: Lang) -> bool {
+    let width = ui.available_width();
+    let bubble_width = (width * BUBBLE_SHARE).max(120.0);
+    if (width - view.width).abs() > 0.5 {
+        chat.rows.iter_mut().for_each(|row| row.height = None);
+        view.width = width;
+        view.stale = true;
+    }
+    if chat.prepended > 0 {
+        // Older messages came in above: keep the same message at the top of the view.
+        view.correction += (0..chat.prepended).map(|i| row_height(chat, i, bubble_width)).sum::<f32>();
+        chat.prepended = 0;
+        view.stale = true;
+    }
+    if view.stale || view.offsets.len() != chat.messages.len() + 1 {
+        view.offsets = prefix_sums(chat, bubble_width);
+        view.stale = false;
+    }
+    let offsets = &view.offsets;
+    let total = offsets.last().copied().unwrap_or(0.0);
+
+    let mut area = egui::ScrollArea::vertical().auto_shrink(false).stick_to_bottom(true).animated(false);
+    if view.correction != 0.0 {
+        area = area.vertical_scroll_offset((view.offset + view.correction).max(0.0));
+        view.correction = 0.0;
+    }
+    let output = area.show_viewport(ui, |ui, viewport| {
+        ui.set_min_height(total);
+        let origin = ui.max_rect().min;
+        let first = offsets.partition_point(|&top| top <= viewport.min.y).saturating_sub(1);
+        let mut correction = 0.0;
+        let mut remeasured = false;
+        for (index, &top) in offsets.iter().enumerate().take(chat.messages.len()).skip(first) {
+            if top > viewport.max.y {
+                break;
+            }
+            let rect = Rect::from_min_size(origin + vec2(0.0, top), vec2(width, f32::MAX / 4.0));
+            let mut row = ui.new_child(UiBuilder::new().max_rect(rect).layout(Layout::top_down(Align::Min)));
+            draw_row(&mut row, chat, index, bubble_width, names, lang);
+            let measured = row.min_rect().height() + ROW_GAP;
+            let before = row_height(chat, index, bubble_width);
+            if let Some(meta) = chat.rows.get_mut(index) {
+                meta.height = Some(measured);
+            }
+            if (measured - before).abs() > 0.5 {
+                remeasured = true;
+                if top < viewport.min.y {
+                    correction += measured - before;
+                }
+            }
+        }
+        if remeasured {
+            ui.ctx().request_repaint();
+        }
+        (correction, remeasured)
+    });
+    let (correction, remeasured) = output.inner;
+    view.offset = output.state.clamped_offset().y;
+    view.correction += correction;
+    view.stale |= remeasured;
+    chat.has_more && !chat.loading && view.offset < LOAD_MARGIN
+}
+
+fn prefix_sums(chat: &Chat, bubble_width: f32) -> Vec<f32> {
+    let mut offsets = Vec::with_capacity(chat.messages.len() + 1);
+    let mut y = 0.0;
+    offsets.push(y);
+    for index in 0..chat.messages.len() {
+        y += row_height(chat, index, bubble_width);
+        offsets.push(y);
+    }
+    offsets
+}
+
+/// The measured height of a row, or an estimate from its text.
+fn row_height(chat: &Chat, index: usize, bubble_width: f32) -> f32 {
+    let Some(meta) = chat.rows.get(index) else { return 0.0 };
+    if let Some(height) = meta.height {
+        return height;
+    }
+    let columns_per_line = ((bubble_width - 20.0) / (TEXT_SIZE * 0.55)).max(8.0);
+    let lines = (meta.columns as f32 / columns_per_line).ceil().max(1.0) + meta.newlines as f32;
+    let separator = if starts_day(chat, index) { 30.0 } else { 0.0 };
+    separator + 16.0 + 18.0 + lines * (TEXT_SIZE * 1.3) + ROW_GAP
+}
+
+fn starts_day(chat: &Chat, index: usize) -> bool {
+    match (index.checked_sub(1).and_then(|previous| chat.rows.get(previous)), chat.rows.get(index)) {
+        (Some(previous), Some(row)) => previous.day != row.day,
+        _ => true,
+    }
+}
+
+fn draw_row(ui: &mut Ui, chat: &Chat, index: usize, bubble_width: f32, names: &Names<'_>, lang: Lang) {
+    let Some(message) = chat.messages.get(index) else { return };
+    if starts_day(chat, index) {
+        ui.add_space(6.0);
+        ui.vertical_centered(|ui| {
+            ui.label(RichText::new(day_title(message.sent_at_ms, lang)).small().weak());
+        });
+        ui.add_space(6.0);
+    }
+    let outgoing = message.direction == Direction::Outgoing;
+    let layout = if outgoing { Layout::right_to_left(Align::Min) } else { Layout::left_to_right(Align::Min) };
+    ui.with_layout(layout, |ui| {
+        let fill = if outgoing {
+            ui.visuals().selection.bg_fill.gamma_multiply(0.35)
+        } else {
+            ui.visuals().faint_bg_color
+        };
+        egui::Frame::new().fill(fill).corner_radius(8.0).inner_margin(egui::Margin::symmetric(10, 6)).show(
+            ui,
+            |ui| {
+                ui.set_max_width(bubble_width);
+                ui.with_layout(Layout::top_down(Align::Min), |ui| {
+                    bubble(ui, message, names, lang);
+                });
+            },
+        );
+    });
+}
+
+/// "Today", "Yesterday" or "2026-11-20 Friday", in the window's language.
+fn day_title(ms: u64, lang: Lang) -> String {
+    let day = text::local_day(ms);
+    let today = chrono::Local::now().date_naive();
+    if day == today {
+        return tr!(lang, "day.today").into_owned();
+    }
+    if today.pred_opt() == Some(day) {
+        return tr!(lang, "day.yesterday").into_owned();
+    }
+    let weekdays = tr!(lang, "day.weekdays");
+    let weekday = weekdays
+        .split(',')
+        .nth(chrono::Datelike::weekday(&day).num_days_from_monday() as usize)
+        .unwrap_or("");
+    format!("{} {weekday}", day.format("%Y-%m-%d"))
+}
+
+fn bubble(ui: &mut Ui, message: &ChatMessage, names: &Names<'_>, lang: Lang) {
+    let outgoing = message.direction == Direction::Outgoing;
+    let sender = if outgoing { names.me } else { names.peer };
+    let time = text::local_time(message.sent_at_ms).format("%H:%M").to_string();
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(sender).small().strong());
+        ui.label(RichText::new(time).small().weak());
+        if outgoing {
+            let (key, color) = match message.state {
+                MessageState::Queued => ("message.queued", ui.visuals().weak_text_color()),
+                MessageState::Sent => ("message.sent", ui.visuals().weak_text_color()),
+                MessageState::Delivered => ("message.delivered", ui.visuals().text_color()),
+                MessageState::Read => ("message.read", Color32::from_rgb(0x30, 0x90, 0xd0)),
+            };
+            ui.label(RichText::new(tr!(lang, key)).small().color(color));
+        }
+    });
+    if message.unconfirmed_sender {
+        ui.label(RichText::new(tr!(lang, "message.unconfirmed")).small().color(ui.visuals().warn_fg_color));
+    }
+    message_text(ui, &message.text);
+}
+
+fn message_text(ui: &mut Ui, body: &str) {
+    let segments = text::segments(body);
+    let font = egui::FontId::proportional(TEXT_SIZE);
+    if let [Segment::Text(plain)] = segments.as_slice() {
+        ui.add(egui::Label::new(RichText::new(*plain).font(font)).wrap());
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 0.0;
+        for segment in segments {
+            match segment {
+                Segment::Text(plain) => {
+                    ui.add(egui::Label::new(RichText::new(plain).font(font.clone())).wrap());
+                }
+                Segment::Link(link) => {
+                    ui.hyperlink_to(RichText::new(link).font(font.clone()), text::link_target(link));
+                }
+            }
+        }
+    });
+}

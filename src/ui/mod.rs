@@ -1,0 +1,61 @@
+//! The desktop window (eframe/egui): peer list, conversation, compose box, transfers and
+//! settings, in English and Simplified Chinese. It is one consumer of the node, like the CLI:
+//! commands go in, events come out, and nothing here touches a socket or the database.
+//!
+//! - `app`: the eframe app; owns the node and the panes' state.
+//! - `model`: what the window knows, built from node events (no egui, unit-tested).
+//! - `peer_list`, `conversation`, `compose`, `transfers`, `settings`, `picker`: the panes.
+//! - `fonts`, `i18n`, `text`: CJK fonts, translations, links and times.
+//! - `background`: the thread for disk, D-Bus and process work.
+
+mod app;
+mod background;
+mod compose;
+mod conversation;
+pub mod fonts;
+pub mod i18n;
+pub mod model;
+mod peer_list;
+mod picker;
+mod settings;
+mod text;
+mod transfers;
+
+use std::sync::Arc;
+
+pub use app::PigeonApp;
+
+use crate::config::Config;
+use crate::node::Node;
+
+/// The window's icon, also installed as the app icon.
+pub const ICON_PNG: &[u8] = include_bytes!("../../assets/pigeon-256.png");
+
+/// Size of a new window.
+pub const WINDOW_SIZE: [f32; 2] = [1024.0, 680.0];
+
+/// Starts the node and opens the window; returns when the window is closed.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let node = Node::start(&config)?;
+    let mut viewport = eframe::egui::ViewportBuilder::default()
+        .with_title("Pigeon")
+        .with_app_id("pigeon")
+        .with_inner_size(WINDOW_SIZE)
+        .with_min_inner_size([640.0, 400.0]);
+    match eframe::icon_data::from_png_bytes(ICON_PNG) {
+        Ok(icon) => viewport = viewport.with_icon(Arc::new(icon)),
+        Err(err) => log::warn!("window icon: {err}"),
+    }
+    let options = eframe::NativeOptions {
+        viewport,
+        // Window size and position are kept with the node's other state.
+        persistence_path: Some(config.data_dir.join("window.ron")),
+        ..eframe::NativeOptions::default()
+    };
+    eframe::run_native(
+        "Pigeon",
+        options,
+        Box::new(move |cc| Ok(Box::new(PigeonApp::new(cc, node, config, Arc::new(|| {}))?))),
+    )
+    .map_err(|err| anyhow::anyhow!("cannot open the window: {err}"))
+}

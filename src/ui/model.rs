@@ -1,0 +1,566 @@
+//! What the window knows, built only from node events: who we are, the peers (online, and
+//! offline ones we have talked to), each conversation loaded so far, transfers and notices.
+//! No egui here, so every rule is unit-tested.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::node::{Event, PeerInfo, Progress, TransferInfo};
+use crate::protocol::announce::Status;
+use crate::protocol::ids::{PeerId, TransferId};
+use crate::store::{ChatMessage, ConversationSummary, Direction, MessageState, TransferState, Trust};
+
+/// Most notices kept; older ones are dropped.
+const MAX_NOTICES: usize = 5;
+
+/// Ourselves, as the node reported at start.
+#[derive(Debug, Clone, Default)]
+pub struct Me {
+    /// Our id, once the node started.
+    pub id: Option<PeerId>,
+    /// Display name.
+    pub name: String,
+    /// Address and port the node listens on.
+    pub addr: String,
+}
+
+/// A row of the peer list.
+#[derive(Debug, Clone)]
+pub struct PeerEntry {
+    /// Identity.
+    pub id: PeerId,
+    /// Display name (the id's start when we never learnt a name).
+    pub name: String,
+    /// Group, possibly empty.
+    pub group: String,
+    /// Host name.
+    pub host: String,
+    /// Address it was last heard from.
+    pub addr: String,
+    /// Availability, when online.
+    pub status: Status,
+    /// Whether it is online now.
+    pub online: bool,
+    /// How far we trust its key (unknown for peers only known from history).
+    pub trust: Option<Trust>,
+    /// Incoming messages not read yet.
+    pub unread: u64,
+    /// The key this one replaced under the same name and host, and whether it was verified:
+    /// shown as a warning until the user accepts the new key.
+    pub key_changed_from: Option<(PeerId, bool)>,
+}
+
+impl PeerEntry {
+    fn from_info(info: &PeerInfo) -> PeerEntry {
+        PeerEntry {
+            id: info.id,
+            name: info.name.clone(),
+            group: info.group.clone(),
+            host: info.host.clone(),
+            addr: info.addr.clone(),
+            status: info.status,
+            online: true,
+            trust: Some(info.trust),
+            unread: 0,
+            key_changed_from: None,
+        }
+    }
+
+    fn update(&mut self, info: &PeerInfo) {
+        let (unread, key_changed_from) = (self.unread, self.key_changed_from);
+        *self = PeerEntry { unread, key_changed_from, ..PeerEntry::from_info(info) };
+    }
+}
+
+/// The part of one conversation loaded so far, oldest first.
+#[derive(Debug, Default)]
+pub struct Chat {
+    /// Messages in history order (by `seq`).
+    pub messages: Vec<ChatMessage>,
+    /// Whether older messages exist in history that are not loaded yet.
+    pub has_more: bool,
+    /// A page request is on its way.
+    pub loading: bool,
+    /// What the view needs to place each row without laying it out, in step with
+    /// `messages`.
+    pub rows: Vec<RowMeta>,
+    /// Messages added at the front by the last page, so the view can keep its place.
+    pub prepended: usize,
+}
+
+impl Chat {
+    /// Adds one message in `seq` order, ignoring one already present. Returns whether it was
+    /// new.
+    fn insert(&mut self, message: ChatMessage) -> bool {
+        match self.messages.binary_search_by_key(&message.seq, |m| m.seq) {
+            Ok(_) => false,
+            Err(at) => {
+                self.rows.insert(at, RowMeta::of(&message));
+                self.messages.insert(at, message);
+                true
+            }
+        }
+    }
+
+    /// Merges a page of history (oldest first).
+    fn merge_page(&mut self, page: Vec<ChatMessage>, has_more: bool, older: bool) {
+        let first_seq = self.messages.first().map(|m| m.seq);
+        let (before, rest): (Vec<_>, Vec<_>) =
+            page.into_iter().partition(|m| first_seq.is_some_and(|first| m.seq < first));
+        self.prepended = before.len();
+        self.rows.splice(0..0, before.iter().map(RowMeta::of));
+        self.messages.splice(0..0, before);
+        for message in rest {
+            self.insert(message);
+        }
+        // Only a page of older messages says whether there are yet older ones; the newest page
+        // says so only when it is the first one loaded.
+        if older || first_seq.is_none() {
+            self.has_more = has_more;
+        }
+        self.loading = false;
+    }
+
+    /// The `seq` to pass as `before` for the next older page.
+    pub fn oldest_seq(&self) -> Option<i64> {
+        self.messages.first().map(|m| m.seq)
+    }
+
+    fn set_state(&mut self, msg_id: crate::protocol::ids::MsgId, state: MessageState) {
+        // Recent messages change state; look from the end.
+        if let Some(message) =
+            self.messages.iter_mut().rev().find(|m| m.msg_id == msg_id && m.direction == Direction::Outgoing)
+        {
+            message.state = message.state.max(state);
+        }
+    }
+}
+
+/// Facts about one message row, computed once, from which its height can be estimated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowMeta {
+    /// Height as last laid out, or `None` before it was shown (or after a resize).
+    pub height: Option<f32>,
+    /// Display columns of the text (CJK characters count two).
+    pub columns: u32,
+    /// Line breaks in the text.
+    pub newlines: u32,
+    /// Local calendar day it was sent on.
+    pub day: chrono::NaiveDate,
+}
+
+impl RowMeta {
+    fn of(message: &ChatMessage) -> RowMeta {
+        let columns = unicode_width::UnicodeWidthStr::width(message.text.as_str());
+        let newlines = message.text.matches('\n').count();
+        RowMeta {
+            height: None,
+            columns: u32::try_from(columns).unwrap_or(u32::MAX),
+            newlines: u32::try_from(newlines).unwrap_or(u32::MAX),
+            day: super::text::local_day(message.sent_at_ms),
+        }
+    }
+}
+
+/// A transfer as the window shows it.
+#[derive(Debug, Clone)]
+pub struct TransferView {
+    /// What the node said about it.
+    pub info: TransferInfo,
+    /// Latest progress, once data moved.
+    pub progress: Option<Progress>,
+    /// Why the connection broke, while it waits to resume.
+    pub interrupted: Option<String>,
+}
+
+/// A message that arrived, for a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    /// From whom.
+    pub peer: PeerId,
+    /// Their name as we know it.
+    pub name: String,
+    /// The text.
+    pub text: String,
+}
+
+/// The answer to a safety-number request, shown in a dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafetyNumber {
+    /// The peer.
+    pub peer: PeerId,
+    /// The twenty digits.
+    pub code: String,
+    /// Trust now.
+    pub trust: Trust,
+}
+
+/// Everything the window shows that came from the node.
+#[derive(Debug, Default)]
+pub struct Model {
+    /// Ourselves.
+    pub me: Me,
+    /// Every peer seen this session or found in history.
+    pub peers: BTreeMap<PeerId, PeerEntry>,
+    /// Conversations loaded so far.
+    pub chats: HashMap<PeerId, Chat>,
+    /// Transfers, newest first.
+    pub transfers: Vec<TransferView>,
+    /// Errors for the user, newest last.
+    pub notices: Vec<String>,
+    /// The latest safety number asked for.
+    pub safety: Option<SafetyNumber>,
+    /// The node has stopped: nothing more will happen.
+    pub stopped: bool,
+}
+
+impl Model {
+    /// Takes in one node event; returns a message that arrived, for notifications.
+    pub fn apply(&mut self, event: Event) -> Option<Arrival> {
+        match event {
+            Event::Started { id, name, addr } => self.me = Me { id: Some(id), name, addr },
+            Event::PeerJoined { peer } | Event::PeerUpdated { peer } => self.upsert(&peer),
+            Event::KeyChanged { peer, previous, previous_verified } => {
+                self.upsert(&peer);
+                if let Some(entry) = self.peers.get_mut(&peer.id) {
+                    entry.key_changed_from = Some((previous, previous_verified));
+                }
+            }
+            Event::PeerLeft { id, .. } => {
+                if let Some(entry) = self.peers.get_mut(&id) {
+                    entry.online = false;
+                }
+            }
+            Event::Peers { peers } => {
+                for peer in &peers {
+                    self.upsert(peer);
+                }
+            }
+            Event::Conversations { conversations } => {
+                for summary in conversations {
+                    self.remember(summary);
+                }
+            }
+            Event::SafetyNumber { peer, code, trust } => {
+                if let Some(entry) = self.peers.get_mut(&peer) {
+                    entry.trust = Some(trust);
+                    if !trust.is_unconfirmed() {
+                        entry.key_changed_from = None;
+                    }
+                }
+                self.safety = Some(SafetyNumber { peer, code, trust });
+            }
+            Event::MessageQueued { message, .. } => {
+                self.chats.entry(message.peer).or_default().insert(message);
+            }
+            Event::MessageStateChanged { msg_id, peer, state } => {
+                if let Some(chat) = self.chats.get_mut(&peer) {
+                    chat.set_state(msg_id, state);
+                }
+            }
+            Event::MessageReceived { message } => return self.receive(message),
+            Event::History { peer, messages, has_more } => {
+                let chat = self.chats.entry(peer).or_default();
+                // A page that starts before what we hold answers a request for older messages.
+                let older = match (messages.first(), chat.messages.first()) {
+                    (Some(page), Some(held)) => page.seq < held.seq,
+                    _ => false,
+                };
+                chat.merge_page(messages, has_more, older);
+            }
+            Event::TransferAdded { transfer, .. } => self.add_transfer(transfer),
+            Event::Transfers { transfers } => {
+                for transfer in transfers.into_iter().rev() {
+                    self.add_transfer(transfer);
+                }
+            }
+            Event::TransferProgress { transfer_id, progress } => {
+                if let Some(view) = self.transfer_mut(transfer_id) {
+                    view.progress = Some(progress);
+                    view.interrupted = None;
+                }
+            }
+            Event::TransferStateChanged { transfer_id, state, reason } => {
+                if let Some(view) = self.transfer_mut(transfer_id) {
+                    view.info.state = state;
+                    view.info.reason = reason;
+                    view.interrupted = None;
+                    if state == TransferState::Completed {
+                        let total = view.info.total_bytes;
+                        let progress = view.progress.get_or_insert_default();
+                        (progress.bytes_done, progress.bytes_total) = (total, total);
+                    }
+                }
+            }
+            Event::TransferInterrupted { transfer_id, reason } => {
+                if let Some(view) = self.transfer_mut(transfer_id) {
+                    view.interrupted = Some(reason);
+                }
+            }
+            Event::CommandFailed { error, .. } => self.notice(error),
+            Event::ConnectFailed { addr, reason } => self.notice(format!("{addr}: {reason}")),
+            Event::Stopped => self.stopped = true,
+            Event::SearchResults { .. } | Event::Stats { .. } => {}
+        }
+        None
+    }
+
+    /// Our user has seen the conversation with `peer`: its messages count as read.
+    pub fn mark_read(&mut self, peer: PeerId) {
+        if let Some(entry) = self.peers.get_mut(&peer) {
+            entry.unread = 0;
+        }
+        if let Some(chat) = self.chats.get_mut(&peer) {
+            for message in chat.messages.iter_mut().rev().filter(|m| m.direction == Direction::Incoming) {
+                if message.state == MessageState::Read {
+                    break;
+                }
+                message.state = MessageState::Read;
+            }
+        }
+    }
+
+    /// Unread messages over all conversations.
+    pub fn total_unread(&self) -> u64 {
+        self.peers.values().map(|p| p.unread).sum()
+    }
+
+    /// The name to show for a peer (its id's start if we never learnt one).
+    pub fn name_of(&self, peer: PeerId) -> String {
+        match self.peers.get(&peer) {
+            Some(entry) => entry.name.clone(),
+            None => short_id(peer),
+        }
+    }
+
+    /// Adds an error for the user.
+    pub fn notice(&mut self, text: String) {
+        if self.notices.len() == MAX_NOTICES {
+            self.notices.remove(0);
+        }
+        self.notices.push(text);
+    }
+
+    fn receive(&mut self, message: ChatMessage) -> Option<Arrival> {
+        let peer = message.peer;
+        let text = message.text.clone();
+        if !self.chats.entry(peer).or_default().insert(message) {
+            return None;
+        }
+        let entry = self.peers.entry(peer).or_insert_with(|| PeerEntry {
+            id: peer,
+            name: short_id(peer),
+            group: String::new(),
+            host: String::new(),
+            addr: String::new(),
+            status: Status::Online,
+            online: false,
+            trust: None,
+            unread: 0,
+            key_changed_from: None,
+        });
+        entry.unread += 1;
+        Some(Arrival { peer, name: entry.name.clone(), text })
+    }
+
+    fn upsert(&mut self, info: &PeerInfo) {
+        match self.peers.get_mut(&info.id) {
+            Some(entry) => entry.update(info),
+            None => {
+                self.peers.insert(info.id, PeerEntry::from_info(info));
+            }
+        }
+    }
+
+    fn remember(&mut self, summary: ConversationSummary) {
+        let known = summary.peer;
+        let entry = self.peers.entry(known.id).or_insert_with(|| PeerEntry {
+            id: known.id,
+            name: if known.name.is_empty() { short_id(known.id) } else { known.name },
+            group: known.group,
+            host: known.host,
+            addr: known.addr,
+            status: Status::Online,
+            online: false,
+            trust: None,
+            unread: 0,
+            key_changed_from: None,
+        });
+        entry.unread = summary.unread;
+    }
+
+    fn add_transfer(&mut self, info: TransferInfo) {
+        if let Some(view) = self.transfer_mut(info.transfer_id) {
+            view.info = info;
+        } else {
+            self.transfers.insert(0, TransferView { info, progress: None, interrupted: None });
+        }
+    }
+
+    fn transfer_mut(&mut self, id: TransferId) -> Option<&mut TransferView> {
+        self.transfers.iter_mut().find(|view| view.info.transfer_id == id)
+    }
+}
+
+/// The first eight hex digits of an id: enough for a person to tell peers apart.
+pub fn short_id(id: PeerId) -> String {
+    id.to_string().chars().take(8).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ids::MsgId;
+    use crate::protocol::keys::PublicKey;
+
+    fn info(n: u8, name: &str) -> PeerInfo {
+        PeerInfo {
+            id: PeerId::from_bytes([n; 16]),
+            name: name.into(),
+            group: String::new(),
+            host: format!("{name}-pc"),
+            addr: format!("10.0.0.{n}"),
+            port: 2426,
+            status: Status::Online,
+            key: PublicKey::from_bytes([n; 32]),
+            trust: Trust::Unverified,
+        }
+    }
+
+    fn message(peer: u8, seq: i64, direction: Direction) -> ChatMessage {
+        ChatMessage {
+            seq,
+            msg_id: MsgId::from_bytes([u8::try_from(seq).unwrap(); 16]),
+            peer: PeerId::from_bytes([peer; 16]),
+            direction,
+            text: format!("m{seq}"),
+            sent_at_ms: 0,
+            state: if direction == Direction::Outgoing {
+                MessageState::Queued
+            } else {
+                MessageState::Delivered
+            },
+            unconfirmed_sender: false,
+        }
+    }
+
+    fn seqs(model: &Model, peer: u8) -> Vec<i64> {
+        model.chats[&PeerId::from_bytes([peer; 16])].messages.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn arrivals_count_as_unread_once_until_read() {
+        let mut model = Model::default();
+        model.apply(Event::PeerJoined { peer: info(1, "Ana") });
+        let arrival = model.apply(Event::MessageReceived { message: message(1, 5, Direction::Incoming) });
+        assert_eq!(arrival.map(|a| a.name), Some(String::from("Ana")));
+        assert!(
+            model.apply(Event::MessageReceived { message: message(1, 5, Direction::Incoming) }).is_none()
+        );
+        assert_eq!(model.total_unread(), 1);
+        let ana = PeerId::from_bytes([1; 16]);
+        model.mark_read(ana);
+        assert_eq!(model.total_unread(), 0);
+        assert_eq!(model.chats[&ana].messages[0].state, MessageState::Read);
+    }
+
+    #[test]
+    fn pages_merge_in_order_and_only_older_pages_decide_has_more() {
+        let mut model = Model::default();
+        let peer = PeerId::from_bytes([1; 16]);
+        model.apply(Event::MessageQueued { message: message(1, 30, Direction::Outgoing), tag: None });
+        let page = |range: std::ops::Range<i64>| range.map(|s| message(1, s, Direction::Incoming)).collect();
+        model.apply(Event::History { peer, messages: page(20..31), has_more: true });
+        assert_eq!(seqs(&model, 1), (20..31).collect::<Vec<_>>());
+        assert!(model.chats[&peer].has_more);
+        model.apply(Event::History { peer, messages: page(10..20), has_more: false });
+        assert_eq!(seqs(&model, 1), (10..31).collect::<Vec<_>>());
+        assert_eq!(model.chats[&peer].prepended, 10);
+        assert!(!model.chats[&peer].has_more);
+        assert_eq!(model.chats[&peer].rows.len(), 21);
+        // A later newest page (after a reconnect, say) adds nothing twice and keeps has_more.
+        model.apply(Event::History { peer, messages: page(25..32), has_more: true });
+        assert_eq!(seqs(&model, 1), (10..32).collect::<Vec<_>>());
+        assert!(!model.chats[&peer].has_more);
+    }
+
+    #[test]
+    fn delivery_states_only_move_forward() {
+        let mut model = Model::default();
+        let peer = PeerId::from_bytes([1; 16]);
+        let sent = message(1, 1, Direction::Outgoing);
+        let msg_id = sent.msg_id;
+        model.apply(Event::MessageQueued { message: sent, tag: None });
+        model.apply(Event::MessageStateChanged { msg_id, peer, state: MessageState::Read });
+        model.apply(Event::MessageStateChanged { msg_id, peer, state: MessageState::Delivered });
+        assert_eq!(model.chats[&peer].messages[0].state, MessageState::Read);
+    }
+
+    #[test]
+    fn peers_go_offline_but_stay_listed_and_history_adds_offline_ones() {
+        let mut model = Model::default();
+        let ana = info(1, "Ana");
+        model.apply(Event::PeerJoined { peer: ana.clone() });
+        model.apply(Event::PeerLeft { id: ana.id, reason: crate::node::LeaveReason::Goodbye });
+        assert!(!model.peers[&ana.id].online);
+        let old = crate::store::KnownPeer {
+            id: PeerId::from_bytes([9; 16]),
+            name: String::new(),
+            group: String::new(),
+            host: String::new(),
+            addr: String::new(),
+        };
+        model.apply(Event::Conversations {
+            conversations: vec![ConversationSummary { peer: old, unread: 4, last_at_ms: 0 }],
+        });
+        let entry = &model.peers[&PeerId::from_bytes([9; 16])];
+        assert_eq!((entry.name.as_str(), entry.unread, entry.online), ("09090909", 4, false));
+    }
+
+    #[test]
+    fn a_changed_key_warns_until_accepted() {
+        let mut model = Model::default();
+        let ana = info(1, "Ana");
+        let previous = PeerId::from_bytes([7; 16]);
+        model.apply(Event::KeyChanged { peer: ana.clone(), previous, previous_verified: true });
+        assert_eq!(model.peers[&ana.id].key_changed_from, Some((previous, true)));
+        model.apply(Event::PeerUpdated { peer: ana.clone() });
+        assert!(model.peers[&ana.id].key_changed_from.is_some(), "an update keeps the warning");
+        model.apply(Event::SafetyNumber { peer: ana.id, code: "1".into(), trust: Trust::Unverified });
+        assert!(model.peers[&ana.id].key_changed_from.is_none());
+    }
+
+    #[test]
+    fn transfer_progress_and_completion() {
+        let mut model = Model::default();
+        let record = crate::store::TransferRecord {
+            id: TransferId::from_bytes([1; 16]),
+            peer: PeerId::from_bytes([2; 16]),
+            direction: Direction::Incoming,
+            entries: vec![crate::protocol::transfer::Entry {
+                path: "a.bin".into(),
+                kind: crate::protocol::transfer::EntryKind::File,
+                size: 10,
+            }],
+            sources: Vec::new(),
+            root_names: Default::default(),
+            state: TransferState::Offered,
+            files_done: 0,
+            reason: String::new(),
+            created_ms: 0,
+        };
+        let transfer = TransferInfo::from_record(&record);
+        let id = transfer.transfer_id;
+        model.apply(Event::TransferAdded { transfer, tag: None });
+        model.apply(Event::TransferInterrupted { transfer_id: id, reason: "cable".into() });
+        assert!(model.transfers[0].interrupted.is_some());
+        model.apply(Event::TransferStateChanged {
+            transfer_id: id,
+            state: TransferState::Completed,
+            reason: String::new(),
+        });
+        let view = &model.transfers[0];
+        assert_eq!(view.info.state, TransferState::Completed);
+        assert_eq!(view.progress.map(|p| (p.bytes_done, p.bytes_total)), Some((10, 10)));
+        assert!(view.interrupted.is_none());
+    }
+}

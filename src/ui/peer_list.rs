@@ -1,0 +1,289 @@
+//! The left pane: peers grouped by group, each row with a status dot, name, host and unread
+//! badge; a filter box; several peers selectable with Ctrl- and Shift-click.
+
+use std::collections::BTreeSet;
+
+use eframe::egui::{
+    self, Align2, Color32, FontId, Modifiers, Rect, RichText, Sense, Stroke, Ui, WidgetInfo, vec2,
+};
+
+use super::i18n::Lang;
+use super::model::{Model, PeerEntry};
+use crate::protocol::announce::Status;
+use crate::protocol::ids::PeerId;
+use crate::tr;
+
+/// Height of every row (group headers included), so only visible rows are laid out.
+const ROW_HEIGHT: f32 = 40.0;
+
+/// Which peers the user picked; the conversation shows when exactly one is.
+#[derive(Debug, Default, Clone)]
+pub struct Selection {
+    chosen: Vec<PeerId>,
+    anchor: Option<PeerId>,
+}
+
+impl Selection {
+    /// Applies a click on `id` with the keyboard `modifiers` held; `order` is the list as shown,
+    /// which a Shift-click selects a range of.
+    pub fn click(&mut self, id: PeerId, modifiers: Modifiers, order: &[PeerId]) {
+        let range = |anchor: PeerId| {
+            let position = |p: PeerId| order.iter().position(|&o| o == p);
+            match (position(anchor), position(id)) {
+                (Some(a), Some(b)) => order[a.min(b)..=a.max(b)].to_vec(),
+                _ => vec![id],
+            }
+        };
+        match (modifiers.command, modifiers.shift, self.anchor) {
+            (false, true, Some(anchor)) => self.chosen = range(anchor),
+            (true, true, Some(anchor)) => {
+                for peer in range(anchor) {
+                    if !self.chosen.contains(&peer) {
+                        self.chosen.push(peer);
+                    }
+                }
+            }
+            (true, false, _) => {
+                if let Some(at) = self.chosen.iter().position(|&p| p == id) {
+                    self.chosen.remove(at);
+                } else {
+                    self.chosen.push(id);
+                }
+                self.anchor = Some(id);
+            }
+            _ => {
+                self.chosen = vec![id];
+                self.anchor = Some(id);
+            }
+        }
+    }
+
+    /// The selected peers, in the order they were picked.
+    pub fn peers(&self) -> &[PeerId] {
+        &self.chosen
+    }
+
+    /// The peer whose conversation is shown, when exactly one is selected.
+    pub fn single(&self) -> Option<PeerId> {
+        match self.chosen.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+
+    /// Whether `id` is selected.
+    pub fn contains(&self, id: PeerId) -> bool {
+        self.chosen.contains(&id)
+    }
+}
+
+/// State of the pane that lives across frames.
+#[derive(Debug, Default)]
+pub struct PeerList {
+    /// Text typed into the filter box.
+    pub filter: String,
+    /// Groups the user folded.
+    collapsed: BTreeSet<String>,
+}
+
+/// What happened in the pane this frame.
+#[derive(Debug, Default)]
+pub struct PeerListOutput {
+    /// A row was clicked with these modifiers.
+    pub clicked: Option<(PeerId, Modifiers)>,
+    /// Where each visible row is, so files dropped on a row go to that peer.
+    pub rows: Vec<(Rect, PeerId)>,
+    /// Peers in the order shown (for Shift-click ranges).
+    pub order: Vec<PeerId>,
+}
+
+enum Row<'a> {
+    Group { name: &'a str, online: usize, total: usize },
+    Peer(&'a PeerEntry),
+}
+
+impl PeerList {
+    /// Draws the pane.
+    pub fn show(&mut self, ui: &mut Ui, model: &Model, selection: &Selection, lang: Lang) -> PeerListOutput {
+        let mut output = PeerListOutput::default();
+        ui.add(
+            egui::TextEdit::singleline(&mut self.filter)
+                .hint_text(tr!(lang, "peers.filter"))
+                .desired_width(f32::INFINITY),
+        );
+        ui.add_space(4.0);
+        let rows = self.rows(model, &mut output.order);
+        if rows.is_empty() {
+            let text = if model.peers.is_empty() {
+                tr!(lang, "peers.none_yet")
+            } else {
+                tr!(lang, "peers.no_match")
+            };
+            ui.label(RichText::new(text).weak());
+            return output;
+        }
+        egui::ScrollArea::vertical().auto_shrink(false).show_rows(ui, ROW_HEIGHT, rows.len(), |ui, range| {
+            for row in &rows[range] {
+                match row {
+                    Row::Group { name, online, total } => self.group_row(ui, name, *online, *total, lang),
+                    Row::Peer(entry) => {
+                        let response = peer_row(ui, entry, selection.contains(entry.id), lang);
+                        if response.clicked() {
+                            output.clicked = Some((entry.id, ui.input(|i| i.modifiers)));
+                        }
+                        output.rows.push((response.rect, entry.id));
+                    }
+                }
+            }
+        });
+        output
+    }
+
+    /// The rows to show: groups in name order (no group first), online peers before offline
+    /// ones, then by name; only peers that match the filter.
+    fn rows<'a>(&self, model: &'a Model, order: &mut Vec<PeerId>) -> Vec<Row<'a>> {
+        let needle = self.filter.trim().to_lowercase();
+        let matches = |p: &PeerEntry| {
+            needle.is_empty()
+                || [&p.name, &p.host, &p.group, &p.addr]
+                    .iter()
+                    .any(|field| field.to_lowercase().contains(&needle))
+        };
+        let mut peers: Vec<&PeerEntry> = model.peers.values().filter(|p| matches(p)).collect();
+        peers.sort_by_cached_key(|p| (p.group.to_lowercase(), !p.online, p.name.to_lowercase(), p.id));
+        let mut rows = Vec::with_capacity(peers.len() + 8);
+        for group in peers.chunk_by(|a, b| a.group.to_lowercase() == b.group.to_lowercase()) {
+            let name = group[0].group.as_str();
+            let online = group.iter().filter(|p| p.online).count();
+            rows.push(Row::Group { name, online, total: group.len() });
+            if !self.collapsed.contains(name) {
+                order.extend(group.iter().map(|p| p.id));
+                rows.extend(group.iter().map(|p| Row::Peer(p)));
+            }
+        }
+        rows
+    }
+
+    fn group_row(&mut self, ui: &mut Ui, name: &str, online: usize, total: usize, lang: Lang) {
+        let folded = self.collapsed.contains(name);
+        let title = if name.is_empty() { tr!(lang, "peers.no_group").into_owned() } else { name.to_owned() };
+        let arrow = if folded { "▶" } else { "▼" };
+        let text = format!("{arrow} {title}  {online}/{total}");
+        let (rect, response) = ui.allocate_exact_size(vec2(ui.available_width(), ROW_HEIGHT), Sense::click());
+        response.widget_info(|| WidgetInfo::labeled(egui::Role::Button, true, &text));
+        if ui.is_rect_visible(rect) {
+            let color =
+                if response.hovered() { ui.visuals().strong_text_color() } else { ui.visuals().text_color() };
+            ui.painter().text(
+                rect.left_bottom() + vec2(4.0, -8.0),
+                Align2::LEFT_BOTTOM,
+                text,
+                FontId::proportional(13.0),
+                color,
+            );
+        }
+        if response.clicked() {
+            if folded {
+                self.collapsed.remove(name);
+            } else {
+                self.collapsed.insert(name.to_owned());
+            }
+        }
+    }
+}
+
+/// The colour of a status dot.
+pub fn status_color(online: bool, status: Status) -> Color32 {
+    match (online, status) {
+        (false, _) => Color32::GRAY,
+        (true, Status::Away) => Color32::from_rgb(0xe0, 0xa0, 0x20),
+        (true, Status::Busy) => Color32::from_rgb(0xd0, 0x40, 0x40),
+        (true, Status::Online | Status::Unknown) => Color32::from_rgb(0x30, 0xb0, 0x50),
+    }
+}
+
+fn peer_row(ui: &mut Ui, entry: &PeerEntry, selected: bool, lang: Lang) -> egui::Response {
+    let (rect, response) = ui.allocate_exact_size(vec2(ui.available_width(), ROW_HEIGHT), Sense::click());
+    let label = if entry.unread > 0 {
+        format!("{}, {}", entry.name, tr!(lang, "peers.unread", count = entry.unread))
+    } else {
+        entry.name.clone()
+    };
+    response.widget_info(|| WidgetInfo::selected(egui::Role::Button, true, selected, &label));
+    if !ui.is_rect_visible(rect) {
+        return response;
+    }
+    let visuals = ui.visuals();
+    let painter = ui.painter_at(rect);
+    if selected {
+        painter.rect_filled(rect, 4.0, visuals.selection.bg_fill);
+    } else if response.hovered() {
+        painter.rect_filled(rect, 4.0, visuals.widgets.hovered.weak_bg_fill);
+    }
+    let text_color = if entry.online { visuals.strong_text_color() } else { visuals.weak_text_color() };
+    let dot = rect.left_center() + vec2(12.0, 0.0);
+    painter.circle_filled(dot, 5.0, status_color(entry.online, entry.status));
+    let left = rect.left() + 26.0;
+    painter.text(
+        egui::pos2(left, rect.top() + 4.0),
+        Align2::LEFT_TOP,
+        &entry.name,
+        FontId::proportional(14.5),
+        text_color,
+    );
+    let detail = if entry.online {
+        entry.host.clone()
+    } else {
+        format!("{} · {}", entry.host, tr!(lang, "peers.offline"))
+    };
+    painter.text(
+        egui::pos2(left, rect.top() + 22.0),
+        Align2::LEFT_TOP,
+        detail,
+        FontId::proportional(11.5),
+        visuals.weak_text_color(),
+    );
+    if entry.unread > 0 {
+        let count = if entry.unread > 99 { String::from("99+") } else { entry.unread.to_string() };
+        let galley = painter.layout_no_wrap(count, FontId::proportional(11.5), Color32::WHITE);
+        let size = vec2(galley.size().x.max(galley.size().y) + 8.0, galley.size().y + 4.0);
+        let badge = Rect::from_center_size(rect.right_center() - vec2(size.x / 2.0 + 8.0, 0.0), size);
+        painter.rect(
+            badge,
+            size.y / 2.0,
+            Color32::from_rgb(0xd0, 0x40, 0x40),
+            Stroke::NONE,
+            egui::StrokeKind::Inside,
+        );
+        painter.galley(badge.center() - galley.size() / 2.0, galley, Color32::WHITE);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: u8) -> Vec<PeerId> {
+        (1..=n).map(|i| PeerId::from_bytes([i; 16])).collect()
+    }
+
+    #[test]
+    fn clicks_select_one_ctrl_toggles_shift_selects_a_range() {
+        let order = ids(5);
+        let ctrl = Modifiers { command: true, ctrl: true, ..Modifiers::NONE };
+        let shift = Modifiers { shift: true, ..Modifiers::NONE };
+        let mut selection = Selection::default();
+        selection.click(order[1], Modifiers::NONE, &order);
+        assert_eq!(selection.single(), Some(order[1]));
+        selection.click(order[3], shift, &order);
+        assert_eq!(selection.peers(), &order[1..=3]);
+        assert_eq!(selection.single(), None);
+        selection.click(order[2], ctrl, &order);
+        assert_eq!(selection.peers(), [order[1], order[3]]);
+        selection.click(order[0], ctrl, &order);
+        assert_eq!(selection.peers(), [order[1], order[3], order[0]]);
+        selection.click(order[4], Modifiers::NONE, &order);
+        assert_eq!(selection.peers(), [order[4]]);
+    }
+}

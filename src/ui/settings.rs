@@ -1,0 +1,272 @@
+//! The settings dialog: display name, group, status, language, download folder, auto-accept,
+//! port and extra targets. Only the fields the user changed are written to the settings file,
+//! so flags given for one session (`--bind`, `--no-broadcast` …) are never saved by accident.
+
+use std::path::PathBuf;
+
+use eframe::egui::{self, RichText};
+
+use super::i18n::Lang;
+use crate::config::Settings;
+use crate::protocol::announce::Status;
+use crate::tr;
+
+/// The dialog's fields while it is open.
+#[derive(Debug, Clone)]
+pub struct SettingsDialog {
+    name: String,
+    group: String,
+    status: Status,
+    language: Option<Lang>,
+    /// Set by the folder picker too.
+    pub download_dir: String,
+    auto_accept: bool,
+    port: String,
+    targets: String,
+    error: Option<String>,
+}
+
+/// How the dialog ended this frame.
+#[derive(Debug)]
+pub enum SettingsOutcome {
+    /// Save: the fields changed, as a patch over any settings.
+    Save(SettingsPatch),
+    /// Closed without saving.
+    Cancel,
+    /// The user wants to pick the download folder.
+    BrowseDownloadDir,
+}
+
+/// The fields the user changed (`None`: left as it was).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SettingsPatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// Group.
+    pub group: Option<String>,
+    /// Status.
+    pub status: Option<Status>,
+    /// Language (`Some(None)`: follow the system).
+    pub language: Option<Option<Lang>>,
+    /// Download folder.
+    pub download_dir: Option<PathBuf>,
+    /// Auto-accept.
+    pub auto_accept: Option<bool>,
+    /// Port (takes effect at the next start).
+    pub port: Option<u16>,
+    /// Extra targets (take effect at the next start).
+    pub targets: Option<Vec<String>>,
+}
+
+impl SettingsPatch {
+    /// Applies the changed fields to `settings`.
+    pub fn apply(&self, settings: &mut Settings) {
+        if let Some(name) = &self.name {
+            settings.name.clone_from(name);
+        }
+        if let Some(group) = &self.group {
+            settings.group.clone_from(group);
+        }
+        if let Some(status) = self.status {
+            settings.status = status;
+        }
+        if let Some(language) = self.language {
+            settings.language = language.map(|lang| lang.code().to_owned());
+        }
+        if let Some(dir) = &self.download_dir {
+            settings.download_dir = Some(dir.clone());
+        }
+        if let Some(auto_accept) = self.auto_accept {
+            settings.auto_accept = auto_accept;
+        }
+        if let Some(port) = self.port {
+            settings.port = port;
+        }
+        if let Some(targets) = &self.targets {
+            settings.targets.clone_from(targets);
+        }
+    }
+
+    /// Whether something that only a restart applies changed.
+    pub fn needs_restart(&self) -> bool {
+        self.port.is_some() || self.targets.is_some()
+    }
+}
+
+impl SettingsDialog {
+    /// A dialog showing `settings` as they are in effect, with the download folder in use.
+    pub fn new(settings: &Settings, download_dir: &std::path::Path) -> SettingsDialog {
+        SettingsDialog {
+            name: settings.name.clone(),
+            group: settings.group.clone(),
+            status: settings.status,
+            language: settings.language.as_deref().map(|code| Lang::choose(Some(code))),
+            download_dir: download_dir.display().to_string(),
+            auto_accept: settings.auto_accept,
+            port: settings.port.to_string(),
+            targets: settings.targets.join("\n"),
+            error: None,
+        }
+    }
+
+    /// Draws the dialog; `current` is what is in effect, to tell what changed.
+    pub fn show(
+        &mut self,
+        ctx: &egui::Context,
+        current: &Settings,
+        current_download_dir: &std::path::Path,
+        lang: Lang,
+    ) -> Option<SettingsOutcome> {
+        let mut outcome = None;
+        let modal = egui::Modal::new(egui::Id::unique("settings")).show(ctx, |ui| {
+            ui.set_width(440.0);
+            ui.heading(tr!(lang, "settings.title"));
+            ui.add_space(6.0);
+            egui::Grid::new("settings-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
+                labelled_text(ui, &tr!(lang, "settings.name"), &mut self.name);
+                labelled_text(ui, &tr!(lang, "settings.group"), &mut self.group);
+                ui.label(tr!(lang, "settings.status"));
+                egui::ComboBox::from_id_salt("settings-status")
+                    .selected_text(status_name(self.status, lang))
+                    .show_ui(ui, |ui| {
+                        for status in [Status::Online, Status::Away, Status::Busy] {
+                            ui.selectable_value(&mut self.status, status, status_name(status, lang));
+                        }
+                    });
+                ui.end_row();
+                ui.label(tr!(lang, "settings.language"));
+                egui::ComboBox::from_id_salt("settings-language")
+                    .selected_text(match self.language {
+                        Some(chosen) => chosen.native_name().to_owned(),
+                        None => tr!(lang, "settings.language_system").into_owned(),
+                    })
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut self.language, None, tr!(lang, "settings.language_system"));
+                        for choice in Lang::ALL {
+                            ui.selectable_value(&mut self.language, Some(choice), choice.native_name());
+                        }
+                    });
+                ui.end_row();
+                ui.label(tr!(lang, "settings.download_dir"));
+                ui.horizontal(|ui| {
+                    ui.add(egui::TextEdit::singleline(&mut self.download_dir).desired_width(300.0));
+                    if ui.button(tr!(lang, "settings.browse")).clicked() {
+                        outcome = Some(SettingsOutcome::BrowseDownloadDir);
+                    }
+                });
+                ui.end_row();
+                ui.label("");
+                ui.checkbox(&mut self.auto_accept, tr!(lang, "settings.auto_accept"));
+                ui.end_row();
+                labelled_text(ui, &tr!(lang, "settings.port"), &mut self.port);
+                ui.label(tr!(lang, "settings.targets"));
+                ui.add(
+                    egui::TextEdit::multiline(&mut self.targets)
+                        .desired_rows(3)
+                        .hint_text(tr!(lang, "settings.targets_hint")),
+                );
+                ui.end_row();
+            });
+            ui.label(RichText::new(tr!(lang, "settings.restart_note")).small().weak());
+            if let Some(error) = &self.error {
+                ui.label(RichText::new(error).color(ui.visuals().error_fg_color));
+            }
+            ui.add_space(6.0);
+            ui.horizontal(|ui| {
+                if ui.button(tr!(lang, "settings.save")).clicked() {
+                    match self.patch(current, current_download_dir, lang) {
+                        Ok(patch) => outcome = Some(SettingsOutcome::Save(patch)),
+                        Err(error) => self.error = Some(error),
+                    }
+                }
+                if ui.button(tr!(lang, "settings.cancel")).clicked() {
+                    outcome = Some(SettingsOutcome::Cancel);
+                }
+            });
+        });
+        if modal.should_close() && outcome.is_none() {
+            outcome = Some(SettingsOutcome::Cancel);
+        }
+        outcome
+    }
+
+    fn patch(
+        &self,
+        current: &Settings,
+        current_download_dir: &std::path::Path,
+        lang: Lang,
+    ) -> Result<SettingsPatch, String> {
+        let changed = |new: &str, old: &str| (new.trim() != old).then(|| new.trim().to_owned());
+        let name = self.name.trim();
+        if name.is_empty() {
+            return Err(tr!(lang, "settings.name_empty").into_owned());
+        }
+        let port: u16 = self
+            .port
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&port| port > 0)
+            .ok_or_else(|| tr!(lang, "settings.bad_port", port = self.port.trim()).into_owned())?;
+        let targets: Vec<String> =
+            self.targets.lines().map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
+        let download_dir = PathBuf::from(self.download_dir.trim());
+        if !download_dir.is_absolute() {
+            return Err(tr!(lang, "settings.bad_folder").into_owned());
+        }
+        let current_language = current.language.as_deref().map(|code| Lang::choose(Some(code)));
+        Ok(SettingsPatch {
+            name: changed(name, &current.name),
+            group: changed(&self.group, &current.group),
+            status: (self.status != current.status).then_some(self.status),
+            language: (self.language != current_language).then_some(self.language),
+            download_dir: (download_dir != current_download_dir).then_some(download_dir),
+            auto_accept: (self.auto_accept != current.auto_accept).then_some(self.auto_accept),
+            port: (port != current.port).then_some(port),
+            targets: (targets != current.targets).then_some(targets),
+        })
+    }
+}
+
+fn labelled_text(ui: &mut egui::Ui, label: &str, value: &mut String) {
+    let label = ui.label(label);
+    ui.add(egui::TextEdit::singleline(value).desired_width(300.0)).labelled_by(label.id);
+    ui.end_row();
+}
+
+/// A status as the user reads it.
+pub fn status_name(status: Status, lang: Lang) -> String {
+    let key = match status {
+        Status::Online | Status::Unknown => "status.online",
+        Status::Away => "status.away",
+        Status::Busy => "status.busy",
+    };
+    tr!(lang, key).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_changed_fields_are_patched_and_bad_values_are_explained() {
+        let current = Settings { name: "Ana".into(), ..Settings::default() };
+        let folder = PathBuf::from("/home/ana/Downloads/Pigeon");
+        let mut dialog = SettingsDialog::new(&current, &folder);
+        assert_eq!(dialog.patch(&current, &folder, Lang::En), Ok(SettingsPatch::default()));
+        dialog.name = " Ana Li ".into();
+        dialog.targets = "10.8.0.255\n\n 10.9.0.7:2426 ".into();
+        let patch = dialog.patch(&current, &folder, Lang::En).unwrap();
+        assert_eq!(patch.name.as_deref(), Some("Ana Li"));
+        assert_eq!(patch.targets, Some(vec!["10.8.0.255".to_owned(), "10.9.0.7:2426".to_owned()]));
+        assert!(patch.needs_restart());
+        let mut saved = current.clone();
+        patch.apply(&mut saved);
+        assert_eq!((saved.name.as_str(), saved.port), ("Ana Li", current.port));
+        dialog.port = "70000".into();
+        assert!(dialog.patch(&current, &folder, Lang::En).unwrap_err().contains("70000"));
+        dialog.port = current.port.to_string();
+        dialog.download_dir = "relative/folder".into();
+        assert!(dialog.patch(&current, &folder, Lang::En).is_err());
+    }
+}

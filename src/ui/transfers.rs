@@ -1,0 +1,148 @@
+//! Transfer cards: an incoming offer with Accept / Decline, and running or finished transfers
+//! with progress, speed, time left, cancel, retry and "open folder". The same card shows in the
+//! conversation (offers of that peer) and in the transfers panel (all of them).
+
+use eframe::egui::{self, Color32, RichText, Ui};
+
+use super::i18n::Lang;
+use super::model::{Model, TransferView};
+use super::text::clock_duration;
+use crate::node::human_bytes;
+use crate::protocol::ids::{PeerId, TransferId};
+use crate::store::{Direction, TransferState};
+use crate::tr;
+
+/// What the user asked for on a card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferAction {
+    /// Accept an offer; with `always`, every later offer of that peer too.
+    Accept(TransferId, bool),
+    /// Decline an offer.
+    Decline(TransferId),
+    /// Stop a transfer.
+    Cancel(TransferId),
+    /// Try again from where it stopped.
+    Retry(TransferId),
+    /// Show the download folder.
+    OpenFolder,
+}
+
+/// Offers from `peer` waiting for an answer, as cards; returns what was clicked.
+pub fn offers_from(ui: &mut Ui, model: &Model, peer: PeerId, lang: Lang) -> Option<TransferAction> {
+    let mut action = None;
+    for view in model.transfers.iter().filter(|v| {
+        v.info.peer == peer
+            && v.info.direction == Direction::Incoming
+            && v.info.state == TransferState::Offered
+    }) {
+        action = action.or(card(ui, model, view, lang));
+    }
+    action
+}
+
+/// Every transfer, newest first, as cards; returns what was clicked.
+pub fn panel(ui: &mut Ui, model: &Model, lang: Lang) -> Option<TransferAction> {
+    let mut action = None;
+    if model.transfers.is_empty() {
+        ui.label(RichText::new(tr!(lang, "transfers.none")).weak());
+        return None;
+    }
+    egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
+        for view in &model.transfers {
+            action = action.or(card(ui, model, view, lang));
+            ui.add_space(4.0);
+        }
+    });
+    action
+}
+
+fn card(ui: &mut Ui, model: &Model, view: &TransferView, lang: Lang) -> Option<TransferAction> {
+    let info = &view.info;
+    let id = info.transfer_id;
+    let name = model.name_of(info.peer);
+    let mut action = None;
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        let title = match info.direction {
+            Direction::Incoming => tr!(lang, "transfers.from", name = name),
+            Direction::Outgoing => tr!(lang, "transfers.to", name = name),
+        };
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(title).strong());
+            ui.label(RichText::new(state_text(view, lang)).small().color(state_color(ui, view)));
+        });
+        ui.label(&info.summary);
+        if info.state == TransferState::Active {
+            let progress = view.progress.unwrap_or_default();
+            let total = progress.bytes_total.max(info.total_bytes).max(1);
+            let fraction = progress.bytes_done as f32 / total as f32;
+            let mut detail =
+                format!("{:.0}% · {}/s", fraction * 100.0, human_bytes(progress.rate_bytes_per_sec));
+            if let Some(eta) = progress.eta_secs {
+                detail.push_str(" · ");
+                detail.push_str(&tr!(lang, "transfers.left", time = clock_duration(eta)));
+            }
+            ui.add(egui::ProgressBar::new(fraction).text(detail));
+            if let Some(reason) = &view.interrupted {
+                ui.label(RichText::new(tr!(lang, "transfers.reconnecting", reason = reason)).small().weak());
+            }
+        } else if !info.reason.is_empty() {
+            ui.label(RichText::new(&info.reason).small().weak());
+        }
+        let buttons: &[(&str, TransferAction)] = match (info.state, info.direction) {
+            (TransferState::Offered, Direction::Incoming) => &[
+                ("transfers.accept", TransferAction::Accept(id, false)),
+                ("transfers.always_accept", TransferAction::Accept(id, true)),
+                ("transfers.decline", TransferAction::Decline(id)),
+            ],
+            (TransferState::Offered | TransferState::Active, _) => {
+                &[("transfers.cancel", TransferAction::Cancel(id))]
+            }
+            (TransferState::Failed, _) => &[("transfers.retry", TransferAction::Retry(id))],
+            (TransferState::Completed, Direction::Incoming) => {
+                &[("transfers.open_folder", TransferAction::OpenFolder)]
+            }
+            _ => &[],
+        };
+        ui.horizontal(|ui| {
+            for (key, choice) in buttons {
+                if ui.button(tr!(lang, *key)).clicked() {
+                    action = Some(*choice);
+                }
+            }
+        });
+    });
+    action
+}
+
+fn state_text(view: &TransferView, lang: Lang) -> String {
+    let key = match (view.info.state, view.info.direction) {
+        (TransferState::Offered, Direction::Incoming) => "transfers.state.offered_in",
+        (TransferState::Offered, Direction::Outgoing) => "transfers.state.offered_out",
+        (TransferState::Active, _) if view.interrupted.is_some() => "transfers.state.interrupted",
+        (TransferState::Active, _) => "transfers.state.active",
+        (TransferState::Completed, _) => "transfers.state.completed",
+        (TransferState::Declined, _) => "transfers.state.declined",
+        (TransferState::Cancelled, _) => "transfers.state.cancelled",
+        (TransferState::Failed, _) => "transfers.state.failed",
+    };
+    tr!(lang, key).into_owned()
+}
+
+fn state_color(ui: &Ui, view: &TransferView) -> Color32 {
+    match view.info.state {
+        TransferState::Completed => Color32::from_rgb(0x30, 0xa0, 0x50),
+        TransferState::Failed => ui.visuals().error_fg_color,
+        TransferState::Active if view.interrupted.is_some() => ui.visuals().warn_fg_color,
+        _ => ui.visuals().weak_text_color(),
+    }
+}
+
+/// Transfers that still need something: offers to answer and running ones.
+pub fn pending_count(model: &Model) -> usize {
+    model
+        .transfers
+        .iter()
+        .filter(|v| matches!(v.info.state, TransferState::Offered | TransferState::Active))
+        .count()
+}
