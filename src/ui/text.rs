@@ -19,12 +19,12 @@ const CJK_PUNCTUATION: &str = "。，、；：！？（）《》「」【】";
 pub fn segments(text: &str) -> Vec<Segment<'_>> {
     let mut out = Vec::new();
     let mut rest = text;
-    while let Some(start) = find_link_start(rest) {
+    while let Some((start, prefix_len)) = find_link_start(rest) {
         let tail = &rest[start..];
         let end = tail.find(|c: char| c.is_whitespace() || CJK_PUNCTUATION.contains(c)).unwrap_or(tail.len());
         let link = tail[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '"', '\'']);
-        if link.len() <= "https://".len() {
-            // Only a scheme: not a link; keep it as text and look further.
+        if link.len() <= prefix_len {
+            // Only a prefix: not a link; keep it as text and look further.
             out.push(Segment::Text(&rest[..start + end]));
             rest = &rest[start + end..];
             continue;
@@ -41,7 +41,8 @@ pub fn segments(text: &str) -> Vec<Segment<'_>> {
     out
 }
 
-fn find_link_start(text: &str) -> Option<usize> {
+/// Where the first link starts, and the length of its prefix.
+fn find_link_start(text: &str) -> Option<(usize, usize)> {
     ["https://", "http://", "www."]
         .iter()
         .filter_map(|prefix| {
@@ -50,7 +51,7 @@ fn find_link_start(text: &str) -> Option<usize> {
                 .find(|(at, _)| {
                     *prefix != "www." || text[..*at].chars().last().is_none_or(|c| !c.is_alphanumeric())
                 })
-                .map(|(at, _)| at)
+                .map(|(at, _)| (at, prefix.len()))
         })
         .min()
 }
@@ -97,7 +98,7 @@ mod tests {
             segments("看这个https://例子.cn。好"),
             [Text("看这个"), Link("https://例子.cn"), Text("。好")]
         );
-        assert_eq!(segments("awww.txt https:// x"), [Text("awww.txt "), Text("https://"), Text(" x")]);
+        assert_eq!(segments("awww.txt https:// x"), [Text("awww.txt https://"), Text(" x")]);
         assert_eq!(link_target("www.x.cn"), "https://www.x.cn");
     }
 
