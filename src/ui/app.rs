@@ -135,7 +135,10 @@ impl PigeonApp {
         }
         let open = self.selection.single();
         for arrival in arrivals {
-            if focused && open == Some(arrival.peer) {
+            if arrival.offer {
+                self.show_transfers = true;
+            }
+            if focused && open == Some(arrival.peer) && !arrival.offer {
                 self.mark_read(arrival.peer);
             } else if !focused {
                 self.background.submit(Job::Notify { summary: arrival.name, body: arrival.text });
@@ -245,16 +248,17 @@ impl PigeonApp {
         ui.horizontal(|ui| {
             let status = self.config.settings.status;
             ui.label(RichText::new("●").color(status_color(true, status)));
-            ui.label(RichText::new(&self.model.me.name).strong());
+            let me = ui.label(RichText::new(&self.model.me.name).strong());
             let mut chosen = status;
-            egui::ComboBox::from_id_salt("my-status").selected_text(status_name(status, lang)).show_ui(
-                ui,
-                |ui| {
+            egui::ComboBox::from_id_salt("my-status")
+                .selected_text(status_name(status, lang))
+                .show_ui(ui, |ui| {
                     for option in [Status::Online, Status::Away, Status::Busy] {
                         ui.selectable_value(&mut chosen, option, status_name(option, lang));
                     }
-                },
-            );
+                })
+                .response
+                .labelled_by(me.id);
             if chosen != status {
                 self.apply_settings(&SettingsPatch { status: Some(chosen), ..SettingsPatch::default() });
             }

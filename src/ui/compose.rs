@@ -26,7 +26,10 @@ pub fn show(ui: &mut Ui, draft: &mut String, enabled: bool, lang: Lang) -> Optio
     let edit_id = ui.scope_id().with("compose");
     // Enter must be taken before the text box sees it, or it would insert a line break.
     let focused = ui.memory(|memory| memory.has_focus(edit_id));
-    if focused && ui.input_mut(|input| input.consume_key(Modifiers::NONE, Key::Enter)) {
+    // (consume_key ignores Shift, which must still mean "new line".)
+    if focused
+        && ui.input_mut(|input| !input.modifiers.shift && input.consume_key(Modifiers::NONE, Key::Enter))
+    {
         action = take(draft);
     }
     ui.horizontal(|ui| {

@@ -34,9 +34,9 @@ pub const ICON_PNG: &[u8] = include_bytes!("../../assets/pigeon-256.png");
 /// Size of a new window.
 pub const WINDOW_SIZE: [f32; 2] = [1024.0, 680.0];
 
-/// Starts the node and opens the window; returns when the window is closed.
+/// Opens the window and starts the node in it; returns when the window is closed. The node
+/// starts only once the window exists, so a machine without a display never announces itself.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let node = Node::start(&config)?;
     let mut viewport = eframe::egui::ViewportBuilder::default()
         .with_title("Pigeon")
         .with_app_id("pigeon")
@@ -55,7 +55,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     eframe::run_native(
         "Pigeon",
         options,
-        Box::new(move |cc| Ok(Box::new(PigeonApp::new(cc, node, config, Arc::new(|| {}))?))),
+        Box::new(move |cc| {
+            let node = Node::start(&config)?;
+            Ok(Box::new(PigeonApp::new(cc, node, config, Arc::new(|| {}))?))
+        }),
     )
     .map_err(|err| anyhow::anyhow!("cannot open the window: {err}"))
 }

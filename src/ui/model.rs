@@ -172,15 +172,18 @@ pub struct TransferView {
     pub interrupted: Option<String>,
 }
 
-/// A message that arrived, for a notification.
+/// Something from a peer that the user should hear about (a notification, the transfers
+/// panel).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arrival {
     /// From whom.
     pub peer: PeerId,
     /// Their name as we know it.
     pub name: String,
-    /// The text.
+    /// The message text, or the offer's summary.
     pub text: String,
+    /// A file offer rather than a message.
+    pub offer: bool,
 }
 
 /// The answer to a safety-number request, shown in a dialog.
@@ -214,7 +217,7 @@ pub struct Model {
 }
 
 impl Model {
-    /// Takes in one node event; returns a message that arrived, for notifications.
+    /// Takes in one node event; returns a message or offer that arrived, for notifications.
     pub fn apply(&mut self, event: Event) -> Option<Arrival> {
         match event {
             Event::Started { id, name, addr } => self.me = Me { id: Some(id), name, addr },
@@ -267,7 +270,18 @@ impl Model {
                 };
                 chat.merge_page(messages, has_more, older);
             }
-            Event::TransferAdded { transfer, .. } => self.add_transfer(transfer),
+            Event::TransferAdded { transfer, .. } => {
+                let offered =
+                    transfer.direction == Direction::Incoming && transfer.state == TransferState::Offered;
+                let arrival = offered.then(|| Arrival {
+                    peer: transfer.peer,
+                    name: self.name_of(transfer.peer),
+                    text: transfer.summary.clone(),
+                    offer: true,
+                });
+                self.add_transfer(transfer);
+                return arrival;
+            }
             Event::Transfers { transfers } => {
                 for transfer in transfers.into_iter().rev() {
                     self.add_transfer(transfer);
@@ -359,7 +373,7 @@ impl Model {
             key_changed_from: None,
         });
         entry.unread += 1;
-        Some(Arrival { peer, name: entry.name.clone(), text })
+        Some(Arrival { peer, name: entry.name.clone(), text, offer: false })
     }
 
     fn upsert(&mut self, info: &PeerInfo) {

@@ -125,16 +125,18 @@ impl SettingsDialog {
             egui::Grid::new("settings-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
                 labelled_text(ui, &tr!(lang, "settings.name"), &mut self.name);
                 labelled_text(ui, &tr!(lang, "settings.group"), &mut self.group);
-                ui.label(tr!(lang, "settings.status"));
+                let label = ui.label(tr!(lang, "settings.status"));
                 egui::ComboBox::from_id_salt("settings-status")
                     .selected_text(status_name(self.status, lang))
                     .show_ui(ui, |ui| {
                         for status in [Status::Online, Status::Away, Status::Busy] {
                             ui.selectable_value(&mut self.status, status, status_name(status, lang));
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(label.id);
                 ui.end_row();
-                ui.label(tr!(lang, "settings.language"));
+                let label = ui.label(tr!(lang, "settings.language"));
                 egui::ComboBox::from_id_salt("settings-language")
                     .selected_text(match self.language {
                         Some(chosen) => chosen.native_name().to_owned(),
@@ -145,7 +147,9 @@ impl SettingsDialog {
                         for choice in Lang::ALL {
                             ui.selectable_value(&mut self.language, Some(choice), choice.native_name());
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(label.id);
                 ui.end_row();
                 ui.label(tr!(lang, "settings.download_dir"));
                 ui.horizontal(|ui| {

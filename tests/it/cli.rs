@@ -77,10 +77,18 @@ fn commands_hand_over_to_the_node_running_on_the_same_data_folder() {
 }
 
 #[test]
-fn no_subcommand_explains_that_the_window_is_coming() {
-    let out = pigeon(&[]);
-    assert!(out.status.success());
-    assert!(text(&out.stdout).contains("pigeon daemon"));
+fn without_a_display_the_window_fails_clearly_before_the_node_starts() {
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Process::new(pigeon_bin())
+        .args(net.flags(1, 1, dir.path()))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cannot open the window"), "{}", text(&out.stderr));
+    assert!(!dir.path().join("identity.key").exists(), "the node never started");
 }
 
 #[test]

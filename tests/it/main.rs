@@ -13,3 +13,4 @@ mod raw;
 mod security;
 mod transfer;
 mod util;
+mod window;

@@ -1,0 +1,203 @@
+//! The real window (egui_kittest drives it without a GPU) around a real node on loopback, with
+//! a `pigeon daemon` as the other party: what a user clicks and types, and what the other side
+//! sees.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use eframe::egui::accesskit::Role;
+use eframe::egui::{self, Key, Modifiers};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use pigeon::config::Config;
+use pigeon::store::{MessageState, TransferState};
+use pigeon::ui::{PigeonApp, WINDOW_SIZE};
+use pigeon::{Command, Event, Node};
+
+use crate::util::{Daemon, Net, SHORT};
+
+/// The window of node `i` of `count` on `net`, in English, with its data in `dir`.
+struct Window {
+    harness: Harness<'static, PigeonApp>,
+    woke: Receiver<()>,
+}
+
+impl Window {
+    fn open(net: &Net, i: u8, count: u8, dir: &Path, name: &str) -> Window {
+        let mut config = Config::in_dir(dir);
+        let settings = &mut config.settings;
+        settings.name = name.into();
+        settings.bind = net.ip(i);
+        settings.port = net.port;
+        settings.broadcast = false;
+        settings.targets = (1..=count).filter(|&o| o != i).map(|o| net.ip(o).to_string()).collect();
+        settings.download_dir = Some(dir.join("downloads"));
+        settings.language = Some("en".into());
+        let node = Node::start(&config).unwrap();
+        let (wake, woke) = crossbeam_channel::bounded(1);
+        let also_wake = Arc::new(move || {
+            // A pending wake-up is as good as two.
+            wake.try_send(()).ok();
+        });
+        let harness = Harness::builder()
+            .with_size(egui::Vec2::from(WINDOW_SIZE))
+            .build_eframe(move |cc| PigeonApp::new(cc, node, config, also_wake).unwrap());
+        Window { harness, woke }
+    }
+
+    /// Runs frames until `done` holds, waiting for node events between frames.
+    fn until(&mut self, what: &str, done: impl Fn(&Harness<'static, PigeonApp>) -> bool) {
+        let deadline = Instant::now() + SHORT;
+        loop {
+            self.harness.step();
+            if done(&self.harness) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "window: {what} not seen within {SHORT:?}; shown: {:?}",
+                self.labels()
+            );
+            // Node events wake us at once; UI-only changes need just another frame.
+            self.woke.recv_timeout(Duration::from_millis(50)).ok();
+        }
+    }
+
+    /// Every label on screen, for failure messages.
+    fn labels(&self) -> Vec<String> {
+        self.harness
+            .query_all(egui_kittest::kittest::By::new().predicate(|_| true))
+            .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).label())
+            .collect()
+    }
+
+    fn shows(&self, label: &str) -> bool {
+        self.harness.query_by_label(label).is_some()
+    }
+
+    fn click(&mut self, label: &str) {
+        self.harness.get_by_role_and_label(Role::Button, label).click();
+        self.harness.step();
+    }
+
+    fn type_into_compose(&mut self, text: &str) {
+        self.harness.get_by_role(Role::MultilineTextInput).focus();
+        self.harness.step();
+        self.harness.get_by_role(Role::MultilineTextInput).type_text(text);
+        self.harness.step();
+    }
+}
+
+#[test]
+fn clicking_a_peer_typing_and_pressing_enter_delivers_and_the_window_shows_it() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut window = Window::open(&net, 1, 2, &dirs.path().join("ana"), "Ana");
+    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    window.click("Bo");
+    window.type_into_compose("hello from the window");
+    window.harness.key_press(Key::Enter);
+    window.until("the message, delivered", |h| {
+        h.query_by_label("hello from the window").is_some() && h.query_by_label("delivered").is_some()
+    });
+    bo.expect(SHORT, "the message", |event| match event {
+        Event::MessageReceived { message } => (message.text == "hello from the window").then_some(()),
+        _ => None,
+    });
+    // Shift+Enter is a new line, not a send; the Send button sends.
+    window.type_into_compose("two");
+    window.harness.key_press_modifiers(Modifiers::SHIFT, Key::Enter);
+    window.harness.step();
+    window.harness.get_by_role(Role::MultilineTextInput).type_text("lines");
+    window.click("Send");
+    bo.expect(SHORT, "the two-line message", |event| match event {
+        Event::MessageReceived { message } => (message.text == "two\nlines").then_some(()),
+        _ => None,
+    });
+    window.until("the two-line message in the conversation", |h| h.query_by_label("two\nlines").is_some());
+    let chats = &window.harness.state().model().chats;
+    let sent: Vec<&str> = chats.values().flat_map(|c| &c.messages).map(|m| m.text.as_str()).collect();
+    assert_eq!(sent, ["hello from the window", "two\nlines"]);
+}
+
+#[test]
+fn an_arriving_message_shows_unread_until_the_conversation_is_opened() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut window = Window::open(&net, 1, 2, &dirs.path().join("ana"), "Ana");
+    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    let ana = window.harness.state().node().id();
+    bo.send(&Command::SendMessage { to: vec![ana], text: "你好，Ana".into(), tag: None });
+    window.until("the unread badge", |h| h.query_by_label("Bo, 1 unread").is_some());
+    assert_eq!(window.harness.state().model().total_unread(), 1);
+    window.click("Bo, 1 unread");
+    window.until("the message, read", |h| {
+        h.query_by_label("你好，Ana").is_some() && h.query_by_role_and_label(Role::Button, "Bo").is_some()
+    });
+    assert_eq!(window.harness.state().model().total_unread(), 0);
+    bo.expect(SHORT, "the read receipt", |event| match event {
+        Event::MessageStateChanged { state: MessageState::Read, .. } => Some(()),
+        _ => None,
+    });
+}
+
+#[test]
+fn an_offered_file_is_accepted_with_a_click_and_arrives() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let ana_dir = dirs.path().join("ana");
+    let mut window = Window::open(&net, 1, 2, &ana_dir, "Ana");
+    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    let content: Vec<u8> = (0..3_000_000u32).map(|n| (n % 251) as u8).collect();
+    let source = dirs.path().join("report.bin");
+    std::fs::write(&source, &content).unwrap();
+    let ana = window.harness.state().node().id();
+    bo.send(&Command::SendFiles { to: vec![ana], paths: vec![source], tag: None });
+    window.until("the offer card", |h| h.query_by_label("Accept").is_some());
+    window.click("Accept");
+    window.until("the transfer, done", |h| h.query_by_label("done").is_some());
+    let view = &window.harness.state().model().transfers[0];
+    assert_eq!(view.info.state, TransferState::Completed);
+    assert!(window.shows("Open folder"));
+    assert_eq!(std::fs::read(ana_dir.join("downloads/report.bin")).unwrap(), content);
+    bo.expect(SHORT, "completion at the sender", |event| match event {
+        Event::TransferStateChanged { state: TransferState::Completed, .. } => Some(()),
+        _ => None,
+    });
+}
+
+#[test]
+fn a_new_display_name_from_settings_reaches_the_other_node_and_the_settings_file() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let ana_dir = dirs.path().join("ana");
+    let mut window = Window::open(&net, 1, 2, &ana_dir, "Ana");
+    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    window.click("Settings");
+    window.until("the settings dialog", |h| h.query_by_label("Display name").is_some());
+    let name_field = window.harness.get_by_label("Display name");
+    name_field.focus();
+    window.harness.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    window.harness.get_by_label("Display name").type_text("安娜 Ana");
+    window.harness.step();
+    window.click("Save");
+    let ana = window.harness.state().node().id();
+    bo.expect(SHORT, "the new name", |event| match event {
+        Event::PeerUpdated { peer } | Event::PeerJoined { peer } => {
+            (peer.id == ana && peer.name == "安娜 Ana").then_some(())
+        }
+        _ => None,
+    });
+    let config_file = ana_dir.join("config.toml");
+    window.until("the settings file", |_| {
+        std::fs::read_to_string(&config_file).is_ok_and(|text| text.contains("安娜 Ana"))
+    });
+    let saved = std::fs::read_to_string(&config_file).unwrap();
+    assert!(!saved.contains(&net.ip(1).to_string()), "the session's address is not saved: {saved}");
+}
