@@ -14,3 +14,4 @@ mod security;
 mod transfer;
 mod util;
 mod window;
+mod window_smoke;
