@@ -33,7 +33,8 @@ impl Xvfb {
         }
         // Display numbers per process and test, far from a desktop's :0 and :1.
         for _ in 0..20 {
-            let n = 300 + (std::process::id() % 500) as u16 * 4 + NEXT_DISPLAY.fetch_add(1, Ordering::Relaxed);
+            let n =
+                300 + (std::process::id() % 500) as u16 * 4 + NEXT_DISPLAY.fetch_add(1, Ordering::Relaxed);
             let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
             if socket.exists() || Path::new(&format!("/tmp/.X{n}-lock")).exists() {
                 continue;
@@ -150,5 +151,8 @@ fn the_binary_opens_a_window_that_draws_chinese_names() {
     drop(without_font);
 
     let differing = name_with_font.chunks(3).zip(name_without_font.chunks(3)).filter(|(a, b)| a != b).count();
-    assert!(differing > 100, "the CJK name looks the same with and without a CJK font ({differing} pixels differ)");
+    assert!(
+        differing > 100,
+        "the CJK name looks the same with and without a CJK font ({differing} pixels differ)"
+    );
 }
