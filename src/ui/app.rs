@@ -107,6 +107,11 @@ impl PigeonApp {
         &self.model
     }
 
+    /// Takes in an event as if the node had sent it (benchmarks fill the window this way).
+    pub fn apply(&mut self, event: crate::Event) {
+        self.model.apply(event);
+    }
+
     /// The node behind the window.
     pub fn node(&self) -> &Node {
         &self.node

@@ -33,7 +33,7 @@ pub fn show(ui: &mut Ui, draft: &mut String, enabled: bool, lang: Lang) -> Optio
         action = take(draft);
     }
     ui.horizontal(|ui| {
-        let buttons_width = 110.0;
+        let buttons_width = 170.0;
         let rows = draft.lines().count().clamp(2, MAX_ROWS);
         let edit = egui::TextEdit::multiline(draft)
             .id(edit_id)
