@@ -116,7 +116,9 @@ fn main() {
         times.push(start.elapsed());
         if frame == FRAMES / 2 - 1 {
             let shown: Vec<String> = harness
-                .query_all_by(|node| node.value().is_some_and(|v| v.starts_with("Message ") || v.starts_with("第")))
+                .query_all_by(|node| {
+                    node.value().is_some_and(|v| v.starts_with("Message ") || v.starts_with("第"))
+                })
                 .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).value())
                 .map(|label| label.chars().take(14).collect())
                 .collect();

@@ -201,3 +201,68 @@ fn a_new_display_name_from_settings_reaches_the_other_node_and_the_settings_file
     let saved = std::fs::read_to_string(&config_file).unwrap();
     assert!(!saved.contains(&net.ip(1).to_string()), "the session's address is not saved: {saved}");
 }
+
+/// A file dropped from the desktop, as winit reports it.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|err| err.to_string())
+    }
+}
+
+#[test]
+fn a_folder_dropped_on_a_peer_is_offered_to_that_peer() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut window = Window::open(&net, 1, 3, &dirs.path().join("ana"), "Ana");
+    let mut bo = Daemon::start("Bo", &net.flags(2, 3, &dirs.path().join("bo")));
+    let mut cy = Daemon::start("Cy", &net.flags(3, 3, &dirs.path().join("cy")));
+    window.until("both peers listed", |h| {
+        h.query_by_role_and_label(Role::Button, "Bo").is_some()
+            && h.query_by_role_and_label(Role::Button, "Cy").is_some()
+    });
+    // Cy is selected, but the folder is dropped on Bo's row.
+    window.click("Cy");
+    let folder = dirs.path().join("Photos");
+    std::fs::create_dir_all(folder.join("2026")).unwrap();
+    std::fs::write(folder.join("2026/beach.jpg"), b"not really a jpeg").unwrap();
+    let bo_row = window.harness.get_by_role_and_label(Role::Button, "Bo").rect().center();
+    window.harness.event(egui::Event::PointerMoved(bo_row));
+    window.harness.step();
+    window.harness.input_mut().dropped_files.push(Arc::new(Dropped(folder)));
+    window.until("the outgoing offer", |h| h.state().model().transfers.len() == 1);
+    let summary = bo.expect(SHORT, "the offer", |event| match event {
+        Event::TransferAdded { transfer, .. } => Some(transfer.summary.clone()),
+        _ => None,
+    });
+    assert!(summary.contains("Photos"), "{summary}");
+    assert!(
+        cy.drain_for(Duration::from_millis(300)).iter().all(|e| !matches!(e, Event::TransferAdded { .. }))
+    );
+}
+
+#[test]
+fn choosing_chinese_in_settings_switches_the_window_at_once() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut window = Window::open(&net, 1, 1, &dirs.path().join("ana"), "Ana");
+    window.until("the window", |h| h.query_by_role_and_label(Role::Button, "Settings").is_some());
+    window.click("Settings");
+    window.until("the settings dialog", |h| h.query_by_label("Language").is_some());
+    window.harness.get_by_role_and_label(Role::ComboBox, "Language").click();
+    window.until("the language list", |h| h.query_by_label("简体中文").is_some());
+    window.harness.get_by_label("简体中文").click();
+    window.harness.step();
+    window.click("Save");
+    window.until("Chinese labels", |h| {
+        h.query_by_role_and_label(Role::Button, "设置").is_some()
+            && h.query_by_label("欢迎使用 Pigeon").is_some()
+    });
+    assert_eq!(window.harness.state().lang(), pigeon::ui::i18n::Lang::ZhCn);
+}
