@@ -36,12 +36,12 @@ fn id(n: u32) -> [u8; 16] {
 fn peer(n: u32) -> PeerInfo {
     PeerInfo {
         id: PeerId::from_bytes(id(n)),
-        name: if n % 3 == 0 { format!("同事 {n}") } else { format!("Colleague {n}") },
+        name: if n.is_multiple_of(3) { format!("同事 {n}") } else { format!("Colleague {n}") },
         group: format!("Team {}", n % 20),
         host: format!("pc-{n}"),
         addr: format!("10.0.{}.{}", n / 250, n % 250 + 1),
         port: 2426,
-        status: if n % 7 == 0 { Status::Away } else { Status::Online },
+        status: if n.is_multiple_of(7) { Status::Away } else { Status::Online },
         key: PublicKey::from_bytes([1; 32]),
         trust: Trust::Unverified,
     }
@@ -58,7 +58,7 @@ fn message(peer: PeerId, n: u32) -> ChatMessage {
         seq: i64::from(n) + 1,
         msg_id: MsgId::from_bytes(id(n)),
         peer,
-        direction: if n % 2 == 0 { Direction::Incoming } else { Direction::Outgoing },
+        direction: if n.is_multiple_of(2) { Direction::Incoming } else { Direction::Outgoing },
         text,
         sent_at_ms: 1_790_000_000_000 + u64::from(n) * 60_000,
         state: MessageState::Read,
@@ -66,9 +66,8 @@ fn message(peer: PeerId, n: u32) -> ChatMessage {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index]
+fn percentile(sorted: &[Duration], percent: usize) -> Duration {
+    sorted[(sorted.len() - 1) * percent / 100]
 }
 
 fn main() {
@@ -130,8 +129,8 @@ fn main() {
     println!(
         "frame time over {FRAMES} scrolling frames: mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         mean.as_secs_f64() * 1e3,
-        percentile(&times, 0.5).as_secs_f64() * 1e3,
-        percentile(&times, 0.99).as_secs_f64() * 1e3,
+        percentile(&times, 50).as_secs_f64() * 1e3,
+        percentile(&times, 99).as_secs_f64() * 1e3,
         times.last().unwrap().as_secs_f64() * 1e3,
     );
 }
