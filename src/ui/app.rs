@@ -514,7 +514,9 @@ impl PigeonApp {
                 }
             });
         });
-        if modal.should_close() {
+        // A button clicked inside a modal also asks it to close; only the verify buttons
+        // should keep it open (to show the new state).
+        if modal.should_close() && command.is_none() {
             self.safety_open = false;
         }
         if let Some(command) = command {

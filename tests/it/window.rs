@@ -69,7 +69,10 @@ impl Window {
     fn labels(&self) -> Vec<String> {
         self.harness
             .query_all(egui_kittest::kittest::By::new().predicate(|_| true))
-            .filter_map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).label())
+            .filter_map(|node| {
+                let node = egui_kittest::kittest::NodeT::accesskit_node(&node);
+                node.label().or_else(|| node.value())
+            })
             .collect()
     }
 
@@ -77,7 +80,10 @@ impl Window {
         self.harness.query_by_label(label).is_some()
     }
 
+    /// Clicks a button. One frame first, so that a dialog whose content just changed has
+    /// settled where it will be clicked.
     fn click(&mut self, label: &str) {
+        self.harness.step();
         self.harness.get_by_role_and_label(Role::Button, label).click();
         self.harness.step();
     }
@@ -265,4 +271,48 @@ fn choosing_chinese_in_settings_switches_the_window_at_once() {
             && h.query_by_label("欢迎使用 Pigeon").is_some()
     });
     assert_eq!(window.harness.state().lang(), pigeon::ui::i18n::Lang::ZhCn);
+}
+
+#[test]
+fn verifying_a_peer_and_then_its_changed_key_shows_a_warning_until_accepted() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let bo_dir = dirs.path().join("bo");
+    let mut window = Window::open(&net, 1, 2, &dirs.path().join("ana"), "Ana");
+    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &bo_dir));
+    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    window.click("Bo");
+    window.click("Safety number");
+    let ana = window.harness.state().node().id();
+    bo.send(&Command::SafetyNumber { peer: ana });
+    let code = bo.expect(SHORT, "bo's code", |event| match event {
+        Event::SafetyNumber { code, .. } => Some(code.clone()),
+        _ => None,
+    });
+    window.until("the same code in the window", |h| h.query_by_label(&code).is_some());
+    window.click("They match — mark verified");
+    window.until("the dialog says verified", |h| {
+        h.query_by_role_and_label(Role::Button, "Mark not verified").is_some()
+    });
+    window.click("Close");
+    window.until("verified", |h| h.query_by_label("Encrypted · verified").is_some());
+
+    // Bo reinstalls: same name and host, new key.
+    let old_bo = bo.id;
+    bo.stop();
+    std::fs::remove_file(bo_dir.join(pigeon::secure::identity::KEY_FILE)).unwrap();
+    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &bo_dir));
+    assert_ne!(bo.id, old_bo);
+    bo.send(&Command::SendMessage { to: vec![ana], text: "new laptop".into(), tag: None });
+    // The new Bo is listed first (online before offline) and has the message unread.
+    window.until("the new Bo", |h| h.query_by_role_and_label(Role::Button, "Bo, 1 unread").is_some());
+    window.click("Bo, 1 unread");
+    let warning = "has a new key, and you had verified the old one";
+    window.until("the warning and the marked message", |h| {
+        h.query_by_label_contains(warning).is_some()
+            && h.query_by_label_contains("Sent with a key you have not accepted").is_some()
+    });
+    window.click("Accept the new key");
+    window.until("no warning", |h| h.query_by_label_contains(warning).is_none());
+    assert!(window.shows("Encrypted · not verified"));
 }
