@@ -88,6 +88,12 @@ pub enum Command {
         #[serde(default)]
         auto_accept: Option<bool>,
     },
+    /// Replace the extra announce targets (addresses, not names: resolving is the caller's
+    /// job, so the node never waits on DNS). We announce to them at once.
+    SetTargets {
+        /// `a.b.c.d` or `a.b.c.d:port` (default: the node's port).
+        targets: Vec<String>,
+    },
     /// Offer files and folders to each peer in `to` (one transfer per peer); answered by
     /// [`Event::TransferAdded`](super::Event::TransferAdded) per peer, carrying `tag`.
     SendFiles {

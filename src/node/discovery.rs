@@ -79,7 +79,7 @@ pub struct Announcer {
     port: u16,
     /// Announce on interface broadcast addresses.
     broadcast: bool,
-    /// Configured extra targets, resolved at start.
+    /// Configured extra targets, resolved.
     targets: Vec<SocketAddrV4>,
 }
 
@@ -106,6 +106,11 @@ impl Announcer {
         for destination in destinations {
             self.send(&bytes, destination);
         }
+    }
+
+    /// Replaces the extra targets (the user changed them in the settings).
+    pub fn set_targets(&mut self, targets: Vec<SocketAddrV4>) {
+        self.targets = targets;
     }
 
     /// Answers one peer directly.

@@ -360,8 +360,9 @@ fn bind_control(data_dir: &Path) -> Option<std::os::unix::net::UnixListener> {
     }
 }
 
-/// Resolves configured targets (`host` or `host:port`) to IPv4 socket addresses.
-fn resolve_targets(targets: &[String], default_port: u16) -> Result<Vec<SocketAddrV4>, StartError> {
+/// Resolves configured targets (`host` or `host:port`) to IPv4 socket addresses; may wait on
+/// DNS for host names.
+pub fn resolve_targets(targets: &[String], default_port: u16) -> Result<Vec<SocketAddrV4>, StartError> {
     targets
         .iter()
         .map(|target| {

@@ -170,7 +170,10 @@ impl PigeonApp {
         for outcome in outcomes {
             match outcome {
                 Outcome::SettingsSaved(Ok(())) => {}
-                Outcome::SettingsSaved(Err(error)) | Outcome::OpenFailed(error) => self.model.notice(error),
+                Outcome::TargetsResolved(Ok(targets)) => self.send(Command::SetTargets { targets }),
+                Outcome::SettingsSaved(Err(error))
+                | Outcome::OpenFailed(error)
+                | Outcome::TargetsResolved(Err(error)) => self.model.notice(error),
             }
         }
     }
@@ -214,6 +217,9 @@ impl PigeonApp {
                 download_dir: patch.download_dir.clone(),
                 auto_accept: patch.auto_accept,
             });
+        }
+        if let Some(targets) = &patch.targets {
+            self.background.submit(Job::ResolveTargets(targets.clone(), self.config.settings.port));
         }
         if let Some(name) = &patch.name {
             self.model.me.name.clone_from(name);

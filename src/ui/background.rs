@@ -29,6 +29,8 @@ pub enum Job {
     },
     /// Show a folder in the file manager.
     OpenFolder(PathBuf),
+    /// Resolve extra targets (host names may need DNS) for the node.
+    ResolveTargets(Vec<String>, u16),
 }
 
 /// What came of a job the window waits for.
@@ -38,6 +40,8 @@ pub enum Outcome {
     SettingsSaved(Result<(), String>),
     /// The file manager could not be started.
     OpenFailed(String),
+    /// Extra targets as addresses, or why one does not resolve.
+    TargetsResolved(Result<Vec<String>, String>),
 }
 
 /// The worker thread's two queues.
@@ -99,6 +103,11 @@ fn run(job: Job) -> Option<Outcome> {
             }
             None
         }
+        Job::ResolveTargets(targets, port) => Some(Outcome::TargetsResolved(
+            crate::node::resolve_targets(&targets, port)
+                .map(|addrs| addrs.iter().map(ToString::to_string).collect())
+                .map_err(|err| err.to_string()),
+        )),
         Job::OpenFolder(folder) => {
             let opener = if cfg!(target_os = "macos") {
                 "open"

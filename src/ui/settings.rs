@@ -54,7 +54,7 @@ pub struct SettingsPatch {
     pub auto_accept: Option<bool>,
     /// Port (takes effect at the next start).
     pub port: Option<u16>,
-    /// Extra targets (take effect at the next start).
+    /// Extra targets.
     pub targets: Option<Vec<String>>,
 }
 
@@ -89,7 +89,7 @@ impl SettingsPatch {
 
     /// Whether something that only a restart applies changed.
     pub fn needs_restart(&self) -> bool {
-        self.port.is_some() || self.targets.is_some()
+        self.port.is_some()
     }
 }
 
@@ -163,12 +163,13 @@ impl SettingsDialog {
                 ui.checkbox(&mut self.auto_accept, tr!(lang, "settings.auto_accept"));
                 ui.end_row();
                 labelled_text(ui, &tr!(lang, "settings.port"), &mut self.port);
-                ui.label(tr!(lang, "settings.targets"));
+                let label = ui.label(tr!(lang, "settings.targets"));
                 ui.add(
                     egui::TextEdit::multiline(&mut self.targets)
                         .desired_rows(3)
                         .hint_text(tr!(lang, "settings.targets_hint")),
-                );
+                )
+                .labelled_by(label.id);
                 ui.end_row();
             });
             ui.label(RichText::new(tr!(lang, "settings.restart_note")).small().weak());
@@ -263,7 +264,7 @@ mod tests {
         let patch = dialog.patch(&current, &folder, Lang::En).unwrap();
         assert_eq!(patch.name.as_deref(), Some("Ana Li"));
         assert_eq!(patch.targets, Some(vec!["10.8.0.255".to_owned(), "10.9.0.7:2426".to_owned()]));
-        assert!(patch.needs_restart());
+        assert!(!patch.needs_restart(), "targets apply at once");
         let mut saved = current.clone();
         patch.apply(&mut saved);
         assert_eq!((saved.name.as_str(), saved.port), ("Ana Li", current.port));

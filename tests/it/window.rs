@@ -316,3 +316,25 @@ fn verifying_a_peer_and_then_its_changed_key_shows_a_warning_until_accepted() {
     window.until("no warning", |h| h.query_by_label_contains(warning).is_none());
     assert!(window.shows("Encrypted · not verified"));
 }
+
+#[test]
+fn an_extra_target_added_in_settings_is_announced_to_at_once() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    // Ana's window has no targets; Cy announces to nobody, so only Ana's new target can
+    // bring them together.
+    let mut window = Window::open(&net, 1, 1, &dirs.path().join("ana"), "Ana");
+    let mut cy = Daemon::start("Cy", &net.flags(3, 1, &dirs.path().join("cy")));
+    window.click("Settings");
+    window.until("the settings dialog", |h| h.query_by_label("Extra targets").is_some());
+    window.harness.get_by_label("Extra targets").focus();
+    window.harness.step();
+    window.harness.get_by_label("Extra targets").type_text(&net.ip(3).to_string());
+    window.click("Save");
+    let ana = window.harness.state().node().id();
+    cy.expect(SHORT, "Ana, found through the new target", |event| match event {
+        Event::PeerJoined { peer } => (peer.id == ana).then_some(()),
+        _ => None,
+    });
+    window.until("Cy in the list", |h| h.query_by_role_and_label(Role::Button, "Cy").is_some());
+}

@@ -413,6 +413,13 @@ impl Hub {
                 }
                 self.announce(&Datagram::Heartbeat(self.me.clone()));
             }
+            Command::SetTargets { targets } => match parse_targets(&targets, self.me.port) {
+                Ok(addrs) => {
+                    self.announcer.set_targets(addrs);
+                    self.announce(&Datagram::Heartbeat(self.me.clone()));
+                }
+                Err(err) => self.fail(origin, None, &err),
+            },
             Command::SetReceiving { download_dir, auto_accept } => {
                 if let Some(dir) = download_dir {
                     self.download_dir = dir;
@@ -905,4 +912,19 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// Targets given as IPv4 addresses with an optional port.
+fn parse_targets(targets: &[String], default_port: u16) -> Result<Vec<SocketAddrV4>, String> {
+    targets
+        .iter()
+        .map(|target| {
+            target
+                .parse::<SocketAddrV4>()
+                .or_else(|_| {
+                    target.parse::<std::net::Ipv4Addr>().map(|ip| SocketAddrV4::new(ip, default_port))
+                })
+                .map_err(|_not_an_address| format!("invalid target {target:?}: expected an IPv4 address"))
+        })
+        .collect()
 }
