@@ -42,8 +42,9 @@ fn peer(n: u32) -> PeerInfo {
         addr: format!("10.0.{}.{}", n / 250, n % 250 + 1),
         port: 2426,
         status: if n.is_multiple_of(7) { Status::Away } else { Status::Online },
-        key: PublicKey::from_bytes([1; 32]),
+        key: Some(PublicKey::from_bytes([1; 32])),
         trust: Trust::Unverified,
+        client: None,
     }
 }
 

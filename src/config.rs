@@ -73,6 +73,10 @@ pub struct Settings {
     pub auto_accept: bool,
     /// Language of the window (`en`, `zh-CN`); `None` follows the system locale.
     pub language: Option<String>,
+    /// Talk to IP Messenger clients (IP Messenger, FeiQ, iptux) too.
+    pub ipmsg: bool,
+    /// UDP port of IP Messenger (2425 for every real client; others for tests).
+    pub ipmsg_port: u16,
 }
 
 impl Settings {
@@ -113,6 +117,8 @@ impl Default for Settings {
             download_dir: None,
             auto_accept: false,
             language: None,
+            ipmsg: true,
+            ipmsg_port: crate::protocol::ipmsg::IPMSG_PORT,
         }
     }
 }

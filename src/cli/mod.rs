@@ -79,6 +79,12 @@ pub struct SharedArgs {
     /// Accept every file offer without asking.
     #[arg(long, global = true)]
     auto_accept: bool,
+    /// Do not talk to IP Messenger clients (IP Messenger, FeiQ, iptux).
+    #[arg(long, global = true)]
+    no_ipmsg: bool,
+    /// UDP port of IP Messenger (default 2425).
+    #[arg(long, global = true, value_name = "PORT")]
+    ipmsg_port: Option<u16>,
 }
 
 /// `--status` values.
@@ -182,6 +188,12 @@ impl SharedArgs {
         }
         if self.auto_accept {
             settings.auto_accept = true;
+        }
+        if self.no_ipmsg {
+            settings.ipmsg = false;
+        }
+        if let Some(port) = self.ipmsg_port {
+            settings.ipmsg_port = port;
         }
         Ok(config)
     }

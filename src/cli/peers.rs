@@ -89,6 +89,7 @@ fn trust_word(trust: Trust) -> &'static str {
         Trust::Verified => "verified",
         Trust::KeyChanged => "CHANGED",
         Trust::Replaced => "replaced",
+        Trust::Unencrypted => "NONE (IPMsg)",
     }
 }
 

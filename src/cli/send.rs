@@ -189,8 +189,9 @@ mod tests {
             addr: addr.into(),
             port: 2426,
             status: Status::Online,
-            key: PublicKey::from_bytes([n; 32]),
+            key: Some(PublicKey::from_bytes([n; 32])),
             trust: Trust::Unverified,
+            client: None,
         }
     }
 

@@ -61,6 +61,7 @@ fn describe(name: &str, peer: PeerId, code: &str, trust: Trust) -> String {
                               it, its messages are marked and its files need your OK"
         }
         Trust::Replaced => "replaced: you accepted a newer key for this name",
+        Trust::Unencrypted => "an IP Messenger peer: nothing is encrypted or authenticated",
     };
     let mut text = format!("{name} ({peer}): {state}\nsafety number: {code}");
     if trust != Trust::Verified {

@@ -17,6 +17,8 @@ use crossbeam_channel::Sender;
 use super::hub::NetEvent;
 use super::threads::StopFlag;
 use crate::protocol::announce::{Datagram, Goodbye, MAX_DATAGRAM, Presence};
+use crate::protocol::error::DecodeError;
+use crate::protocol::ipmsg;
 
 /// Malformed datagrams logged at most this often; the rest are only counted, so a flood
 /// cannot flood the log too.
@@ -31,9 +33,31 @@ pub struct Counters {
     pub datagrams: AtomicU64,
 }
 
-/// Receives on `socket` until `stop` is raised, handing decoded datagrams to the hub.
+/// Receives native discovery datagrams on `socket` until `stop` is raised.
 pub fn receive_loop(socket: &UdpSocket, net: &Sender<NetEvent>, stop: &StopFlag, counters: &Counters) {
-    let mut buf = [0u8; MAX_DATAGRAM + 1];
+    receive_decoded(socket, net, stop, counters, MAX_DATAGRAM, |from, bytes| {
+        Datagram::decode(bytes).map(|datagram| NetEvent::Datagram { from, datagram })
+    });
+}
+
+/// Receives IP Messenger packets on `socket` until `stop` is raised.
+pub fn ipmsg_receive_loop(socket: &UdpSocket, net: &Sender<NetEvent>, stop: &StopFlag, counters: &Counters) {
+    receive_decoded(socket, net, stop, counters, ipmsg::MAX_RECEIVE, |from, bytes| {
+        ipmsg::Packet::decode(bytes).map(|packet| NetEvent::IpMsg { from, packet })
+    });
+}
+
+/// Receives on `socket` until `stop` is raised, handing what `decode` makes of each datagram
+/// (at most `max_len` bytes) to the hub; undecodable ones are counted and dropped.
+fn receive_decoded(
+    socket: &UdpSocket,
+    net: &Sender<NetEvent>,
+    stop: &StopFlag,
+    counters: &Counters,
+    max_len: usize,
+    decode: impl Fn(SocketAddrV4, &[u8]) -> Result<NetEvent, DecodeError>,
+) {
+    let mut buf = vec![0u8; max_len + 1];
     let mut last_log: Option<Instant> = None;
     while !stop.is_raised() {
         let (len, from) = match socket.recv_from(&mut buf) {
@@ -51,10 +75,10 @@ pub fn receive_loop(socket: &UdpSocket, net: &Sender<NetEvent>, stop: &StopFlag,
         }
         let SocketAddr::V4(from) = from else { continue };
         let bytes = buf.get(..len).unwrap_or_default();
-        match Datagram::decode(bytes) {
-            Ok(datagram) => {
+        match decode(from, bytes) {
+            Ok(event) => {
                 counters.datagrams.fetch_add(1, Ordering::Relaxed);
-                if net.send(NetEvent::Datagram { from, datagram }).is_err() {
+                if net.send(event).is_err() {
                     return;
                 }
             }

@@ -29,10 +29,14 @@ pub struct PeerInfo {
     pub port: u16,
     /// Availability.
     pub status: Status,
-    /// The peer's public key (its id is derived from it).
-    pub key: PublicKey,
-    /// How far we trust that key.
+    /// The peer's public key (its id is derived from it); none for IP Messenger peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PublicKey>,
+    /// How far we trust that key (`unencrypted` for IP Messenger peers).
     pub trust: Trust,
+    /// The IP Messenger client (`iptux 0.8.3`, `FeiQ`, `IP Messenger`); none for Pigeons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// A transfer as consumers see it.
@@ -246,6 +250,12 @@ pub enum Event {
     ConnectFailed {
         /// The address.
         addr: String,
+        /// Why, for the user.
+        reason: String,
+    },
+    /// IP Messenger interoperation is off because its port cannot be used (another IP
+    /// Messenger client on this machine, say); Pigeon peers work as before.
+    IpMsgUnavailable {
         /// Why, for the user.
         reason: String,
     },

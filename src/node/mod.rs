@@ -211,6 +211,12 @@ impl Node {
             })
             .map_err(StartError::Thread)?,
         );
+        let (ipmsg, ipmsg_unavailable) = if settings.ipmsg {
+            start_ipmsg(settings, &net_tx, &stop, &counters, &mut io_threads)?
+        } else {
+            (None, None)
+        };
+        let ipmsg_addr = ipmsg.as_ref().map(|_| SocketAddrV4::new(settings.bind, settings.ipmsg_port));
         let control_path = control.as_ref().map(|_| control::socket_path(data_dir));
         if let Some(control) = control {
             let (inputs, stop) = (inputs_tx.clone(), stop.clone());
@@ -241,12 +247,19 @@ impl Node {
             stop,
             io_threads,
             counters,
-            wake: Wake { local_addr, control: control_path, checkpoint_stop: Some(checkpoint_stop) },
+            wake: Wake {
+                local_addr,
+                ipmsg_addr,
+                control: control_path,
+                checkpoint_stop: Some(checkpoint_stop),
+            },
             lock,
             local_ip: settings.bind,
             download_dir: config.download_dir(),
             auto_accept: settings.auto_accept,
             identity,
+            ipmsg,
+            ipmsg_unavailable,
         })?;
         let hub = threads::spawn("pigeon-hub", move || hub.run(local_addr)).map_err(StartError::Thread)?;
         Ok(Node { inputs: inputs_tx, events: events_rx, hub: Some(hub), id: me_id, local_addr })
@@ -308,6 +321,8 @@ impl Drop for Node {
 pub struct Wake {
     /// The node's own bound address (unspecified means 127.0.0.1).
     local_addr: SocketAddrV4,
+    /// The IP Messenger socket's address, when it is bound.
+    ipmsg_addr: Option<SocketAddrV4>,
     /// The control socket, if one was bound.
     control: Option<PathBuf>,
     /// Dropping it ends the checkpoint thread.
@@ -323,12 +338,62 @@ impl Wake {
         // Each poke is a courtesy: if it fails, the thread wakes at its poll timeout anyway.
         if let Ok(udp) = UdpSocket::bind(SocketAddrV4::new(ip, 0)) {
             udp.send_to(&[], own).ok();
+            if let Some(ipmsg) = self.ipmsg_addr {
+                udp.send_to(&[], SocketAddrV4::new(ip, ipmsg.port())).ok();
+            }
         }
         TcpStream::connect_timeout(&SocketAddr::V4(own), Duration::from_millis(200)).ok();
         if let Some(path) = &self.control {
             std::os::unix::net::UnixStream::connect(path).ok();
         }
     }
+}
+
+/// Binds the IP Messenger port and starts its receiver. A port that cannot be bound is not
+/// fatal: Pigeon peers work without it, and the reason is reported to the user.
+fn start_ipmsg(
+    settings: &crate::config::Settings,
+    net: &Sender<hub::NetEvent>,
+    stop: &StopFlag,
+    counters: &Arc<Counters>,
+    io_threads: &mut Vec<JoinHandle<()>>,
+) -> Result<(Option<hub::IpMsg>, Option<String>), StartError> {
+    let port = settings.ipmsg_port;
+    let addr = SocketAddrV4::new(settings.bind, port);
+    let udp = match socket::ipmsg_socket(addr) {
+        Ok(udp) => udp,
+        Err(err) => {
+            let reason = format!(
+                "IP Messenger is off: UDP port {port} cannot be used ({err}). Is another IP Messenger client \
+                 (FeiQ, iptux) running on this computer?"
+            );
+            log::warn!("{reason}");
+            return Ok((None, Some(reason)));
+        }
+    };
+    let receiver = udp.try_clone().map_err(|source| StartError::Bind { addr, source })?;
+    let (net, stop, counters) = (net.clone(), stop.clone(), counters.clone());
+    io_threads.push(
+        threads::spawn("pigeon-ipmsg", move || {
+            discovery::ipmsg_receive_loop(&receiver, &net, &stop, &counters)
+        })
+        .map_err(StartError::Thread)?,
+    );
+    let mut destinations: Vec<SocketAddrV4> = Vec::new();
+    if settings.broadcast {
+        if settings.bind.is_unspecified() {
+            destinations.push(SocketAddrV4::new(Ipv4Addr::BROADCAST, port));
+        }
+        destinations.extend(
+            discovery::broadcast_subnets(settings.bind)
+                .iter()
+                .map(|subnet| SocketAddrV4::new(subnet.broadcast, port)),
+        );
+    }
+    for target in resolve_targets(&settings.targets, port)? {
+        destinations.push(SocketAddrV4::new(*target.ip(), port));
+    }
+    Ok((Some(hub::IpMsg::new(udp, port, destinations, host_name())), None))
 }
 
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StartError> {

@@ -20,6 +20,7 @@ pub mod announce;
 pub mod error;
 pub mod frame;
 pub mod ids;
+pub mod ipmsg;
 pub mod keys;
 pub mod message;
 pub mod names;

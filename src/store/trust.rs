@@ -27,6 +27,8 @@ pub enum Trust {
     KeyChanged,
     /// An old key that the user replaced by accepting a newer one.
     Replaced,
+    /// An IP Messenger peer: no key, nothing encrypted or authenticated. Never stored.
+    Unencrypted,
 }
 
 impl Trust {
@@ -42,6 +44,7 @@ impl Trust {
             Trust::Verified => 1,
             Trust::KeyChanged => 2,
             Trust::Replaced => 3,
+            Trust::Unencrypted => 4,
         }
     }
 
@@ -51,6 +54,7 @@ impl Trust {
             1 => Trust::Verified,
             2 => Trust::KeyChanged,
             3 => Trust::Replaced,
+            4 => Trust::Unencrypted,
             _ => return Err(StoreError::Corrupt("trust level")),
         })
     }

@@ -360,11 +360,14 @@ impl PigeonApp {
         let mut accept = false;
         ui.horizontal(|ui| {
             ui.heading(&entry.name);
-            let place = if entry.addr.is_empty() {
+            let mut place = if entry.addr.is_empty() {
                 entry.host.clone()
             } else {
                 format!("{} · {}", entry.host, entry.addr)
             };
+            if let Some(client) = &entry.client {
+                place = format!("{place} · {client}");
+            }
             ui.label(RichText::new(place).weak());
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 let (key, color) = match entry.trust {
@@ -373,9 +376,11 @@ impl PigeonApp {
                         ("trust.changed", ui.visuals().error_fg_color)
                     }
                     Some(Trust::Unverified) => ("trust.unverified", ui.visuals().weak_text_color()),
+                    Some(Trust::Unencrypted) => ("trust.unencrypted", ui.visuals().warn_fg_color),
                     None => ("trust.unknown", ui.visuals().weak_text_color()),
                 };
-                if entry.trust.is_some() && ui.button(tr!(lang, "trust.safety_number")).clicked() {
+                let has_key = entry.trust.is_some_and(|trust| trust != Trust::Unencrypted);
+                if has_key && ui.button(tr!(lang, "trust.safety_number")).clicked() {
                     wants_code = true;
                 }
                 ui.label(RichText::new(tr!(lang, key)).color(color));

@@ -47,6 +47,8 @@ pub struct PeerEntry {
     /// The key this one replaced under the same name and host, and whether it was verified:
     /// shown as a warning until the user accepts the new key.
     pub key_changed_from: Option<(PeerId, bool)>,
+    /// The IP Messenger client, for peers that are not Pigeons.
+    pub client: Option<String>,
 }
 
 impl PeerEntry {
@@ -62,6 +64,7 @@ impl PeerEntry {
             trust: Some(info.trust),
             unread: 0,
             key_changed_from: None,
+            client: info.client.clone(),
         }
     }
 
@@ -310,7 +313,9 @@ impl Model {
                     view.interrupted = Some(reason);
                 }
             }
-            Event::CommandFailed { error, .. } => self.notice(error),
+            Event::CommandFailed { error, .. } | Event::IpMsgUnavailable { reason: error } => {
+                self.notice(error)
+            }
             Event::ConnectFailed { addr, reason } => self.notice(format!("{addr}: {reason}")),
             Event::Stopped => self.stopped = true,
             Event::SearchResults { .. } | Event::Stats { .. } => {}
@@ -371,6 +376,7 @@ impl Model {
             trust: None,
             unread: 0,
             key_changed_from: None,
+            client: None,
         });
         entry.unread += 1;
         Some(Arrival { peer, name: entry.name.clone(), text, offer: false })
@@ -398,6 +404,7 @@ impl Model {
             trust: None,
             unread: 0,
             key_changed_from: None,
+            client: None,
         });
         entry.unread = summary.unread;
     }
@@ -435,8 +442,9 @@ mod tests {
             addr: format!("10.0.0.{n}"),
             port: 2426,
             status: Status::Online,
-            key: PublicKey::from_bytes([n; 32]),
+            key: Some(PublicKey::from_bytes([n; 32])),
             trust: Trust::Unverified,
+            client: None,
         }
     }
 

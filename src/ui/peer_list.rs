@@ -231,11 +231,13 @@ fn peer_row(ui: &mut Ui, entry: &PeerEntry, selected: bool, lang: Lang) -> egui:
         FontId::proportional(14.5),
         text_color,
     );
-    let detail = if entry.online {
-        entry.host.clone()
-    } else {
-        format!("{} · {}", entry.host, tr!(lang, "peers.offline"))
-    };
+    let mut detail = entry.host.clone();
+    if let Some(client) = &entry.client {
+        detail = format!("{detail} · {client}");
+    }
+    if !entry.online {
+        detail = format!("{detail} · {}", tr!(lang, "peers.offline"));
+    }
     painter.text(
         egui::pos2(left, rect.top() + 22.0),
         Align2::LEFT_TOP,

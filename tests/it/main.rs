@@ -6,6 +6,7 @@
 
 mod capture;
 mod cli;
+mod ipmsg;
 mod lab;
 mod layering;
 mod loopback;

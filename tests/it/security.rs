@@ -84,7 +84,7 @@ fn a_hello_claiming_another_peers_key_is_refused() {
     let mallory = RawPeer::connect(&net, (net.ip(2), net.port).into(), "mallory");
     let mut claim = mallory.presence.clone();
     claim.id = ana_presence.id;
-    claim.key = ana_presence.key;
+    claim.key = ana_presence.key.unwrap();
     // Counted before connecting: bo may refuse the impostor before this test reads the counters.
     let bad_before = bo.stats().bad_connections;
     let stream = std::net::TcpStream::connect((net.ip(2), net.port)).unwrap();
@@ -123,7 +123,7 @@ fn an_announce_claiming_an_offline_peer_does_not_receive_its_messages() {
     let mallory = Identity::from_private(rand_bytes());
     let claim = Presence {
         id: ana_info.id,
-        key: ana_info.key,
+        key: ana_info.key.unwrap(),
         name: ana_info.name.clone(),
         group: String::new(),
         host: ana_info.host.clone(),

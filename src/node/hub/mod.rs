@@ -11,8 +11,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
+mod ipmsg;
 mod transfers;
 mod trust;
+
+pub use ipmsg::IpMsg;
 
 use super::command::{Command, MAX_PAGE};
 use super::connection::{ConnHandle, ConnId};
@@ -61,6 +64,13 @@ const MAX_CONNECTIONS: usize = 512;
 
 /// What the I/O threads report to the hub.
 pub enum NetEvent {
+    /// An IP Messenger packet decoded by its receiver thread.
+    IpMsg {
+        /// Source address.
+        from: SocketAddrV4,
+        /// The packet.
+        packet: crate::protocol::ipmsg::Packet,
+    },
     /// A discovery datagram decoded by a receiver thread.
     Datagram {
         /// Source address (the sender's discovery socket).
@@ -175,8 +185,9 @@ impl Peer {
             addr: self.ip.to_string(),
             port: self.presence.port,
             status: self.presence.status,
-            key: self.presence.key,
+            key: Some(self.presence.key),
             trust: self.trust,
+            client: None,
         }
     }
 
@@ -229,6 +240,10 @@ pub struct HubParts {
     pub auto_accept: bool,
     /// Our key pair, for handshakes.
     pub identity: Arc<Identity>,
+    /// IP Messenger interoperation, when its port could be bound.
+    pub ipmsg: Option<IpMsg>,
+    /// Why IP Messenger is off although it was asked for.
+    pub ipmsg_unavailable: Option<String>,
 }
 
 /// The hub's state. See the module doc.
@@ -253,6 +268,10 @@ pub struct Hub {
     auto_accept: bool,
     /// Our key pair, for handshakes.
     identity: Arc<Identity>,
+    /// IP Messenger peers and their messages.
+    ipmsg: Option<IpMsg>,
+    /// Why IP Messenger is off although it was asked for; reported once at start.
+    ipmsg_unavailable: Option<String>,
     /// Transfers that may still move data.
     transfers: HashMap<TransferId, transfers::LiveTransfer>,
     /// Online peers.
@@ -299,6 +318,8 @@ impl Hub {
             download_dir: parts.download_dir,
             auto_accept: parts.auto_accept,
             identity: parts.identity,
+            ipmsg: parts.ipmsg,
+            ipmsg_unavailable: parts.ipmsg_unavailable,
             transfers: HashMap::new(),
             peers: HashMap::new(),
             known,
@@ -323,6 +344,10 @@ impl Hub {
             name: self.me.name.clone(),
             addr: local_addr.to_string(),
         });
+        if let Some(reason) = self.ipmsg_unavailable.take() {
+            self.sinks.emit(&Event::IpMsgUnavailable { reason });
+        }
+        self.ipmsg_announce(crate::protocol::ipmsg::mode::BR_ENTRY);
         loop {
             let now = Instant::now();
             if now >= self.next_announce {
@@ -373,6 +398,7 @@ impl Hub {
             }
             Command::ListPeers => {
                 let mut peers: Vec<PeerInfo> = self.peers.values().map(Peer::info).collect();
+                peers.extend(self.ipmsg_peers());
                 peers.sort_by(|a, b| (&a.group, &a.name, a.id).cmp(&(&b.group, &b.name, b.id)));
                 self.sinks.reply(origin, Event::Peers { peers });
             }
@@ -412,6 +438,7 @@ impl Hub {
                     self.me.status = status;
                 }
                 self.announce(&Datagram::Heartbeat(self.me.clone()));
+                self.ipmsg_announce(crate::protocol::ipmsg::mode::BR_ABSENCE);
             }
             Command::SetTargets { targets } => match parse_targets(&targets, self.me.port) {
                 Ok(addrs) => {
@@ -490,6 +517,7 @@ impl Hub {
     fn on_net(&mut self, event: NetEvent) {
         match event {
             NetEvent::Datagram { from, datagram } => self.on_datagram(from, datagram),
+            NetEvent::IpMsg { from, packet } => self.on_ipmsg(from, &packet),
             NetEvent::Accepted { stream, remote } => {
                 if self.conns.len() >= MAX_CONNECTIONS {
                     log::info!("refusing connection from {remote}: {MAX_CONNECTIONS} already open");
@@ -757,6 +785,11 @@ impl Hub {
         if !self.outbox_peers.contains(&id) {
             return;
         }
+        if self.ipmsg_flush(id) {
+            // IP Messenger resends on its own schedule (ipmsg_housekeeping).
+            self.outbox_peers.remove(&id);
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let Some(conn_id) = peer.conn else {
             if !peer.connecting && Instant::now() >= peer.retry_at {
@@ -871,6 +904,7 @@ impl Hub {
             self.close_conn(conn, "acknowledgement timed out");
         }
         self.transfer_housekeeping(now);
+        self.ipmsg_housekeeping(now);
         let waiting: Vec<PeerId> = self.outbox_peers.iter().copied().collect();
         for id in waiting {
             self.flush(id);
@@ -884,6 +918,7 @@ impl Hub {
     fn shut_down(mut self) {
         self.stop.raise();
         self.announcer.goodbye(Goodbye { id: self.me.id }, self.peer_discovery_addrs());
+        self.ipmsg_goodbye();
         for (_, conn) in self.conns.drain() {
             conn.handle.close();
         }

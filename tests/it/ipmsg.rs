@@ -1,0 +1,155 @@
+//! IP Messenger peers, played by a scripted client on loopback (a UDP socket on port 2425 of
+//! its own address): a FeiQ that speaks GBK, resends and says goodbye; and a port held by
+//! another client.
+
+use std::net::{SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use pigeon::protocol::ipmsg::entry::Entry;
+use pigeon::protocol::ipmsg::text::{self, Charset};
+use pigeon::protocol::ipmsg::{IPMSG_PORT, Packet, mode, opt};
+use pigeon::store::{MessageState, Trust};
+use pigeon::{Command, Event};
+
+use crate::util::{Daemon, Net, SHORT};
+
+const FEIQ_VERSION: &[u8] = b"1_lbt6_0#128#74E6E2152F9D#0#0#0#4001#9";
+
+/// A scripted IP Messenger client at `ip:2425`.
+struct Client {
+    socket: UdpSocket,
+    next: u32,
+}
+
+impl Client {
+    fn bind(ip: std::net::Ipv4Addr) -> Client {
+        let socket = UdpSocket::bind((ip, IPMSG_PORT)).unwrap();
+        Client { socket, next: 1 }
+    }
+
+    fn send(&mut self, to: SocketAddrV4, command: u32, extra: Vec<u8>) -> u32 {
+        self.next += 1;
+        let packet = Packet {
+            version: FEIQ_VERSION.to_vec(),
+            packet_no: self.next,
+            user: b"zhang".to_vec(),
+            host: b"zhang-pc".to_vec(),
+            command,
+            extra,
+        };
+        self.socket.send_to(&packet.encode(), to).unwrap();
+        self.next
+    }
+
+    /// Waits for a packet `pick` accepts, skipping others.
+    fn expect<T>(&self, what: &str, mut pick: impl FnMut(&Packet) -> Option<T>) -> T {
+        let deadline = Instant::now() + SHORT;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "client: no {what} within {SHORT:?}");
+            self.socket.set_read_timeout(Some(left)).unwrap();
+            let Ok((len, _)) = self.socket.recv_from(&mut buf) else { continue };
+            let packet = Packet::decode(&buf[..len]).unwrap();
+            if let Some(found) = pick(&packet) {
+                return found;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_feiq_client_is_listed_and_messages_go_both_ways_in_gbk_once_each() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut client = Client::bind(net.ip(9));
+    let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
+    flags.extend(["--target".into(), net.ip(9).to_string()]);
+    let mut ana = Daemon::start("Ana", &flags);
+    let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
+
+    // Ana announces itself, in UTF-8 and marked as Pigeon.
+    let entry = client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then(|| p.clone()));
+    assert!(entry.version.starts_with(b"1_pigeon"), "{:?}", String::from_utf8_lossy(&entry.version));
+    assert!(entry.has(opt::CAPUTF8OPT));
+    assert_eq!(Entry::decode(&entry.extra, false).nick, "Ana");
+
+    // Zhang answers in GBK, as FeiQ does.
+    let nick =
+        [text::encode("张三", Charset::Gb18030), vec![0], text::encode("研发部", Charset::Gb18030)].concat();
+    client.send(ana_ipmsg, mode::ANSENTRY, nick);
+    let zhang = ana.expect(SHORT, "Zhang joining", |event| match event {
+        Event::PeerJoined { peer } if peer.client.is_some() => Some(peer.clone()),
+        _ => None,
+    });
+    assert_eq!((zhang.name.as_str(), zhang.group.as_str()), ("张三", "研发部"));
+    assert_eq!((zhang.client.as_deref(), zhang.trust, zhang.key), (Some("FeiQ"), Trust::Unencrypted, None));
+
+    // Ana writes; the first copy goes unanswered, the resend (same number) is acknowledged.
+    ana.send(&Command::SendMessage { to: vec![zhang.id], text: "你好，张三".into(), tag: None });
+    let first = client.expect("the message", |p| (p.mode() == mode::SENDMSG).then(|| p.clone()));
+    assert!(first.has(opt::SENDCHECKOPT) && !first.has(opt::UTF8OPT), "FeiQ gets GBK: {:#x}", first.command);
+    assert_eq!(text::decode(&first.extra, false).0, "你好，张三");
+    let again = client.expect("the resend", |p| (p.mode() == mode::SENDMSG).then(|| p.clone()));
+    assert_eq!(again, first, "a resend is the identical packet");
+    client.send(ana_ipmsg, mode::RECVMSG, first.packet_no.to_string().into_bytes());
+    ana.expect(SHORT, "delivered", |event| match event {
+        Event::MessageStateChanged { state: MessageState::Delivered, peer, .. } if *peer == zhang.id => {
+            Some(())
+        }
+        _ => None,
+    });
+
+    // Zhang writes (with FeiQ's font suffix) and resends: shown once, acknowledged twice.
+    let body = text::encode("收到{/font;-12;0;0;0;400;0;0;0;134;宋体}", Charset::Gb18030);
+    let number = client.send(ana_ipmsg, mode::SENDMSG | opt::SENDCHECKOPT, body.clone());
+    let resend = Packet {
+        version: FEIQ_VERSION.to_vec(),
+        packet_no: number,
+        user: b"zhang".to_vec(),
+        host: b"zhang-pc".to_vec(),
+        command: mode::SENDMSG | opt::SENDCHECKOPT,
+        extra: body,
+    };
+    client.socket.send_to(&resend.encode(), ana_ipmsg).unwrap();
+    for copy in ["first", "second"] {
+        client.expect(&format!("the {copy} ack"), |p| {
+            (p.mode() == mode::RECVMSG && p.extra == number.to_string().as_bytes()).then_some(())
+        });
+    }
+    let received = ana.expect(SHORT, "Zhang's message", |event| match event {
+        Event::MessageReceived { message } => Some(message.text.clone()),
+        _ => None,
+    });
+    assert_eq!(received, "收到");
+    let later = ana.drain_for(Duration::from_millis(300));
+    assert!(!later.iter().any(|e| matches!(e, Event::MessageReceived { .. })), "shown once: {later:?}");
+
+    // Zhang quits.
+    client.send(ana_ipmsg, mode::BR_EXIT, Vec::new());
+    ana.expect(SHORT, "Zhang leaving", |event| match event {
+        Event::PeerLeft { id, .. } if *id == zhang.id => Some(()),
+        _ => None,
+    });
+}
+
+#[test]
+fn a_taken_ip_messenger_port_is_reported_and_pigeon_peers_still_work() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    // Another IP Messenger client already holds Ana's port.
+    let _feiq = UdpSocket::bind((net.ip(1), IPMSG_PORT)).unwrap();
+    let mut ana = Daemon::start("Ann", &net.flags(1, 2, &dirs.path().join("ann")));
+    let reason = ana.expect(SHORT, "the report", |event| match event {
+        Event::IpMsgUnavailable { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(reason.contains("2425"), "{reason}");
+    let mut bo = Daemon::start("Bob", &net.flags(2, 2, &dirs.path().join("bob")));
+    ana.expect_peers(&[bo.id]);
+    ana.send(&Command::SendMessage { to: vec![bo.id], text: "still here".into(), tag: None });
+    bo.expect(SHORT, "the message", |event| match event {
+        Event::MessageReceived { message } => (message.text == "still here").then_some(()),
+        _ => None,
+    });
+}
