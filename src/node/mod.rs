@@ -375,7 +375,7 @@ fn start_ipmsg(
     let (net, stop, counters) = (net.clone(), stop.clone(), counters.clone());
     io_threads.push(
         threads::spawn("pigeon-ipmsg", move || {
-            discovery::ipmsg_receive_loop(&receiver, &net, &stop, &counters)
+            discovery::ipmsg_receive_loop(&receiver, &net, &stop, &counters);
         })
         .map_err(StartError::Thread)?,
     );

@@ -314,7 +314,7 @@ impl Model {
                 }
             }
             Event::CommandFailed { error, .. } | Event::IpMsgUnavailable { reason: error } => {
-                self.notice(error)
+                self.notice(error);
             }
             Event::ConnectFailed { addr, reason } => self.notice(format!("{addr}: {reason}")),
             Event::Stopped => self.stopped = true,
