@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Pigeon needs on Debian/Ubuntu: a C compiler
 # (bundled SQLite); the libraries the window loads at run time (X11/Wayland input, OpenGL via
-# Mesa, fontconfig) and a CJK font; Xvfb and ImageMagick (the window's smoke test); iproute2
+# Mesa, fontconfig) and a CJK font; Xvfb, ImageMagick, xdotool and iptux (the window's smoke
+# test, and a real IP Messenger client to talk to); iproute2
 # and tcpdump (network-namespace tests, packet capture); and, only if cargo is missing, Rust
 # via rustup.
 set -euo pipefail
@@ -10,7 +11,7 @@ sudo=""
 packages=(build-essential pkg-config iproute2 tcpdump ca-certificates curl
     libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0 libwayland-client0 libwayland-egl1
     libegl1 libegl-mesa0 libgl1-mesa-dri libfontconfig1 fonts-wqy-microhei
-    xvfb xauth imagemagick)
+    xvfb xauth imagemagick xdotool iptux)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

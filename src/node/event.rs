@@ -255,7 +255,7 @@ pub enum Event {
     },
     /// IP Messenger interoperation is off because its port cannot be used (another IP
     /// Messenger client on this machine, say); Pigeon peers work as before.
-    IpMsgUnavailable {
+    IpmsgUnavailable {
         /// Why, for the user.
         reason: String,
     },

@@ -313,7 +313,7 @@ impl Model {
                     view.interrupted = Some(reason);
                 }
             }
-            Event::CommandFailed { error, .. } | Event::IpMsgUnavailable { reason: error } => {
+            Event::CommandFailed { error, .. } | Event::IpmsgUnavailable { reason: error } => {
                 self.notice(error);
             }
             Event::ConnectFailed { addr, reason } => self.notice(format!("{addr}: {reason}")),

@@ -7,6 +7,7 @@
 mod capture;
 mod cli;
 mod ipmsg;
+mod iptux;
 mod lab;
 mod layering;
 mod loopback;
@@ -16,3 +17,4 @@ mod transfer;
 mod util;
 mod window;
 mod window_smoke;
+mod xvfb;

@@ -345,7 +345,7 @@ impl Hub {
             addr: local_addr.to_string(),
         });
         if let Some(reason) = self.ipmsg_unavailable.take() {
-            self.sinks.emit(&Event::IpMsgUnavailable { reason });
+            self.sinks.emit(&Event::IpmsgUnavailable { reason });
         }
         self.ipmsg_announce(crate::protocol::ipmsg::mode::BR_ENTRY);
         loop {
