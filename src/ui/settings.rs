@@ -21,6 +21,7 @@ pub struct SettingsDialog {
     /// Set by the folder picker too.
     pub download_dir: String,
     auto_accept: bool,
+    ipmsg: bool,
     port: String,
     targets: String,
     error: Option<String>,
@@ -52,6 +53,8 @@ pub struct SettingsPatch {
     pub download_dir: Option<PathBuf>,
     /// Auto-accept.
     pub auto_accept: Option<bool>,
+    /// Talk to IP Messenger clients (takes effect at the next start).
+    pub ipmsg: Option<bool>,
     /// Port (takes effect at the next start).
     pub port: Option<u16>,
     /// Extra targets.
@@ -79,6 +82,9 @@ impl SettingsPatch {
         if let Some(auto_accept) = self.auto_accept {
             settings.auto_accept = auto_accept;
         }
+        if let Some(ipmsg) = self.ipmsg {
+            settings.ipmsg = ipmsg;
+        }
         if let Some(port) = self.port {
             settings.port = port;
         }
@@ -89,7 +95,7 @@ impl SettingsPatch {
 
     /// Whether something that only a restart applies changed.
     pub fn needs_restart(&self) -> bool {
-        self.port.is_some()
+        self.port.is_some() || self.ipmsg.is_some()
     }
 }
 
@@ -103,6 +109,7 @@ impl SettingsDialog {
             language: settings.language.as_deref().map(|code| Lang::choose(Some(code))),
             download_dir: download_dir.display().to_string(),
             auto_accept: settings.auto_accept,
+            ipmsg: settings.ipmsg,
             port: settings.port.to_string(),
             targets: settings.targets.join("\n"),
             error: None,
@@ -161,6 +168,9 @@ impl SettingsDialog {
                 ui.end_row();
                 ui.label("");
                 ui.checkbox(&mut self.auto_accept, tr!(lang, "settings.auto_accept"));
+                ui.end_row();
+                ui.label("");
+                ui.checkbox(&mut self.ipmsg, tr!(lang, "settings.ipmsg"));
                 ui.end_row();
                 labelled_text(ui, &tr!(lang, "settings.port"), &mut self.port);
                 let label = ui.label(tr!(lang, "settings.targets"));
@@ -227,6 +237,7 @@ impl SettingsDialog {
             language: (self.language != current_language).then_some(self.language),
             download_dir: (download_dir != current_download_dir).then_some(download_dir),
             auto_accept: (self.auto_accept != current.auto_accept).then_some(self.auto_accept),
+            ipmsg: (self.ipmsg != current.ipmsg).then_some(self.ipmsg),
             port: (port != current.port).then_some(port),
             targets: (targets != current.targets).then_some(targets),
         })
