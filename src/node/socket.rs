@@ -20,19 +20,18 @@ const LISTEN_BACKLOG: i32 = 128;
 /// The IP Messenger socket: like a discovery socket, but without address sharing, so that
 /// a port held by another IP Messenger client is reported instead of silently shared.
 pub fn ipmsg_socket(addr: SocketAddrV4) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_broadcast(true)?;
-    socket.set_recv_buffer_size(UDP_RECV_BUFFER)?;
-    socket.set_read_timeout(Some(POLL_INTERVAL))?;
-    socket.bind(&SockAddr::from(addr))?;
-    Ok(socket.into())
+    bound_udp(addr, false)
 }
 
 /// A discovery socket bound to `addr`: broadcast allowed, address shareable so that several
 /// nodes can bind different addresses of one machine on the same port.
 pub fn udp_socket(addr: SocketAddrV4) -> io::Result<UdpSocket> {
+    bound_udp(addr, true)
+}
+
+fn bound_udp(addr: SocketAddrV4, share_address: bool) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
+    socket.set_reuse_address(share_address)?;
     socket.set_broadcast(true)?;
     socket.set_recv_buffer_size(UDP_RECV_BUFFER)?;
     socket.set_read_timeout(Some(POLL_INTERVAL))?;

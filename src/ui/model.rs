@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use crate::node::{Event, PeerInfo, Progress, TransferInfo};
 use crate::protocol::announce::Status;
 use crate::protocol::ids::{PeerId, TransferId};
-use crate::store::{ChatMessage, ConversationSummary, Direction, MessageState, TransferState, Trust};
+use crate::store::{
+    ChatMessage, ConversationSummary, Direction, KnownPeer, MessageState, TransferState, Trust,
+};
 
 /// Most notices kept; older ones are dropped.
 const MAX_NOTICES: usize = 5;
@@ -65,6 +67,23 @@ impl PeerEntry {
             unread: 0,
             key_changed_from: None,
             client: info.client.clone(),
+        }
+    }
+
+    /// A peer known only from history (its id's start as name when it never had one).
+    fn offline(known: KnownPeer) -> PeerEntry {
+        PeerEntry {
+            id: known.id,
+            name: if known.name.is_empty() { short_id(known.id) } else { known.name },
+            group: known.group,
+            host: known.host,
+            addr: known.addr,
+            status: Status::Online,
+            online: false,
+            trust: None,
+            unread: 0,
+            key_changed_from: None,
+            client: None,
         }
     }
 
@@ -365,18 +384,14 @@ impl Model {
         if !self.chats.entry(peer).or_default().insert(message) {
             return None;
         }
-        let entry = self.peers.entry(peer).or_insert_with(|| PeerEntry {
-            id: peer,
-            name: short_id(peer),
-            group: String::new(),
-            host: String::new(),
-            addr: String::new(),
-            status: Status::Online,
-            online: false,
-            trust: None,
-            unread: 0,
-            key_changed_from: None,
-            client: None,
+        let entry = self.peers.entry(peer).or_insert_with(|| {
+            PeerEntry::offline(KnownPeer {
+                id: peer,
+                name: String::new(),
+                group: String::new(),
+                host: String::new(),
+                addr: String::new(),
+            })
         });
         entry.unread += 1;
         Some(Arrival { peer, name: entry.name.clone(), text, offer: false })
@@ -393,19 +408,7 @@ impl Model {
 
     fn remember(&mut self, summary: ConversationSummary) {
         let known = summary.peer;
-        let entry = self.peers.entry(known.id).or_insert_with(|| PeerEntry {
-            id: known.id,
-            name: if known.name.is_empty() { short_id(known.id) } else { known.name },
-            group: known.group,
-            host: known.host,
-            addr: known.addr,
-            status: Status::Online,
-            online: false,
-            trust: None,
-            unread: 0,
-            key_changed_from: None,
-            client: None,
-        });
+        let entry = self.peers.entry(known.id).or_insert_with(|| PeerEntry::offline(known));
         entry.unread = summary.unread;
     }
 

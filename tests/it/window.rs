@@ -96,13 +96,20 @@ impl Window {
     }
 }
 
+/// Ana's window (data in `ana_dir`) and Bo's daemon (in `bo_dir`) on `net`, once the window
+/// lists Bo.
+fn ana_and_bo(net: &Net, ana_dir: &Path, bo_dir: &Path) -> (Window, Daemon) {
+    let mut window = Window::open(net, 1, 2, ana_dir, "Ana");
+    let bo = Daemon::start("Bo", &net.flags(2, 2, bo_dir));
+    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    (window, bo)
+}
+
 #[test]
 fn clicking_a_peer_typing_and_pressing_enter_delivers_and_the_window_shows_it() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
-    let mut window = Window::open(&net, 1, 2, &dirs.path().join("ana"), "Ana");
-    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
-    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    let (mut window, mut bo) = ana_and_bo(&net, &dirs.path().join("ana"), &dirs.path().join("bo"));
     window.click("Bo");
     window.type_into_compose("hello from the window");
     window.harness.key_press(Key::Enter);
@@ -133,9 +140,7 @@ fn clicking_a_peer_typing_and_pressing_enter_delivers_and_the_window_shows_it() 
 fn an_arriving_message_shows_unread_until_the_conversation_is_opened() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
-    let mut window = Window::open(&net, 1, 2, &dirs.path().join("ana"), "Ana");
-    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
-    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    let (mut window, mut bo) = ana_and_bo(&net, &dirs.path().join("ana"), &dirs.path().join("bo"));
     let ana = window.harness.state().node().id();
     bo.send(&Command::SendMessage { to: vec![ana], text: "你好，Ana".into(), tag: None });
     window.until("the unread badge", |h| h.query_by_label("Bo, 1 unread").is_some());
@@ -156,9 +161,7 @@ fn an_offered_file_is_accepted_with_a_click_and_arrives() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
     let ana_dir = dirs.path().join("ana");
-    let mut window = Window::open(&net, 1, 2, &ana_dir, "Ana");
-    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
-    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    let (mut window, mut bo) = ana_and_bo(&net, &ana_dir, &dirs.path().join("bo"));
     let content: Vec<u8> = (0..3_000_000u32).map(|n| (n % 251) as u8).collect();
     let source = dirs.path().join("report.bin");
     std::fs::write(&source, &content).unwrap();
@@ -182,9 +185,7 @@ fn a_new_display_name_from_settings_reaches_the_other_node_and_the_settings_file
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
     let ana_dir = dirs.path().join("ana");
-    let mut window = Window::open(&net, 1, 2, &ana_dir, "Ana");
-    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
-    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    let (mut window, mut bo) = ana_and_bo(&net, &ana_dir, &dirs.path().join("bo"));
     window.click("Settings");
     window.until("the settings dialog", |h| h.query_by_label("Display name").is_some());
     let name_field = window.harness.get_by_label("Display name");
@@ -278,9 +279,7 @@ fn verifying_a_peer_and_then_its_changed_key_shows_a_warning_until_accepted() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
     let bo_dir = dirs.path().join("bo");
-    let mut window = Window::open(&net, 1, 2, &dirs.path().join("ana"), "Ana");
-    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &bo_dir));
-    window.until("Bo in the peer list", |h| h.query_by_role_and_label(Role::Button, "Bo").is_some());
+    let (mut window, mut bo) = ana_and_bo(&net, &dirs.path().join("ana"), &bo_dir);
     window.click("Bo");
     window.click("Safety number");
     let ana = window.harness.state().node().id();
