@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod event;
 mod files;
 mod hub;
+mod ipmsg_receive;
 pub mod lines;
 mod listener;
 mod sinks;

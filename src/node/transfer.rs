@@ -241,7 +241,7 @@ fn drive(
 }
 
 /// Turns byte counts into throttled progress reports.
-struct Meter {
+pub(crate) struct Meter {
     transfer: TransferId,
     net: Sender<NetEvent>,
     progress: Progress,
@@ -251,7 +251,12 @@ struct Meter {
 }
 
 impl Meter {
-    fn new(transfer: TransferId, net: Sender<NetEvent>, bytes_total: u64, bytes_done: u64) -> Meter {
+    pub(crate) fn new(
+        transfer: TransferId,
+        net: Sender<NetEvent>,
+        bytes_total: u64,
+        bytes_done: u64,
+    ) -> Meter {
         Meter {
             transfer,
             net,
@@ -262,12 +267,12 @@ impl Meter {
         }
     }
 
-    fn start_file(&mut self, index: u32, already: u64) {
+    pub(crate) fn start_file(&mut self, index: u32, already: u64) {
         self.progress.file_index = index;
         self.progress.file_bytes_done = already;
     }
 
-    fn add(&mut self, bytes: u64) {
+    pub(crate) fn add(&mut self, bytes: u64) {
         self.progress.bytes_done += bytes;
         self.progress.file_bytes_done += bytes;
         if self.last_report.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL) {
@@ -279,7 +284,7 @@ impl Meter {
         clippy::cast_possible_truncation,
         reason = "f64 to u64 saturates; rates and times are far below the limit"
     )]
-    fn report(&mut self) {
+    pub(crate) fn report(&mut self) {
         self.last_report = Some(Instant::now());
         let elapsed = self.started.elapsed().as_secs_f64();
         let moved = self.progress.bytes_done.saturating_sub(self.start_bytes);
@@ -459,6 +464,15 @@ pub fn staging_dir(download_dir: &Path, id: TransferId) -> PathBuf {
     download_dir.join(STAGING_DIR).join(id.to_string())
 }
 
+/// Removes a transfer's staging folder, and the folder of all staging folders unless other
+/// transfers still use it.
+pub fn remove_staging(staging: &Path) {
+    fs::remove_dir_all(staging).ok();
+    if let Some(parent) = staging.parent() {
+        fs::remove_dir(parent).ok();
+    }
+}
+
 /// Fetches the missing files, verifies and places each, then confirms to the sender.
 pub fn receive(job: &ReceiveJob) {
     let total = job.entries.iter().map(|e| e.size).sum();
@@ -466,12 +480,7 @@ pub fn receive(job: &ReceiveJob) {
     let report = match receive_files(job, &mut meter) {
         Ok(()) => {
             // The staging folder is empty now; leftovers would only be our own partial files.
-            // Its parent goes too unless other transfers are still using it.
-            let staging = job.staging();
-            fs::remove_dir_all(&staging).ok();
-            if let Some(parent) = staging.parent() {
-                fs::remove_dir(parent).ok();
-            }
+            remove_staging(&job.staging());
             Report::Finished
         }
         Err(stop) => stop.into_report(),

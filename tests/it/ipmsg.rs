@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use pigeon::protocol::ipmsg::entry::Entry;
 use pigeon::protocol::ipmsg::text::{self, Charset};
 use pigeon::protocol::ipmsg::{IPMSG_PORT, Packet, mode, opt};
-use pigeon::store::{MessageState, Trust};
+use pigeon::store::{MessageState, TransferState, Trust};
 use pigeon::{Command, Event};
 
 use crate::util::{Daemon, Net, SHORT};
@@ -152,4 +152,156 @@ fn a_taken_ip_messenger_port_is_reported_and_pigeon_peers_still_work() {
         Event::MessageReceived { message } => (message.text == "still here").then_some(()),
         _ => None,
     });
+}
+
+/// Serves a scripted client's offer over TCP the way IP Messenger clients do: each request
+/// (`GETFILEDATA`, `GETDIRFILES`) gets the next answer, raw, then the connection closes.
+/// Returns the requests as `command:extra`.
+fn serve_offer(
+    listener: std::net::TcpListener,
+    answers: Vec<Vec<u8>>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::Builder::new()
+        .name("it-ipmsg-server".into())
+        .spawn(move || {
+            let mut requests = Vec::new();
+            for answer in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                stream.set_read_timeout(Some(SHORT)).unwrap();
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while std::io::Read::read(&mut stream, &mut byte).unwrap() == 1 && byte[0] != 0 {
+                    request.push(byte[0]);
+                }
+                let packet = Packet::decode(&request).unwrap();
+                std::io::Write::write_all(&mut stream, &answer).unwrap();
+                requests.push(format!("{:#x}:{}", packet.command, String::from_utf8_lossy(&packet.extra)));
+            }
+            requests
+        })
+        .unwrap()
+}
+
+/// One folder-stream record: `hhhh:` header length, header, then the content.
+fn record(name: &str, kind: u8, content: &[u8]) -> Vec<u8> {
+    let rest = format!("{}:{:x}:{kind}:14=6b025c8b:", name.replace(':', "::"), content.len());
+    let header = format!("{:04x}:{rest}", rest.len() + 5);
+    [header.as_bytes(), content].concat()
+}
+
+#[test]
+fn files_and_folders_offered_by_an_ip_messenger_client_arrive_with_safe_names() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let downloads = dirs.path().join("downloads");
+    let mut client = Client::bind(net.ip(9));
+    let server = serve_offer(
+        std::net::TcpListener::bind((net.ip(9), IPMSG_PORT)).unwrap(),
+        vec![
+            b"hello from feiq\n".to_vec(),
+            [
+                record("相册", 2, b""),
+                record("a.txt", 1, b"12345\n"),
+                record("..", 2, b""),
+                record("../../escape.txt", 1, b"caught\n"),
+                record(".", 3, b""),
+                record(".", 3, b""),
+            ]
+            .concat(),
+        ],
+    );
+    let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
+    flags.extend([
+        "--target".into(),
+        net.ip(9).to_string(),
+        "--download-dir".into(),
+        downloads.display().to_string(),
+    ]);
+    let mut ana = Daemon::start("Ana-files", &flags);
+    let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
+    let entry = client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then(|| p.clone()));
+    assert!(entry.has(opt::FILEATTACHOPT), "Ana takes offers");
+    client.send(ana_ipmsg, mode::ANSENTRY, b"Zhang\0".to_vec());
+    ana.expect(SHORT, "Zhang joining", |event| match event {
+        Event::PeerJoined { peer } if peer.client.is_some() => Some(()),
+        _ => None,
+    });
+
+    let list = [text::encode("报告.txt", Charset::Gb18030), b":10:6b025dba:1:\x07:".to_vec()].concat();
+    let extra = [
+        b"\0".to_vec(),
+        b"10000:".to_vec(),
+        list,
+        "10001:".as_bytes().to_vec(),
+        text::encode("相册", Charset::Gb18030),
+        b":d:6b025dba:2:\x07".to_vec(),
+    ]
+    .concat();
+    let offer = client.send(ana_ipmsg, mode::SENDMSG | opt::FILEATTACHOPT, extra);
+    let transfer = ana.expect(SHORT, "the offer", |event| match event {
+        Event::TransferAdded { transfer, .. } => Some(transfer.clone()),
+        _ => None,
+    });
+    assert_eq!(transfer.state, TransferState::Offered, "never accepted without the user");
+    assert_eq!(transfer.entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["报告.txt", "相册"]);
+
+    ana.send(&Command::AcceptTransfer { transfer_id: transfer.transfer_id, always: false });
+    ana.expect(SHORT, "completion", |event| match event {
+        Event::TransferStateChanged { state: TransferState::Completed, .. } => Some(()),
+        Event::TransferStateChanged { state: TransferState::Failed, reason, .. } => {
+            panic!("failed: {reason}")
+        }
+        _ => None,
+    });
+    let requests = server.join().unwrap();
+    assert_eq!(requests, [format!("0x60:{offer:x}:2710:0:"), format!("0x62:{offer:x}:2711:0:")]);
+    assert_eq!(std::fs::read(downloads.join("报告.txt")).unwrap(), b"hello from feiq\n");
+    assert_eq!(std::fs::read(downloads.join("相册/a.txt")).unwrap(), b"12345\n");
+    // ".." became a plain folder name and "../../escape.txt" a plain file name inside it.
+    assert_eq!(std::fs::read(downloads.join("相册/_/.._.._escape.txt")).unwrap(), b"caught\n");
+    assert!(!dirs.path().join("escape.txt").exists() && !downloads.join("escape.txt").exists());
+}
+
+#[test]
+fn a_file_cut_short_by_an_ip_messenger_client_fails_and_leaves_nothing_behind() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let downloads = dirs.path().join("downloads");
+    let mut client = Client::bind(net.ip(9));
+    let listener = std::net::TcpListener::bind((net.ip(9), IPMSG_PORT)).unwrap();
+    let server = serve_offer(listener, vec![b"only ten b".to_vec()]);
+    let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
+    flags.extend([
+        "--target".into(),
+        net.ip(9).to_string(),
+        "--download-dir".into(),
+        downloads.display().to_string(),
+    ]);
+    let mut ana = Daemon::start("Ana-short", &flags);
+    let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
+    client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then_some(()));
+    client.send(ana_ipmsg, mode::ANSENTRY, b"Zhang\0".to_vec());
+    client.send(
+        ana_ipmsg,
+        mode::SENDMSG | opt::FILEATTACHOPT,
+        b"\x0010000:big.bin:64:6b025dba:1:\x07".to_vec(),
+    );
+    let transfer = ana.expect(SHORT, "the offer", |event| match event {
+        Event::TransferAdded { transfer, .. } => Some(transfer.transfer_id),
+        _ => None,
+    });
+    ana.send(&Command::AcceptTransfer { transfer_id: transfer, always: false });
+    let reason = ana.expect(SHORT, "the failure", |event| match event {
+        Event::TransferStateChanged { state: TransferState::Failed, reason, .. } => Some(reason.clone()),
+        Event::TransferStateChanged { state: TransferState::Completed, .. } => {
+            panic!("a short file completed")
+        }
+        _ => None,
+    });
+    assert!(reason.contains("10 of 100"), "{reason}");
+    server.join().unwrap();
+    let left: Vec<_> = std::fs::read_dir(&downloads)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing in the download folder: {left:?}");
 }

@@ -15,14 +15,25 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use super::{Hub, now_ms};
+use crate::node::event::TransferInfo;
 use crate::node::event::{Event, LeaveReason, PeerInfo};
+use crate::node::ipmsg_receive::{IpMsgReceiveJob, Item};
 use crate::protocol::announce::Status;
+use crate::protocol::ids::TransferId;
 use crate::protocol::ids::{MsgId, PeerId};
+use crate::protocol::ipmsg::attach::{self, AttachKind, Attachment};
 use crate::protocol::ipmsg::entry::Entry;
 use crate::protocol::ipmsg::text::{self, Charset};
 use crate::protocol::ipmsg::{MAX_SEND, Packet, decimal, mode, opt};
+use crate::protocol::names::sanitize_path;
+use crate::protocol::transfer::{Entry as TransferEntry, EntryKind};
 use crate::store::{ChatMessage, MessageState, Trust};
+use crate::store::{Direction, TransferRecord, TransferState};
 
 /// Our version field: IP Messenger protocol 1, then who we are (clients tell each other
 /// apart by it, and Pigeons ignore each other's IP Messenger packets by it).
@@ -37,9 +48,8 @@ const RESEND_INTERVAL: Duration = Duration::from_secs(1);
 /// Packet numbers remembered per peer to drop resends.
 const SEEN_PACKETS: usize = 256;
 
-/// Capabilities we announce: UTF-8. Not FILEATTACHOPT yet: files with IP Messenger peers are
-/// not implemented, and announcing it would invite offers we cannot take.
-const ENTRY_OPTIONS: u32 = opt::CAPUTF8OPT;
+/// Capabilities we announce: UTF-8, and taking file offers.
+const ENTRY_OPTIONS: u32 = opt::CAPUTF8OPT | opt::FILEATTACHOPT;
 
 /// One IP Messenger peer, known by its address (as every IP Messenger client does).
 struct IpPeer {
@@ -57,6 +67,14 @@ struct IpPeer {
     generation_ms: u64,
     /// Recent packet numbers of this generation, oldest first.
     seen: VecDeque<u32>,
+}
+
+/// What a file offer of an IP Messenger peer needs for fetching: where, under which packet
+/// number, and the sender's number of each entry (in the order of the transfer's entries).
+struct IpOffer {
+    ip: Ipv4Addr,
+    packet_no: u32,
+    file_ids: Vec<u32>,
 }
 
 /// A message sent and not yet acknowledged.
@@ -80,6 +98,8 @@ pub struct IpMsg {
     next_packet: u32,
     peers: HashMap<Ipv4Addr, IpPeer>,
     pending: Vec<Pending>,
+    /// File offers received, until Pigeon stops (IP Messenger offers do not outlive it).
+    offers: HashMap<TransferId, IpOffer>,
 }
 
 impl IpMsg {
@@ -98,6 +118,7 @@ impl IpMsg {
             next_packet,
             peers: HashMap::new(),
             pending: Vec::new(),
+            offers: HashMap::new(),
         }
     }
 
@@ -293,9 +314,6 @@ impl Hub {
             let ack = ipmsg.packet(mode::RECVMSG, packet.packet_no.to_string().into_bytes());
             ipmsg.send(&ack, ipmsg.peer_addr(ip));
         }
-        if packet.has(opt::FILEATTACHOPT) {
-            log::info!("file offer from IP Messenger peer {ip} ignored: not supported yet");
-        }
         let Some(peer) = ipmsg.peers.get_mut(&ip) else {
             log::info!("IP Messenger message from {ip}, which never announced itself; dropped");
             return;
@@ -313,15 +331,120 @@ impl Hub {
             peer.charset = Charset::Gb18030;
         }
         let text = if text::is_feiq(&peer.version) { text::strip_feiq_format(&decoded) } else { &decoded };
-        if text.is_empty() {
+        let (id, msg_id) = (peer.id, message_id(ip, peer.generation_ms, packet.packet_no));
+        let offer = packet.has(opt::FILEATTACHOPT).then(|| {
+            let list = packet.extra.splitn(2, |&b| b == 0).nth(1).unwrap_or_default();
+            (attach::parse_attachments(list), packet.has(opt::UTF8OPT))
+        });
+        if !text.is_empty() {
+            match self.store.insert_incoming(msg_id, id, text, now_ms(), false) {
+                Ok(Some(message)) => self.sinks.emit(&Event::MessageReceived { message }),
+                Ok(None) => {}
+                Err(err) => log::error!("cannot store a message from {ip}: {err}"),
+            }
+        }
+        match offer {
+            Some((Ok(attachments), utf8_flagged)) if !attachments.is_empty() => {
+                let transfer = TransferId::from_bytes(*msg_id.as_bytes());
+                self.ipmsg_offer(ip, id, transfer, packet.packet_no, &attachments, utf8_flagged);
+            }
+            Some((Err(err), _)) => log::info!("malformed file offer from {ip}: {err}"),
+            _ => {}
+        }
+    }
+
+    /// Records a file offer as an incoming transfer waiting for the user.
+    fn ipmsg_offer(
+        &mut self,
+        ip: Ipv4Addr,
+        peer: PeerId,
+        id: TransferId,
+        packet_no: u32,
+        attachments: &[Attachment],
+        utf8_flagged: bool,
+    ) {
+        let entries: Vec<TransferEntry> = attachments
+            .iter()
+            .map(|attachment| TransferEntry {
+                path: text::decode(&attachment.name, utf8_flagged).0,
+                kind: if attachment.kind == AttachKind::Dir { EntryKind::Dir } else { EntryKind::File },
+                size: attachment.size,
+            })
+            .collect();
+        // A name that is a path (or a parent folder) is refused, as in native offers.
+        let refusal = entries.iter().find_map(|entry| match sanitize_path(&entry.path) {
+            Ok(components) if components.len() == 1 => None,
+            Ok(_) => Some(format!("{:?} is a path, not a name", entry.path)),
+            Err(err) => Some(err.to_string()),
+        });
+        let mut record = TransferRecord {
+            id,
+            peer,
+            direction: Direction::Incoming,
+            entries,
+            sources: Vec::new(),
+            root_names: BTreeMap::new(),
+            state: TransferState::Offered,
+            files_done: 0,
+            reason: String::new(),
+            created_ms: now_ms(),
+        };
+        if let Some(refusal) = refusal {
+            record.state = TransferState::Failed;
+            record.reason = format!("refused an unsafe offer: {refusal}");
+        }
+        match self.store.insert_transfer(&record) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => {
+                log::error!("cannot record an offer from {ip}: {err}");
+                return;
+            }
+        }
+        self.sinks.emit(&Event::TransferAdded { transfer: TransferInfo::from_record(&record), tag: None });
+        if record.state == TransferState::Failed {
             return;
         }
-        let (id, msg_id) = (peer.id, message_id(ip, peer.generation_ms, packet.packet_no));
-        match self.store.insert_incoming(msg_id, id, text, now_ms(), false) {
-            Ok(Some(message)) => self.sinks.emit(&Event::MessageReceived { message }),
-            Ok(None) => {}
-            Err(err) => log::error!("cannot store a message from {ip}: {err}"),
+        let file_ids = attachments.iter().map(|attachment| attachment.file_id).collect();
+        if let Some(ipmsg) = &mut self.ipmsg {
+            ipmsg.offers.insert(id, IpOffer { ip, packet_no, file_ids });
         }
+        // Offers from unauthenticated peers always wait for the user, even with auto-accept.
+        self.track_offer(record);
+    }
+
+    /// The worker job for an accepted IP Messenger offer, or `None` when `record` is not one.
+    pub(super) fn ipmsg_receive_job(
+        &self,
+        record: &TransferRecord,
+        places: Vec<Vec<String>>,
+        cancel: Arc<AtomicBool>,
+    ) -> Option<IpMsgReceiveJob> {
+        let ipmsg = self.ipmsg.as_ref()?;
+        let offer = ipmsg.offers.get(&record.id)?;
+        let items = record
+            .entries
+            .iter()
+            .zip(&offer.file_ids)
+            .zip(places)
+            .map(|((entry, &file_id), place)| Item {
+                file_id,
+                kind: if entry.kind == EntryKind::Dir { AttachKind::Dir } else { AttachKind::File },
+                size: entry.size,
+                place,
+            })
+            .collect();
+        Some(IpMsgReceiveJob {
+            id: record.id,
+            addr: ipmsg.peer_addr(offer.ip),
+            offer_packet: offer.packet_no,
+            me: (VERSION.to_vec(), ipmsg.user.as_bytes().to_vec(), ipmsg.host.as_bytes().to_vec()),
+            items,
+            files_done: record.files_done,
+            download_dir: self.download_dir.clone(),
+            cancel,
+            net: self.net_tx.clone(),
+        })
     }
 
     fn ipmsg_ack(&mut self, ip: Ipv4Addr, packet: &Packet) {

@@ -13,6 +13,7 @@ use super::{Hub, NetEvent, now_ms};
 use crate::node::connection::ConnId;
 use crate::node::event::{Event, TransferInfo};
 use crate::node::files::{self, Scanned};
+use crate::node::ipmsg_receive;
 use crate::node::random_id;
 use crate::node::sinks::Origin;
 use crate::node::threads;
@@ -214,7 +215,7 @@ impl Hub {
             return;
         }
         let id = record.id;
-        self.transfers.insert(id, LiveTransfer::new(record));
+        self.track_offer(record);
         let trusted = self.store.is_trusted_sender(peer).unwrap_or_else(|err| {
             log::warn!("cannot read trusted senders: {err}");
             false
@@ -224,6 +225,11 @@ impl Hub {
         if (self.auto_accept || trusted) && confirmed {
             self.accept(id, false, Origin::Owner);
         }
+    }
+
+    /// Keeps an incoming offer live until it is answered.
+    pub(super) fn track_offer(&mut self, record: TransferRecord) {
+        self.transfers.insert(record.id, LiveTransfer::new(record));
     }
 
     /// A re-sent offer for a transfer we already answered: repeat the answer.
@@ -371,7 +377,7 @@ impl Hub {
         }
         if live.record.direction == Direction::Incoming && state != TransferState::Completed {
             // Partial data is worthless once the transfer is over.
-            std::fs::remove_dir_all(transfer::staging_dir(&self.download_dir, id)).ok();
+            transfer::remove_staging(&transfer::staging_dir(&self.download_dir, id));
         }
         if tell_peer {
             let end = TransferEnd {
@@ -479,7 +485,7 @@ impl Hub {
 
     /// Starts (or resumes) the receiving worker if the sender is online.
     pub(super) fn start_receiving(&mut self, id: TransferId) {
-        let Some(live) = self.transfers.get_mut(&id) else { return };
+        let Some(live) = self.transfers.get(&id) else { return };
         let record = &live.record;
         if live.worker.is_some()
             || record.direction != Direction::Incoming
@@ -487,7 +493,6 @@ impl Hub {
         {
             return;
         }
-        let Some(peer) = self.peers.get(&record.peer) else { return };
         let places: Result<Vec<Vec<String>>, _> = record
             .entries
             .iter()
@@ -495,22 +500,29 @@ impl Hub {
             .collect();
         let Ok(places) = places else { return };
         let cancel = Arc::new(AtomicBool::new(false));
-        let job = ReceiveJob {
-            id,
-            peer_addr: peer.tcp_addr(),
-            peer: record.peer,
-            identity: self.identity.clone(),
-            local_ip: self.local_ip,
-            entries: record.entries.clone(),
-            places,
-            files_done: record.files_done,
-            download_dir: self.download_dir.clone(),
-            cancel: cancel.clone(),
-            net: self.net_tx.clone(),
+        let spawned = if let Some(job) = self.ipmsg_receive_job(record, places.clone(), cancel.clone()) {
+            threads::spawn("pigeon-ipmsg-receive", move || ipmsg_receive::receive(&job))
+        } else {
+            let Some(peer) = self.peers.get(&record.peer) else { return };
+            let job = ReceiveJob {
+                id,
+                peer_addr: peer.tcp_addr(),
+                peer: record.peer,
+                identity: self.identity.clone(),
+                local_ip: self.local_ip,
+                entries: record.entries.clone(),
+                places,
+                files_done: record.files_done,
+                download_dir: self.download_dir.clone(),
+                cancel: cancel.clone(),
+                net: self.net_tx.clone(),
+            };
+            threads::spawn("pigeon-receive", move || transfer::receive(&job))
         };
-        match threads::spawn("pigeon-receive", move || transfer::receive(&job)) {
-            Ok(thread) => live.worker = Some((thread, cancel)),
-            Err(err) => log::error!("cannot start receive worker: {err}"),
+        match (spawned, self.transfers.get_mut(&id)) {
+            (Ok(thread), Some(live)) => live.worker = Some((thread, cancel)),
+            (Ok(_), None) => {}
+            (Err(err), _) => log::error!("cannot start receive worker: {err}"),
         }
     }
 

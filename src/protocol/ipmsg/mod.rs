@@ -6,6 +6,7 @@
 //! quirks follow the notes in `shared/ipmsg/PROTOCOL.md` (sections 2–7), which were checked
 //! against a real iptux 0.8.3.
 
+pub mod attach;
 pub mod entry;
 pub mod text;
 

@@ -1,0 +1,182 @@
+//! File offers of IP Messenger clients: the attachment list after the text of a
+//! `SENDMSG|FILEATTACHOPT`, and the record headers of a `GETDIRFILES` answer.
+//!
+//! Attachment list: `fileID:name:size:mtime:attr[:ext=val…]:` entries separated by `\a` (BEL),
+//! which may have ':' on either side; ':' inside a name is written `::`. fileID is decimal,
+//! size, mtime and attr hex. Folder stream records: `hhhh:name:size:attr[:ext=val…]:` where
+//! `hhhh` (hex) is the header's own length, followed by `size` bytes for a file.
+
+use super::super::error::DecodeError;
+
+/// Entries accepted in one offer (a larger list is refused whole).
+pub const MAX_ATTACHMENTS: usize = 1000;
+
+/// What an offered entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachKind {
+    /// A regular file.
+    File,
+    /// A folder (its size is the total of its files).
+    Dir,
+    /// In a folder stream: back to the parent folder.
+    Up,
+}
+
+/// One offered file or folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The sender's number for it (decimal in the offer, hex in the request).
+    pub file_id: u32,
+    /// The name as sent (its encoding is the peer's).
+    pub name: Vec<u8>,
+    /// Bytes (a folder's: of all its files).
+    pub size: u64,
+    /// File or folder.
+    pub kind: AttachKind,
+}
+
+fn kind_of(attr: u64) -> Option<AttachKind> {
+    match attr & 0xff {
+        1 => Some(AttachKind::File),
+        2 => Some(AttachKind::Dir),
+        3 => Some(AttachKind::Up),
+        _ => None,
+    }
+}
+
+fn hex(field: &[u8]) -> Option<u64> {
+    if field.is_empty() || field.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(field).ok()?, 16).ok()
+}
+
+/// Splits on single ':' while turning `::` into a ':' inside the field.
+fn fields(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = vec![Vec::new()];
+    let mut rest = bytes.iter().copied().peekable();
+    while let Some(byte) = rest.next() {
+        if byte == b':' && rest.next_if_eq(&b':').is_none() {
+            out.push(Vec::new());
+        } else if let Some(field) = out.last_mut() {
+            field.push(byte);
+        }
+    }
+    out
+}
+
+/// Reads the attachment list (the part of the extra after the text's NUL). Entries of kinds
+/// we do not take (symlinks, devices) are left out; a malformed entry refuses the list.
+pub fn parse_attachments(list: &[u8]) -> Result<Vec<Attachment>, DecodeError> {
+    let mut out = Vec::new();
+    for entry in list.split(|&b| b == 0x07) {
+        let entry = entry.strip_prefix(b":").unwrap_or(entry);
+        if entry.iter().all(|&b| b == 0 || b == b':') {
+            continue;
+        }
+        let fields = fields(entry);
+        let [id, name, size, _mtime, attr, ..] = fields.as_slice() else {
+            return Err(DecodeError::InvalidField("attachment"));
+        };
+        let file_id = super::decimal(id).ok_or(DecodeError::InvalidField("attachment id"))?;
+        let size = hex(size).ok_or(DecodeError::InvalidField("attachment size"))?;
+        let attr = hex(attr).ok_or(DecodeError::InvalidField("attachment attributes"))?;
+        if name.is_empty() {
+            return Err(DecodeError::InvalidField("attachment name"));
+        }
+        if let Some(kind @ (AttachKind::File | AttachKind::Dir)) = kind_of(attr) {
+            out.push(Attachment { file_id, name: name.clone(), size, kind });
+        }
+        if out.len() > MAX_ATTACHMENTS {
+            return Err(DecodeError::TooLarge {
+                what: "attachment list",
+                len: out.len(),
+                max: MAX_ATTACHMENTS,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Longest header of a folder-stream record we accept.
+pub const MAX_DIR_HEADER: usize = 4096;
+
+/// Reads the header of one folder-stream record (`hhhh:` already removed): name, size and
+/// kind. The file id is meaningless here and left 0.
+pub fn parse_dir_header(header: &[u8]) -> Result<Attachment, DecodeError> {
+    let fields = fields(header);
+    let [name, size, attr, ..] = fields.as_slice() else {
+        return Err(DecodeError::InvalidField("folder record"));
+    };
+    let size = hex(size).ok_or(DecodeError::InvalidField("folder record size"))?;
+    let kind = hex(attr).and_then(kind_of).ok_or(DecodeError::InvalidField("folder record kind"))?;
+    if name.is_empty() {
+        return Err(DecodeError::InvalidField("folder record name"));
+    }
+    Ok(Attachment { file_id: 0, name: name.clone(), size, kind })
+}
+
+/// The length prefix of a folder-stream record: hex digits up to the first ':'.
+pub fn parse_dir_header_len(prefix: &[u8]) -> Result<usize, DecodeError> {
+    let len = hex(prefix).ok_or(DecodeError::InvalidField("folder record length"))?;
+    let len = usize::try_from(len).map_err(|_too_big| DecodeError::InvalidField("folder record length"))?;
+    if len <= prefix.len() + 1 || len > MAX_DIR_HEADER {
+        return Err(DecodeError::TooLarge { what: "folder record header", len, max: MAX_DIR_HEADER });
+    }
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_iptux_offers_and_the_separator_variants_parse() {
+        // From iptux 0.8.3 (PROTOCOL.md section 12): a file, then a folder.
+        let file = parse_attachments(b"10000:from_iptux.txt:e:6b025dba:1:\x07").unwrap();
+        assert_eq!(
+            file,
+            [Attachment {
+                file_id: 10000,
+                name: b"from_iptux.txt".to_vec(),
+                size: 14,
+                kind: AttachKind::File
+            }]
+        );
+        let dir = parse_attachments(b"10001:idir:d:6b025dba:2:\x07").unwrap();
+        assert_eq!(dir.first().map(|d| (d.kind, d.size)), Some((AttachKind::Dir, 13)));
+        // IP Messenger for Windows: `:\a:` between entries, ext attributes, `::` in a name.
+        let two = parse_attachments(b"1:a::b.txt:10:0:1:14=6b025c8b:\x07:2:c:0:0:2:\x07:").unwrap();
+        assert_eq!(two.iter().map(|a| a.name.as_slice()).collect::<Vec<_>>(), [&b"a:b.txt"[..], b"c"]);
+        // Without the ':' before the separator, and a symlink that is left out.
+        let plain = parse_attachments(b"7:x:1:0:1\x078:link:0:0:4:\x07").unwrap();
+        assert_eq!(plain.len(), 1);
+    }
+
+    #[test]
+    fn malformed_offers_and_records_are_errors() {
+        for bad in [&b"x:name:1:0:1:\x07"[..], b"1:name:zz:0:1:\x07", b"1::1:0:1:\x07", b"1:name\x07"] {
+            assert!(parse_attachments(bad).is_err(), "{bad:?}");
+        }
+        let many: Vec<u8> =
+            (0..=MAX_ATTACHMENTS).flat_map(|n| format!("{n}:f{n}:1:0:1:\x07").into_bytes()).collect();
+        assert!(parse_attachments(&many).is_err());
+        assert!(parse_dir_header(b"name:zz:1:").is_err());
+        assert!(parse_dir_header(b":1:1:").is_err());
+        assert!(parse_dir_header_len(b"ffff").is_err());
+        assert!(parse_dir_header_len(b"0002").is_err());
+        assert!(parse_dir_header_len(b"xyz").is_err());
+    }
+
+    #[test]
+    fn recorded_iptux_folder_stream_headers_parse() {
+        // 002e:idir:000000000:2:14=6b025c8b:16=6b025c8b:  (0x2e = 46 bytes with the prefix)
+        let record = b"002e:idir:000000000:2:14=6b025c8b:16=6b025c8b:";
+        assert_eq!(parse_dir_header_len(b"002e").unwrap(), record.len());
+        let dir = parse_dir_header(&record[5..]).unwrap();
+        assert_eq!((dir.name.as_slice(), dir.size, dir.kind), (&b"idir"[..], 0, AttachKind::Dir));
+        let file = parse_dir_header(b"one.txt:000000006:1:14=6b025c8b:16=6b025c8b:").unwrap();
+        assert_eq!((file.size, file.kind), (6, AttachKind::File));
+        assert_eq!(parse_dir_header(b".:0:3:14=6b025c8b:").unwrap().kind, AttachKind::Up);
+    }
+}
