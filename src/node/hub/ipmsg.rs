@@ -1,6 +1,6 @@
 //! IP Messenger peers (IP Messenger, FeiQ, iptux) in the hub: presence from `BR_ENTRY`,
 //! `ANSENTRY`, `BR_ABSENCE` and `BR_EXIT`; messages both ways with `RECVMSG`
-//! acknowledgements, resends and deduplication. They join the same peer list and history as
+//! acknowledgements, resends and deduplication; their file offers as incoming transfers. They join the same peer list and history as
 //! Pigeon peers, marked with their client and as unencrypted (the protocol has no
 //! authentication; nothing pretends otherwise).
 //!
