@@ -9,7 +9,7 @@ use super::model::{Model, TransferView};
 use super::text::clock_duration;
 use crate::node::human_bytes;
 use crate::protocol::ids::{PeerId, TransferId};
-use crate::store::{Direction, TransferState};
+use crate::store::{Direction, TransferState, Trust};
 use crate::tr;
 
 /// What the user asked for on a card.
@@ -89,10 +89,16 @@ fn card(ui: &mut Ui, model: &Model, view: &TransferView, lang: Lang) -> Option<T
         } else if !info.reason.is_empty() {
             ui.label(RichText::new(&info.reason).small().weak());
         }
+        // IP Messenger peers cannot prove who they are: no "always" for them.
+        let authenticated = model.peers.get(&info.peer).is_none_or(|p| p.trust != Some(Trust::Unencrypted));
         let buttons: &[(&str, TransferAction)] = match (info.state, info.direction) {
-            (TransferState::Offered, Direction::Incoming) => &[
+            (TransferState::Offered, Direction::Incoming) if authenticated => &[
                 ("transfers.accept", TransferAction::Accept(id, false)),
                 ("transfers.always_accept", TransferAction::Accept(id, true)),
+                ("transfers.decline", TransferAction::Decline(id)),
+            ],
+            (TransferState::Offered, Direction::Incoming) => &[
+                ("transfers.accept", TransferAction::Accept(id, false)),
                 ("transfers.decline", TransferAction::Decline(id)),
             ],
             (TransferState::Offered | TransferState::Active, _) => {
