@@ -225,6 +225,8 @@ fn receive_folder(
     // Below the offered folder's reserved place; the stream's first record names it again.
     let mut path: Vec<String> = Vec::new();
     let mut depth = 0usize;
+    // A folder is offered with its total size; a stream that sends more is not that folder.
+    let mut left = item.size;
     loop {
         let record = next_record(job, stream)?;
         match record.kind {
@@ -250,6 +252,9 @@ fn receive_folder(
                 if depth == 0 {
                     return Err(Stop::Failed(String::from("the folder stream starts with a file")));
                 }
+                left = left.checked_sub(record.size).ok_or_else(|| {
+                    Stop::Failed(format!("the sender sent more than the {} bytes it offered", item.size))
+                })?;
                 let (name, _) = text::decode(&record.name, false);
                 let place = [item.place.clone(), path.clone(), vec![sanitize_component(&name)]].concat();
                 receive_file(job, stream, record.size, &place, staging, meter)?;

@@ -263,13 +263,14 @@ fn files_and_folders_offered_by_an_ip_messenger_client_arrive_with_safe_names() 
 }
 
 #[test]
-fn a_file_cut_short_by_an_ip_messenger_client_fails_and_leaves_nothing_behind() {
+fn a_file_cut_short_or_a_folder_bigger_than_offered_fails_and_leaves_nothing_behind() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
     let downloads = dirs.path().join("downloads");
     let mut client = Client::bind(net.ip(9));
     let listener = std::net::TcpListener::bind((net.ip(9), IPMSG_PORT)).unwrap();
-    let server = serve_offer(listener, vec![b"only ten b".to_vec()]);
+    let overflowing = [record("d", 2, b""), record("f", 1, b"123456"), record(".", 3, b"")].concat();
+    let server = serve_offer(listener, vec![b"only ten b".to_vec(), overflowing]);
     let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
     flags.extend([
         "--target".into(),
@@ -281,24 +282,25 @@ fn a_file_cut_short_by_an_ip_messenger_client_fails_and_leaves_nothing_behind() 
     let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
     client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then_some(()));
     client.send(ana_ipmsg, mode::ANSENTRY, b"Zhang\0".to_vec());
-    client.send(
-        ana_ipmsg,
-        mode::SENDMSG | opt::FILEATTACHOPT,
-        b"\x0010000:big.bin:64:6b025dba:1:\x07".to_vec(),
-    );
-    let transfer = ana.expect(SHORT, "the offer", |event| match event {
-        Event::TransferAdded { transfer, .. } => Some(transfer.transfer_id),
-        _ => None,
-    });
-    ana.send(&Command::AcceptTransfer { transfer_id: transfer, always: false });
-    let reason = ana.expect(SHORT, "the failure", |event| match event {
-        Event::TransferStateChanged { state: TransferState::Failed, reason, .. } => Some(reason.clone()),
-        Event::TransferStateChanged { state: TransferState::Completed, .. } => {
-            panic!("a short file completed")
-        }
-        _ => None,
-    });
-    assert!(reason.contains("10 of 100"), "{reason}");
+    for (list, expected) in [
+        (&b"\x0010000:big.bin:64:6b025dba:1:\x07"[..], "10 of 100"),
+        (b"\x0010001:d:3:6b025dba:2:\x07", "more than the 3 bytes"),
+    ] {
+        client.send(ana_ipmsg, mode::SENDMSG | opt::FILEATTACHOPT, list.to_vec());
+        let transfer = ana.expect(SHORT, "the offer", |event| match event {
+            Event::TransferAdded { transfer, .. } => Some(transfer.transfer_id),
+            _ => None,
+        });
+        ana.send(&Command::AcceptTransfer { transfer_id: transfer, always: false });
+        let reason = ana.expect(SHORT, "the failure", |event| match event {
+            Event::TransferStateChanged { state: TransferState::Failed, reason, .. } => Some(reason.clone()),
+            Event::TransferStateChanged { state: TransferState::Completed, .. } => {
+                panic!("completed: {list:?}")
+            }
+            _ => None,
+        });
+        assert!(reason.contains(expected), "{reason}");
+    }
     server.join().unwrap();
     let left: Vec<_> = std::fs::read_dir(&downloads)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())

@@ -376,8 +376,12 @@ impl Hub {
             log::error!("cannot record the end of transfer {id}: {err}");
         }
         if live.record.direction == Direction::Incoming && state != TransferState::Completed {
-            // Partial data is worthless once the transfer is over.
+            // Partial data is worthless once the transfer is over, and a folder reserved for it
+            // that stayed empty would look like a download.
             transfer::remove_staging(&transfer::staging_dir(&self.download_dir, id));
+            for folder in live.record.root_names.values() {
+                std::fs::remove_dir(self.download_dir.join(folder)).ok();
+            }
         }
         if tell_peer {
             let end = TransferEnd {
