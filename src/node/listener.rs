@@ -2,19 +2,35 @@
 //! a reader and a writer for each (thread per connection).
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 
 use crossbeam_channel::Sender;
 
 use super::hub::NetEvent;
 use super::threads::StopFlag;
 
-/// Accepts until `stop` is raised (checked at least every socket poll interval).
+/// Accepts native connections until `stop` is raised.
 pub fn accept_loop(listener: &TcpListener, net: &Sender<NetEvent>, stop: &StopFlag) {
+    accept_with(listener, net, stop, |stream, remote| Some(NetEvent::Accepted { stream, remote }));
+}
+
+/// Accepts until `stop` is raised (checked at least every socket poll interval), handing
+/// what `take` makes of each connection to the hub (`None`: dropped).
+pub fn accept_with(
+    listener: &TcpListener,
+    net: &Sender<NetEvent>,
+    stop: &StopFlag,
+    take: impl Fn(TcpStream, SocketAddr) -> Option<NetEvent>,
+) {
     while !stop.is_raised() {
         match listener.accept() {
             Ok((stream, remote)) => {
-                if stop.is_raised() || net.send(NetEvent::Accepted { stream, remote }).is_err() {
+                if stop.is_raised() {
+                    return;
+                }
+                if let Some(event) = take(stream, remote)
+                    && net.send(event).is_err()
+                {
                     return;
                 }
             }

@@ -13,6 +13,7 @@ pub mod event;
 mod files;
 mod hub;
 mod ipmsg_receive;
+mod ipmsg_send;
 pub mod lines;
 mod listener;
 mod sinks;
@@ -344,6 +345,10 @@ impl Wake {
             }
         }
         TcpStream::connect_timeout(&SocketAddr::V4(own), Duration::from_millis(200)).ok();
+        if let Some(ipmsg) = self.ipmsg_addr {
+            let addr = SocketAddr::V4(SocketAddrV4::new(ip, ipmsg.port()));
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok();
+        }
         if let Some(path) = &self.control {
             std::os::unix::net::UnixStream::connect(path).ok();
         }
@@ -373,13 +378,26 @@ fn start_ipmsg(
         }
     };
     let receiver = udp.try_clone().map_err(|source| StartError::Bind { addr, source })?;
-    let (net, stop, counters) = (net.clone(), stop.clone(), counters.clone());
+    let (udp_net, udp_stop, counters) = (net.clone(), stop.clone(), counters.clone());
     io_threads.push(
         threads::spawn("pigeon-ipmsg", move || {
-            discovery::ipmsg_receive_loop(&receiver, &net, &stop, &counters);
+            discovery::ipmsg_receive_loop(&receiver, &udp_net, &udp_stop, &counters);
         })
         .map_err(StartError::Thread)?,
     );
+    // Clients fetch what we offer over TCP on the same port; without it they cannot.
+    match socket::tcp_listener(addr) {
+        Ok(listener) => {
+            let (net, stop) = (net.clone(), stop.clone());
+            io_threads.push(
+                threads::spawn("pigeon-ipmsg-listen", move || {
+                    listener::accept_with(&listener, &net, &stop, ipmsg_send::read_request);
+                })
+                .map_err(StartError::Thread)?,
+            );
+        }
+        Err(err) => log::warn!("IP Messenger clients cannot fetch files: TCP port {port}: {err}"),
+    }
     let mut destinations: Vec<SocketAddrV4> = Vec::new();
     if settings.broadcast {
         if settings.bind.is_unspecified() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pigeon::protocol::ipmsg::entry::Entry;
 use pigeon::protocol::ipmsg::text::{self, Charset};
-use pigeon::protocol::ipmsg::{IPMSG_PORT, Packet, mode, opt};
+use pigeon::protocol::ipmsg::{IPMSG_PORT, Packet, attach, mode, opt};
 use pigeon::store::{MessageState, TransferState, Trust};
 use pigeon::{Command, Event};
 
@@ -306,4 +306,110 @@ fn a_file_cut_short_or_a_folder_bigger_than_offered_fails_and_leaves_nothing_beh
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "nothing in the download folder: {left:?}");
+}
+
+/// Fetches one entry of an offer from `addr` as the client at `from` does; returns
+/// everything sent.
+fn fetch(from: std::net::Ipv4Addr, addr: SocketAddrV4, command: u32, offer: u32, file_id: u32) -> Vec<u8> {
+    // From the client's own address: only the peer an offer went to may fetch it.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddrV4::new(from, 0).into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    stream.set_read_timeout(Some(SHORT)).unwrap();
+    let request = Packet {
+        version: FEIQ_VERSION.to_vec(),
+        packet_no: 900,
+        user: b"zhang".to_vec(),
+        host: b"zhang-pc".to_vec(),
+        command,
+        extra: format!("{offer:x}:{file_id:x}:0:").into_bytes(),
+    };
+    std::io::Write::write_all(&mut stream, &request.encode()).unwrap();
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut answer).unwrap();
+    answer
+}
+
+/// A folder stream as `(kind, name, content)` records.
+fn records(mut stream: &[u8]) -> Vec<(char, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !stream.is_empty() {
+        let colon = stream.iter().position(|&b| b == b':').unwrap();
+        let len = attach::parse_dir_header_len(&stream[..colon]).unwrap();
+        let record = attach::parse_dir_header(&stream[colon + 1..len]).unwrap();
+        let content_len =
+            if record.kind == attach::AttachKind::File { usize::try_from(record.size).unwrap() } else { 0 };
+        let kind = match record.kind {
+            attach::AttachKind::File => 'f',
+            attach::AttachKind::Dir => 'd',
+            attach::AttachKind::Up => 'u',
+        };
+        out.push((kind, text::decode(&record.name, false).0, stream[len..len + content_len].to_vec()));
+        stream = &stream[len + content_len..];
+    }
+    out
+}
+
+#[test]
+fn an_ip_messenger_client_fetches_the_files_and_folders_we_offer() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let report = dirs.path().join("报告.txt");
+    let content: Vec<u8> = (0..3000u32).map(|n| (n % 251) as u8).collect();
+    std::fs::write(&report, &content).unwrap();
+    let album = dirs.path().join("相册");
+    std::fs::create_dir_all(album.join("sub")).unwrap();
+    std::fs::create_dir_all(album.join("sub2")).unwrap();
+    std::fs::write(album.join("a.txt"), b"12345\n").unwrap();
+    std::fs::write(album.join("sub/b.txt"), b"abcdef\n").unwrap();
+
+    let mut client = Client::bind(net.ip(9));
+    let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
+    flags.extend(["--target".into(), net.ip(9).to_string()]);
+    let mut ana = Daemon::start("Ana-send", &flags);
+    let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
+    client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then_some(()));
+    client.send(ana_ipmsg, mode::ANSENTRY, b"Zhang\0".to_vec());
+    let zhang = ana.expect(SHORT, "Zhang", |event| match event {
+        Event::PeerJoined { peer } if peer.client.is_some() => Some(peer.id),
+        _ => None,
+    });
+
+    ana.send(&Command::SendFiles { to: vec![zhang], paths: vec![report, album], tag: None });
+    let offer = client
+        .expect("the offer", |p| (p.mode() == mode::SENDMSG && p.has(opt::FILEATTACHOPT)).then(|| p.clone()));
+    client.send(ana_ipmsg, mode::RECVMSG, offer.packet_no.to_string().into_bytes());
+    let list = offer.extra.splitn(2, |&b| b == 0).nth(1).unwrap();
+    let offered = attach::parse_attachments(list).unwrap();
+    let names: Vec<(String, u64)> =
+        offered.iter().map(|a| (text::decode(&a.name, false).0, a.size)).collect();
+    assert_eq!(
+        names,
+        [("报告.txt".to_owned(), 3000), ("相册".to_owned(), 13)],
+        "GBK names, folder with its total"
+    );
+
+    let file = offered.iter().find(|a| a.kind == attach::AttachKind::File).unwrap();
+    // Someone else asking for it gets nothing.
+    assert!(fetch(net.ip(8), ana_ipmsg, 0x60, offer.packet_no, file.file_id).is_empty());
+    assert_eq!(fetch(net.ip(9), ana_ipmsg, 0x60, offer.packet_no, file.file_id), content);
+    let folder = offered.iter().find(|a| a.kind == attach::AttachKind::Dir).unwrap();
+    let stream = fetch(net.ip(9), ana_ipmsg, 0x200062, offer.packet_no, folder.file_id);
+    let expected = [
+        ('d', "相册", &b""[..]),
+        ('f', "a.txt", b"12345\n"),
+        ('d', "sub", b""),
+        ('f', "b.txt", b"abcdef\n"),
+        ('u', ".", b""),
+        ('d', "sub2", b""),
+        ('u', ".", b""),
+        ('u', ".", b""),
+    ];
+    let got = records(&stream);
+    assert_eq!(got.iter().map(|(k, n, c)| (*k, n.as_str(), c.as_slice())).collect::<Vec<_>>(), expected);
+    ana.expect(SHORT, "completion", |event| match event {
+        Event::TransferStateChanged { state: TransferState::Completed, .. } => Some(()),
+        _ => None,
+    });
 }

@@ -1,6 +1,7 @@
 //! IP Messenger peers (IP Messenger, FeiQ, iptux) in the hub: presence from `BR_ENTRY`,
 //! `ANSENTRY`, `BR_ABSENCE` and `BR_EXIT`; messages both ways with `RECVMSG`
-//! acknowledgements, resends and deduplication; their file offers as incoming transfers. They join the same peer list and history as
+//! acknowledgements, resends and deduplication; their file offers as incoming transfers, and
+//! ours served to them over TCP. They join the same peer list and history as
 //! Pigeon peers, marked with their client and as unencrypted (the protocol has no
 //! authentication; nothing pretends otherwise).
 //!
@@ -12,10 +13,11 @@
 //! too; their IP Messenger packets are ignored, so nobody is listed twice.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -23,6 +25,8 @@ use super::{Hub, now_ms};
 use crate::node::event::TransferInfo;
 use crate::node::event::{Event, LeaveReason, PeerInfo};
 use crate::node::ipmsg_receive::{IpMsgReceiveJob, Item};
+use crate::node::ipmsg_send::{self, ServeJob};
+use crate::node::threads;
 use crate::protocol::announce::Status;
 use crate::protocol::ids::TransferId;
 use crate::protocol::ids::{MsgId, PeerId};
@@ -100,6 +104,11 @@ pub struct IpMsg {
     pending: Vec<Pending>,
     /// File offers received, until Pigeon stops (IP Messenger offers do not outlive it).
     offers: HashMap<TransferId, IpOffer>,
+    /// Our offers, by the packet number they went out with.
+    sent_offers: HashMap<u32, (TransferId, Ipv4Addr)>,
+    /// Our offers being fetched: the cancel flag of their serving threads and the top-level
+    /// entries served completely.
+    serving: HashMap<TransferId, (Arc<AtomicBool>, BTreeSet<usize>)>,
 }
 
 impl IpMsg {
@@ -119,6 +128,8 @@ impl IpMsg {
             peers: HashMap::new(),
             pending: Vec::new(),
             offers: HashMap::new(),
+            sent_offers: HashMap::new(),
+            serving: HashMap::new(),
         }
     }
 
@@ -506,6 +517,7 @@ impl Hub {
                 });
             }
         }
+        self.ipmsg_send_offers(id, ip, charset);
         true
     }
 
@@ -540,4 +552,140 @@ impl Hub {
     pub(super) fn ipmsg_peers(&self) -> Vec<PeerInfo> {
         self.ipmsg.as_ref().map(IpMsg::infos).unwrap_or_default()
     }
+
+    /// Sends our offers to an IP Messenger peer (each once; resent until acknowledged).
+    fn ipmsg_send_offers(&mut self, peer: PeerId, ip: Ipv4Addr, charset: Charset) {
+        let waiting = self.offers_waiting(peer);
+        let Some(ipmsg) = &mut self.ipmsg else { return };
+        for record in waiting {
+            if ipmsg.sent_offers.values().any(|(id, _)| *id == record.id) {
+                continue;
+            }
+            let mut list = Vec::new();
+            for (index, entry) in top_level(&record.entries) {
+                let size = item_size(&record.entries, index);
+                let kind = if entry.kind == EntryKind::Dir { AttachKind::Dir } else { AttachKind::File };
+                let file_id = u32::try_from(index).unwrap_or(u32::MAX);
+                list.extend(attach::encode_attachment(
+                    file_id,
+                    &text::encode(&entry.path, charset),
+                    size,
+                    kind,
+                ));
+            }
+            let utf8 = if charset == Charset::Utf8 { opt::UTF8OPT } else { 0 };
+            let extra = [vec![0], list].concat();
+            let packet = ipmsg.packet(mode::SENDMSG | opt::FILEATTACHOPT | opt::SENDCHECKOPT | utf8, extra);
+            let bytes = packet.encode();
+            ipmsg.send(&packet, ipmsg.peer_addr(ip));
+            ipmsg.sent_offers.insert(packet.packet_no, (record.id, ip));
+            ipmsg.pending.push(Pending {
+                packet_no: packet.packet_no,
+                to: ip,
+                msg_id: MsgId::from_bytes(*record.id.as_bytes()),
+                bytes,
+                tries: 1,
+                next_at: Instant::now() + RESEND_INTERVAL,
+            });
+        }
+    }
+
+    /// A client asks for something we offered: serve it on its own thread.
+    pub(super) fn on_ipmsg_request(&mut self, stream: TcpStream, from: SocketAddrV4, packet: &Packet) {
+        let want_folder = match packet.mode() {
+            GETFILEDATA => false,
+            GETDIRFILES => true,
+            other => {
+                log::debug!("IP Messenger TCP command {other:#x} from {from} ignored");
+                return;
+            }
+        };
+        let Some((offer_packet, file_id, offset)) = attach::parse_request(&packet.extra) else { return };
+        let Some(ipmsg) = &self.ipmsg else { return };
+        // Only the peer the offer went to may fetch it.
+        let Some(&(id, ip)) = ipmsg.sent_offers.get(&offer_packet) else { return };
+        if ip != *from.ip() {
+            log::info!("{from} asked for an offer made to {ip}; refused");
+            return;
+        }
+        let Some(record) = self.fetching_started(id) else { return };
+        let index = usize::try_from(file_id).unwrap_or(usize::MAX);
+        let Some(top) = record.entries.get(index).filter(|entry| !entry.path.contains('/')) else { return };
+        if (top.kind == EntryKind::Dir) != want_folder {
+            return;
+        }
+        let prefix = format!("{}/", top.path);
+        let entries: Vec<(TransferEntry, PathBuf)> = record
+            .entries
+            .iter()
+            .zip(&record.sources)
+            .enumerate()
+            .filter(|(at, (entry, _))| *at == index || (want_folder && entry.path.starts_with(&prefix)))
+            .map(|(_, (entry, source))| (entry.clone(), source.clone()))
+            .collect();
+        let Some(ipmsg) = &mut self.ipmsg else { return };
+        let cancel = ipmsg
+            .serving
+            .entry(id)
+            .or_insert_with(|| (Arc::new(AtomicBool::new(false)), BTreeSet::new()))
+            .0
+            .clone();
+        let job = ServeJob { id, index, entries, offset, stream, cancel, net: self.net_tx.clone() };
+        match threads::spawn("pigeon-ipmsg-serve", move || ipmsg_send::serve(job)) {
+            Ok(thread) => self.helpers.push(thread),
+            Err(err) => log::error!("cannot start a serving thread: {err}"),
+        }
+    }
+
+    /// A request was served: the offer is complete once every entry with data was.
+    pub(super) fn on_ipmsg_served(&mut self, id: TransferId, index: usize, outcome: Result<(), String>) {
+        if let Err(reason) = outcome {
+            log::info!("serving entry {index} of {id} stopped: {reason}");
+            return;
+        }
+        let Some(ipmsg) = &mut self.ipmsg else { return };
+        let Some((_, served)) = ipmsg.serving.get_mut(&id) else { return };
+        served.insert(index);
+        let served = served.clone();
+        let Some(record) = self.live_record(id) else { return };
+        // iptux never fetches an empty entry, so those do not count.
+        let complete = top_level(&record.entries)
+            .filter(|(at, _)| item_size(&record.entries, *at) > 0)
+            .all(|(at, _)| served.contains(&at));
+        if complete {
+            self.end_transfer(id, TransferState::Completed, "", false);
+        }
+    }
+
+    /// Stops serving a transfer that ended.
+    pub(super) fn ipmsg_forget(&mut self, id: TransferId) {
+        if let Some(ipmsg) = &mut self.ipmsg {
+            if let Some((cancel, _)) = ipmsg.serving.remove(&id) {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            ipmsg.sent_offers.retain(|_, (offer, _)| *offer != id);
+            ipmsg.offers.remove(&id);
+        }
+    }
+}
+
+/// Request for one file's bytes.
+const GETFILEDATA: u32 = 0x60;
+/// Request for a folder stream.
+const GETDIRFILES: u32 = 0x62;
+
+/// The top-level entries of an offer, with their positions (which are their file ids).
+fn top_level(entries: &[TransferEntry]) -> impl Iterator<Item = (usize, &TransferEntry)> {
+    entries.iter().enumerate().filter(|(_, entry)| !entry.path.contains('/'))
+}
+
+/// Bytes of a top-level entry: a file's size, or the total of a folder's files.
+fn item_size(entries: &[TransferEntry], index: usize) -> u64 {
+    let Some(top) = entries.get(index) else { return 0 };
+    let prefix = format!("{}/", top.path);
+    entries
+        .iter()
+        .filter(|entry| entry.path == top.path || entry.path.starts_with(&prefix))
+        .map(|entry| entry.size)
+        .sum()
 }

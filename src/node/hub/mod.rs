@@ -64,6 +64,24 @@ const MAX_CONNECTIONS: usize = 512;
 
 /// What the I/O threads report to the hub.
 pub enum NetEvent {
+    /// An IP Messenger client asked for a file or folder we offered (TCP).
+    IpMsgRequest {
+        /// The connection, its request read.
+        stream: TcpStream,
+        /// The client.
+        from: SocketAddrV4,
+        /// The request packet.
+        packet: crate::protocol::ipmsg::Packet,
+    },
+    /// A request of an IP Messenger client was served (or failed).
+    IpMsgServed {
+        /// The transfer.
+        transfer: TransferId,
+        /// Which top-level entry of the offer.
+        index: usize,
+        /// Whether all of it was sent.
+        outcome: Result<(), String>,
+    },
     /// An IP Messenger packet decoded by its receiver thread.
     IpMsg {
         /// Source address.
@@ -518,6 +536,10 @@ impl Hub {
         match event {
             NetEvent::Datagram { from, datagram } => self.on_datagram(from, datagram),
             NetEvent::IpMsg { from, packet } => self.on_ipmsg(from, &packet),
+            NetEvent::IpMsgRequest { stream, from, packet } => self.on_ipmsg_request(stream, from, &packet),
+            NetEvent::IpMsgServed { transfer, index, outcome } => {
+                self.on_ipmsg_served(transfer, index, outcome);
+            }
             NetEvent::Accepted { stream, remote } => {
                 if self.conns.len() >= MAX_CONNECTIONS {
                     log::info!("refusing connection from {remote}: {MAX_CONNECTIONS} already open");

@@ -227,6 +227,45 @@ impl Hub {
         }
     }
 
+    /// A live transfer as it stands.
+    pub(super) fn live_record(&self, id: TransferId) -> Option<TransferRecord> {
+        self.transfers.get(&id).map(|live| live.record.clone())
+    }
+
+    /// Our offers to `peer` that wait for an answer.
+    pub(super) fn offers_waiting(&self, peer: PeerId) -> Vec<TransferRecord> {
+        self.transfers
+            .values()
+            .filter(|live| {
+                live.record.peer == peer
+                    && live.record.direction == Direction::Outgoing
+                    && live.record.state == TransferState::Offered
+            })
+            .map(|live| live.record.clone())
+            .collect()
+    }
+
+    /// A peer started fetching our offer `id`: it is active from now on. Returns the offer, or
+    /// `None` when it is not live.
+    pub(super) fn fetching_started(&mut self, id: TransferId) -> Option<TransferRecord> {
+        let live = self.transfers.get_mut(&id)?;
+        if live.record.direction != Direction::Outgoing {
+            return None;
+        }
+        if live.record.state == TransferState::Offered {
+            live.record.state = TransferState::Active;
+            if let Err(err) = self.store.set_transfer_state(id, TransferState::Active, "") {
+                log::error!("cannot record the start of {id}: {err}");
+            }
+            self.sinks.emit(&Event::TransferStateChanged {
+                transfer_id: id,
+                state: TransferState::Active,
+                reason: String::new(),
+            });
+        }
+        Some(live.record.clone())
+    }
+
     /// Keeps an incoming offer live until it is answered.
     pub(super) fn track_offer(&mut self, record: TransferRecord) {
         self.transfers.insert(record.id, LiveTransfer::new(record));
@@ -372,6 +411,7 @@ impl Hub {
     ) {
         let Some(mut live) = self.transfers.remove(&id) else { return };
         live.stop_worker();
+        self.ipmsg_forget(id);
         if let Err(err) = self.store.set_transfer_state(id, state, reason) {
             log::error!("cannot record the end of transfer {id}: {err}");
         }

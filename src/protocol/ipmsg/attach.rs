@@ -180,3 +180,73 @@ mod tests {
         assert_eq!(parse_dir_header(b".:0:3:14=6b025c8b:").unwrap().kind, AttachKind::Up);
     }
 }
+
+/// One entry of our attachment list: `id:name:size:mtime:attr:` then the `\a` separator.
+pub fn encode_attachment(file_id: u32, name: &[u8], size: u64, kind: AttachKind) -> Vec<u8> {
+    let attr = match kind {
+        AttachKind::File => 1,
+        AttachKind::Dir => 2,
+        AttachKind::Up => 3,
+    };
+    let mut out = format!("{file_id}:").into_bytes();
+    out.extend(escape_colons(name));
+    out.extend(format!(":{size:x}:0:{attr}:\x07").into_bytes());
+    out
+}
+
+/// One record header of a folder stream, length prefix included.
+pub fn encode_dir_header(name: &[u8], size: u64, kind: AttachKind) -> Vec<u8> {
+    let attr = match kind {
+        AttachKind::File => 1,
+        AttachKind::Dir => 2,
+        AttachKind::Up => 3,
+    };
+    let mut rest = escape_colons(name);
+    rest.extend(format!(":{size:x}:{attr}:").into_bytes());
+    let mut out = format!("{:04x}:", rest.len() + 5).into_bytes();
+    out.extend(rest);
+    out
+}
+
+fn escape_colons(name: &[u8]) -> Vec<u8> {
+    name.iter().flat_map(|&b| if b == b':' { vec![b':', b':'] } else { vec![b] }).collect()
+}
+
+/// A file request's extra: `packetID:fileID[:offset]` in hex (the offer's packet number and
+/// our file id); the offset defaults to 0.
+pub fn parse_request(extra: &[u8]) -> Option<(u32, u32, u64)> {
+    let mut fields = extra.split(|&b| b == b':');
+    let packet = u32::try_from(hex(fields.next()?)?).ok()?;
+    let file = u32::try_from(hex(fields.next()?)?).ok()?;
+    let offset = fields.next().filter(|f| !f.is_empty()).map_or(Some(0), hex)?;
+    Some((packet, file, offset))
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "in tests a panic is a failure report")]
+mod encode_tests {
+    use super::*;
+
+    #[test]
+    fn our_offers_records_and_their_requests_round_trip() {
+        let list = [
+            encode_attachment(0, b"a:b.txt", 14, AttachKind::File),
+            encode_attachment(1, b"dir", 13, AttachKind::Dir),
+        ]
+        .concat();
+        let parsed = parse_attachments(&list).unwrap();
+        assert_eq!(
+            parsed.iter().map(|a| (a.file_id, a.name.as_slice(), a.size)).collect::<Vec<_>>(),
+            [(0, &b"a:b.txt"[..], 14), (1, b"dir", 13)]
+        );
+        let header = encode_dir_header(b"one.txt", 6, AttachKind::File);
+        let colon = header.iter().position(|&b| b == b':').unwrap();
+        assert_eq!(parse_dir_header_len(&header[..colon]).unwrap(), header.len());
+        assert_eq!(parse_dir_header(&header[colon + 1..]).unwrap().size, 6);
+        // Recorded: iptux asks `13de702:0:0`; IP Messenger for Windows `13de702:1:`.
+        assert_eq!(parse_request(b"13de702:0:0"), Some((0x13de702, 0, 0)));
+        assert_eq!(parse_request(b"13de702:1:"), Some((0x13de702, 1, 0)));
+        assert_eq!(parse_request(b"13de702:1:ff"), Some((0x13de702, 1, 255)));
+        assert_eq!(parse_request(b"zz:1:0"), None);
+    }
+}
