@@ -70,8 +70,13 @@ pub fn read_request(mut stream: TcpStream, remote: SocketAddr) -> Option<NetEven
     }
 }
 
+/// A client that takes nothing for this long has gone away.
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves the request and reports the outcome to the hub.
 pub fn serve(mut job: ServeJob) {
+    // Never block for good on a client that stopped reading (shutdown waits for this thread).
+    job.stream.set_write_timeout(Some(STALL_TIMEOUT)).ok();
     let total = job.entries.iter().map(|(entry, _)| entry.size).sum();
     let mut meter = Meter::new(job.id, job.net.clone(), total, 0);
     let offset = job.offset;

@@ -165,8 +165,22 @@ fn serve_offer(
         .name("it-ipmsg-server".into())
         .spawn(move || {
             let mut requests = Vec::new();
+            // Bounded: a node that never comes to fetch must fail the test, not hang it.
+            listener.set_nonblocking(true).unwrap();
+            let deadline = Instant::now() + SHORT;
             for answer in answers {
-                let (mut stream, _) = listener.accept().unwrap();
+                let mut stream = loop {
+                    match listener.accept() {
+                        Ok((stream, _)) => break stream,
+                        Err(err)
+                            if err.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                        {
+                            std::thread::park_timeout(Duration::from_millis(20));
+                        }
+                        Err(_) => return requests,
+                    }
+                };
+                stream.set_nonblocking(false).unwrap();
                 stream.set_read_timeout(Some(SHORT)).unwrap();
                 let mut request = Vec::new();
                 let mut byte = [0u8; 1];

@@ -241,9 +241,14 @@ impl Hub {
         }
     }
 
-    /// Says goodbye to IP Messenger clients.
+    /// Says goodbye to IP Messenger clients and stops serving them (shutdown).
     pub(super) fn ipmsg_goodbye(&mut self) {
         self.ipmsg_announce(mode::BR_EXIT);
+        if let Some(ipmsg) = &self.ipmsg {
+            for (cancel, _) in ipmsg.serving.values() {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
     }
 
     /// Takes in one IP Messenger packet.
