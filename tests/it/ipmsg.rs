@@ -154,6 +154,25 @@ fn a_taken_ip_messenger_port_is_reported_and_pigeon_peers_still_work() {
     });
 }
 
+/// The next connection to `listener`, or `None` after [`SHORT`]: a node that never comes
+/// must fail the test, not hang it.
+fn accept_within(listener: &std::net::TcpListener) -> Option<std::net::TcpStream> {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + SHORT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                return Some(stream);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::park_timeout(Duration::from_millis(20));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Serves a scripted client's offer over TCP the way IP Messenger clients do: each request
 /// (`GETFILEDATA`, `GETDIRFILES`) gets the next answer, raw, then the connection closes.
 /// Returns the requests as `command:extra`.
@@ -165,22 +184,8 @@ fn serve_offer(
         .name("it-ipmsg-server".into())
         .spawn(move || {
             let mut requests = Vec::new();
-            // Bounded: a node that never comes to fetch must fail the test, not hang it.
-            listener.set_nonblocking(true).unwrap();
-            let deadline = Instant::now() + SHORT;
             for answer in answers {
-                let mut stream = loop {
-                    match listener.accept() {
-                        Ok((stream, _)) => break stream,
-                        Err(err)
-                            if err.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
-                        {
-                            std::thread::park_timeout(Duration::from_millis(20));
-                        }
-                        Err(_) => return requests,
-                    }
-                };
-                stream.set_nonblocking(false).unwrap();
+                let Some(mut stream) = accept_within(&listener) else { return requests };
                 stream.set_read_timeout(Some(SHORT)).unwrap();
                 let mut request = Vec::new();
                 let mut byte = [0u8; 1];
@@ -426,4 +431,42 @@ fn an_ip_messenger_client_fetches_the_files_and_folders_we_offer() {
         Event::TransferStateChanged { state: TransferState::Completed, .. } => Some(()),
         _ => None,
     });
+}
+
+#[test]
+fn an_ip_messenger_transfer_cut_by_a_crash_is_marked_failed_after_the_restart() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut client = Client::bind(net.ip(9));
+    // Accepts the fetch and then sends nothing: the transfer stays active.
+    let listener = std::net::TcpListener::bind((net.ip(9), IPMSG_PORT)).unwrap();
+    let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
+    flags.extend(["--target".into(), net.ip(9).to_string()]);
+    let mut ana = Daemon::start("Ana-crash", &flags);
+    let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
+    client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then_some(()));
+    client.send(ana_ipmsg, mode::ANSENTRY, b"Zhang\0".to_vec());
+    client.send(
+        ana_ipmsg,
+        mode::SENDMSG | opt::FILEATTACHOPT,
+        b"\x0010000:big.bin:64:6b025dba:1:\x07".to_vec(),
+    );
+    let transfer = ana.expect(SHORT, "the offer", |event| match event {
+        Event::TransferAdded { transfer, .. } => Some(transfer.transfer_id),
+        _ => None,
+    });
+    ana.send(&Command::AcceptTransfer { transfer_id: transfer, always: false });
+    let _held = accept_within(&listener).expect("Ana fetches");
+    ana.kill();
+
+    let mut ana = Daemon::start("Ana-crash2", &flags);
+    ana.send(&Command::ListTransfers);
+    let (state, reason) = ana.expect(SHORT, "the transfers", |event| match event {
+        Event::Transfers { transfers } => {
+            transfers.iter().find(|t| t.transfer_id == transfer).map(|t| (t.state, t.reason.clone()))
+        }
+        _ => None,
+    });
+    assert_eq!(state, TransferState::Failed, "{reason}");
+    assert!(reason.contains("send again"), "{reason}");
 }

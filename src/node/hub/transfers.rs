@@ -639,6 +639,16 @@ impl Hub {
     /// Loads live transfers at start so they resume.
     pub(super) fn load_transfers(&mut self) -> Result<(), StoreError> {
         for record in self.store.live_transfers()? {
+            // IP Messenger peers have no key. Their transfers cannot resume: the protocol has no
+            // lasting offer ids (ours can be offered again, so only running ones end).
+            let ipmsg_peer = self.store.pinned_key(record.peer)?.is_none();
+            if ipmsg_peer
+                && (record.direction == Direction::Incoming || record.state == TransferState::Active)
+            {
+                let reason = "interrupted when Pigeon stopped; IP Messenger transfers cannot resume, please send again";
+                self.store.set_transfer_state(record.id, TransferState::Failed, reason)?;
+                continue;
+            }
             if record.direction == Direction::Outgoing && record.state == TransferState::Offered {
                 self.outbox_peers.insert(record.peer);
             }
