@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use pigeon::Config;
 use pigeon::protocol::announce::Status;
 
@@ -136,6 +136,9 @@ enum Sub {
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
     },
+    /// Print the manual page (roff) for packaging: `pigeon man > pigeon.1`.
+    #[command(hide = true)]
+    Man,
     /// Show the safety number to compare with a peer; mark it verified or accept a new key.
     Trust {
         /// A display name, a peer id (or a unique prefix of one), or HOST:PORT.
@@ -202,12 +205,19 @@ impl SharedArgs {
 /// Parses the command line and runs what it asks for.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    if let Some(Sub::Man) = cli.command {
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .context("cannot write the manual")?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = cli.shared.into_config().context("invalid settings")?;
     let Some(command) = cli.command else {
         pigeon::ui::run(config)?;
         return Ok(ExitCode::SUCCESS);
     };
     match command {
+        Sub::Man => Ok(ExitCode::SUCCESS),
         Sub::Daemon => daemon::run(&config),
         Sub::Peers { wait, json } => peers::run(&config, wait.map(seconds).transpose()?, json),
         Sub::Send { peer, text, wait, timeout } => {

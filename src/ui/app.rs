@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use eframe::egui::{self, Align, Color32, Layout, RichText, Ui, ViewportCommand};
 
@@ -31,6 +31,9 @@ use crate::tr;
 /// Events taken in one frame at most, so a flood cannot freeze the window; the rest wait for
 /// the next frame, which is requested at once.
 const EVENTS_PER_FRAME: usize = 5_000;
+
+/// With no peer seen for this long, the window suggests checking the firewall.
+const FIREWALL_HINT_AFTER: Duration = Duration::from_secs(20);
 
 /// Messages loaded when a conversation opens, and per older page.
 const PAGE: usize = 200;
@@ -448,6 +451,16 @@ impl PigeonApp {
             ui.label(tr!(lang, key));
             ui.add_space(8.0);
             ui.label(RichText::new(tr!(lang, "hint.other_subnet")).weak());
+            if self.model.peers.is_empty() {
+                // Peers answer within a second or two; after this long a firewall is likely.
+                let waited = self.started.elapsed();
+                if waited >= FIREWALL_HINT_AFTER {
+                    ui.add_space(8.0);
+                    ui.label(RichText::new(tr!(lang, "hint.firewall")).color(ui.visuals().warn_fg_color));
+                } else {
+                    ui.ctx().request_repaint_after(FIREWALL_HINT_AFTER - waited);
+                }
+            }
             if !self.model.me.addr.is_empty() {
                 ui.label(
                     RichText::new(tr!(lang, "hint.listening", addr = self.model.me.addr)).small().weak(),
