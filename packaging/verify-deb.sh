@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 deb=${1:-$(ls -t target/debian/pigeon_*.deb | head -1)}
 root=$(mktemp -d /tmp/pigeon-root.XXXXXX)
 cleanup() {
-    chroot "$root" pkill -f 'Xvfb :57' 2>/dev/null || true
-    chroot "$root" pkill -x pigeon 2>/dev/null || true
+    # Every process started inside the root (Xvfb, pigeon): minbase has no pkill.
+    for proc in /proc/[0-9]*; do
+        [ "$(readlink "$proc/root" 2>/dev/null)" = "$root" ] && kill "${proc#/proc/}" 2>/dev/null
+    done
     for m in dev/pts dev proc sys; do umount -l "$root/$m" 2>/dev/null || true; done
-    rm -rf "$root"
+    rm -rf "$root" "$root.log"
 }
 trap cleanup EXIT
 echo "== debootstrap (minbase bookworm) into $root"
