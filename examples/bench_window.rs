@@ -81,7 +81,7 @@ fn main() {
     let node = Node::start(&config).unwrap();
     let mut harness = Harness::builder()
         .with_size(egui::Vec2::from(WINDOW_SIZE))
-        .build_eframe(move |cc| PigeonApp::new(cc, node, config, Arc::new(|| {})).unwrap());
+        .build_eframe(move |cc| PigeonApp::new(&cc.egui_ctx, node, config, Arc::new(|| {})).unwrap());
 
     // The first row of the first group, so it is on screen without scrolling the list.
     let talker = peer(100);

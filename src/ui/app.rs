@@ -65,12 +65,12 @@ impl PigeonApp {
     /// The window around a started node; `also_wake` runs with every node event batch (tests
     /// use it to wait for events instead of sleeping).
     pub fn new(
-        cc: &eframe::CreationContext<'_>,
+        ctx: &egui::Context,
         node: Node,
         config: Config,
         also_wake: Arc<dyn Fn() + Send + Sync>,
     ) -> std::io::Result<PigeonApp> {
-        let ctx = cc.egui_ctx.clone();
+        let ctx = ctx.clone();
         fonts::install(&ctx);
         let repaint = ctx.clone();
         node.set_waker(move || {

@@ -18,15 +18,16 @@ pub mod model;
 mod peer_list;
 mod picker;
 mod settings;
+mod startup;
 mod text;
 mod transfers;
 
 use std::sync::Arc;
 
 pub use app::PigeonApp;
+pub use startup::Root;
 
 use crate::config::Config;
-use crate::node::Node;
 
 /// The window's icon, also installed as the app icon.
 pub const ICON_PNG: &[u8] = include_bytes!("../../assets/pigeon-256.png");
@@ -55,10 +56,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     eframe::run_native(
         "Pigeon",
         options,
-        Box::new(move |cc| {
-            let node = Node::start(&config)?;
-            Ok(Box::new(PigeonApp::new(cc, node, config, Arc::new(|| {}))?))
-        }),
+        Box::new(move |cc| Ok(Box::new(startup::Root::start(&cc.egui_ctx, config)?))),
     )
     .map_err(|err| anyhow::anyhow!("cannot open the window: {err}"))
 }

@@ -113,3 +113,14 @@ fn send_file_exits_zero_once_verified_and_explains_failures() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("missing.txt"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn the_manual_page_is_generated_from_the_command_line_definition() {
+    let out = Process::new(pigeon_bin()).arg("man").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(page.starts_with(".ie") && page.contains(".TH pigeon 1"), "{page}");
+    assert!(page.contains("send\\-file") && page.contains("\\-\\-no\\-ipmsg"), "{page}");
+    let help = Process::new(pigeon_bin()).arg("--help").output().unwrap();
+    assert!(!text(&help.stdout).contains(" man "), "the man subcommand stays hidden");
+}

@@ -43,7 +43,7 @@ impl Window {
         });
         let harness = Harness::builder()
             .with_size(egui::Vec2::from(WINDOW_SIZE))
-            .build_eframe(move |cc| PigeonApp::new(cc, node, config, also_wake).unwrap());
+            .build_eframe(move |cc| PigeonApp::new(&cc.egui_ctx, node, config, also_wake).unwrap());
         Window { harness, woke }
     }
 
@@ -336,4 +336,29 @@ fn an_extra_target_added_in_settings_is_announced_to_at_once() {
         _ => None,
     });
     window.until("Cy in the list", |h| h.query_by_role_and_label(Role::Button, "Cy").is_some());
+}
+
+#[test]
+fn a_taken_port_is_explained_and_the_window_offers_a_free_one() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    // Another program holds Ana's port.
+    let _squatter = std::net::TcpListener::bind((net.ip(1), net.port)).unwrap();
+    let mut config = Config::in_dir(dirs.path().join("ana"));
+    config.settings.bind = net.ip(1);
+    config.settings.port = net.port;
+    config.settings.broadcast = false;
+    config.settings.ipmsg = false;
+    config.settings.language = Some("en".into());
+    let mut harness = Harness::builder()
+        .with_size(egui::Vec2::from(WINDOW_SIZE))
+        .build_eframe(move |cc| pigeon::ui::Root::start(&cc.egui_ctx, config).unwrap());
+    harness.step();
+    assert!(harness.query_by_label("Pigeon could not start").is_some());
+    harness.get_by_label_contains("Start on port").click();
+    harness.step();
+    harness.step();
+    let app = harness.state().app().expect("running on the free port");
+    assert_ne!(app.node().local_addr().port(), net.port);
+    assert!(harness.query_by_label("Welcome to Pigeon").is_some());
 }
