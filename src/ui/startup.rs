@@ -21,7 +21,7 @@ pub enum Root {
     /// The node runs.
     Running(Box<PigeonApp>),
     /// The node could not start.
-    Stopped(Problem),
+    Stopped(Box<Problem>),
 }
 
 /// Why the node did not start, and what can be done.
@@ -46,7 +46,7 @@ impl Root {
                 };
                 let lang = Lang::choose(config.settings.language.as_deref());
                 super::fonts::install(ctx);
-                Ok(Root::Stopped(Problem { config, error: err.to_string(), free_port, lang }))
+                Ok(Root::Stopped(Box::new(Problem { config, error: err.to_string(), free_port, lang })))
             }
         }
     }
