@@ -355,6 +355,15 @@ impl Wake {
     }
 }
 
+/// The first port after the configured one where both UDP and TCP can be bound now, trying
+/// at most `tries` ports (for offering another when the configured one is taken).
+pub fn free_port_after(settings: &crate::config::Settings, tries: u16) -> Option<u16> {
+    (1..=tries).filter_map(|step| settings.port.checked_add(step)).find(|&port| {
+        let addr = SocketAddrV4::new(settings.bind, port);
+        std::net::TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok()
+    })
+}
+
 /// Binds the IP Messenger port and starts its receiver. A port that cannot be bound is not
 /// fatal: Pigeon peers work without it, and the reason is reported to the user.
 fn start_ipmsg(

@@ -2,7 +2,6 @@
 //! reason in plain words, and for a port another program holds, a button that starts Pigeon on
 //! the next free port instead (for this session; Settings can make it permanent).
 
-use std::net::{SocketAddrV4, TcpListener, UdpSocket};
 use std::sync::Arc;
 
 use eframe::egui::{self, RichText, Ui};
@@ -10,7 +9,7 @@ use eframe::egui::{self, RichText, Ui};
 use super::app::PigeonApp;
 use super::i18n::Lang;
 use crate::config::Config;
-use crate::node::{Node, StartError};
+use crate::node::{Node, StartError, free_port_after};
 use crate::tr;
 
 /// Ports tried after a taken one.
@@ -41,7 +40,7 @@ impl Root {
             Err(err) => {
                 log::warn!("{err}");
                 let free_port = match &err {
-                    StartError::Bind { .. } => next_free_port(&config),
+                    StartError::Bind { .. } => free_port_after(&config.settings, PORTS_TO_TRY),
                     _ => None,
                 };
                 let lang = Lang::choose(config.settings.language.as_deref());
@@ -58,15 +57,6 @@ impl Root {
             Root::Stopped(_) => None,
         }
     }
-}
-
-/// The first port after the configured one where both UDP and TCP can be bound now.
-fn next_free_port(config: &Config) -> Option<u16> {
-    let settings = &config.settings;
-    (1..=PORTS_TO_TRY).filter_map(|step| settings.port.checked_add(step)).find(|&port| {
-        let addr = SocketAddrV4::new(settings.bind, port);
-        TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok()
-    })
 }
 
 impl Problem {
@@ -106,7 +96,7 @@ impl Problem {
             },
             Err(err) => {
                 self.error = err.to_string();
-                self.free_port = next_free_port(&config);
+                self.free_port = free_port_after(&config.settings, PORTS_TO_TRY);
                 None
             }
         }
