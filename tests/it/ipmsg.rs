@@ -58,18 +58,37 @@ impl Client {
     }
 }
 
+/// Ana, a daemon announcing to a scripted client at address .9 of `net`, and that client
+/// once Ana's BR_ENTRY reached it.
+struct Meeting {
+    client: Client,
+    ana: Daemon,
+    /// Ana's IP Messenger address.
+    ana_ipmsg: SocketAddrV4,
+    /// Ana's BR_ENTRY as the client received it.
+    entry: Packet,
+    /// Ana's flags (to restart her).
+    flags: Vec<String>,
+}
+
+fn meet(net: &Net, data_dir: &std::path::Path, name: &str, extra_flags: &[String]) -> Meeting {
+    let client = Client::bind(net.ip(9));
+    let mut flags = net.flags(1, 1, data_dir);
+    flags.extend(["--target".into(), net.ip(9).to_string()]);
+    flags.extend_from_slice(extra_flags);
+    let ana = Daemon::start(name, &flags);
+    let entry = client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then(|| p.clone()));
+    Meeting { client, ana, ana_ipmsg: SocketAddrV4::new(net.ip(1), IPMSG_PORT), entry, flags }
+}
+
 #[test]
 fn a_feiq_client_is_listed_and_messages_go_both_ways_in_gbk_once_each() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
-    let mut client = Client::bind(net.ip(9));
-    let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
-    flags.extend(["--target".into(), net.ip(9).to_string()]);
-    let mut ana = Daemon::start("Ana", &flags);
-    let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
+    let Meeting { mut client, mut ana, ana_ipmsg, entry, .. } =
+        meet(&net, &dirs.path().join("ana"), "Ana", &[]);
 
     // Ana announces itself, in UTF-8 and marked as Pigeon.
-    let entry = client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then(|| p.clone()));
     assert!(entry.version.starts_with(b"1_pigeon"), "{:?}", String::from_utf8_lossy(&entry.version));
     assert!(entry.has(opt::CAPUTF8OPT));
     assert_eq!(Entry::decode(&entry.extra, false).nick, "Ana");
@@ -213,7 +232,6 @@ fn files_and_folders_offered_by_an_ip_messenger_client_arrive_with_safe_names() 
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
     let downloads = dirs.path().join("downloads");
-    let mut client = Client::bind(net.ip(9));
     let server = serve_offer(
         std::net::TcpListener::bind((net.ip(9), IPMSG_PORT)).unwrap(),
         vec![
@@ -229,16 +247,9 @@ fn files_and_folders_offered_by_an_ip_messenger_client_arrive_with_safe_names() 
             .concat(),
         ],
     );
-    let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
-    flags.extend([
-        "--target".into(),
-        net.ip(9).to_string(),
-        "--download-dir".into(),
-        downloads.display().to_string(),
-    ]);
-    let mut ana = Daemon::start("Ana-files", &flags);
-    let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
-    let entry = client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then(|| p.clone()));
+    let download_flags = ["--download-dir".into(), downloads.display().to_string()];
+    let Meeting { mut client, mut ana, ana_ipmsg, entry, .. } =
+        meet(&net, &dirs.path().join("ana"), "Ana-files", &download_flags);
     assert!(entry.has(opt::FILEATTACHOPT), "Ana takes offers");
     client.send(ana_ipmsg, mode::ANSENTRY, b"Zhang\0".to_vec());
     ana.expect(SHORT, "Zhang joining", |event| match event {
@@ -286,20 +297,12 @@ fn a_file_cut_short_or_a_folder_bigger_than_offered_fails_and_leaves_nothing_beh
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
     let downloads = dirs.path().join("downloads");
-    let mut client = Client::bind(net.ip(9));
     let listener = std::net::TcpListener::bind((net.ip(9), IPMSG_PORT)).unwrap();
     let overflowing = [record("d", 2, b""), record("f", 1, b"123456"), record(".", 3, b"")].concat();
     let server = serve_offer(listener, vec![b"only ten b".to_vec(), overflowing]);
-    let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
-    flags.extend([
-        "--target".into(),
-        net.ip(9).to_string(),
-        "--download-dir".into(),
-        downloads.display().to_string(),
-    ]);
-    let mut ana = Daemon::start("Ana-short", &flags);
-    let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
-    client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then_some(()));
+    let download_flags = ["--download-dir".into(), downloads.display().to_string()];
+    let Meeting { mut client, mut ana, ana_ipmsg, .. } =
+        meet(&net, &dirs.path().join("ana"), "Ana-short", &download_flags);
     client.send(ana_ipmsg, mode::ANSENTRY, b"Zhang\0".to_vec());
     for (list, expected) in [
         (&b"\x0010000:big.bin:64:6b025dba:1:\x07"[..], "10 of 100"),
@@ -383,12 +386,8 @@ fn an_ip_messenger_client_fetches_the_files_and_folders_we_offer() {
     std::fs::write(album.join("a.txt"), b"12345\n").unwrap();
     std::fs::write(album.join("sub/b.txt"), b"abcdef\n").unwrap();
 
-    let mut client = Client::bind(net.ip(9));
-    let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
-    flags.extend(["--target".into(), net.ip(9).to_string()]);
-    let mut ana = Daemon::start("Ana-send", &flags);
-    let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
-    client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then_some(()));
+    let Meeting { mut client, mut ana, ana_ipmsg, .. } =
+        meet(&net, &dirs.path().join("ana"), "Ana-send", &[]);
     client.send(ana_ipmsg, mode::ANSENTRY, b"Zhang\0".to_vec());
     let zhang = ana.expect(SHORT, "Zhang", |event| match event {
         Event::PeerJoined { peer } if peer.client.is_some() => Some(peer.id),
@@ -437,14 +436,10 @@ fn an_ip_messenger_client_fetches_the_files_and_folders_we_offer() {
 fn an_ip_messenger_transfer_cut_by_a_crash_is_marked_failed_after_the_restart() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
-    let mut client = Client::bind(net.ip(9));
     // Accepts the fetch and then sends nothing: the transfer stays active.
     let listener = std::net::TcpListener::bind((net.ip(9), IPMSG_PORT)).unwrap();
-    let mut flags = net.flags(1, 1, &dirs.path().join("ana"));
-    flags.extend(["--target".into(), net.ip(9).to_string()]);
-    let mut ana = Daemon::start("Ana-crash", &flags);
-    let ana_ipmsg = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
-    client.expect("Ana's BR_ENTRY", |p| (p.mode() == mode::BR_ENTRY).then_some(()));
+    let Meeting { mut client, mut ana, ana_ipmsg, flags, .. } =
+        meet(&net, &dirs.path().join("ana"), "Ana-crash", &[]);
     client.send(ana_ipmsg, mode::ANSENTRY, b"Zhang\0".to_vec());
     client.send(
         ana_ipmsg,

@@ -17,10 +17,11 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use super::transfers::incoming_offer;
 use super::{Hub, now_ms};
 use crate::node::event::TransferInfo;
 use crate::node::event::{Event, LeaveReason, PeerInfo};
@@ -37,7 +38,7 @@ use crate::protocol::ipmsg::{MAX_SEND, Packet, decimal, mode, opt};
 use crate::protocol::names::sanitize_path;
 use crate::protocol::transfer::{Entry as TransferEntry, EntryKind};
 use crate::store::{ChatMessage, MessageState, Trust};
-use crate::store::{Direction, TransferRecord, TransferState};
+use crate::store::{TransferRecord, TransferState};
 
 /// Our version field: IP Messenger protocol 1, then who we are (clients tell each other
 /// apart by it, and Pigeons ignore each other's IP Messenger packets by it).
@@ -393,22 +394,7 @@ impl Hub {
             Ok(_) => Some(format!("{:?} is a path, not a name", entry.path)),
             Err(err) => Some(err.to_string()),
         });
-        let mut record = TransferRecord {
-            id,
-            peer,
-            direction: Direction::Incoming,
-            entries,
-            sources: Vec::new(),
-            root_names: BTreeMap::new(),
-            state: TransferState::Offered,
-            files_done: 0,
-            reason: String::new(),
-            created_ms: now_ms(),
-        };
-        if let Some(refusal) = refusal {
-            record.state = TransferState::Failed;
-            record.reason = format!("refused an unsafe offer: {refusal}");
-        }
+        let record = incoming_offer(id, peer, entries, refusal.as_ref());
         match self.store.insert_transfer(&record) {
             Ok(true) => {}
             Ok(false) => return,

@@ -188,22 +188,7 @@ impl Hub {
             }
         }
         let refusal = offer.entries.iter().find_map(|entry| sanitize_path(&entry.path).err());
-        let mut record = TransferRecord {
-            id: offer.transfer_id,
-            peer,
-            direction: Direction::Incoming,
-            entries: offer.entries,
-            sources: Vec::new(),
-            root_names: BTreeMap::new(),
-            state: TransferState::Offered,
-            files_done: 0,
-            reason: String::new(),
-            created_ms: now_ms(),
-        };
-        if let Some(refusal) = &refusal {
-            record.state = TransferState::Failed;
-            record.reason = format!("refused an unsafe offer: {refusal}");
-        }
+        let record = incoming_offer(offer.transfer_id, peer, offer.entries, refusal.as_ref());
         if let Err(err) = self.store.insert_transfer(&record) {
             log::error!("cannot record offer {}: {err}", record.id);
             return;
@@ -662,5 +647,31 @@ impl Hub {
         for live in self.transfers.values_mut() {
             live.stop_worker();
         }
+    }
+}
+
+/// The record of an offer made to us: waiting for the user, or failed at once when a name
+/// in it is unsafe (`refusal` says why).
+pub(super) fn incoming_offer(
+    id: TransferId,
+    peer: PeerId,
+    entries: Vec<crate::protocol::transfer::Entry>,
+    refusal: Option<&impl std::fmt::Display>,
+) -> TransferRecord {
+    let (state, reason) = match refusal {
+        Some(refusal) => (TransferState::Failed, format!("refused an unsafe offer: {refusal}")),
+        None => (TransferState::Offered, String::new()),
+    };
+    TransferRecord {
+        id,
+        peer,
+        direction: Direction::Incoming,
+        entries,
+        sources: Vec::new(),
+        root_names: BTreeMap::new(),
+        state,
+        files_done: 0,
+        reason,
+        created_ms: now_ms(),
     }
 }
