@@ -492,15 +492,15 @@ impl PigeonApp {
         if self.picker.is_none()
             && let Some(dialog) = &mut self.settings
         {
-            let download_dir = self.config.download_dir();
-            match dialog.show(ctx, &self.config.settings, &download_dir, self.lang) {
+            match dialog.show(ctx, &self.config.settings, self.lang) {
                 Some(SettingsOutcome::Save(patch)) => {
                     self.settings = None;
                     self.apply_settings(&patch);
                 }
                 Some(SettingsOutcome::Cancel) => self.settings = None,
                 Some(SettingsOutcome::BrowseDownloadDir) => {
-                    self.picker = Some(Picker::open(Purpose::DownloadFolder, download_dir, self.lang));
+                    let start = dialog.current_download_dir().to_path_buf();
+                    self.picker = Some(Picker::open(Purpose::DownloadFolder, start, self.lang));
                 }
                 None => {}
             }

@@ -20,6 +20,9 @@ pub struct SettingsDialog {
     language: Option<Lang>,
     /// Set by the folder picker too.
     pub download_dir: String,
+    /// The download folder in effect when the dialog opened (finding it reads the disk, so
+    /// once, not every frame).
+    current_download_dir: PathBuf,
     auto_accept: bool,
     ipmsg: bool,
     port: String,
@@ -108,6 +111,7 @@ impl SettingsDialog {
             status: settings.status,
             language: settings.language.as_deref().map(|code| Lang::choose(Some(code))),
             download_dir: download_dir.display().to_string(),
+            current_download_dir: download_dir.to_path_buf(),
             auto_accept: settings.auto_accept,
             ipmsg: settings.ipmsg,
             port: settings.port.to_string(),
@@ -116,14 +120,13 @@ impl SettingsDialog {
         }
     }
 
+    /// The download folder in effect, where the folder picker starts.
+    pub fn current_download_dir(&self) -> &std::path::Path {
+        &self.current_download_dir
+    }
+
     /// Draws the dialog; `current` is what is in effect, to tell what changed.
-    pub fn show(
-        &mut self,
-        ctx: &egui::Context,
-        current: &Settings,
-        current_download_dir: &std::path::Path,
-        lang: Lang,
-    ) -> Option<SettingsOutcome> {
+    pub fn show(&mut self, ctx: &egui::Context, current: &Settings, lang: Lang) -> Option<SettingsOutcome> {
         let mut outcome = None;
         let modal = egui::Modal::new(egui::Id::unique("settings")).show(ctx, |ui| {
             ui.set_width(440.0);
@@ -189,7 +192,7 @@ impl SettingsDialog {
             ui.add_space(6.0);
             ui.horizontal(|ui| {
                 if ui.button(tr!(lang, "settings.save")).clicked() {
-                    match self.patch(current, current_download_dir, lang) {
+                    match self.patch(current, lang) {
                         Ok(patch) => outcome = Some(SettingsOutcome::Save(patch)),
                         Err(error) => self.error = Some(error),
                     }
@@ -205,12 +208,7 @@ impl SettingsDialog {
         outcome
     }
 
-    fn patch(
-        &self,
-        current: &Settings,
-        current_download_dir: &std::path::Path,
-        lang: Lang,
-    ) -> Result<SettingsPatch, String> {
+    fn patch(&self, current: &Settings, lang: Lang) -> Result<SettingsPatch, String> {
         let changed = |new: &str, old: &str| (new.trim() != old).then(|| new.trim().to_owned());
         let name = self.name.trim();
         if name.is_empty() {
@@ -235,7 +233,7 @@ impl SettingsDialog {
             group: changed(&self.group, &current.group),
             status: (self.status != current.status).then_some(self.status),
             language: (self.language != current_language).then_some(self.language),
-            download_dir: (download_dir != current_download_dir).then_some(download_dir),
+            download_dir: (download_dir != self.current_download_dir).then_some(download_dir),
             auto_accept: (self.auto_accept != current.auto_accept).then_some(self.auto_accept),
             ipmsg: (self.ipmsg != current.ipmsg).then_some(self.ipmsg),
             port: (port != current.port).then_some(port),
@@ -269,10 +267,10 @@ mod tests {
         let current = Settings { name: "Ana".into(), ..Settings::default() };
         let folder = PathBuf::from("/home/ana/Downloads/Pigeon");
         let mut dialog = SettingsDialog::new(&current, &folder);
-        assert_eq!(dialog.patch(&current, &folder, Lang::En), Ok(SettingsPatch::default()));
+        assert_eq!(dialog.patch(&current, Lang::En), Ok(SettingsPatch::default()));
         dialog.name = " Ana Li ".into();
         dialog.targets = "10.8.0.255\n\n 10.9.0.7:2426 ".into();
-        let patch = dialog.patch(&current, &folder, Lang::En).unwrap();
+        let patch = dialog.patch(&current, Lang::En).unwrap();
         assert_eq!(patch.name.as_deref(), Some("Ana Li"));
         assert_eq!(patch.targets, Some(vec!["10.8.0.255".to_owned(), "10.9.0.7:2426".to_owned()]));
         assert!(!patch.needs_restart(), "targets apply at once");
@@ -280,9 +278,9 @@ mod tests {
         patch.apply(&mut saved);
         assert_eq!((saved.name.as_str(), saved.port), ("Ana Li", current.port));
         dialog.port = "70000".into();
-        assert!(dialog.patch(&current, &folder, Lang::En).unwrap_err().contains("70000"));
+        assert!(dialog.patch(&current, Lang::En).unwrap_err().contains("70000"));
         dialog.port = current.port.to_string();
         dialog.download_dir = "relative/folder".into();
-        assert!(dialog.patch(&current, &folder, Lang::En).is_err());
+        assert!(dialog.patch(&current, Lang::En).is_err());
     }
 }
