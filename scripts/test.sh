@@ -8,6 +8,8 @@ bash scripts/install-deps.sh
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
+# The fuzz targets build with nightly and cargo-fuzz (fuzz/Cargo.toml); here they must compile.
+cargo check -p pigeon-fuzz --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --quiet
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -34,7 +34,8 @@ const KIND_HELLO: u8 = 1;
 const KIND_MESSAGE: u8 = 2;
 const KIND_DELIVERED: u8 = 3;
 const KIND_READ: u8 = 4;
-const KIND_OFFER: u8 = 5;
+/// Kind of an offer frame, whose payload has its own, larger limit.
+pub const KIND_OFFER: u8 = 5;
 const KIND_DECLINE: u8 = 6;
 const KIND_CANCEL: u8 = 7;
 const KIND_FETCH: u8 = 8;
@@ -208,7 +209,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
 mod tests {
     use super::*;
     use crate::protocol::MAX_TEXT_BYTES;
-    use crate::protocol::ids::MsgId;
+    use crate::protocol::ids::{MsgId, TransferId};
+    use crate::protocol::transfer::{Entry, EntryKind, MAX_TOTAL_BYTES};
     use proptest::prelude::*;
 
     /// The message example from docs/PROTOCOL.md ("你好, Bo!" sent at 2026-11-22 09:00 UTC).
@@ -298,29 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn transfer_frames_round_trip() {
-        use crate::protocol::ids::TransferId;
-        use crate::protocol::transfer::{Entry, EntryKind};
-        let transfer_id = TransferId::from_bytes([5; 16]);
-        let frames = [
-            Frame::Offer(Offer {
-                transfer_id,
-                entries: vec![
-                    Entry { path: "相册".into(), kind: EntryKind::Dir, size: 0 },
-                    Entry { path: "相册/a.jpg".into(), kind: EntryKind::File, size: 7 },
-                ],
-            }),
-            Frame::Decline(TransferEnd { transfer_id, reason: "no thanks".into(), failed: false }),
-            Frame::Cancel(TransferEnd { transfer_id, reason: "disk full".into(), failed: true }),
-            Frame::Fetch(Fetch { transfer_id, index: 1, offset: 3 }),
-            Frame::Chunk(b"\x00\x01raw bytes".to_vec()),
-            Frame::FileEnd(FileEnd { index: 1, blake3: "ab".repeat(32) }),
-            Frame::Done(TransferDone { transfer_id }),
-        ];
-        for frame in frames {
-            let bytes = frame.encode();
-            assert_eq!(decode(&bytes).unwrap(), Some((frame, bytes.len())));
-        }
+    fn a_chunk_header_is_the_header_of_an_encoded_chunk() {
         assert_eq!(&Frame::Chunk(vec![1, 2]).encode()[..HEADER_LEN], &chunk_header(2));
     }
 
@@ -351,6 +331,40 @@ mod tests {
             let frame = if read { Frame::Read(receipt) } else { Frame::Delivered(receipt) };
             let bytes = frame.encode();
             prop_assert_eq!(decode(&bytes).unwrap(), Some((frame, bytes.len())));
+        }
+
+        #[test]
+        fn transfer_frames_round_trip(
+            id in any::<[u8; 16]>(),
+            entries in proptest::collection::vec(("\\PC{1,60}", any::<bool>(), 0..MAX_TOTAL_BYTES / 20), 0..20),
+            reason in "\\PC{0,80}",
+            failed in any::<bool>(),
+            index in any::<u32>(),
+            offset in any::<u64>(),
+            hash in any::<[u8; 32]>(),
+        ) {
+            let transfer_id = TransferId::from_bytes(id);
+            let entries = entries
+                .into_iter()
+                .map(|(path, folder, size)| match folder {
+                    true => Entry { path, kind: EntryKind::Dir, size: 0 },
+                    false => Entry { path, kind: EntryKind::File, size },
+                })
+                .collect();
+            let end = TransferEnd { transfer_id, reason, failed };
+            let blake3 = hash.iter().map(|b| format!("{b:02x}")).collect();
+            for frame in [
+                Frame::Offer(Offer { transfer_id, entries }),
+                Frame::Decline(end.clone()),
+                Frame::Cancel(end),
+                Frame::Fetch(Fetch { transfer_id, index, offset }),
+                Frame::FileEnd(FileEnd { index, blake3 }),
+                Frame::Done(TransferDone { transfer_id }),
+                Frame::Chunk(hash.to_vec()),
+            ] {
+                let bytes = frame.encode();
+                prop_assert_eq!(decode(&bytes).unwrap(), Some((frame, bytes.len())));
+            }
         }
 
         #[test]

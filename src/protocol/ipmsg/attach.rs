@@ -74,8 +74,14 @@ pub fn parse_attachments(list: &[u8]) -> Result<Vec<Attachment>, DecodeError> {
         if entry.iter().all(|&b| b == 0 || b == b':') {
             continue;
         }
-        let fields = fields(entry);
-        let [id, name, size, _mtime, attr, ..] = fields.as_slice() else {
+        // The id is digits, so its ':' is never half of an escaped "::" — which matters when
+        // the name starts with ':' ("0:::notes.txt" is file 0, ":notes.txt").
+        let mut id_and_rest = entry.splitn(2, |&b| b == b':');
+        let (Some(id), Some(rest)) = (id_and_rest.next(), id_and_rest.next()) else {
+            return Err(DecodeError::InvalidField("attachment"));
+        };
+        let fields = fields(rest);
+        let [name, size, _mtime, attr, ..] = fields.as_slice() else {
             return Err(DecodeError::InvalidField("attachment"));
         };
         let file_id = super::decimal(id).ok_or(DecodeError::InvalidField("attachment id"))?;
@@ -226,18 +232,51 @@ pub fn parse_request(extra: &[u8]) -> Option<(u32, u32, u64)> {
 #[allow(clippy::indexing_slicing, reason = "in tests a panic is a failure report")]
 mod encode_tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A name as a client could send it: any bytes but the list separator and NUL.
+    fn wire_name() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>().prop_filter("separator", |b| *b != 0x07 && *b != 0), 1..40)
+    }
+
+    fn file_or_folder() -> impl Strategy<Value = AttachKind> {
+        prop_oneof![Just(AttachKind::File), Just(AttachKind::Dir)]
+    }
+
+    proptest! {
+        #[test]
+        fn attachment_lists_round_trip(entries in proptest::collection::vec((any::<u32>(), wire_name(), any::<u64>(), file_or_folder()), 0..20)) {
+            let list: Vec<u8> = entries.iter().flat_map(|(id, name, size, kind)| encode_attachment(*id, name, *size, *kind)).collect();
+            let expected: Vec<Attachment> = entries
+                .into_iter()
+                .map(|(file_id, name, size, kind)| Attachment { file_id, name, size, kind })
+                .collect();
+            prop_assert_eq!(parse_attachments(&list).unwrap(), expected);
+        }
+
+        #[test]
+        fn folder_records_round_trip(name in wire_name(), size in any::<u64>(), kind in file_or_folder()) {
+            let header = encode_dir_header(&name, size, kind);
+            let colon = header.iter().position(|&b| b == b':').unwrap();
+            prop_assert_eq!(parse_dir_header_len(&header[..colon]).unwrap(), header.len());
+            let record = parse_dir_header(&header[colon + 1..]).unwrap();
+            prop_assert_eq!((record.name, record.size, record.kind), (name, size, kind));
+        }
+    }
 
     #[test]
     fn our_offers_records_and_their_requests_round_trip() {
         let list = [
             encode_attachment(0, b"a:b.txt", 14, AttachKind::File),
             encode_attachment(1, b"dir", 13, AttachKind::Dir),
+            // Found by the round-trip property: a leading ':' once merged into the id.
+            encode_attachment(2, b":notes:", 1, AttachKind::File),
         ]
         .concat();
         let parsed = parse_attachments(&list).unwrap();
         assert_eq!(
             parsed.iter().map(|a| (a.file_id, a.name.as_slice(), a.size)).collect::<Vec<_>>(),
-            [(0, &b"a:b.txt"[..], 14), (1, b"dir", 13)]
+            [(0, &b"a:b.txt"[..], 14), (1, b"dir", 13), (2, b":notes:", 1)]
         );
         let header = encode_dir_header(b"one.txt", 6, AttachKind::File);
         let colon = header.iter().position(|&b| b == b':').unwrap();

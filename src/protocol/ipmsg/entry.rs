@@ -64,6 +64,15 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn our_entries_round_trip(nick in "[^\\x00\\n]{0,30}", group in "[^\\x00\\n]{0,30}", user in "[a-z]{1,8}", host in "[a-z-]{1,12}") {
+            let entry = Entry::decode(&Entry::encode(&nick, &group, &user, &host), true);
+            prop_assert_eq!((entry.nick, entry.group, entry.charset), (nick, group, Charset::Utf8));
+        }
+    }
 
     #[test]
     fn iptux_ipmsg_and_feiq_entries_decode() {

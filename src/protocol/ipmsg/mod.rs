@@ -163,6 +163,35 @@ pub fn decimal(field: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn header_field() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>().prop_filter("field separator", |b| *b != b':'), 0..MAX_FIELD)
+    }
+
+    proptest! {
+        #[test]
+        fn packets_round_trip(
+            version in header_field(),
+            packet_no in any::<u32>(),
+            user in header_field(),
+            host in header_field(),
+            command in any::<u32>(),
+            extra in proptest::collection::vec(any::<u8>(), 0..2000),
+        ) {
+            let mut version = version;
+            version.insert(0, b'1');
+            version.truncate(MAX_FIELD);
+            let packet = Packet { version, packet_no, user, host, command, extra };
+            prop_assert_eq!(Packet::decode(&packet.encode()).unwrap(), packet);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            // Only a panic would fail this property; any result is fine.
+            Packet::decode(&bytes).ok();
+        }
+    }
 
     /// Packets recorded from iptux 0.8.3 (PROTOCOL.md section 12), as hex.
     const IPTUX_BR_ENTRY: &str = "315f697074757820302e382e333a313a726f6f743a69707475782d613a3235373a69707475782d4100677270410069636f6e2d7475782e706e67007574662d3800";
