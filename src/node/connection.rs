@@ -16,8 +16,9 @@ use crate::protocol::DecodeError;
 use crate::protocol::frame::{self, Frame};
 use crate::secure::{HandshakeError, Identity, Role, SecureReader, SecureWriter, Session, handshake};
 
-/// A peer must finish the handshake and say hello this soon after connecting; a silent socket
-/// (or a slow-loris one trickling bytes) is closed instead of holding a thread.
+/// A peer must finish the handshake and say hello this soon after connecting. The socket's
+/// read timeout catches a silent peer; the hub's deadline, counted from the connection's
+/// start, catches a slow-loris one trickling a byte now and then.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An established connection with no traffic for this long is closed; the next message opens

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use super::hub::NetEvent;
+use super::log_limit::LogLimit;
 use super::threads::StopFlag;
 use crate::protocol::announce::{Datagram, Goodbye, MAX_DATAGRAM, Presence};
 use crate::protocol::error::DecodeError;
 use crate::protocol::ipmsg;
 
-/// Malformed datagrams logged at most this often; the rest are only counted, so a flood
+/// Malformed datagrams (and replies skipped in a flood of announces) logged at most this often; the rest are only counted, so a flood
 /// cannot flood the log too.
 const MALFORMED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -58,7 +59,7 @@ fn receive_decoded(
     decode: impl Fn(SocketAddrV4, &[u8]) -> Result<NetEvent, DecodeError>,
 ) {
     let mut buf = vec![0u8; max_len + 1];
-    let mut last_log: Option<Instant> = None;
+    let mut log_limit = LogLimit::new(MALFORMED_LOG_INTERVAL);
     while !stop.is_raised() {
         let (len, from) = match socket.recv_from(&mut buf) {
             Ok(received) => received,
@@ -83,13 +84,37 @@ fn receive_decoded(
                 }
             }
             Err(err) => {
-                let total = counters.malformed_datagrams.fetch_add(1, Ordering::Relaxed) + 1;
-                if last_log.is_none_or(|at| at.elapsed() >= MALFORMED_LOG_INTERVAL) {
-                    last_log = Some(Instant::now());
-                    log::info!("dropped malformed datagram from {from}: {err} ({total} so far)");
+                counters.malformed_datagrams.fetch_add(1, Ordering::Relaxed);
+                if let Some(count) = log_limit.tick(Instant::now()) {
+                    log::info!("dropped {count} malformed datagram(s), the last from {from}: {err}");
                 }
             }
         }
+    }
+}
+
+/// Direct replies a node sends per second at most, and in one burst: enough to answer a
+/// whole /24 of newcomers at once, while a flood of forged announces cannot turn the node
+/// into an amplifier (a peer whose reply was skipped hears our next heartbeat instead).
+const REPLY_RATE: f64 = 50.0;
+const REPLY_BURST: f64 = 250.0;
+
+/// A token bucket for replies.
+struct ReplyBudget {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl ReplyBudget {
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.refilled).as_secs_f64() * REPLY_RATE;
+        self.tokens = (self.tokens + refill).min(REPLY_BURST);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
     }
 }
 
@@ -105,6 +130,10 @@ pub struct Announcer {
     broadcast: bool,
     /// Configured extra targets, resolved.
     targets: Vec<SocketAddrV4>,
+    /// Limits direct replies.
+    replies: ReplyBudget,
+    /// Rate limit of the log line about replies skipped for want of budget.
+    skipped_log: LogLimit,
 }
 
 impl Announcer {
@@ -116,7 +145,9 @@ impl Announcer {
         broadcast: bool,
         targets: Vec<SocketAddrV4>,
     ) -> Self {
-        Announcer { socket, bind, port, broadcast, targets }
+        let replies = ReplyBudget { tokens: REPLY_BURST, refilled: Instant::now() };
+        let skipped_log = LogLimit::new(MALFORMED_LOG_INTERVAL);
+        Announcer { socket, bind, port, broadcast, targets, replies, skipped_log }
     }
 
     /// Sends `datagram` to every announce destination plus `extra` peers (deduplicated).
@@ -137,8 +168,15 @@ impl Announcer {
         self.targets = targets;
     }
 
-    /// Answers one peer directly.
-    pub fn reply(&self, presence: &Presence, to: SocketAddrV4) {
+    /// Answers one peer directly, unless replies are over their budget.
+    pub fn reply(&mut self, presence: &Presence, to: SocketAddrV4) {
+        let now = Instant::now();
+        if !self.replies.take(now) {
+            if let Some(count) = self.skipped_log.tick(now) {
+                log::info!("skipped {count} replie(s): more than {REPLY_RATE} announces per second");
+            }
+            return;
+        }
         self.send(&Datagram::Reply(presence.clone()).encode(), to);
     }
 

@@ -9,11 +9,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
 use super::hub::NetEvent;
+use super::threads;
 use super::transfer::Meter;
 use crate::protocol::ids::TransferId;
 use crate::protocol::ipmsg::Packet;
@@ -47,14 +49,63 @@ const MAX_REQUEST: usize = 1024;
 /// Time a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Reads the request of a new connection (up to its NUL, the end of the stream, or a
-/// timeout); a connection that sends no valid request is dropped.
-pub fn read_request(mut stream: TcpStream, remote: SocketAddr) -> Option<NetEvent> {
+/// Requests read at the same time, at most; connections beyond are closed unread.
+const MAX_READING: usize = 32;
+
+/// Reads the requests of new connections, each on a short-lived thread of its own, so a
+/// slow or silent client delays nobody else; at most [`MAX_READING`] at a time.
+pub struct RequestReaders {
+    net: Sender<NetEvent>,
+    running: Vec<JoinHandle<()>>,
+}
+
+impl RequestReaders {
+    /// Readers that hand valid requests to the hub.
+    pub fn new(net: Sender<NetEvent>) -> RequestReaders {
+        RequestReaders { net, running: Vec::new() }
+    }
+
+    /// Starts reading the request of a new connection.
+    pub fn start(&mut self, stream: TcpStream, remote: SocketAddr) {
+        threads::join_finished(&mut self.running);
+        if self.running.len() >= MAX_READING {
+            log::debug!("IP Messenger connection from {remote} closed: {MAX_READING} requests being read");
+            return;
+        }
+        let net = self.net.clone();
+        let reader = threads::spawn("pigeon-ipmsg-request", move || {
+            if let Some(request) = read_request(stream, remote) {
+                net.send(request).ok();
+            }
+        });
+        match reader {
+            Ok(handle) => self.running.push(handle),
+            Err(err) => log::warn!("cannot start a thread to read a request: {err}"),
+        }
+    }
+}
+
+impl Drop for RequestReaders {
+    fn drop(&mut self) {
+        threads::join_all(std::mem::take(&mut self.running));
+    }
+}
+
+/// Reads the request of a new connection (up to its NUL, the end of the stream, or
+/// [`REQUEST_TIMEOUT`] after it started, however slowly bytes trickle in); a connection that
+/// sends no valid request is dropped.
+fn read_request(mut stream: TcpStream, remote: SocketAddr) -> Option<NetEvent> {
     let SocketAddr::V4(from) = remote else { return None };
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT)).ok()?;
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
     let mut request = Vec::new();
     let mut buf = [0u8; 256];
     while !request.contains(&0) && request.len() < MAX_REQUEST {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            log::debug!("IP Messenger TCP request from {from}: not complete within {REQUEST_TIMEOUT:?}");
+            return None;
+        }
+        stream.set_read_timeout(Some(left)).ok()?;
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => request.extend_from_slice(buf.get(..n)?),

@@ -20,7 +20,7 @@ pub fn accept_with(
     listener: &TcpListener,
     net: &Sender<NetEvent>,
     stop: &StopFlag,
-    take: impl Fn(TcpStream, SocketAddr) -> Option<NetEvent>,
+    mut take: impl FnMut(TcpStream, SocketAddr) -> Option<NetEvent>,
 ) {
     while !stop.is_raised() {
         match listener.accept() {

@@ -16,6 +16,7 @@ mod ipmsg_receive;
 mod ipmsg_send;
 pub mod lines;
 mod listener;
+mod log_limit;
 mod sinks;
 mod socket;
 pub(crate) mod threads;
@@ -400,7 +401,11 @@ fn start_ipmsg(
             let (net, stop) = (net.clone(), stop.clone());
             io_threads.push(
                 threads::spawn("pigeon-ipmsg-listen", move || {
-                    listener::accept_with(&listener, &net, &stop, ipmsg_send::read_request);
+                    let mut readers = ipmsg_send::RequestReaders::new(net.clone());
+                    listener::accept_with(&listener, &net, &stop, |stream, remote| {
+                        readers.start(stream, remote);
+                        None
+                    });
                 })
                 .map_err(StartError::Thread)?,
             );

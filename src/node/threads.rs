@@ -36,3 +36,11 @@ pub fn join_all(threads: impl IntoIterator<Item = JoinHandle<()>>) {
         }
     }
 }
+
+/// Joins the threads of `handles` that have finished and keeps the others.
+pub fn join_finished(handles: &mut Vec<JoinHandle<()>>) {
+    let (done, running): (Vec<_>, Vec<_>) =
+        std::mem::take(handles).into_iter().partition(JoinHandle::is_finished);
+    *handles = running;
+    join_all(done);
+}

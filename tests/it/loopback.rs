@@ -11,7 +11,7 @@ use pigeon::protocol::ids::{MsgId, PeerId};
 use pigeon::store::{ChatMessage, Direction, MessageState};
 use pigeon::{Command, Event};
 
-use crate::util::{Daemon, Net, SHORT, expect_state};
+use crate::util::{Daemon, Net, SHORT, expect_state, send};
 
 /// Starts `count` daemons that target each other.
 fn cluster(net: &Net, names: &[&str], dirs: &tempfile::TempDir) -> Vec<Daemon> {
@@ -20,18 +20,6 @@ fn cluster(net: &Net, names: &[&str], dirs: &tempfile::TempDir) -> Vec<Daemon> {
         .iter()
         .zip(1..)
         .map(|(name, i)| Daemon::start(name, &net.flags(i, count, &dirs.path().join(name))))
-        .collect()
-}
-
-fn send(from: &mut Daemon, to: &[PeerId], text: &str) -> Vec<MsgId> {
-    from.send(&Command::SendMessage { to: to.to_vec(), text: text.into(), tag: Some("t".into()) });
-    to.iter()
-        .map(|_| {
-            from.expect(SHORT, "message queued", |event| match event {
-                Event::MessageQueued { message, .. } => Some(message.msg_id),
-                _ => None,
-            })
-        })
         .collect()
 }
 

@@ -6,6 +6,7 @@
 
 mod capture;
 mod cli;
+mod hostile;
 mod ipmsg;
 mod iptux;
 mod lab;

@@ -246,6 +246,16 @@ impl Daemon {
         wait_exit(&mut self.child, SHORT);
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
     fn stderr_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -275,6 +285,49 @@ pub fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatu
     }
 }
 
+/// Sends `text` to `to` and returns the message ids, one per recipient, once queued.
+pub fn send(from: &mut Daemon, to: &[PeerId], text: &str) -> Vec<pigeon::protocol::ids::MsgId> {
+    from.send(&Command::SendMessage { to: to.to_vec(), text: text.into(), tag: Some("t".into()) });
+    to.iter()
+        .map(|_| {
+            from.expect(SHORT, "message queued", |event| match event {
+                Event::MessageQueued { message, .. } => Some(message.msg_id),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// Sends each of `texts` to `to` without waiting for anything.
+pub fn send_batch(from: &mut Daemon, to: PeerId, texts: impl IntoIterator<Item = String>) {
+    for text in texts {
+        from.send(&Command::SendMessage { to: vec![to], text, tag: None });
+    }
+}
+
+/// Waits until `count` messages `from` was asked to send are queued and delivered (acknowledged
+/// by their recipients); returns their ids in the order they were queued.
+pub fn expect_batch_delivered(
+    from: &mut Daemon,
+    count: usize,
+    within: Duration,
+) -> Vec<pigeon::protocol::ids::MsgId> {
+    let mut queued = Vec::new();
+    let mut delivered = std::collections::HashSet::new();
+    let what = format!("{count} messages delivered");
+    from.expect(within, &what, |event| {
+        match event {
+            Event::MessageQueued { message, .. } => queued.push(message.msg_id),
+            Event::MessageStateChanged { msg_id, state: pigeon::store::MessageState::Delivered, .. } => {
+                delivered.insert(*msg_id);
+            }
+            _ => {}
+        }
+        (queued.len() == count && queued.iter().all(|id| delivered.contains(id))).then_some(())
+    });
+    queued
+}
+
 /// Waits for a delivery-state change of `msg_id` to `state`.
 pub fn expect_state(
     daemon: &mut Daemon,
@@ -285,4 +338,48 @@ pub fn expect_state(
         Event::MessageStateChanged { msg_id: id, state: s, .. } if *id == msg_id && *s == state => Some(()),
         _ => None,
     });
+}
+
+/// CPU time (user + system) a process has used so far, from /proc.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name, which may itself contain spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // Linux reports in clock ticks of 1/100 s (USER_HZ) on every architecture we run on.
+    Duration::from_millis(ticks * 10)
+}
+
+/// A small deterministic pseudo-random generator (xorshift64*), so junk is reproducible.
+pub struct Junk(u64);
+
+impl Junk {
+    /// Seeded; the seed must not be 0.
+    pub fn new(seed: u64) -> Junk {
+        Junk(seed.max(1))
+    }
+
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
+    }
+
+    /// Between 1 and `most` random bytes.
+    pub fn some_bytes(&mut self, most: usize) -> Vec<u8> {
+        let len = 1 + self.below(most);
+        self.bytes(len)
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next().to_le_bytes()[0]).collect()
+    }
 }

@@ -18,10 +18,12 @@ mod trust;
 pub use ipmsg::IpMsg;
 
 use super::command::{Command, MAX_PAGE};
-use super::connection::{ConnHandle, ConnId};
+use super::connection::{ConnHandle, ConnId, HELLO_TIMEOUT};
+
 use super::discovery::{Announcer, Counters};
 use super::event::{Event, LeaveReason, PeerInfo, Stats};
 use super::files::Scanned;
+use super::log_limit::LogLimit;
 use super::sinks::{ClientId, Origin, Sinks, Waker};
 use super::threads::{self, StopFlag};
 use super::transfer::Report;
@@ -61,6 +63,14 @@ const RETRY_BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duratio
 /// Open connections beyond this are refused at accept, so junk connections cannot exhaust
 /// file descriptors or threads.
 const MAX_CONNECTIONS: usize = 512;
+
+/// Connections that have not said hello yet, at most. A new one beyond this closes the oldest
+/// of them: a real peer says hello within milliseconds of connecting, so a flood of silent or
+/// junk connections can neither exhaust threads nor keep real peers out.
+const MAX_UNGREETED: usize = 64;
+
+/// Junk connections are logged at most once per this interval (with a count).
+const JUNK_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What the I/O threads report to the hub.
 pub enum NetEvent {
@@ -222,6 +232,9 @@ struct Conn {
     peer: Option<PeerId>,
     /// The encrypted session, once the handshake finished.
     session: Option<Arc<Session>>,
+    /// When it was opened: without a hello within [`HELLO_TIMEOUT`] of this it is closed,
+    /// however the bytes trickle in.
+    opened: Instant,
 }
 
 /// Everything the hub is started with.
@@ -305,8 +318,10 @@ pub struct Hub {
     awaiting_ack: HashMap<MsgId, (ConnId, Instant)>,
     /// Short-lived helper threads (connect attempts, file scans), joined when finished.
     helpers: Vec<JoinHandle<()>>,
-    /// Connections closed for invalid framing.
+    /// Connections closed for invalid framing, a missing or late hello.
     bad_connections: u64,
+    /// Rate limit of the log line about them.
+    junk_log: LogLimit,
     /// Start-up announces still to send.
     startup_left: std::slice::Iter<'static, Duration>,
     next_announce: Instant,
@@ -347,6 +362,7 @@ impl Hub {
             awaiting_ack: HashMap::new(),
             helpers: Vec::new(),
             bad_connections: 0,
+            junk_log: LogLimit::new(JUNK_LOG_INTERVAL),
             startup_left: STARTUP_ANNOUNCES.iter(),
             next_announce: now,
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
@@ -545,6 +561,7 @@ impl Hub {
                     log::info!("refusing connection from {remote}: {MAX_CONNECTIONS} already open");
                     return;
                 }
+                self.make_room_for_ungreeted();
                 self.open_conn(stream, Role::Responder);
             }
             NetEvent::Connected { target, result } => self.on_connected(target, result),
@@ -557,8 +574,9 @@ impl Hub {
             NetEvent::Scanned { to, tag, origin, result } => self.on_scanned(to, tag, origin, result),
             NetEvent::Transfer(id, report) => self.on_transfer_report(id, report),
             NetEvent::Closed { conn, reason, misbehaved } => {
-                if misbehaved {
-                    self.bad_connections += 1;
+                // A connection the hub closed already was counted then.
+                if misbehaved && self.conns.contains_key(&conn) {
+                    self.count_junk(conn, &reason);
                 }
                 self.close_conn(conn, &reason);
             }
@@ -669,9 +687,46 @@ impl Hub {
         match ConnHandle::start(id, stream, role, self.identity.clone(), &self.net_tx) {
             Ok(handle) => {
                 handle.send(&Frame::Hello(self.me.clone()));
-                self.conns.insert(id, Conn { handle, peer: None, session: None });
+                self.conns.insert(id, Conn { handle, peer: None, session: None, opened: Instant::now() });
             }
             Err(err) => log::warn!("cannot start connection threads: {err}"),
+        }
+    }
+
+    /// Closes the oldest connection still without hello when there are too many of them.
+    fn make_room_for_ungreeted(&mut self) {
+        let ungreeted = self.conns.iter().filter(|(_, conn)| conn.peer.is_none());
+        if ungreeted.clone().count() < MAX_UNGREETED {
+            return;
+        }
+        if let Some(oldest) = ungreeted.min_by_key(|(_, conn)| conn.opened).map(|(id, _)| *id) {
+            let reason = format!("more than {MAX_UNGREETED} connections without hello");
+            self.count_junk(oldest, &reason);
+            self.close_conn(oldest, &reason);
+        }
+    }
+
+    /// Closes connections that did not say hello in time (silent, slow-loris, or stuck in
+    /// the handshake).
+    fn close_late_hellos(&mut self, now: Instant) {
+        let late: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.peer.is_none() && now.duration_since(conn.opened) > HELLO_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            let reason = format!("no hello within {} s", HELLO_TIMEOUT.as_secs());
+            self.count_junk(id, &reason);
+            self.close_conn(id, &reason);
+        }
+    }
+
+    fn count_junk(&mut self, id: ConnId, reason: &str) {
+        self.bad_connections += 1;
+        if let Some(count) = self.junk_log.tick(Instant::now()) {
+            let from = self.conns.get(&id).map(|conn| conn.handle.remote.to_string()).unwrap_or_default();
+            log::info!("closed {count} junk connection(s), the last from {from}: {reason}");
         }
     }
 
@@ -755,8 +810,7 @@ impl Hub {
         // The presence says who the peer claims to be; the handshake proved which key it holds.
         let proven = self.conns.get(&conn_id).and_then(|conn| conn.session.as_ref()).map(|s| s.remote());
         if proven != Some(presence.key) {
-            log::info!("connection {} claims to be {id} but holds another key", conn_id.0);
-            self.bad_connections += 1;
+            self.count_junk(conn_id, &format!("claims to be {id} but holds another key"));
             self.close_conn(conn_id, "hello does not match the handshake key");
             return;
         }
@@ -925,16 +979,14 @@ impl Hub {
         for conn in stale {
             self.close_conn(conn, "acknowledgement timed out");
         }
+        self.close_late_hellos(now);
         self.transfer_housekeeping(now);
         self.ipmsg_housekeeping(now);
         let waiting: Vec<PeerId> = self.outbox_peers.iter().copied().collect();
         for id in waiting {
             self.flush(id);
         }
-        let (done, running): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.helpers).into_iter().partition(JoinHandle::is_finished);
-        self.helpers = running;
-        threads::join_all(done);
+        threads::join_finished(&mut self.helpers);
     }
 
     fn shut_down(mut self) {

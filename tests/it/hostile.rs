@@ -1,0 +1,206 @@
+//! Hostile and broken traffic, on private loopback addresses: a flood of junk datagrams at
+//! the discovery port and hundreds of junk TCP connections (silent, garbage, slow-loris) at
+//! the chat port. The node keeps delivering between real peers with bounded CPU, drops and
+//! counts the junk, logs it at a limited rate, and closes slow connections on time.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use pigeon::protocol::announce::{Datagram, Presence, Status};
+use pigeon::secure::Identity;
+
+use crate::util::{Daemon, Junk, Net, cpu_time, expect_batch_delivered, send_batch};
+
+/// Datagrams per second at the discovery port, and for how long.
+const FLOOD_RATE: u64 = 100_000;
+const FLOOD_TIME: Duration = Duration::from_secs(10);
+
+/// Junk connections of each kind: silent, garbage, slow-loris.
+const JUNK_EACH: usize = 100;
+
+/// A connection must be closed this soon after it opened without a hello: the node's 10 s
+/// deadline plus its 1 s housekeeping tick, and slack for a loaded CI machine.
+const CLOSED_WITHIN: Duration = Duration::from_secs(15);
+
+/// Sends a mix of junk at `to` at [`FLOOD_RATE`] for [`FLOOD_TIME`] from `from`; returns how
+/// many datagrams went out and how many came back (replies to forged announces).
+fn flood(from: Ipv4Addr, to: SocketAddrV4) -> (u64, u64) {
+    let socket = UdpSocket::bind((from, 0)).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let mut replies = 0u64;
+    let mut reply = [0u8; 2048];
+    let mut junk = Junk::new(0x5eed);
+    let forger = Identity::from_private([7; 32]);
+    let presence = Presence {
+        id: forger.peer_id(),
+        key: forger.public(),
+        name: "mallory".into(),
+        group: String::new(),
+        host: "nowhere".into(),
+        status: Status::Online,
+        port: 9,
+    };
+    let announce = Datagram::Announce(presence).encode();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < FLOOD_TIME {
+        // Pace in 1 ms steps: as many as the rate allows by now.
+        let due = u64::try_from(start.elapsed().as_micros()).unwrap() * FLOOD_RATE / 1_000_000;
+        while sent < due {
+            let datagram = match sent % 4 {
+                0 => junk.some_bytes(1300),
+                1 => [&b"PIGN\x02"[..], &junk.some_bytes(200)].concat(),
+                2 => {
+                    // A real announce with a few bits flipped: mostly undecodable, sometimes a
+                    // forged presence that still decodes.
+                    let mut bytes = announce.clone();
+                    for _ in 0..1 + junk.below(3) {
+                        let at = junk.below(bytes.len());
+                        bytes[at] ^= 1 << junk.below(8);
+                    }
+                    bytes
+                }
+                _ => b"1:1:x:y:32:hello\0".to_vec(),
+            };
+            // A full socket buffer or a refused datagram is part of a flood.
+            socket.send_to(&datagram, to).ok();
+            sent += 1;
+        }
+        while socket.recv_from(&mut reply).is_ok() {
+            replies += 1;
+        }
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
+    (sent, replies)
+}
+
+/// Holds junk connections and notes when the node closes each.
+struct JunkConnections {
+    conns: Vec<(TcpStream, Instant, Option<Duration>)>,
+}
+
+impl JunkConnections {
+    /// Opens [`JUNK_EACH`] silent, garbage-sending and slow-loris connections, interleaved.
+    fn open(from: Ipv4Addr, to: SocketAddrV4) -> JunkConnections {
+        let mut junk = Junk::new(0xbad);
+        let conns = (0..3 * JUNK_EACH)
+            .map(|i| {
+                let socket =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+                socket.bind(&SocketAddrV4::new(from, 0).into()).unwrap();
+                socket.connect(&to.into()).unwrap();
+                let mut stream: TcpStream = socket.into();
+                if i % 3 == 1 {
+                    stream.write_all(&junk.bytes(2000)).ok();
+                }
+                stream.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+                (stream, Instant::now(), None)
+            })
+            .collect();
+        JunkConnections { conns }
+    }
+
+    /// One round: the slow-loris ones send one more byte; every one is checked for being closed.
+    fn poll(&mut self) {
+        for (i, (stream, opened, closed)) in self.conns.iter_mut().enumerate() {
+            if closed.is_some() {
+                continue;
+            }
+            let slow_loris = i % 3 == 2;
+            let gone = if slow_loris {
+                stream.write_all(b"P").is_err()
+            } else {
+                let mut buf = [0u8; 4096];
+                // Our handshake message may arrive first; only the end of the stream counts.
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) => break true,
+                        Ok(_) => {}
+                        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break false,
+                        Err(err) if err.kind() == std::io::ErrorKind::TimedOut => break false,
+                        Err(_) => break true,
+                    }
+                }
+            };
+            if gone {
+                *closed = Some(opened.elapsed());
+            }
+        }
+    }
+
+    fn open_count(&self) -> usize {
+        self.conns.iter().filter(|(_, _, closed)| closed.is_none()).count()
+    }
+
+    fn slowest_close(&self) -> Option<Duration> {
+        self.conns.iter().filter_map(|(_, _, closed)| *closed).max()
+    }
+}
+
+#[test]
+fn a_datagram_flood_and_junk_connections_do_not_stop_real_peers() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut ana = Daemon::start("ana", &net.flags(1, 2, &dirs.path().join("ana")));
+    let mut bo = Daemon::start("bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    ana.expect_peers(&[bo.id]);
+    bo.expect_peers(&[ana.id]);
+    let target = SocketAddrV4::new(net.ip(1), net.port);
+    let cpu_before = cpu_time(ana.pid());
+    let started = Instant::now();
+    let flooder = {
+        let from = net.ip(9);
+        std::thread::Builder::new().name("it-flood".into()).spawn(move || flood(from, target)).unwrap()
+    };
+    let mut junk = JunkConnections::open(net.ip(8), target);
+
+    // Real traffic both ways while the flood runs.
+    send_batch(&mut bo, ana.id, (0..50).map(|i| format!("bo {i}")));
+    send_batch(&mut ana, bo.id, (0..50).map(|i| format!("ana {i}")));
+    junk.poll();
+    expect_batch_delivered(&mut bo, 50, FLOOD_TIME);
+    expect_batch_delivered(&mut ana, 50, FLOOD_TIME);
+    let deadline = started + FLOOD_TIME + CLOSED_WITHIN;
+    while junk.open_count() > 0 && Instant::now() < deadline {
+        junk.poll();
+        std::thread::park_timeout(Duration::from_millis(200));
+    }
+    let (sent, replies) = flooder.join().unwrap();
+    let elapsed = started.elapsed();
+    let cpu = cpu_time(ana.pid()) - cpu_before;
+    eprintln!(
+        "flood: {sent} datagrams in {FLOOD_TIME:?} ({} per second), {replies} replies; ana used {cpu:?} of CPU \
+         in {elapsed:?}; slowest junk connection closed after {:?}",
+        sent / FLOOD_TIME.as_secs(),
+        junk.slowest_close()
+    );
+    // Forged announces that still decode get replies only within the node's reply budget
+    // (250 at once, then 50 per second), so the node is no amplifier.
+    assert!(replies <= 250 + 50 * (FLOOD_TIME.as_secs() + 1), "{replies} replies to forged announces");
+    assert_eq!(junk.open_count(), 0, "junk connections still open after {CLOSED_WITHIN:?}");
+    assert!(junk.slowest_close().unwrap() <= CLOSED_WITHIN);
+    // One receiving thread may be busy all the time; the rest of the node must not be.
+    assert!(cpu < elapsed.mul_f64(1.25), "ana used {cpu:?} of CPU in {elapsed:?}");
+
+    let stats = ana.wait_for_stats("junk counted", |s| {
+        s.malformed_datagrams > 0 && s.bad_connections >= 2 * JUNK_EACH as u64
+    });
+    assert!(stats.malformed_datagrams <= sent, "{stats:?}");
+    assert!(ana.peers().iter().any(|peer| peer.id == bo.id), "bo is still listed");
+    assert!(stats.connections <= 2, "only bo's (one per direction at most) are left: {stats:?}");
+    // Rate-limited: one line per 10 s of each kind of junk, whatever the volume.
+    let log = ana.log();
+    let lines = |what: &str| log.lines().filter(|line| line.contains(what) && line.contains("INFO")).count();
+    let most = usize::try_from(elapsed.as_secs() / 10).unwrap() + 2;
+    assert!(
+        lines("malformed datagram") <= most,
+        "{} lines about malformed datagrams",
+        lines("malformed datagram")
+    );
+    assert!(lines("junk connection") <= most, "{} lines about junk connections", lines("junk connection"));
+
+    // And afterwards still delivers at once.
+    send_batch(&mut bo, ana.id, ["after the flood".to_owned()]);
+    expect_batch_delivered(&mut bo, 1, Duration::from_secs(5));
+}
