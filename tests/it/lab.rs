@@ -2,7 +2,8 @@
 //! targets) and a host killed with SIGKILL expires from the others' lists within the
 //! documented bound. Needs root; without it the test says why and skips.
 
-use std::process::Command as Process;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use pigeon::Event;
@@ -15,6 +16,19 @@ use crate::util::{Daemon, SHORT};
 pub struct Lab {
     prefix: String,
     hosts: usize,
+    /// The impaired switch, when the lab has one instead of a bridge.
+    switch: Option<Child>,
+}
+
+/// What the link of every host does to frames, as `tc qdisc add … netem loss L delay D J`
+/// would on each host's interface.
+pub struct Impairment {
+    /// Share of frames lost, 0 to 1.
+    pub loss: f64,
+    /// Mean delay.
+    pub delay: Duration,
+    /// Delay varies uniformly by up to this much either way.
+    pub jitter: Duration,
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -27,36 +41,102 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 impl Lab {
-    /// Builds a lab of `hosts` namespaces on 10.(net).0.0/24, or says why it cannot.
+    /// Builds a lab of `hosts` namespaces on 10.77.0.0/24 joined by a bridge, or says why it
+    /// cannot.
     pub fn up(tag: &str, hosts: usize) -> Result<Lab, String> {
-        let prefix = format!("pgt{}{tag}", std::process::id());
-        let lab = Lab { prefix, hosts };
+        let lab = Lab::namespaces(tag, hosts)?;
         let hub = lab.hub();
-        ip(&["netns", "add", &hub])?;
-        ip(&["-n", &hub, "link", "set", "lo", "up"])?;
         ip(&["-n", &hub, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
         ip(&["-n", &hub, "link", "set", "br0", "up"])?;
         for i in 0..hosts {
-            let ns = lab.host(i);
-            ip(&["netns", "add", &ns])?;
             let port = format!("vh{i}");
-            ip(&["-n", &hub, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
-            ip(&["-n", &hub, "link", "set", &port, "master", "br0", "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
             ip(&[
                 "-n",
-                &ns,
-                "addr",
+                &hub,
+                "link",
                 "add",
-                &format!("{}/24", lab.addr(i)),
-                "brd",
-                "10.77.0.255",
-                "dev",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
                 "eth0",
+                "netns",
+                &lab.host(i),
             ])?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &hub, "link", "set", &port, "master", "br0", "up"])?;
+            lab.address(i)?;
         }
         Ok(lab)
+    }
+
+    /// Builds a lab whose hosts are joined by `tests/lab/impaired_switch.py`, which loses and
+    /// delays frames as netem would (the kernels we run on may lack sch_netem).
+    pub fn impaired(tag: &str, hosts: usize, impairment: &Impairment) -> Result<Lab, String> {
+        let mut lab = Lab::namespaces(tag, hosts)?;
+        let taps: Vec<String> = (0..hosts).map(|i| format!("tap{i}")).collect();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/impaired_switch.py");
+        let mut switch = Process::new("ip")
+            .args(["netns", "exec", &lab.hub(), "python3", script])
+            .args(["--loss", &impairment.loss.to_string()])
+            .args(["--delay-ms", &impairment.delay.as_millis().to_string()])
+            .args(["--jitter-ms", &impairment.jitter.as_millis().to_string()])
+            .args(&taps)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|err| format!("cannot start the impaired switch: {err}"))?;
+        let mut ready = String::new();
+        BufReader::new(switch.stdout.take().unwrap()).read_line(&mut ready).ok();
+        lab.switch = Some(switch);
+        if ready.trim() != "ready" {
+            return Err("the impaired switch did not start (python3 and /dev/net/tun needed)".into());
+        }
+        for (i, tap) in taps.iter().enumerate() {
+            ip(&["-n", &lab.hub(), "link", "set", tap, "netns", &lab.host(i)])?;
+            ip(&["-n", &lab.host(i), "link", "set", tap, "name", "eth0"])?;
+            lab.address(i)?;
+        }
+        Ok(lab)
+    }
+
+    /// The hub namespace and one empty namespace per host.
+    fn namespaces(tag: &str, hosts: usize) -> Result<Lab, String> {
+        let prefix = format!("pgt{}{tag}", std::process::id());
+        let lab = Lab { prefix, hosts, switch: None };
+        let hub = lab.hub();
+        ip(&["netns", "add", &hub])?;
+        ip(&["-n", &hub, "link", "set", "lo", "up"])?;
+        for i in 0..hosts {
+            let ns = lab.host(i);
+            ip(&["netns", "add", &ns])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(lab)
+    }
+
+    /// Gives host `i`'s eth0 its address and brings it up.
+    fn address(&self, i: usize) -> Result<(), String> {
+        let ns = self.host(i);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{}/24", self.addr(i)),
+            "brd",
+            "10.77.0.255",
+            "dev",
+            "eth0",
+        ])?;
+        ip(&["-n", &ns, "link", "set", "eth0", "up"])
+    }
+
+    /// Runs `ip -n <host i> ARGS…` (to take interfaces down, change addresses, …).
+    pub fn ip_in(&self, i: usize, args: &[&str]) {
+        let mut all = vec!["-n", &self.host(i)].into_iter().map(str::to_owned).collect::<Vec<_>>();
+        all.extend(args.iter().map(|arg| (*arg).to_owned()));
+        ip(&all.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
     }
 
     /// Namespace name of the bridge.
@@ -82,6 +162,12 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if let Some(mut switch) = self.switch.take() {
+            // Closing its stdin ends it; killing is the fallback.
+            drop(switch.stdin.take());
+            switch.kill().ok();
+            switch.wait().ok();
+        }
         let names = (0..self.hosts).map(|i| self.host(i)).chain([self.hub()]);
         for ns in names {
             // Best effort: a namespace that failed to appear has nothing to remove.
@@ -92,7 +178,12 @@ impl Drop for Lab {
 
 /// Builds a lab or explains loudly why this machine cannot.
 pub fn lab_or_skip(tag: &str, hosts: usize) -> Option<Lab> {
-    match Lab::up(tag, hosts) {
+    skip_unless(Lab::up(tag, hosts))
+}
+
+/// The lab, or a loud explanation of why this machine cannot build it.
+pub fn skip_unless(lab: Result<Lab, String>) -> Option<Lab> {
+    match lab {
         Ok(lab) => Some(lab),
         Err(reason) => {
             eprintln!("SKIPPED: network-namespace lab unavailable (needs root and iproute2): {reason}");

@@ -11,7 +11,7 @@ use pigeon::protocol::ids::{MsgId, PeerId};
 use pigeon::store::{ChatMessage, Direction, MessageState};
 use pigeon::{Command, Event};
 
-use crate::util::{Daemon, Net, SHORT, expect_state, send};
+use crate::util::{Daemon, Net, SHORT, expect_state, history_page, send};
 
 /// Starts `count` daemons that target each other.
 fn cluster(net: &Net, names: &[&str], dirs: &tempfile::TempDir) -> Vec<Daemon> {
@@ -21,20 +21,6 @@ fn cluster(net: &Net, names: &[&str], dirs: &tempfile::TempDir) -> Vec<Daemon> {
         .zip(1..)
         .map(|(name, i)| Daemon::start(name, &net.flags(i, count, &dirs.path().join(name))))
         .collect()
-}
-
-/// Loads one history page: its messages (oldest first) and whether older ones exist.
-fn history_page(
-    daemon: &mut Daemon,
-    peer: PeerId,
-    before: Option<i64>,
-    limit: usize,
-) -> (Vec<ChatMessage>, bool) {
-    daemon.send(&Command::LoadHistory { peer, before, limit });
-    daemon.expect(SHORT, "history page", |event| match event {
-        Event::History { messages, has_more, .. } => Some((messages.clone(), *has_more)),
-        _ => None,
-    })
 }
 
 fn texts(messages: &[ChatMessage]) -> Vec<&str> {

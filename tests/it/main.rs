@@ -12,6 +12,7 @@ mod iptux;
 mod lab;
 mod layering;
 mod loopback;
+mod messy;
 mod raw;
 mod security;
 mod transfer;

@@ -212,9 +212,14 @@ impl Daemon {
 
     /// Waits until the peer list holds exactly `ids` (polling the list on each event).
     pub fn expect_peers(&mut self, ids: &[PeerId]) {
+        self.expect_peers_within(ids, SHORT);
+    }
+
+    /// Like [`Daemon::expect_peers`], with a deadline of `within`.
+    pub fn expect_peers_within(&mut self, ids: &[PeerId], within: Duration) {
         let mut want: Vec<PeerId> = ids.to_vec();
         want.sort();
-        let deadline = Instant::now() + SHORT;
+        let deadline = Instant::now() + within;
         loop {
             let mut have: Vec<PeerId> = self.peers().into_iter().map(|p| p.id).collect();
             have.sort();
@@ -227,7 +232,7 @@ impl Daemon {
                 self.name,
                 self.stderr_tail()
             );
-            self.expect(SHORT, "peer change", |event| {
+            self.expect(deadline.saturating_duration_since(Instant::now()), "peer change", |event| {
                 matches!(event, Event::PeerJoined { .. } | Event::PeerLeft { .. }).then_some(())
             });
         }
@@ -283,6 +288,20 @@ pub fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatu
         // bounded poll is the portable way.
         crossbeam_channel::after(Duration::from_millis(20)).recv().unwrap();
     }
+}
+
+/// Loads one history page: its messages (oldest first) and whether older ones exist.
+pub fn history_page(
+    daemon: &mut Daemon,
+    peer: PeerId,
+    before: Option<i64>,
+    limit: usize,
+) -> (Vec<pigeon::store::ChatMessage>, bool) {
+    daemon.send(&Command::LoadHistory { peer, before, limit });
+    daemon.expect(SHORT, "history page", |event| match event {
+        Event::History { messages, has_more, .. } => Some((messages.clone(), *has_more)),
+        _ => None,
+    })
 }
 
 /// Sends `text` to `to` and returns the message ids, one per recipient, once queued.
