@@ -4,11 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use pigeon::Event;
+use pigeon::node::PEER_TIMEOUT;
 use pigeon::protocol::ids::PeerId;
 use pigeon::store::Direction;
 
 use crate::lab::{Impairment, Lab, skip_unless};
-use crate::util::{Daemon, expect_batch_delivered, history_page, send_batch};
+use crate::util::{Daemon, SHORT, expect_batch_delivered, history_page, send_batch};
 
 /// Starts `pigeon daemon` on every host of `lab` (its own data folder, IP Messenger off).
 fn start_all(lab: &Lab, count: usize, dirs: &tempfile::TempDir) -> Vec<Daemon> {
@@ -64,17 +66,58 @@ fn eight_hosts_on_a_lossy_jittery_link_deliver_every_message_once_and_in_order()
     eprintln!("{} messages delivered {:?} after the last was sent", HOSTS * PER_HOST, started.elapsed());
 
     // Every receiver has each conversation's messages once, in the order they were sent.
-    for to in 0..HOSTS {
+    for (to, receiver) in hosts.iter_mut().enumerate() {
         for from in (0..HOSTS).filter(|&from| from != to) {
-            let (messages, _) = history_page(&mut hosts[to], ids[from], None, 500);
-            let got: Vec<String> = messages
-                .into_iter()
-                .filter(|m| m.direction == Direction::Incoming)
-                .map(|m| m.text)
-                .collect();
+            let (messages, _) = history_page(receiver, ids[from], None, 500);
+            let got: Vec<String> =
+                messages.into_iter().filter(|m| m.direction == Direction::Incoming).map(|m| m.text).collect();
             let sent = (0..PER_HOST).filter(|k| (from + 1 + k % (HOSTS - 1)) % HOSTS == to).count();
             let want: Vec<String> = (0..sent).map(|n| text(from, to, n)).collect();
             assert_eq!(got, want, "host {to}'s history with host {from}");
         }
     }
+}
+
+#[test]
+fn a_host_whose_interface_goes_down_and_up_or_changes_address_is_found_again() {
+    let Some(lab) = skip_unless(Lab::up("i", 2)) else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let mut hosts = start_all(&lab, 2, &dirs);
+    expect_all_see_all(&mut hosts, SHORT);
+    let (ana_id, bo_id) = (hosts[0].id, hosts[1].id);
+    // A conversation is going on, so ana holds a connection to bo's old address.
+    send_batch(&mut hosts[0], bo_id, ["before".to_owned()]);
+    expect_batch_delivered(&mut hosts[0], 1, SHORT);
+    let gone_and_back = PEER_TIMEOUT + SHORT;
+
+    lab.ip_in(1, &["link", "set", "eth0", "down"]);
+    hosts[0].expect(gone_and_back, "bo gone", |event| match event {
+        Event::PeerLeft { id, .. } if *id == bo_id => Some(()),
+        _ => None,
+    });
+    lab.ip_in(1, &["link", "set", "eth0", "up"]);
+    hosts[0].expect(gone_and_back, "bo back", |event| match event {
+        Event::PeerJoined { peer } if peer.id == bo_id => Some(()),
+        _ => None,
+    });
+    hosts[1].expect_peers_within(&[ana_id], gone_and_back);
+    send_batch(&mut hosts[0], bo_id, ["after down and up".to_owned()]);
+    expect_batch_delivered(&mut hosts[0], 1, gone_and_back);
+
+    // Bo's address changes (a new DHCP lease): ana finds bo at the new one.
+    lab.ip_in(1, &["addr", "del", &format!("{}/24", lab.addr(1)), "dev", "eth0"]);
+    lab.ip_in(1, &["addr", "add", "10.77.0.99/24", "brd", "10.77.0.255", "dev", "eth0"]);
+    let deadline = Instant::now() + gone_and_back;
+    loop {
+        let at = hosts[0].peers().into_iter().find(|p| p.id == bo_id).map(|p| p.addr);
+        if at.as_deref() == Some("10.77.0.99") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ana still has bo at {at:?}");
+        hosts[0].drain_for(Duration::from_millis(200));
+    }
+    send_batch(&mut hosts[0], bo_id, ["after the new address".to_owned()]);
+    expect_batch_delivered(&mut hosts[0], 1, gone_and_back);
+    send_batch(&mut hosts[1], ana_id, ["and back".to_owned()]);
+    expect_batch_delivered(&mut hosts[1], 1, gone_and_back);
 }
