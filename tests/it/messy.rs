@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use pigeon::Event;
 use pigeon::node::PEER_TIMEOUT;
 use pigeon::protocol::ids::PeerId;
 use pigeon::store::Direction;
+use pigeon::store::TransferState;
+use pigeon::{Command, Event};
 
 use crate::lab::{Impairment, Lab, skip_unless};
 use crate::util::{Daemon, SHORT, expect_batch_delivered, history_page, send_batch};
@@ -120,4 +121,131 @@ fn a_host_whose_interface_goes_down_and_up_or_changes_address_is_found_again() {
     expect_batch_delivered(&mut hosts[0], 1, gone_and_back);
     send_batch(&mut hosts[1], ana_id, ["and back".to_owned()]);
     expect_batch_delivered(&mut hosts[1], 1, gone_and_back);
+}
+
+/// Resident memory (KiB), open file descriptors and threads of a process, from /proc.
+fn footprint(pid: u32) -> (u64, usize, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|line| line.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    (field("VmRSS:"), fds, field("Threads:"))
+}
+
+/// Every incoming message of `receiver`'s conversation with `sender`, oldest first, over as
+/// many history pages as it takes.
+fn incoming_texts(receiver: &mut Daemon, sender: PeerId) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut before = None;
+    loop {
+        let (page, has_more) = history_page(receiver, sender, before, 500);
+        before = page.first().map(|m| m.seq);
+        let incoming = page.into_iter().filter(|m| m.direction == Direction::Incoming).map(|m| m.text);
+        texts.splice(0..0, incoming);
+        if !has_more {
+            return texts;
+        }
+    }
+}
+
+/// The long soak (`scripts/soak.sh`, results in docs/BENCHMARKS.md): six hosts on a lossy,
+/// jittery link for `PIGEON_SOAK_SECS` (default one hour). In rounds: every host sends ten
+/// messages round-robin, all must be delivered; every third round host 0 sends a 4 MiB file;
+/// every fifth round a host other than 0 is killed with SIGKILL and restarted. At the end,
+/// every conversation holds each message once, in order, and host 0 (never killed) has not
+/// grown in memory, descriptors or threads.
+#[test]
+#[ignore = "an hour long; run by scripts/soak.sh"]
+fn soak() {
+    const HOSTS: usize = 6;
+    const PER_ROUND: usize = 10;
+    let seconds: u64 = std::env::var("PIGEON_SOAK_SECS").map_or(3600, |secs| secs.parse().unwrap());
+    let impairment =
+        Impairment { loss: 0.1, delay: Duration::from_millis(30), jitter: Duration::from_millis(10) };
+    let Some(lab) = skip_unless(Lab::impaired("s", HOSTS, &impairment)) else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let flags = |i: usize| {
+        let dir = dirs.path().join(format!("h{i}")).display().to_string();
+        vec!["--data-dir".into(), dir, "--no-ipmsg".into(), "--auto-accept".into()]
+    };
+    let start = |i: usize| Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags(i));
+    let mut hosts: Vec<Daemon> = (0..HOSTS).map(start).collect();
+    expect_all_see_all(&mut hosts, Duration::from_secs(60));
+    let ids: Vec<PeerId> = hosts.iter().map(|h| h.id).collect();
+    let file = dirs.path().join("soak.bin");
+    std::fs::write(&file, (0..4u32 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();
+
+    let began = Instant::now();
+    // Measured once every host has a connection to host 0 and one host was restarted.
+    let mut first = None;
+    let mut sent = vec![vec![0usize; HOSTS]; HOSTS];
+    let (mut rounds, mut kills, mut transfers) = (0u64, 0u64, 0u64);
+    let mut last_report = Instant::now();
+    while began.elapsed() < Duration::from_secs(seconds) {
+        rounds += 1;
+        for (i, host) in hosts.iter_mut().enumerate() {
+            let texts: Vec<(usize, String)> = (0..PER_ROUND)
+                .map(|k| {
+                    let to = (i + 1 + (k + usize::try_from(rounds).unwrap()) % (HOSTS - 1)) % HOSTS;
+                    sent[i][to] += 1;
+                    (to, format!("{i}>{to} {:06}", sent[i][to] - 1))
+                })
+                .collect();
+            for (to, text) in texts {
+                send_batch(host, ids[to], [text]);
+            }
+        }
+        for host in &mut hosts {
+            expect_batch_delivered(host, PER_ROUND, Duration::from_secs(120));
+        }
+        if rounds % 3 == 0 {
+            let to = 1 + usize::try_from(rounds).unwrap() % (HOSTS - 1);
+            hosts[0].send(&Command::SendFiles { to: vec![ids[to]], paths: vec![file.clone()], tag: None });
+            hosts[0].expect(Duration::from_secs(120), "file sent", |event| match event {
+                Event::TransferStateChanged { state, .. } if !state.is_live() => {
+                    Some(assert!(*state == TransferState::Completed, "transfer ended {state:?}"))
+                }
+                _ => None,
+            });
+            transfers += 1;
+        }
+        if rounds % 5 == 0 {
+            let victim = 1 + usize::try_from(rounds / 5).unwrap() % (HOSTS - 1);
+            hosts.remove(victim).kill();
+            hosts.insert(victim, start(victim));
+            kills += 1;
+            expect_all_see_all(&mut hosts, Duration::from_secs(60));
+        }
+        if rounds == 5 {
+            first = Some(footprint(hosts[0].pid()));
+        }
+        if last_report.elapsed() >= Duration::from_secs(600) {
+            last_report = Instant::now();
+            let (rss, fds, threads) = footprint(hosts[0].pid());
+            eprintln!(
+                "soak {:?}: {rounds} rounds, host 0 RSS {rss} KiB, {fds} fds, {threads} threads",
+                began.elapsed()
+            );
+        }
+    }
+    for (to, receiver) in hosts.iter_mut().enumerate() {
+        for from in (0..HOSTS).filter(|&from| from != to) {
+            let want: Vec<String> = (0..sent[from][to]).map(|n| format!("{from}>{to} {n:06}")).collect();
+            assert_eq!(incoming_texts(receiver, ids[from]), want, "host {to}'s history with host {from}");
+        }
+    }
+    let first = first.expect("a soak of at least five rounds");
+    let last = footprint(hosts[0].pid());
+    let messages: usize = sent.iter().flatten().sum();
+    eprintln!(
+        "soak done in {:?}: {rounds} rounds, {messages} messages each delivered once and in order, \
+         {transfers} files of 4 MiB, {kills} hosts killed and restarted; host 0 (RSS KiB, fds, threads) \
+         {first:?} after round 5, {last:?} at the end",
+        began.elapsed()
+    );
+    assert!(last.1 <= first.1 + 8, "descriptors grew: {first:?} → {last:?}");
+    assert!(last.2 <= first.2 + 8, "threads grew: {first:?} → {last:?}");
+    assert!(last.0 <= first.0 * 2 + 16 * 1024, "memory grew: {first:?} → {last:?}");
 }
