@@ -6,6 +6,7 @@
 
 mod capture;
 mod cli;
+mod crash;
 mod hostile;
 mod ipmsg;
 mod iptux;

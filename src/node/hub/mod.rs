@@ -819,8 +819,15 @@ impl Hub {
         }
         self.saw(presence, ip, true);
         if let Some(peer) = self.peers.get_mut(&id) {
-            peer.conn = Some(conn_id);
+            let previous = peer.conn.replace(conn_id);
             peer.backoff = RETRY_BACKOFF.0;
+            if let Some(previous) = previous.filter(|previous| *previous != conn_id) {
+                // Messages still in flight on the previous connection go out again on this
+                // one, from the oldest: if only the later ones went here, the receiver could
+                // read them before the earlier ones arrive on the other connection. The
+                // receiver drops the copies, so each message is still shown once.
+                self.awaiting_ack.retain(|_, (on, _)| *on != previous);
+            }
         }
         self.flush(id);
     }
