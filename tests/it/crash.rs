@@ -87,12 +87,13 @@ fn a_receiver_killed_mid_transfer_and_mid_burst_resumes_and_loses_or_doubles_not
         _ => None,
     });
     assert!(resumed_at >= had, "resumed at {resumed_at}, had {had} before the crash");
-    bo.expect(LONG, "transfer end", |event| match event {
+    let (state, reason) = bo.expect(LONG, "transfer end", |event| match event {
         Event::TransferStateChanged { state, reason, .. } if !state.is_live() => {
-            Some(assert_eq!(*state, TransferState::Completed, "{reason}"))
+            Some((*state, reason.clone()))
         }
         _ => None,
     });
+    assert_eq!(state, TransferState::Completed, "{reason}");
     assert_eq!(hash_file(&downloads.join("big.bin")), hash_file(&big), "the resumed file differs");
     // Every message of the burst is acknowledged in the end and stored once, in order.
     expect_batch_delivered(&mut ana, BURST, LONG);

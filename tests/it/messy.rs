@@ -203,12 +203,11 @@ fn soak() {
         if rounds % 3 == 0 {
             let to = 1 + usize::try_from(rounds).unwrap() % (HOSTS - 1);
             hosts[0].send(&Command::SendFiles { to: vec![ids[to]], paths: vec![file.clone()], tag: None });
-            hosts[0].expect(Duration::from_secs(120), "file sent", |event| match event {
-                Event::TransferStateChanged { state, .. } if !state.is_live() => {
-                    Some(assert!(*state == TransferState::Completed, "transfer ended {state:?}"))
-                }
+            let state = hosts[0].expect(Duration::from_secs(120), "file sent", |event| match event {
+                Event::TransferStateChanged { state, .. } if !state.is_live() => Some(*state),
                 _ => None,
             });
+            assert_eq!(state, TransferState::Completed, "the file to host {to}");
             transfers += 1;
         }
         if rounds % 5 == 0 {
