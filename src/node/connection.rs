@@ -305,6 +305,7 @@ mod tests {
                 host: "h".into(),
                 status: Status::Away,
                 port: 2426,
+                heartbeat_secs: 7,
             }),
             Frame::Message(WireMessage { msg_id, sent_at_ms: 1, text: "你好".into() }),
             Frame::Unknown { kind: 77 },

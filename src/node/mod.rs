@@ -39,7 +39,7 @@ pub use hub::{HEARTBEAT_INTERVAL, PEER_TIMEOUT};
 pub use transfer::Progress;
 
 use crate::config::{Config, host_name};
-use crate::protocol::announce::Presence;
+use crate::protocol::announce::{HEARTBEAT_SECS, Presence};
 use crate::protocol::ids::{ID_BYTES, PeerId};
 use crate::secure::{Identity, IdentityError};
 use crate::store::{Checkpointer, Store, StoreError};
@@ -238,6 +238,7 @@ impl Node {
             host: hub::clip_label(host_name()),
             status: settings.status,
             port,
+            heartbeat_secs: HEARTBEAT_SECS,
         };
         let hub = Hub::new(HubParts {
             me,

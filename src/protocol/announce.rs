@@ -56,6 +56,23 @@ pub struct Presence {
     pub status: Status,
     /// TCP port of the sender's listener (its IP is the datagram's source address).
     pub port: u16,
+    /// Seconds between the sender's heartbeats (more on a crowded subnet); receivers drop it
+    /// after four missed ones. Left out when it is the usual [`HEARTBEAT_SECS`], as older
+    /// versions do.
+    #[serde(default = "usual_heartbeat", skip_serializing_if = "is_usual_heartbeat")]
+    pub heartbeat_secs: u16,
+}
+
+/// The heartbeat interval of a node with few peers, in seconds.
+pub const HEARTBEAT_SECS: u16 = 2;
+
+fn usual_heartbeat() -> u16 {
+    HEARTBEAT_SECS
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
+fn is_usual_heartbeat(secs: &u16) -> bool {
+    *secs == HEARTBEAT_SECS
 }
 
 impl Presence {
@@ -68,6 +85,9 @@ impl Presence {
         }
         if self.port == 0 {
             return Err(DecodeError::InvalidField("port"));
+        }
+        if self.heartbeat_secs == 0 {
+            return Err(DecodeError::InvalidField("heartbeat_secs"));
         }
         if self.key.peer_id() != self.id {
             return Err(DecodeError::InvalidField("id (not derived from key)"));
@@ -183,6 +203,7 @@ mod tests {
             host: "ana-laptop".into(),
             status: Status::Online,
             port: 2426,
+            heartbeat_secs: HEARTBEAT_SECS,
         }
     }
 
@@ -261,10 +282,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn presence_round_trips(name in label(), group in label(), host in label(), port in 1u16.., key in any::<[u8; 32]>(), away in any::<bool>()) {
+        fn presence_round_trips(name in label(), group in label(), host in label(), port in 1u16.., key in any::<[u8; 32]>(), away in any::<bool>(), heartbeat_secs in 1u16..) {
             let key = PublicKey::from_bytes(key);
             let presence = Presence {
-                id: key.peer_id(), key, name, group, host, port,
+                id: key.peer_id(), key, name, group, host, port, heartbeat_secs,
                 status: if away { Status::Away } else { Status::Online },
             };
             for datagram in [Datagram::Announce(presence.clone()), Datagram::Heartbeat(presence.clone()), Datagram::Reply(presence)] {

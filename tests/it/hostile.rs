@@ -39,6 +39,7 @@ fn flood(from: Ipv4Addr, to: SocketAddrV4) -> (u64, u64) {
         group: String::new(),
         host: "nowhere".into(),
         status: Status::Online,
+        heartbeat_secs: pigeon::protocol::announce::HEARTBEAT_SECS,
         port: 9,
     };
     let announce = Datagram::Announce(presence).encode();

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use pigeon::node::PEER_TIMEOUT;
+use pigeon::node::{HEARTBEAT_INTERVAL, PEER_TIMEOUT};
 use pigeon::protocol::ids::PeerId;
 use pigeon::store::Direction;
 use pigeon::store::TransferState;
@@ -247,4 +247,38 @@ fn soak() {
     assert!(last.1 <= first.1 + 8, "descriptors grew: {first:?} → {last:?}");
     assert!(last.2 <= first.2 + 8, "threads grew: {first:?} → {last:?}");
     assert!(last.0 <= first.0 * 2 + 16 * 1024, "memory grew: {first:?} → {last:?}");
+}
+
+#[test]
+fn thirty_two_hosts_converge_within_a_second_of_the_last_start_and_announce_traffic_stays_bounded() {
+    const HOSTS: usize = 32;
+    let Some(lab) = skip_unless(Lab::up("m", HOSTS)) else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let mut hosts = start_all(&lab, HOSTS, &dirs);
+    let last_started = Instant::now();
+    expect_all_see_all(&mut hosts, SHORT);
+    let converged = last_started.elapsed();
+    eprintln!("{HOSTS} hosts: all see all {converged:?} after the last one started");
+    assert!(converged <= Duration::from_secs(1), "converged only after {converged:?}");
+
+    // Steady state (the last start-up announce went out 1.25 s after its start): each host
+    // hears every other one's heartbeat (every 2 s at this size) and nothing else.
+    hosts[0].drain_for(Duration::from_secs(2));
+    let window = Duration::from_secs(10);
+    let heard = |hosts: &mut [Daemon]| hosts.iter_mut().map(|h| h.stats().datagrams).collect::<Vec<u64>>();
+    let before = heard(&mut hosts);
+    hosts[0].drain_for(window);
+    let after = heard(&mut hosts);
+    let most = u64::try_from(HOSTS - 1).unwrap() * (window.as_secs() / HEARTBEAT_INTERVAL.as_secs() + 2);
+    for (i, (before, after)) in before.iter().zip(&after).enumerate() {
+        let received = after - before;
+        assert!(
+            received <= most,
+            "host {i} received {received} datagrams in {window:?}, at most {most} expected"
+        );
+    }
+    eprintln!(
+        "datagrams received per host in {window:?}: {:?}",
+        before.iter().zip(&after).map(|(b, a)| a - b).collect::<Vec<_>>()
+    );
 }

@@ -85,6 +85,7 @@ impl RawPeer {
             group: String::new(),
             host: "m".into(),
             status: Status::Online,
+            heartbeat_secs: pigeon::protocol::announce::HEARTBEAT_SECS,
             port: net.port,
         };
         let listener = TcpListener::bind((net.ip(7), net.port)).unwrap();

@@ -128,6 +128,7 @@ fn an_announce_claiming_an_offline_peer_does_not_receive_its_messages() {
         group: String::new(),
         host: ana_info.host.clone(),
         status: Status::Online,
+        heartbeat_secs: pigeon::protocol::announce::HEARTBEAT_SECS,
         port: net.port,
     };
     udp.send_to(&Datagram::Announce(claim.clone()).encode(), (net.ip(2), net.port)).unwrap();

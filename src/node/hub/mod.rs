@@ -28,7 +28,7 @@ use super::sinks::{ClientId, Origin, Sinks, Waker};
 use super::threads::{self, StopFlag};
 use super::transfer::Report;
 use super::{random_id, socket};
-use crate::protocol::announce::{Datagram, Goodbye, Presence};
+use crate::protocol::announce::{Datagram, Goodbye, HEARTBEAT_SECS, Presence};
 use crate::protocol::frame::Frame;
 use crate::protocol::ids::{MsgId, PeerId, TransferId};
 use crate::protocol::message::{MAX_RECEIPT_IDS, Receipt, WireMessage, check_text_len};
@@ -40,12 +40,31 @@ use crate::store::{KnownPeer, MessageState, Store, StoreError, Trust};
 const STARTUP_ANNOUNCES: [Duration; 3] =
     [Duration::from_millis(250), Duration::from_secs(1), HEARTBEAT_INTERVAL];
 
-/// How often a node repeats its presence once started.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// How often a node repeats its presence once started, while the subnet holds at most
+/// [`SUBNET_HEARTBEATS`] × 2 nodes.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(HEARTBEAT_SECS as u64);
 
-/// A peer silent for this long is dropped: four heartbeats missed. With the housekeeping
-/// interval this bounds the time a crashed peer stays listed to 9 s.
-pub const PEER_TIMEOUT: Duration = Duration::from_secs(8);
+/// Heartbeats per second all nodes of a subnet send together, at most: beyond 50 nodes each
+/// one slows down, so every host receives at most this many per second however many there
+/// are (docs/ARCHITECTURE.md, "Discovery and its traffic").
+pub const SUBNET_HEARTBEATS: usize = 25;
+
+/// The slowest heartbeat, so that even on a huge subnet a vanished peer goes within 2 min.
+const MAX_HEARTBEAT_SECS: u16 = 30;
+
+/// Heartbeats a peer may miss before it is dropped.
+const MISSED_HEARTBEATS: u32 = 4;
+
+/// A peer with the usual heartbeat that is silent for this long is dropped: four heartbeats
+/// missed. With the housekeeping interval this bounds the time a crashed peer stays listed
+/// to 9 s.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(MISSED_HEARTBEATS as u64 * HEARTBEAT_SECS as u64);
+
+/// Our heartbeat interval, in whole seconds, when `nodes` (us included) share the subnet.
+pub fn heartbeat_secs(nodes: usize) -> u16 {
+    let secs = nodes.div_ceil(SUBNET_HEARTBEATS);
+    u16::try_from(secs).unwrap_or(u16::MAX).clamp(HEARTBEAT_SECS, MAX_HEARTBEAT_SECS)
+}
 
 /// How often the hub checks expiries, acknowledgement timeouts and reconnects.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
@@ -189,7 +208,8 @@ struct Peer {
     presence: Presence,
     /// Where we last heard it from.
     ip: Ipv4Addr,
-    /// When we last heard anything from it; it expires after [`PEER_TIMEOUT`] of silence.
+    /// When we last heard anything from it; it expires after [`MISSED_HEARTBEATS`] of its
+    /// heartbeat intervals of silence.
     last_seen: Instant,
     /// The connection we send on, once its hello arrived.
     conn: Option<ConnId>,
@@ -204,6 +224,11 @@ struct Peer {
 }
 
 impl Peer {
+    /// Silence after which the peer is dropped, by the heartbeat interval it announced.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.presence.heartbeat_secs.into()) * MISSED_HEARTBEATS
+    }
+
     fn info(&self) -> PeerInfo {
         PeerInfo {
             id: self.presence.id,
@@ -952,8 +977,10 @@ impl Hub {
                 self.next_announce = now + *delay;
             }
             None => {
+                // Told to the others in the heartbeat itself, so they wait long enough.
+                self.me.heartbeat_secs = heartbeat_secs(self.peers.len() + 1);
                 self.announce(&Datagram::Heartbeat(self.me.clone()));
-                self.next_announce = now + HEARTBEAT_INTERVAL;
+                self.next_announce = now + Duration::from_secs(self.me.heartbeat_secs.into());
             }
         }
     }
@@ -971,7 +998,7 @@ impl Hub {
         let expired: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(_, peer)| now.duration_since(peer.last_seen) > PEER_TIMEOUT)
+            .filter(|(_, peer)| now.duration_since(peer.last_seen) > peer.timeout())
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
@@ -1043,4 +1070,23 @@ fn parse_targets(targets: &[String], default_port: u16) -> Result<Vec<SocketAddr
                 .map_err(|_not_an_address| format!("invalid target {target:?}: expected an IPv4 address"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_slow_down_so_a_subnet_carries_at_most_25_per_second() {
+        assert_eq!(heartbeat_secs(1), HEARTBEAT_SECS);
+        assert_eq!(heartbeat_secs(50), HEARTBEAT_SECS);
+        assert_eq!(heartbeat_secs(51), 3);
+        assert_eq!(heartbeat_secs(250), 10);
+        assert_eq!(heartbeat_secs(1_000_000), MAX_HEARTBEAT_SECS);
+        // Up to 750 nodes (three /24s' worth) the cap holds exactly.
+        for nodes in 1..=750u16 {
+            let per_second = f64::from(nodes) / f64::from(heartbeat_secs(nodes.into()));
+            assert!(per_second <= 25.0, "{nodes} nodes send {per_second} heartbeats per second");
+        }
+    }
 }
