@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use pigeon::protocol::announce::{Datagram, Presence, Status};
+use pigeon::protocol::ipmsg::IPMSG_PORT;
 use pigeon::secure::Identity;
 
 use crate::util::{Daemon, Junk, Net, cpu_time, expect_batch_delivered, send_batch};
@@ -204,4 +205,27 @@ fn a_datagram_flood_and_junk_connections_do_not_stop_real_peers() {
     // And afterwards still delivers at once.
     send_batch(&mut bo, ana.id, ["after the flood".to_owned()]);
     expect_batch_delivered(&mut bo, 1, Duration::from_secs(5));
+}
+
+#[test]
+fn slow_ip_messenger_requests_are_cut_off_two_seconds_after_connecting() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let _ana = Daemon::start("ana", &net.flags(1, 1, dirs.path()));
+    let to = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
+    // More than the node reads at once, each trickling a request a byte at a time.
+    let mut conns: Vec<(TcpStream, Instant, Option<Duration>)> =
+        (0..40).map(|_| (TcpStream::connect(to).unwrap(), Instant::now(), None)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while conns.iter().any(|(_, _, closed)| closed.is_none()) && Instant::now() < deadline {
+        for (stream, opened, closed) in conns.iter_mut().filter(|(_, _, closed)| closed.is_none()) {
+            if stream.write_all(b"1").is_err() {
+                *closed = Some(opened.elapsed());
+            }
+        }
+        std::thread::park_timeout(Duration::from_millis(250));
+    }
+    let slowest = conns.iter().map(|(_, _, closed)| closed.unwrap_or(Duration::MAX)).max().unwrap();
+    // 2 s for the request, then the next write notices: a trickle cannot hold a reader.
+    assert!(slowest <= Duration::from_secs(4), "a slow request was still open after {slowest:?}");
 }
