@@ -11,7 +11,7 @@ use pigeon::protocol::ids::PeerId;
 use pigeon::store::{Direction, TransferState};
 use pigeon::{Command, Event};
 
-use crate::util::{Daemon, Net, expect_batch_delivered, history_page, send_batch};
+use crate::util::{Daemon, Net, expect_batch_delivered, heavy, history_page, send_batch};
 
 const LONG: Duration = Duration::from_secs(120);
 const BURST: usize = 500;
@@ -55,6 +55,7 @@ fn hash_file(path: &Path) -> blake3::Hash {
 
 #[test]
 fn a_receiver_killed_mid_transfer_and_mid_burst_resumes_and_loses_or_doubles_nothing() {
+    let _alone = heavy();
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
     let bo_dir = dirs.path().join("bo");

@@ -11,7 +11,7 @@ use pigeon::protocol::announce::{Datagram, Presence, Status};
 use pigeon::protocol::ipmsg::IPMSG_PORT;
 use pigeon::secure::Identity;
 
-use crate::util::{Daemon, Junk, Net, cpu_time, expect_batch_delivered, send_batch};
+use crate::util::{Daemon, Junk, Net, cpu_time, expect_batch_delivered, heavy, send_batch};
 
 /// Datagrams per second at the discovery port, and for how long.
 const FLOOD_RATE: u64 = 100_000;
@@ -142,6 +142,7 @@ impl JunkConnections {
 
 #[test]
 fn a_datagram_flood_and_junk_connections_do_not_stop_real_peers() {
+    let _alone = heavy();
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
     let mut ana = Daemon::start("ana", &net.flags(1, 2, &dirs.path().join("ana")));

@@ -17,6 +17,16 @@ use pigeon::{Command, Event};
 /// 2-core CI runner does not produce false failures.
 pub const SHORT: Duration = Duration::from_secs(10);
 
+/// Held by the tests that load the machine on purpose (floods, 32 hosts, 500 MB), so that
+/// they do not run at the same time and skew each other's timings on a 2-core runner.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits until no other heavy test runs; hold the guard for the test's duration.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    // A heavy test that failed poisons the lock; the next one may still run.
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Counter behind [`Net::new`]; each test takes a fresh value.
 static NEXT_NET: AtomicU16 = AtomicU16::new(0);
 
