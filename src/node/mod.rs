@@ -35,7 +35,7 @@ use thiserror::Error;
 pub use command::Command;
 pub use control::socket_path as control_socket_path;
 pub use event::{Event, LeaveReason, PeerInfo, Stats, TransferInfo, human_bytes};
-pub use hub::{HEARTBEAT_INTERVAL, PEER_TIMEOUT};
+pub use hub::{HEARTBEAT_INTERVAL, PEER_TIMEOUT, SUBNET_HEARTBEATS};
 pub use transfer::Progress;
 
 use crate::config::{Config, host_name};
