@@ -187,11 +187,12 @@ fn a_datagram_flood_and_junk_connections_do_not_stop_real_peers() {
     assert!(cpu < elapsed.mul_f64(1.25), "ana used {cpu:?} of CPU in {elapsed:?}");
 
     let stats = ana.wait_for_stats("junk counted", |s| {
-        s.malformed_datagrams > 0 && s.bad_connections >= 2 * JUNK_EACH as u64
+        s.malformed_datagrams > 0 && s.bad_connections >= 3 * JUNK_EACH as u64
     });
     assert!(stats.malformed_datagrams <= sent, "{stats:?}");
     assert!(ana.peers().iter().any(|peer| peer.id == bo.id), "bo is still listed");
-    assert!(stats.connections <= 2, "only bo's (one per direction at most) are left: {stats:?}");
+    // Bo's: each side may have connected, and replaced a connection once.
+    assert!(stats.connections <= 4, "junk connections are left: {stats:?}");
     // Rate-limited: one line per 10 s of each kind of junk, whatever the volume.
     let log = ana.log();
     let lines = |what: &str| log.lines().filter(|line| line.contains(what) && line.contains("INFO")).count();

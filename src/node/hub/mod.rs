@@ -599,8 +599,13 @@ impl Hub {
             NetEvent::Scanned { to, tag, origin, result } => self.on_scanned(to, tag, origin, result),
             NetEvent::Transfer(id, report) => self.on_transfer_report(id, report),
             NetEvent::Closed { conn, reason, misbehaved } => {
-                // A connection the hub closed already was counted then.
-                if misbehaved && self.conns.contains_key(&conn) {
+                // A connection the hub closed already was counted then. One whose reader
+                // gave up waiting for a hello is junk as much as one the hub cut off.
+                let silent = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| c.peer.is_none() && c.opened.elapsed() >= HELLO_TIMEOUT);
+                if (misbehaved || silent) && self.conns.contains_key(&conn) {
                     self.count_junk(conn, &reason);
                 }
                 self.close_conn(conn, &reason);
