@@ -191,8 +191,9 @@ fn a_datagram_flood_and_junk_connections_do_not_stop_real_peers() {
     });
     assert!(stats.malformed_datagrams <= sent, "{stats:?}");
     assert!(ana.peers().iter().any(|peer| peer.id == bo.id), "bo is still listed");
-    // Bo's: each side may have connected, and replaced a connection once.
-    assert!(stats.connections <= 4, "junk connections are left: {stats:?}");
+    // Bo's, one per direction at most: a peer counts as connecting until its hello, so
+    // commands arriving during a slow handshake do not open more.
+    assert!(stats.connections <= 2, "junk or redundant connections are left: {stats:?}");
     // Rate-limited: one line per 10 s of each kind of junk, whatever the volume.
     let log = ana.log();
     let lines = |what: &str| log.lines().filter(|line| line.contains(what) && line.contains("INFO")).count();

@@ -224,6 +224,13 @@ struct Peer {
 }
 
 impl Peer {
+    /// A connect attempt failed: the next one waits, twice as long each time.
+    fn connect_failed(&mut self) {
+        self.connecting = false;
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(RETRY_BACKOFF.1);
+    }
+
     /// Silence after which the peer is dropped, by the heartbeat interval it announced.
     fn timeout(&self) -> Duration {
         Duration::from_secs(self.presence.heartbeat_secs.into()) * MISSED_HEARTBEATS
@@ -260,6 +267,9 @@ struct Conn {
     /// When it was opened: without a hello within [`HELLO_TIMEOUT`] of this it is closed,
     /// however the bytes trickle in.
     opened: Instant,
+    /// The peer we connected to, for a connection we opened: until its hello arrives the
+    /// peer counts as still connecting, so no second connect starts meanwhile.
+    dialed: Option<PeerId>,
 }
 
 /// Everything the hub is started with.
@@ -587,7 +597,7 @@ impl Hub {
                     return;
                 }
                 self.make_room_for_ungreeted();
-                self.open_conn(stream, Role::Responder);
+                self.open_conn(stream, Role::Responder, None);
             }
             NetEvent::Connected { target, result } => self.on_connected(target, result),
             NetEvent::Secured { conn, session } => {
@@ -707,7 +717,7 @@ impl Hub {
         }
     }
 
-    fn open_conn(&mut self, stream: TcpStream, role: Role) {
+    fn open_conn(&mut self, stream: TcpStream, role: Role, dialed: Option<PeerId>) {
         if let Err(err) = socket::prepare_stream(&stream) {
             log::debug!("connection setup failed: {err}");
             return;
@@ -717,7 +727,8 @@ impl Hub {
         match ConnHandle::start(id, stream, role, self.identity.clone(), &self.net_tx) {
             Ok(handle) => {
                 handle.send(&Frame::Hello(self.me.clone()));
-                self.conns.insert(id, Conn { handle, peer: None, session: None, opened: Instant::now() });
+                self.conns
+                    .insert(id, Conn { handle, peer: None, session: None, opened: Instant::now(), dialed });
             }
             Err(err) => log::warn!("cannot start connection threads: {err}"),
         }
@@ -763,6 +774,12 @@ impl Hub {
     fn close_conn(&mut self, id: ConnId, reason: &str) {
         let Some(conn) = self.conns.remove(&id) else { return };
         log::debug!("connection {} to {} closed: {reason}", id.0, conn.handle.remote);
+        if let Some(dialed) = conn.dialed.filter(|_| conn.peer.is_none())
+            && let Some(peer) = self.peers.get_mut(&dialed)
+        {
+            // Never said hello: a failed attempt.
+            peer.connect_failed();
+        }
         conn.handle.close();
         self.awaiting_ack.retain(|_, (on, _)| *on != id);
         let Some(peer_id) = conn.peer else { return };
@@ -779,17 +796,16 @@ impl Hub {
         match (target, result) {
             (ConnectTarget::Peer(id), result) => {
                 let Some(peer) = self.peers.get_mut(&id) else { return };
-                peer.connecting = false;
                 match result {
-                    Ok(stream) => self.open_conn(stream, Role::Initiator),
+                    // Still connecting until the hello: see `Conn::dialed`.
+                    Ok(stream) => self.open_conn(stream, Role::Initiator, Some(id)),
                     Err(err) => {
                         log::debug!("connect to {id} failed: {err}");
-                        peer.retry_at = Instant::now() + peer.backoff;
-                        peer.backoff = (peer.backoff * 2).min(RETRY_BACKOFF.1);
+                        peer.connect_failed();
                     }
                 }
             }
-            (ConnectTarget::Addr { .. }, Ok(stream)) => self.open_conn(stream, Role::Initiator),
+            (ConnectTarget::Addr { .. }, Ok(stream)) => self.open_conn(stream, Role::Initiator, None),
             (ConnectTarget::Addr { addr, origin }, Err(err)) => {
                 self.sinks.reply(origin, Event::ConnectFailed { addr, reason: err.to_string() });
             }
@@ -851,6 +867,7 @@ impl Hub {
         if let Some(peer) = self.peers.get_mut(&id) {
             let previous = peer.conn.replace(conn_id);
             peer.backoff = RETRY_BACKOFF.0;
+            peer.connecting = false;
             if let Some(previous) = previous.filter(|previous| *previous != conn_id) {
                 // Messages still in flight on the previous connection go out again on this
                 // one, from the oldest: if only the later ones went here, the receiver could
