@@ -156,7 +156,7 @@ fn incoming_texts(receiver: &mut Daemon, sender: PeerId) -> Vec<String> {
 /// messages round-robin, all must be delivered; every third round host 0 sends a 4 MiB file;
 /// every fifth round a host other than 0 is killed with SIGKILL and restarted. At the end,
 /// every conversation holds each message once, in order, and host 0 (never killed) has not
-/// grown in memory, descriptors or threads.
+/// grown in memory, descriptors or threads (peaks of the second half against the first).
 #[test]
 #[ignore = "an hour long; run by scripts/soak.sh"]
 fn soak() {
@@ -179,8 +179,9 @@ fn soak() {
     std::fs::write(&file, (0..4u32 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();
 
     let began = Instant::now();
-    // Measured once every host has a connection to host 0 and one host was restarted.
-    let mut first = None;
+    // Host 0's footprint after every round. Connections and transfers come and go, so single
+    // readings swing; a leak shows as the second half's peaks above the first half's.
+    let mut samples = Vec::new();
     let mut sent = vec![vec![0usize; HOSTS]; HOSTS];
     let (mut rounds, mut kills, mut transfers) = (0u64, 0u64, 0u64);
     let mut last_report = Instant::now();
@@ -218,9 +219,7 @@ fn soak() {
             kills += 1;
             expect_all_see_all(&mut hosts, Duration::from_secs(60));
         }
-        if rounds == 5 {
-            first = Some(footprint(hosts[0].pid()));
-        }
+        samples.push(footprint(hosts[0].pid()));
         if last_report.elapsed() >= Duration::from_secs(600) {
             last_report = Instant::now();
             let (rss, fds, threads) = footprint(hosts[0].pid());
@@ -236,18 +235,21 @@ fn soak() {
             assert_eq!(incoming_texts(receiver, ids[from]), want, "host {to}'s history with host {from}");
         }
     }
-    let first = first.expect("a soak of at least five rounds");
-    let last = footprint(hosts[0].pid());
+    let peaks = |half: &[(u64, usize, u64)]| {
+        half.iter().fold((0, 0, 0), |(rss, fds, threads), s| (rss.max(s.0), fds.max(s.1), threads.max(s.2)))
+    };
+    let (early, late) = samples.split_at(samples.len() / 2);
+    let (first, last) = (peaks(early), peaks(late));
     let messages: usize = sent.iter().flatten().sum();
     eprintln!(
         "soak done in {:?}: {rounds} rounds, {messages} messages each delivered once and in order, \
-         {transfers} files of 4 MiB, {kills} hosts killed and restarted; host 0 (RSS KiB, fds, threads) \
-         {first:?} after round 5, {last:?} at the end",
+         {transfers} files of 4 MiB, {kills} hosts killed and restarted; host 0's peaks (RSS KiB, fds, \
+         threads) {first:?} in the first half, {last:?} in the second",
         began.elapsed()
     );
-    assert!(last.1 <= first.1 + 8, "descriptors grew: {first:?} → {last:?}");
-    assert!(last.2 <= first.2 + 8, "threads grew: {first:?} → {last:?}");
-    assert!(last.0 <= first.0 * 2 + 16 * 1024, "memory grew: {first:?} → {last:?}");
+    assert!(last.1 <= first.1 + 4, "descriptors grew: {first:?} → {last:?}");
+    assert!(last.2 <= first.2 + 4, "threads grew: {first:?} → {last:?}");
+    assert!(last.0 <= first.0 + first.0 / 4, "memory grew: {first:?} → {last:?}");
 }
 
 #[test]
