@@ -10,20 +10,16 @@ use std::collections::BTreeSet;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
 use super::hub::NetEvent;
-use super::log_limit::LogLimit;
+use super::log_limit::{JUNK_LOG_INTERVAL, LogLimit};
 use super::threads::StopFlag;
 use crate::protocol::announce::{Datagram, Goodbye, MAX_DATAGRAM, Presence};
 use crate::protocol::error::DecodeError;
 use crate::protocol::ipmsg;
-
-/// Malformed datagrams (and replies skipped in a flood of announces) logged at most this often; the rest are only counted, so a flood
-/// cannot flood the log too.
-const MALFORMED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Counters the receiver threads update and the hub reports in `Stats` events.
 #[derive(Default)]
@@ -59,7 +55,7 @@ fn receive_decoded(
     decode: impl Fn(SocketAddrV4, &[u8]) -> Result<NetEvent, DecodeError>,
 ) {
     let mut buf = vec![0u8; max_len + 1];
-    let mut log_limit = LogLimit::new(MALFORMED_LOG_INTERVAL);
+    let mut log_limit = LogLimit::new(JUNK_LOG_INTERVAL);
     while !stop.is_raised() {
         let (len, from) = match socket.recv_from(&mut buf) {
             Ok(received) => received,
@@ -146,7 +142,7 @@ impl Announcer {
         targets: Vec<SocketAddrV4>,
     ) -> Self {
         let replies = ReplyBudget { tokens: REPLY_BURST, refilled: Instant::now() };
-        let skipped_log = LogLimit::new(MALFORMED_LOG_INTERVAL);
+        let skipped_log = LogLimit::new(JUNK_LOG_INTERVAL);
         Announcer { socket, bind, port, broadcast, targets, replies, skipped_log }
     }
 
@@ -173,7 +169,7 @@ impl Announcer {
         let now = Instant::now();
         if !self.replies.take(now) {
             if let Some(count) = self.skipped_log.tick(now) {
-                log::info!("skipped {count} replie(s): more than {REPLY_RATE} announces per second");
+                log::info!("skipped {count} replies: more than {REPLY_RATE} announces per second");
             }
             return;
         }

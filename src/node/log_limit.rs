@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+/// How often each kind of junk is logged, at most.
+pub const JUNK_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// One rate-limited log line's state.
 pub struct LogLimit {
     interval: Duration,

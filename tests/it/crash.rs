@@ -11,7 +11,7 @@ use pigeon::protocol::ids::PeerId;
 use pigeon::store::{Direction, TransferState};
 use pigeon::{Command, Event};
 
-use crate::util::{Daemon, Net, expect_batch_delivered, heavy, history_page, send_batch};
+use crate::util::{Daemon, Net, expect_batch_delivered, heavy, history_page, incoming_texts, send_batch};
 
 const LONG: Duration = Duration::from_secs(120);
 const BURST: usize = 500;
@@ -27,20 +27,14 @@ fn assert_history_intact(data_dir: &Path) {
     assert_eq!(verdict, "ok", "{} after the crash", data_dir.display());
 }
 
-/// The messages of `receiver`'s conversation with `sender` that came from `sender`.
-fn incoming(receiver: &mut Daemon, sender: PeerId) -> Vec<String> {
-    let (page, _) = history_page(receiver, sender, None, 500);
-    page.into_iter().filter(|m| m.direction == Direction::Incoming).map(|m| m.text).collect()
-}
-
 /// Polls `receiver`'s history until it holds `count` messages from `sender`, then checks they
 /// are the burst's first `count`, once each, in order.
 fn expect_burst_in_history(receiver: &mut Daemon, sender: PeerId, count: usize) {
     let deadline = Instant::now() + LONG;
-    let mut got = incoming(receiver, sender);
+    let mut got = incoming_texts(receiver, sender);
     while got.len() < count && Instant::now() < deadline {
         receiver.drain_for(Duration::from_millis(200));
-        got = incoming(receiver, sender);
+        got = incoming_texts(receiver, sender);
     }
     let want: Vec<String> = (0..count).map(text).collect();
     assert_eq!(got, want, "{}'s history", receiver.name);

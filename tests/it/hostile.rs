@@ -77,27 +77,39 @@ fn flood(from: Ipv4Addr, to: SocketAddrV4) -> (u64, u64) {
     (sent, replies)
 }
 
+/// What a junk connection does.
+#[derive(Clone, Copy, PartialEq)]
+enum JunkKind {
+    /// Connects and says nothing.
+    Silent,
+    /// Sends 2,000 random bytes at once.
+    Garbage,
+    /// Sends one byte per poll, forever.
+    SlowLoris,
+}
+
 /// Holds junk connections and notes when the node closes each.
 struct JunkConnections {
-    conns: Vec<(TcpStream, Instant, Option<Duration>)>,
+    conns: Vec<(TcpStream, JunkKind, Instant, Option<Duration>)>,
 }
 
 impl JunkConnections {
-    /// Opens [`JUNK_EACH`] silent, garbage-sending and slow-loris connections, interleaved.
-    fn open(from: Ipv4Addr, to: SocketAddrV4) -> JunkConnections {
+    /// Opens one connection of each kind given, from `from`.
+    fn open(from: Ipv4Addr, to: SocketAddrV4, kinds: impl IntoIterator<Item = JunkKind>) -> JunkConnections {
         let mut junk = Junk::new(0xbad);
-        let conns = (0..3 * JUNK_EACH)
-            .map(|i| {
+        let conns = kinds
+            .into_iter()
+            .map(|kind| {
                 let socket =
                     socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
                 socket.bind(&SocketAddrV4::new(from, 0).into()).unwrap();
                 socket.connect(&to.into()).unwrap();
                 let mut stream: TcpStream = socket.into();
-                if i % 3 == 1 {
+                if kind == JunkKind::Garbage {
                     stream.write_all(&junk.bytes(2000)).ok();
                 }
                 stream.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
-                (stream, Instant::now(), None)
+                (stream, kind, Instant::now(), None)
             })
             .collect();
         JunkConnections { conns }
@@ -105,12 +117,11 @@ impl JunkConnections {
 
     /// One round: the slow-loris ones send one more byte; every one is checked for being closed.
     fn poll(&mut self) {
-        for (i, (stream, opened, closed)) in self.conns.iter_mut().enumerate() {
+        for (stream, kind, opened, closed) in &mut self.conns {
             if closed.is_some() {
                 continue;
             }
-            let slow_loris = i % 3 == 2;
-            let gone = if slow_loris {
+            let gone = if *kind == JunkKind::SlowLoris {
                 stream.write_all(b"P").is_err()
             } else {
                 let mut buf = [0u8; 4096];
@@ -131,12 +142,20 @@ impl JunkConnections {
         }
     }
 
+    /// Polls every `every` until all are closed or `deadline` has passed.
+    fn poll_until_closed(&mut self, deadline: Instant, every: Duration) {
+        while self.open_count() > 0 && Instant::now() < deadline {
+            self.poll();
+            std::thread::park_timeout(every);
+        }
+    }
+
     fn open_count(&self) -> usize {
-        self.conns.iter().filter(|(_, _, closed)| closed.is_none()).count()
+        self.conns.iter().filter(|(_, _, _, closed)| closed.is_none()).count()
     }
 
     fn slowest_close(&self) -> Option<Duration> {
-        self.conns.iter().filter_map(|(_, _, closed)| *closed).max()
+        self.conns.iter().filter_map(|(_, _, _, closed)| *closed).max()
     }
 }
 
@@ -156,7 +175,8 @@ fn a_datagram_flood_and_junk_connections_do_not_stop_real_peers() {
         let from = net.ip(9);
         std::thread::Builder::new().name("it-flood".into()).spawn(move || flood(from, target)).unwrap()
     };
-    let mut junk = JunkConnections::open(net.ip(8), target);
+    let kinds = [JunkKind::Silent, JunkKind::Garbage, JunkKind::SlowLoris];
+    let mut junk = JunkConnections::open(net.ip(8), target, (0..3 * JUNK_EACH).map(|i| kinds[i % 3]));
 
     // Real traffic both ways while the flood runs.
     send_batch(&mut bo, ana.id, (0..50).map(|i| format!("bo {i}")));
@@ -164,11 +184,7 @@ fn a_datagram_flood_and_junk_connections_do_not_stop_real_peers() {
     junk.poll();
     expect_batch_delivered(&mut bo, 50, FLOOD_TIME);
     expect_batch_delivered(&mut ana, 50, FLOOD_TIME);
-    let deadline = started + FLOOD_TIME + CLOSED_WITHIN;
-    while junk.open_count() > 0 && Instant::now() < deadline {
-        junk.poll();
-        std::thread::park_timeout(Duration::from_millis(200));
-    }
+    junk.poll_until_closed(started + FLOOD_TIME + CLOSED_WITHIN, Duration::from_millis(200));
     let (sent, replies) = flooder.join().unwrap();
     let elapsed = started.elapsed();
     let cpu = cpu_time(ana.pid()) - cpu_before;
@@ -217,18 +233,9 @@ fn slow_ip_messenger_requests_are_cut_off_two_seconds_after_connecting() {
     let _ana = Daemon::start("ana", &net.flags(1, 1, dirs.path()));
     let to = SocketAddrV4::new(net.ip(1), IPMSG_PORT);
     // More than the node reads at once, each trickling a request a byte at a time.
-    let mut conns: Vec<(TcpStream, Instant, Option<Duration>)> =
-        (0..40).map(|_| (TcpStream::connect(to).unwrap(), Instant::now(), None)).collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while conns.iter().any(|(_, _, closed)| closed.is_none()) && Instant::now() < deadline {
-        for (stream, opened, closed) in conns.iter_mut().filter(|(_, _, closed)| closed.is_none()) {
-            if stream.write_all(b"1").is_err() {
-                *closed = Some(opened.elapsed());
-            }
-        }
-        std::thread::park_timeout(Duration::from_millis(250));
-    }
-    let slowest = conns.iter().map(|(_, _, closed)| closed.unwrap_or(Duration::MAX)).max().unwrap();
+    let mut conns = JunkConnections::open(net.ip(8), to, [JunkKind::SlowLoris; 40]);
+    conns.poll_until_closed(Instant::now() + Duration::from_secs(10), Duration::from_millis(250));
+    let slowest = if conns.open_count() > 0 { Duration::MAX } else { conns.slowest_close().unwrap() };
     // 2 s for the request, then the next write notices: a trickle cannot hold a reader.
     assert!(slowest <= Duration::from_secs(4), "a slow request was still open after {slowest:?}");
 }

@@ -6,25 +6,24 @@ use std::time::{Duration, Instant};
 
 use pigeon::node::{HEARTBEAT_INTERVAL, PEER_TIMEOUT};
 use pigeon::protocol::ids::PeerId;
-use pigeon::store::Direction;
 use pigeon::store::TransferState;
 use pigeon::{Command, Event};
 
 use crate::lab::{Impairment, Lab, skip_unless};
-use crate::util::{Daemon, SHORT, expect_batch_delivered, heavy, history_page, send_batch};
+use crate::util::{Daemon, SHORT, expect_batch_delivered, heavy, incoming_texts, send_batch};
 
 /// Starts `pigeon daemon` on every host of `lab` (its own data folder, IP Messenger off).
 fn start_all(lab: &Lab, count: usize, dirs: &tempfile::TempDir) -> Vec<Daemon> {
-    (0..count)
-        .map(|i| {
-            let dir = dirs.path().join(format!("h{i}")).display().to_string();
-            Daemon::start_with(
-                &format!("h{i}"),
-                &lab.exec(i),
-                &["--data-dir".into(), dir, "--no-ipmsg".into()],
-            )
-        })
-        .collect()
+    (0..count).map(|i| start_host(lab, i, &format!("h{i}"), dirs, &[])).collect()
+}
+
+/// Starts `pigeon daemon` named `name` on host `i` of `lab`, with its data in `dirs/name`,
+/// IP Messenger off, and `extra` flags.
+fn start_host(lab: &Lab, i: usize, name: &str, dirs: &tempfile::TempDir, extra: &[&str]) -> Daemon {
+    let mut flags =
+        vec!["--data-dir".to_owned(), dirs.path().join(name).display().to_string(), "--no-ipmsg".into()];
+    flags.extend(extra.iter().map(|flag| (*flag).to_owned()));
+    Daemon::start_with(name, &lab.exec(i), &flags)
 }
 
 /// Waits until every host lists every other one.
@@ -70,9 +69,7 @@ fn eight_hosts_on_a_lossy_jittery_link_deliver_every_message_once_and_in_order()
     // Every receiver has each conversation's messages once, in the order they were sent.
     for (to, receiver) in hosts.iter_mut().enumerate() {
         for from in (0..HOSTS).filter(|&from| from != to) {
-            let (messages, _) = history_page(receiver, ids[from], None, 500);
-            let got: Vec<String> =
-                messages.into_iter().filter(|m| m.direction == Direction::Incoming).map(|m| m.text).collect();
+            let got = incoming_texts(receiver, ids[from]);
             let sent = (0..PER_HOST).filter(|k| (from + 1 + k % (HOSTS - 1)) % HOSTS == to).count();
             let want: Vec<String> = (0..sent).map(|n| text(from, to, n)).collect();
             assert_eq!(got, want, "host {to}'s history with host {from}");
@@ -135,22 +132,6 @@ fn footprint(pid: u32) -> (u64, usize, u64) {
     (field("VmRSS:"), fds, field("Threads:"))
 }
 
-/// Every incoming message of `receiver`'s conversation with `sender`, oldest first, over as
-/// many history pages as it takes.
-fn incoming_texts(receiver: &mut Daemon, sender: PeerId) -> Vec<String> {
-    let mut texts = Vec::new();
-    let mut before = None;
-    loop {
-        let (page, has_more) = history_page(receiver, sender, before, 500);
-        before = page.first().map(|m| m.seq);
-        let incoming = page.into_iter().filter(|m| m.direction == Direction::Incoming).map(|m| m.text);
-        texts.splice(0..0, incoming);
-        if !has_more {
-            return texts;
-        }
-    }
-}
-
 /// The long soak (`scripts/soak.sh`, results in docs/BENCHMARKS.md): six hosts on a lossy,
 /// jittery link for `PIGEON_SOAK_SECS` (default one hour). In rounds: every host sends ten
 /// messages round-robin, all must be delivered; every third round host 0 sends a 4 MiB file;
@@ -167,11 +148,7 @@ fn soak() {
         Impairment { loss: 0.1, delay: Duration::from_millis(30), jitter: Duration::from_millis(10) };
     let Some(lab) = skip_unless(Lab::impaired("s", HOSTS, &impairment)) else { return };
     let dirs = tempfile::tempdir().unwrap();
-    let flags = |i: usize| {
-        let dir = dirs.path().join(format!("h{i}")).display().to_string();
-        vec!["--data-dir".into(), dir, "--no-ipmsg".into(), "--auto-accept".into()]
-    };
-    let start = |i: usize| Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags(i));
+    let start = |i: usize| start_host(&lab, i, &format!("h{i}"), &dirs, &["--auto-accept"]);
     let mut hosts: Vec<Daemon> = (0..HOSTS).map(start).collect();
     expect_all_see_all(&mut hosts, Duration::from_secs(60));
     let ids: Vec<PeerId> = hosts.iter().map(|h| h.id).collect();
@@ -261,11 +238,9 @@ fn thirty_two_hosts_converge_within_a_second_of_the_last_start_and_announce_traf
     let mut hosts = start_all(&lab, HOSTS - 1, &dirs);
     expect_all_see_all(&mut hosts, Duration::from_secs(30));
     // The last one: from its start until it lists everyone and everyone lists it.
-    let dir = dirs.path().join("last").display().to_string();
     // Counted from before its process starts: its own start-up is included.
     let last_started = Instant::now();
-    let last =
-        Daemon::start_with("last", &lab.exec(HOSTS - 1), &["--data-dir".into(), dir, "--no-ipmsg".into()]);
+    let last = start_host(&lab, HOSTS - 1, "last", &dirs, &[]);
     hosts.push(last);
     let newcomer = hosts[HOSTS - 1].id;
     for host in &mut hosts[..HOSTS - 1] {

@@ -314,6 +314,23 @@ pub fn history_page(
     })
 }
 
+/// Every incoming message of `receiver`'s conversation with `sender`, oldest first, over as
+/// many history pages as it takes.
+pub fn incoming_texts(receiver: &mut Daemon, sender: PeerId) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut before = None;
+    loop {
+        let (page, has_more) = history_page(receiver, sender, before, 500);
+        before = page.first().map(|m| m.seq);
+        let incoming =
+            page.into_iter().filter(|m| m.direction == pigeon::store::Direction::Incoming).map(|m| m.text);
+        texts.splice(0..0, incoming);
+        if !has_more {
+            return texts;
+        }
+    }
+}
+
 /// Sends `text` to `to` and returns the message ids, one per recipient, once queued.
 pub fn send(from: &mut Daemon, to: &[PeerId], text: &str) -> Vec<pigeon::protocol::ids::MsgId> {
     from.send(&Command::SendMessage { to: to.to_vec(), text: text.into(), tag: Some("t".into()) });

@@ -19,11 +19,10 @@ pub use ipmsg::IpMsg;
 
 use super::command::{Command, MAX_PAGE};
 use super::connection::{ConnHandle, ConnId, HELLO_TIMEOUT};
-
 use super::discovery::{Announcer, Counters};
 use super::event::{Event, LeaveReason, PeerInfo, Stats};
 use super::files::Scanned;
-use super::log_limit::LogLimit;
+use super::log_limit::{JUNK_LOG_INTERVAL, LogLimit};
 use super::sinks::{ClientId, Origin, Sinks, Waker};
 use super::threads::{self, StopFlag};
 use super::transfer::Report;
@@ -87,9 +86,6 @@ const MAX_CONNECTIONS: usize = 512;
 /// of them: a real peer says hello within milliseconds of connecting, so a flood of silent or
 /// junk connections can neither exhaust threads nor keep real peers out.
 const MAX_UNGREETED: usize = 64;
-
-/// Junk connections are logged at most once per this interval (with a count).
-const JUNK_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What the I/O threads report to the hub.
 pub enum NetEvent {
@@ -611,14 +607,11 @@ impl Hub {
             NetEvent::Closed { conn, reason, misbehaved } => {
                 // A connection the hub closed already was counted then. One whose reader
                 // gave up waiting for a hello is junk as much as one the hub cut off.
-                let silent = self
-                    .conns
-                    .get(&conn)
-                    .is_some_and(|c| c.peer.is_none() && c.opened.elapsed() >= HELLO_TIMEOUT);
-                if (misbehaved || silent) && self.conns.contains_key(&conn) {
-                    self.count_junk(conn, &reason);
+                let silent = |c: &Conn| c.peer.is_none() && c.opened.elapsed() >= HELLO_TIMEOUT;
+                match self.conns.get(&conn) {
+                    Some(c) if misbehaved || silent(c) => self.close_junk(conn, &reason),
+                    _ => self.close_conn(conn, &reason),
                 }
-                self.close_conn(conn, &reason);
             }
         }
     }
@@ -741,9 +734,7 @@ impl Hub {
             return;
         }
         if let Some(oldest) = ungreeted.min_by_key(|(_, conn)| conn.opened).map(|(id, _)| *id) {
-            let reason = format!("more than {MAX_UNGREETED} connections without hello");
-            self.count_junk(oldest, &reason);
-            self.close_conn(oldest, &reason);
+            self.close_junk(oldest, &format!("more than {MAX_UNGREETED} connections without hello"));
         }
     }
 
@@ -757,18 +748,19 @@ impl Hub {
             .map(|(id, _)| *id)
             .collect();
         for id in late {
-            let reason = format!("no hello within {} s", HELLO_TIMEOUT.as_secs());
-            self.count_junk(id, &reason);
-            self.close_conn(id, &reason);
+            self.close_junk(id, &format!("no hello within {} s", HELLO_TIMEOUT.as_secs()));
         }
     }
 
-    fn count_junk(&mut self, id: ConnId, reason: &str) {
+    /// Closes a connection that broke the rules or never said hello: counted, and logged at
+    /// a limited rate.
+    fn close_junk(&mut self, id: ConnId, reason: &str) {
         self.bad_connections += 1;
         if let Some(count) = self.junk_log.tick(Instant::now()) {
             let from = self.conns.get(&id).map(|conn| conn.handle.remote.to_string()).unwrap_or_default();
             log::info!("closed {count} junk connection(s), the last from {from}: {reason}");
         }
+        self.close_conn(id, reason);
     }
 
     fn close_conn(&mut self, id: ConnId, reason: &str) {
@@ -856,8 +848,10 @@ impl Hub {
         // The presence says who the peer claims to be; the handshake proved which key it holds.
         let proven = self.conns.get(&conn_id).and_then(|conn| conn.session.as_ref()).map(|s| s.remote());
         if proven != Some(presence.key) {
-            self.count_junk(conn_id, &format!("claims to be {id} but holds another key"));
-            self.close_conn(conn_id, "hello does not match the handshake key");
+            self.close_junk(
+                conn_id,
+                &format!("hello claims to be {id} but the handshake proved another key"),
+            );
             return;
         }
         if let Some(conn) = self.conns.get_mut(&conn_id) {
