@@ -233,22 +233,28 @@ impl Hub {
     /// A peer started fetching our offer `id`: it is active from now on. Returns the offer, or
     /// `None` when it is not live.
     pub(super) fn fetching_started(&mut self, id: TransferId) -> Option<TransferRecord> {
-        let live = self.transfers.get_mut(&id)?;
-        if live.record.direction != Direction::Outgoing {
+        if self.transfers.get(&id)?.record.direction != Direction::Outgoing {
             return None;
         }
-        if live.record.state == TransferState::Offered {
-            live.record.state = TransferState::Active;
-            if let Err(err) = self.store.set_transfer_state(id, TransferState::Active, "") {
-                log::error!("cannot record the start of {id}: {err}");
-            }
-            self.sinks.emit(&Event::TransferStateChanged {
-                transfer_id: id,
-                state: TransferState::Active,
-                reason: String::new(),
-            });
+        self.mark_active(id);
+        self.transfers.get(&id).map(|live| live.record.clone())
+    }
+
+    /// A live transfer's data started flowing: recorded and told, once.
+    fn mark_active(&mut self, id: TransferId) {
+        let Some(live) = self.transfers.get_mut(&id) else { return };
+        if live.record.state == TransferState::Active {
+            return;
         }
-        Some(live.record.clone())
+        live.record.state = TransferState::Active;
+        if let Err(err) = self.store.set_transfer_state(id, TransferState::Active, "") {
+            log::error!("cannot record the start of {id}: {err}");
+        }
+        self.sinks.emit(&Event::TransferStateChanged {
+            transfer_id: id,
+            state: TransferState::Active,
+            reason: String::new(),
+        });
     }
 
     /// Keeps an incoming offer live until it is answered.
@@ -482,17 +488,7 @@ impl Hub {
             Ok(thread) => live.worker = Some((thread, cancel)),
             Err(err) => log::error!("cannot start send worker: {err}"),
         }
-        if live.record.state != TransferState::Active {
-            live.record.state = TransferState::Active;
-            if let Err(err) = self.store.set_transfer_state(id, TransferState::Active, "") {
-                log::error!("cannot record transfer {id}: {err}");
-            }
-            self.sinks.emit(&Event::TransferStateChanged {
-                transfer_id: id,
-                state: TransferState::Active,
-                reason: String::new(),
-            });
-        }
+        self.mark_active(id);
     }
 
     /// A receiver retrying a transfer that failed (its disk was full, say) finds the sender
