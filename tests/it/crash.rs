@@ -3,15 +3,20 @@
 //! restart the transfer resumes and verifies, every message is in history exactly once and in
 //! order, and the history database passes SQLite's integrity check.
 
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pigeon::node::HISTORY_FILE;
+use pigeon::protocol::announce::{Datagram, HEARTBEAT_SECS, Presence, Status};
 use pigeon::protocol::ids::PeerId;
+use pigeon::secure::Identity;
 use pigeon::store::{Direction, TransferState};
 use pigeon::{Command, Event};
 
-use crate::util::{Daemon, Net, expect_batch_delivered, heavy, history_page, incoming_texts, send_batch};
+use crate::util::{
+    Daemon, Net, SHORT, expect_batch_delivered, heavy, history_page, incoming_texts, send_batch,
+};
 
 const LONG: Duration = Duration::from_secs(120);
 const BURST: usize = 500;
@@ -117,4 +122,49 @@ fn a_sender_killed_mid_burst_sends_the_rest_after_restart_and_nothing_twice() {
     let stored = page.iter().filter(|m| m.direction == Direction::Outgoing).count();
     assert!(stored > 0, "nothing was stored before the crash");
     expect_burst_in_history(&mut bo, ana.id, stored);
+}
+
+/// Waits up to `within` for the next connection on `listener` (non-blocking), polling.
+fn accept_within(listener: &TcpListener, within: Duration) -> Option<TcpStream> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok((stream, _)) = listener.accept() {
+            return Some(stream);
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn a_peer_that_dies_while_we_connect_is_dialled_again() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut ana = Daemon::start("ana", &net.flags(1, 2, dirs.path()));
+    // "Bo" announces itself and resets every connection the moment it is accepted, as a
+    // process being killed does.
+    let listener = TcpListener::bind((net.ip(2), net.port)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let bo = Identity::from_private([3; 32]);
+    let presence = Presence {
+        id: bo.peer_id(),
+        key: bo.public(),
+        name: "bo".into(),
+        group: String::new(),
+        host: "dying".into(),
+        status: Status::Online,
+        port: net.port,
+        heartbeat_secs: HEARTBEAT_SECS,
+    };
+    let udp = UdpSocket::bind((net.ip(2), net.port)).unwrap();
+    udp.send_to(&Datagram::Announce(presence).encode(), (net.ip(1), net.port)).unwrap();
+    ana.expect_peers(&[bo.peer_id()]);
+    send_batch(&mut ana, bo.peer_id(), ["are you there?".to_owned()]);
+
+    for attempt in 1..=3 {
+        let stream =
+            accept_within(&listener, SHORT).unwrap_or_else(|| panic!("attempt {attempt} never came"));
+        socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(stream);
+    }
 }

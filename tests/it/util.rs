@@ -99,8 +99,13 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with a command prefix such as `ip netns exec NS`.
     pub fn start_with(name: &str, prefix: &[String], flags: &[String]) -> Daemon {
-        let stderr_path =
-            std::env::current_dir().unwrap().join(format!("target/it-{}-{name}.stderr", std::process::id()));
+        // Numbered: tests running at once reuse names ("ana"), and a failing test's log must
+        // be its own.
+        static STARTED: AtomicU16 = AtomicU16::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let stderr_path = std::env::current_dir()
+            .unwrap()
+            .join(format!("target/it-{}-{n}-{name}.stderr", std::process::id()));
         std::fs::create_dir_all(stderr_path.parent().unwrap()).unwrap();
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut process = match prefix.split_first() {

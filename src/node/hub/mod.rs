@@ -711,19 +711,24 @@ impl Hub {
     }
 
     fn open_conn(&mut self, stream: TcpStream, role: Role, dialed: Option<PeerId>) {
-        if let Err(err) = socket::prepare_stream(&stream) {
-            log::debug!("connection setup failed: {err}");
-            return;
-        }
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
-        match ConnHandle::start(id, stream, role, self.identity.clone(), &self.net_tx) {
+        let started = socket::prepare_stream(&stream)
+            .and_then(|()| ConnHandle::start(id, stream, role, self.identity.clone(), &self.net_tx));
+        match started {
             Ok(handle) => {
                 handle.send(&Frame::Hello(self.me.clone()));
                 self.conns
                     .insert(id, Conn { handle, peer: None, session: None, opened: Instant::now(), dialed });
             }
-            Err(err) => log::warn!("cannot start connection threads: {err}"),
+            Err(err) => {
+                // Also a connection reset right after connecting (the peer was dying): an
+                // attempt that failed, or the peer would count as connecting for ever.
+                log::info!("connection setup failed: {err}");
+                if let Some(peer) = dialed.and_then(|peer| self.peers.get_mut(&peer)) {
+                    peer.connect_failed();
+                }
+            }
         }
     }
 
@@ -763,15 +768,19 @@ impl Hub {
         self.close_conn(id, reason);
     }
 
+    /// A connection leaves the table: if we dialed it and its hello never came, that attempt
+    /// failed (the peer no longer counts as connecting).
+    fn dial_ended(&mut self, conn: &Conn) {
+        if let Some(peer) = conn.dialed.filter(|_| conn.peer.is_none()).and_then(|id| self.peers.get_mut(&id))
+        {
+            peer.connect_failed();
+        }
+    }
+
     fn close_conn(&mut self, id: ConnId, reason: &str) {
         let Some(conn) = self.conns.remove(&id) else { return };
         log::debug!("connection {} to {} closed: {reason}", id.0, conn.handle.remote);
-        if let Some(dialed) = conn.dialed.filter(|_| conn.peer.is_none())
-            && let Some(peer) = self.peers.get_mut(&dialed)
-        {
-            // Never said hello: a failed attempt.
-            peer.connect_failed();
-        }
+        self.dial_ended(&conn);
         conn.handle.close();
         self.awaiting_ack.retain(|_, (on, _)| *on != id);
         let Some(peer_id) = conn.peer else { return };
@@ -854,8 +863,15 @@ impl Hub {
             );
             return;
         }
-        if let Some(conn) = self.conns.get_mut(&conn_id) {
+        let dialed = self.conns.get_mut(&conn_id).and_then(|conn| {
             conn.peer = Some(id);
+            conn.dialed
+        });
+        if let Some(other) =
+            dialed.filter(|dialed| *dialed != id).and_then(|other| self.peers.get_mut(&other))
+        {
+            // We dialed someone else's old address: no connection to them came of it.
+            other.connect_failed();
         }
         self.saw(presence, ip, true);
         if let Some(peer) = self.peers.get_mut(&id) {

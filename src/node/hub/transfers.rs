@@ -457,6 +457,7 @@ impl Hub {
     /// A peer opened a data connection for a transfer we offered.
     pub(super) fn on_fetch(&mut self, conn_id: ConnId, fetch: Fetch) {
         let Some(conn) = self.conns.remove(&conn_id) else { return };
+        self.dial_ended(&conn);
         let remote = conn.handle.remote;
         let Some(session) = conn.session else { return conn.handle.close() };
         let stream = conn.handle.release();
