@@ -8,14 +8,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pigeon::node::HISTORY_FILE;
-use pigeon::protocol::announce::{Datagram, HEARTBEAT_SECS, Presence, Status};
+use pigeon::protocol::announce::Datagram;
 use pigeon::protocol::ids::PeerId;
 use pigeon::secure::Identity;
 use pigeon::store::{Direction, TransferState};
 use pigeon::{Command, Event};
 
 use crate::util::{
-    Daemon, Net, SHORT, expect_batch_delivered, heavy, history_page, incoming_texts, send_batch,
+    Daemon, Net, SHORT, expect_batch_delivered, heavy, history_page, incoming_texts, presence_of, send_batch,
 };
 
 const LONG: Duration = Duration::from_secs(120);
@@ -146,16 +146,7 @@ fn a_peer_that_dies_while_we_connect_is_dialled_again() {
     let listener = TcpListener::bind((net.ip(2), net.port)).unwrap();
     listener.set_nonblocking(true).unwrap();
     let bo = Identity::from_private([3; 32]);
-    let presence = Presence {
-        id: bo.peer_id(),
-        key: bo.public(),
-        name: "bo".into(),
-        group: String::new(),
-        host: "dying".into(),
-        status: Status::Online,
-        port: net.port,
-        heartbeat_secs: HEARTBEAT_SECS,
-    };
+    let presence = presence_of(&bo, "bo", net.port);
     let udp = UdpSocket::bind((net.ip(2), net.port)).unwrap();
     udp.send_to(&Datagram::Announce(presence).encode(), (net.ip(1), net.port)).unwrap();
     ana.expect_peers(&[bo.peer_id()]);

@@ -7,11 +7,11 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use pigeon::protocol::announce::{Datagram, Presence, Status};
+use pigeon::protocol::announce::Datagram;
 use pigeon::protocol::ipmsg::IPMSG_PORT;
 use pigeon::secure::Identity;
 
-use crate::util::{Daemon, Junk, Net, cpu_time, expect_batch_delivered, heavy, send_batch};
+use crate::util::{Daemon, Junk, Net, cpu_time, expect_batch_delivered, heavy, presence_of, send_batch};
 
 /// Datagrams per second at the discovery port, and for how long.
 const FLOOD_RATE: u64 = 100_000;
@@ -33,16 +33,7 @@ fn flood(from: Ipv4Addr, to: SocketAddrV4) -> (u64, u64) {
     let mut reply = [0u8; 2048];
     let mut junk = Junk::new(0x5eed);
     let forger = Identity::from_private([7; 32]);
-    let presence = Presence {
-        id: forger.peer_id(),
-        key: forger.public(),
-        name: "mallory".into(),
-        group: String::new(),
-        host: "nowhere".into(),
-        status: Status::Online,
-        heartbeat_secs: pigeon::protocol::announce::HEARTBEAT_SECS,
-        port: 9,
-    };
+    let presence = presence_of(&forger, "mallory", 9);
     let announce = Datagram::Announce(presence).encode();
     let start = Instant::now();
     let mut sent = 0u64;

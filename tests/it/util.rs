@@ -391,6 +391,25 @@ pub fn expect_state(
     });
 }
 
+/// The presence a scripted peer with `identity` announces: online, no group, its TCP
+/// listener on `port`.
+pub fn presence_of(
+    identity: &pigeon::secure::Identity,
+    name: &str,
+    port: u16,
+) -> pigeon::protocol::announce::Presence {
+    pigeon::protocol::announce::Presence {
+        id: identity.peer_id(),
+        key: identity.public(),
+        name: name.into(),
+        group: String::new(),
+        host: format!("{name}-host"),
+        status: pigeon::protocol::announce::Status::Online,
+        port,
+        heartbeat_secs: pigeon::protocol::announce::HEARTBEAT_SECS,
+    }
+}
+
 /// CPU time (user + system) a process has used so far, from /proc.
 pub fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
