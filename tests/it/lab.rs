@@ -102,6 +102,7 @@ impl Lab {
 
     /// The hub namespace and one empty namespace per host.
     fn namespaces(tag: &str, hosts: usize) -> Result<Lab, String> {
+        make_room_for_neighbours()?;
         let prefix = format!("pgt{}{tag}", std::process::id());
         let lab = Lab { prefix, hosts, switch: None };
         let hub = lab.hub();
@@ -174,6 +175,34 @@ impl Drop for Lab {
             ip(&["netns", "del", &ns]).ok();
         }
     }
+}
+
+/// The kernel's neighbour (ARP) table, with the least each limit must be for a lab of 250
+/// hosts (each resolving the other 249) plus the smaller labs of tests running alongside.
+/// The table is one for the whole machine, not one per namespace: with Linux's default hard
+/// limit of 1,024 entries, a lab of 33 hosts or more overflows it ("neighbor table overflow"
+/// in the kernel log) and the kernel drops outgoing datagrams — broadcasts included — while
+/// `sendto` reports success (UDP hides ENOBUFS). On a real LAN every host has a table of its
+/// own, so a lab without this would show peers expiring that no office would see.
+const NEIGHBOUR_LIMITS: [(&str, u64); 3] = [
+    ("/proc/sys/net/ipv4/neigh/default/gc_thresh1", 1 << 16),
+    ("/proc/sys/net/ipv4/neigh/default/gc_thresh2", 1 << 17),
+    ("/proc/sys/net/ipv4/neigh/default/gc_thresh3", 1 << 18),
+];
+
+/// Raises (never lowers) the neighbour table's limits to [`NEIGHBOUR_LIMITS`].
+fn make_room_for_neighbours() -> Result<(), String> {
+    for (path, least) in NEIGHBOUR_LIMITS {
+        let now: u64 = std::fs::read_to_string(path)
+            .map_err(|err| format!("cannot read {path}: {err}"))?
+            .trim()
+            .parse()
+            .map_err(|err| format!("{path}: {err}"))?;
+        if now < least {
+            std::fs::write(path, least.to_string()).map_err(|err| format!("cannot raise {path}: {err}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Builds a lab or explains loudly why this machine cannot.

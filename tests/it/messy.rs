@@ -279,3 +279,69 @@ fn thirty_two_hosts_converge_within_a_second_of_the_last_start_and_announce_traf
         before.iter().zip(&after).map(|(b, a)| a - b).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn sixty_four_hosts_started_within_a_second_all_list_all_within_5_s_and_none_expires_for_a_minute() {
+    const HOSTS: usize = 64;
+    const CONVERGED_WITHIN: Duration = Duration::from_secs(5);
+    const QUIET_FOR: Duration = Duration::from_secs(60);
+    let Some(lab) = skip_unless(Lab::up("o", HOSTS)) else { return };
+    let _alone = heavy();
+    let dirs = tempfile::tempdir().unwrap();
+    // As after a power cut: each process waits in a shell for a line on its stdin, and the
+    // lines go out one right after the other, so the hosts start within milliseconds of
+    // each other rather than at the pace this test can spawn processes.
+    let mut hosts: Vec<Daemon> = (0..HOSTS)
+        .map(|i| {
+            let mut prefix = lab.exec(i);
+            prefix.extend(["sh", "-c", r#"read -r go && exec "$0" "$@""#].map(String::from));
+            let data = dirs.path().join(format!("h{i}")).display().to_string();
+            Daemon::launch_with(&format!("h{i}"), &prefix, &["--data-dir".into(), data, "--no-ipmsg".into()])
+        })
+        .collect();
+    let first_start = Instant::now();
+    for host in &mut hosts {
+        host.send_line("go");
+    }
+    let last_start = Instant::now();
+    assert!(
+        last_start - first_start < Duration::from_secs(1),
+        "starting took {:?}",
+        last_start - first_start
+    );
+    for host in &mut hosts {
+        host.wait_started();
+    }
+    eprintln!("{HOSTS} hosts: all started {:?} after the last start", last_start.elapsed());
+    // Counted from each host's own events, as a user's list is.
+    let ids: Vec<PeerId> = hosts.iter().map(|h| h.id).collect();
+    let deadline = last_start + CONVERGED_WITHIN;
+    for host in &mut hosts {
+        let mut listed = std::collections::HashSet::new();
+        let left = deadline.saturating_duration_since(Instant::now());
+        host.expect(left, "every other host listed", |event| {
+            match event {
+                Event::PeerJoined { peer } => {
+                    listed.insert(peer.id);
+                }
+                Event::PeerLeft { id, .. } => {
+                    listed.remove(id);
+                }
+                _ => {}
+            }
+            (listed.len() == HOSTS - 1).then_some(())
+        });
+        assert!(ids.iter().all(|id| *id == host.id || listed.contains(id)));
+    }
+    eprintln!("{HOSTS} hosts: all list all {:?} after the last start", last_start.elapsed());
+
+    // A minute of steady state: nobody expires (each host's events are buffered meanwhile).
+    let quiet_until = Instant::now() + QUIET_FOR;
+    hosts[0].drain_for(QUIET_FOR);
+    for (i, host) in hosts.iter_mut().enumerate() {
+        let events = host.drain_for(quiet_until.saturating_duration_since(Instant::now()));
+        let left: Vec<&Event> =
+            events.iter().filter(|event| matches!(event, Event::PeerLeft { .. })).collect();
+        assert!(left.is_empty(), "host {i}: {left:?} during the quiet minute");
+    }
+}

@@ -77,6 +77,13 @@ pub struct RawPeer {
 impl RawPeer {
     /// Connects to the node at `to` from address 7 of `net` and says hello as `name`.
     pub fn connect(net: &Net, to: SocketAddr, name: &str) -> RawPeer {
+        let listener = TcpListener::bind((net.ip(7), net.port)).unwrap();
+        RawPeer::connect_with(net, to, name, listener)
+    }
+
+    /// Like [`RawPeer::connect`], with data connections arriving at `listener` (bound to
+    /// address 7 and the port of `net`), which the test may leave unserved.
+    pub fn connect_with(net: &Net, to: SocketAddr, name: &str, listener: TcpListener) -> RawPeer {
         let identity = Identity::from_private(rand_bytes());
         let presence = Presence {
             id: identity.peer_id(),
@@ -88,7 +95,6 @@ impl RawPeer {
             heartbeat_secs: pigeon::protocol::announce::HEARTBEAT_SECS,
             port: net.port,
         };
-        let listener = TcpListener::bind((net.ip(7), net.port)).unwrap();
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.bind(&SocketAddr::from((net.ip(7), 0)).into()).unwrap();
         socket.connect(&to.into()).unwrap();

@@ -99,6 +99,22 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with a command prefix such as `ip netns exec NS`.
     pub fn start_with(name: &str, prefix: &[String], flags: &[String]) -> Daemon {
+        let mut daemon = Daemon::launch_with(name, prefix, flags);
+        daemon.wait_started();
+        daemon
+    }
+
+    /// Waits for the `started` event of a daemon from [`Daemon::launch_with`].
+    pub fn wait_started(&mut self) {
+        self.id = self.expect(SHORT, "started", |event| match event {
+            Event::Started { id, .. } => Some(*id),
+            _ => None,
+        });
+    }
+
+    /// Starts the process like [`Daemon::start_with`] without waiting for it to be up (to
+    /// start many at once); its id is known after [`Daemon::wait_started`].
+    pub fn launch_with(name: &str, prefix: &[String], flags: &[String]) -> Daemon {
         // Numbered: tests running at once reuse names ("ana"), and a failing test's log must
         // be its own.
         static STARTED: AtomicU16 = AtomicU16::new(0);
@@ -126,7 +142,14 @@ impl Daemon {
             .spawn()
             .expect("pigeon starts");
         let stdout = child.stdout.take().unwrap();
-        let (tx, events) = crossbeam_channel::bounded(100_000);
+        // The test reads events when it gets to them; blocking here would block the
+        // daemon's stdout and make it drop events. A bounded channel of the size floods need
+        // (100,000) also costs ~20 MB and ~30 ms per daemon up front.
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a test buffer that must never push back on the daemon"
+        )]
+        let (tx, events) = crossbeam_channel::unbounded();
         std::thread::Builder::new()
             .name(format!("it-{name}-events"))
             .spawn(move || {
@@ -141,13 +164,7 @@ impl Daemon {
             })
             .unwrap();
         let stdin = child.stdin.take();
-        let mut daemon =
-            Daemon { name: name.into(), child, stdin, events, id: PeerId::from_bytes([0; 16]), stderr_path };
-        daemon.id = daemon.expect(SHORT, "started", |event| match event {
-            Event::Started { id, .. } => Some(*id),
-            _ => None,
-        });
-        daemon
+        Daemon { name: name.into(), child, stdin, events, id: PeerId::from_bytes([0; 16]), stderr_path }
     }
 
     /// Writes one command line.
