@@ -45,6 +45,7 @@ fn peer(n: u32) -> PeerInfo {
         key: Some(PublicKey::from_bytes([1; 32])),
         trust: Trust::Unverified,
         client: None,
+        family: pigeon::node::Family::Pigeon,
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use pigeon::Config;
-use pigeon::protocol::announce::Status;
+use pigeon::node::Status;
 
 /// Exit code when the requested operation did not succeed (not delivered, peer not found).
 pub const EXIT_FAILED: u8 = 1;

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use pigeon::node::PeerInfo;
-use pigeon::protocol::announce::Status;
-use pigeon::store::Trust;
+use pigeon::node::Status;
+use pigeon::node::Trust;
 use pigeon::{Command, Config, Event};
 use unicode_width::UnicodeWidthStr;
 

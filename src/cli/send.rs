@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use pigeon::node::MAX_TEXT_BYTES;
+use pigeon::node::MessageState;
 use pigeon::node::PeerInfo;
-use pigeon::protocol::MAX_TEXT_BYTES;
-use pigeon::protocol::ids::{MsgId, PeerId};
-use pigeon::store::MessageState;
+use pigeon::node::{MsgId, PeerId};
 use pigeon::{Command, Config, Event};
 
 use super::session::Session;
@@ -176,9 +176,9 @@ fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pigeon::protocol::announce::Status;
-    use pigeon::protocol::keys::PublicKey;
-    use pigeon::store::Trust;
+    use pigeon::node::PublicKey;
+    use pigeon::node::Status;
+    use pigeon::node::Trust;
 
     fn peer(n: u8, name: &str, addr: &str) -> PeerInfo {
         PeerInfo {
@@ -192,6 +192,7 @@ mod tests {
             key: Some(PublicKey::from_bytes([n; 32])),
             trust: Trust::Unverified,
             client: None,
+            family: pigeon::node::Family::Pigeon,
         }
     }
 

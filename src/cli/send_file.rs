@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pigeon::store::TransferState;
+use pigeon::node::TransferState;
 use pigeon::{Command, Config, Event};
 
 use super::EXIT_ERROR;

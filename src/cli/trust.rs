@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use pigeon::protocol::ids::PeerId;
-use pigeon::store::Trust;
+use pigeon::node::PeerId;
+use pigeon::node::Trust;
 use pigeon::{Command, Config, Event};
 
 use super::peers::ANSWER_TIMEOUT;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use super::event::Event;
-use super::hub::Input;
+use super::inbox::Input;
 use super::lines::{Line, read_command};
 use super::sinks::{ClientId, Origin};
 use super::threads::{self, StopFlag};

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::transfer::Progress;
+use super::worker::Progress;
+use crate::protocol::Family;
 use crate::protocol::announce::Status;
 use crate::protocol::ids::{MsgId, PeerId, TransferId};
 use crate::protocol::keys::PublicKey;
@@ -37,6 +38,9 @@ pub struct PeerInfo {
     /// The IP Messenger client (`iptux 0.8.3`, `FeiQ`, `IP Messenger`); none for Pigeons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// Which protocol the peer speaks.
+    #[serde(default)]
+    pub family: Family,
 }
 
 /// A transfer as consumers see it.
@@ -80,10 +84,15 @@ impl TransferInfo {
             names.push_str(", …");
         }
         let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-        let mut counts = plural(files, "file", "files");
-        if folders > 0 {
-            counts = format!("{counts} in {}", plural(folders, "folder", "folders"));
-        }
+        // An IP Messenger folder is offered as one name and a total size: until it arrives
+        // nobody knows its files, and "0 files" would be wrong.
+        let counts = match (files, folders) {
+            (0, folders) if folders > 0 => plural(folders, "folder", "folders"),
+            (files, 0) => plural(files, "file", "files"),
+            (files, folders) => {
+                format!("{} in {}", plural(files, "file", "files"), plural(folders, "folder", "folders"))
+            }
+        };
         TransferInfo {
             transfer_id: record.id,
             peer: record.peer,
@@ -135,6 +144,9 @@ pub struct Stats {
     pub bad_connections: u64,
     /// TCP connections opened since start, in either direction.
     pub connections_opened: u64,
+    /// Datagrams decoded and dropped because the node's queue was full (a flood).
+    #[serde(default)]
+    pub dropped_datagrams: u64,
     /// Events dropped because a consumer did not keep up.
     pub dropped_events: u64,
     /// Peers online now.
@@ -276,6 +288,12 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tag: Option<String>,
     },
+    /// A transfer's listing changed: a folder offered as one name (IP Messenger) arrived,
+    /// and now its files are known.
+    TransferUpdated {
+        /// The transfer as it is now.
+        transfer: TransferInfo,
+    },
     /// Bytes moved (a few times per second at most).
     TransferProgress {
         /// Which transfer.
@@ -351,6 +369,9 @@ mod tests {
         let info = TransferInfo::from_record(&record);
         assert_eq!((info.files, info.folders, info.total_bytes), (2, 1, 1_500_500));
         assert_eq!(info.summary, "2 files in 1 folder, 1.5 MB: Photos, notes.txt");
+        // An IP Messenger folder: one name and a total size until it arrives.
+        let unlisted = TransferRecord { entries: vec![entry("idir", EntryKind::Dir, 13)], ..record };
+        assert_eq!(TransferInfo::from_record(&unlisted).summary, "1 folder, 13 B: idir");
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1_230_000_000), "1.2 GB");
     }

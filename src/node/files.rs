@@ -6,12 +6,27 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::protocol::ids::TransferId;
 use crate::protocol::names::numbered;
 use crate::protocol::transfer::{Entry, EntryKind, MAX_OFFER_ENTRIES};
 
 /// Folder inside the download folder holding partial files, one subfolder per transfer.
 /// Partial data never sits where a finished file would, so it cannot pass for one.
 pub const STAGING_DIR: &str = ".pigeon-partial";
+
+/// Folder of a transfer's partial files.
+pub fn staging_dir(download_dir: &Path, id: TransferId) -> PathBuf {
+    download_dir.join(STAGING_DIR).join(id.to_string())
+}
+
+/// Removes a transfer's staging folder, and the folder of all staging folders unless other
+/// transfers still use it.
+pub fn remove_staging(staging: &Path) {
+    fs::remove_dir_all(staging).ok();
+    if let Some(parent) = staging.parent() {
+        fs::remove_dir(parent).ok();
+    }
+}
 
 /// Attempts at finding a free "name (n).ext" before giving up.
 const MAX_NUMBERED: u32 = 10_000;

@@ -1,36 +1,22 @@
-//! The TCP accept thread: takes incoming connections and hands them to the hub, which starts
-//! a reader and a writer for each (thread per connection).
+//! TCP accept threads: take incoming connections and hand each to whoever serves them (the
+//! native family starts a reader and a writer per connection; IP Messenger reads a request).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use crossbeam_channel::Sender;
-
-use super::hub::NetEvent;
 use super::threads::StopFlag;
 
-/// Accepts native connections until `stop` is raised.
-pub fn accept_loop(listener: &TcpListener, net: &Sender<NetEvent>, stop: &StopFlag) {
-    accept_with(listener, net, stop, |stream, remote| Some(NetEvent::Accepted { stream, remote }));
-}
-
-/// Accepts until `stop` is raised (checked at least every socket poll interval), handing
-/// what `take` makes of each connection to the hub (`None`: dropped).
-pub fn accept_with(
+/// Accepts until `stop` is raised (checked at least every socket poll interval) or `take`
+/// says no more (its queue is gone), handing each connection to `take`.
+pub fn accept_loop(
     listener: &TcpListener,
-    net: &Sender<NetEvent>,
     stop: &StopFlag,
-    mut take: impl FnMut(TcpStream, SocketAddr) -> Option<NetEvent>,
+    mut take: impl FnMut(TcpStream, SocketAddr) -> bool,
 ) {
     while !stop.is_raised() {
         match listener.accept() {
             Ok((stream, remote)) => {
-                if stop.is_raised() {
-                    return;
-                }
-                if let Some(event) = take(stream, remote)
-                    && net.send(event).is_err()
-                {
+                if stop.is_raised() || !take(stream, remote) {
                     return;
                 }
             }

@@ -1,26 +1,33 @@
 //! The engine: one [`Node`] owns every socket, thread and piece of state; the outside world
 //! sends it [`Command`]s and receives [`Event`]s. It knows nothing of windows or terminals.
 //!
-//! Threads, all named `pigeon-*`: the hub (state owner, `hub.rs`), one UDP receiver per
-//! discovery socket, the TCP accept thread, a reader and a writer per connection, short-lived
-//! connect threads, and the control-socket threads. See docs/ARCHITECTURE.md.
+//! - `hub`: the one thread that owns the state, and routes work to the families.
+//! - `family`: one adapter per kind of peer (other Pigeons, IP Messenger clients).
+//! - `command`, `event`: the vocabulary consumers use; `lines`, `control`: the JSON lines of
+//!   the daemon and the control socket.
+//! - `inbox`, `worker`, `threads`, `backoff`: how threads report, stop and retry.
+//! - `socket`, `udp`, `listener`, `interfaces`, `files`: sockets, receivers, disk.
+//!
+//! Threads, all named `pigeon-*`: see docs/ARCHITECTURE.md. The window and the CLI use only
+//! what this module exports (its vocabulary below), never `protocol` or `store` directly.
 
+mod backoff;
 pub mod command;
-mod connection;
 mod control;
-pub mod discovery;
 pub mod event;
+mod family;
 mod files;
 mod hub;
-mod ipmsg_receive;
-mod ipmsg_send;
+mod inbox;
+mod interfaces;
 pub mod lines;
 mod listener;
 mod log_limit;
 mod sinks;
 mod socket;
 pub(crate) mod threads;
-pub mod transfer;
+mod udp;
+mod worker;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, ToSocketAddrs, UdpSocket};
@@ -29,23 +36,37 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use thiserror::Error;
 
 pub use command::Command;
 pub use control::socket_path as control_socket_path;
 pub use event::{Event, LeaveReason, PeerInfo, Stats, TransferInfo, human_bytes};
-pub use hub::{HEARTBEAT_INTERVAL, PEER_TIMEOUT, SUBNET_HEARTBEATS};
-pub use transfer::Progress;
+pub use family::native::heartbeat::{HEARTBEAT_INTERVAL, PEER_TIMEOUT, SUBNET_HEARTBEATS};
+pub use worker::Progress;
+
+/// The vocabulary of the window and the CLI: what they name of the protocol and the store,
+/// so that neither depends on those layers.
+pub use crate::protocol::announce::Status;
+pub use crate::protocol::ids::{MsgId, PeerId, TransferId};
+pub use crate::protocol::keys::PublicKey;
+pub use crate::protocol::transfer::{Entry, EntryKind};
+pub use crate::protocol::{Family, MAX_TEXT_BYTES};
+pub use crate::store::{
+    ChatMessage, ConversationSummary, Direction, KnownPeer, MessageState, TransferState, Trust,
+};
 
 use crate::config::{Config, host_name};
-use crate::protocol::announce::{HEARTBEAT_SECS, Presence};
-use crate::protocol::ids::{ID_BYTES, PeerId};
+use crate::protocol::ids::ID_BYTES;
 use crate::secure::{Identity, IdentityError};
 use crate::store::{Checkpointer, Store, StoreError};
-use discovery::{Announcer, Counters};
-use hub::{Hub, HubParts, Input};
-use sinks::Origin;
+use family::Adapter;
+use family::ipmsg::IpMsg;
+use family::native::{self as native, Native};
+use hub::core::{Core, Profile, Receiving};
+use hub::{Hub, HubParts};
+use inbox::Input;
+use sinks::{Origin, Sinks};
 use threads::StopFlag;
 
 /// File name of the history database inside the data folder.
@@ -54,22 +75,20 @@ pub const HISTORY_FILE: &str = "history.sqlite3";
 /// File locked while a node runs on a data folder.
 const LOCK_FILE: &str = "pigeon.lock";
 
-/// Commands queued for the hub before senders wait.
+/// Commands queued for the hub before senders are told it is busy.
 const INPUT_QUEUE: usize = 1024;
 
 /// Events queued for the owner before the hub starts dropping (and counting) them.
 const EVENT_QUEUE: usize = 16 * 1024;
 
-/// I/O reports queued for the hub before I/O threads wait.
+/// Reports of the hub's workers and helpers queued before those threads wait (the hub never
+/// waits for them, so they always get room).
 const NET_QUEUE: usize = 4096;
 
 /// How often the write-ahead log is copied into the history database. Short enough that the
 /// log stays small (lookups in a long log slowed receiving 10,000 small files by a tenth), long
 /// enough that an idle node does nothing measurable.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How long a command waits for room in the hub's queue before the send fails.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a node could not start.
 #[derive(Debug, Error)]
@@ -114,6 +133,18 @@ pub enum StartError {
     Thread(io::Error),
 }
 
+/// A command the node did not take.
+#[derive(Debug, Error)]
+pub enum SendError {
+    /// The node has stopped and takes no more commands.
+    #[error("the node has stopped")]
+    Stopped,
+    /// The node's queue is full (it is flooded, or a consumer floods it): the command comes
+    /// back to be sent again later. Never a wait.
+    #[error("the node is busy; try again in a moment")]
+    Busy(Command),
+}
+
 /// The node has stopped and takes no more commands.
 #[derive(Debug, Error)]
 #[error("the node has stopped")]
@@ -123,6 +154,8 @@ pub struct NodeStopped;
 pub struct Node {
     /// Commands to the hub; closing it also stops the hub.
     inputs: Sender<Input>,
+    /// Asks the hub to stop without queueing behind commands.
+    stop_request: Sender<()>,
     /// Events from the hub.
     events: Receiver<Event>,
     /// The hub thread, joined on stop.
@@ -138,11 +171,18 @@ pub struct Node {
 pub struct CommandSender(Sender<Input>);
 
 impl CommandSender {
-    /// Queues a command for the hub (waiting a bounded time if the hub is busy).
+    /// Queues a command for the hub without waiting: a full queue gives the command back.
+    pub fn try_send(&self, command: Command) -> Result<(), SendError> {
+        self.0.try_send(Input::Command(command, Origin::Owner)).map_err(|err| match err {
+            TrySendError::Full(Input::Command(command, _)) => SendError::Busy(command),
+            TrySendError::Full(_) | TrySendError::Disconnected(_) => SendError::Stopped,
+        })
+    }
+
+    /// Queues a command for the hub, waiting for room if it is busy (for threads that may
+    /// wait: the daemon's stdin reader, the command line; never a window).
     pub fn send(&self, command: Command) -> Result<(), NodeStopped> {
-        self.0
-            .send_timeout(Input::Command(command, Origin::Owner), COMMAND_TIMEOUT)
-            .map_err(|_stopped| NodeStopped)
+        self.0.send(Input::Command(command, Origin::Owner)).map_err(|_stopped| NodeStopped)
     }
 }
 
@@ -157,51 +197,43 @@ impl Node {
         let store = Store::open(&data_dir.join(HISTORY_FILE))?;
         let identity = Arc::new(Identity::load_or_create(data_dir)?);
         let targets = resolve_targets(&settings.targets, settings.port)?;
-
-        let wanted = SocketAddrV4::new(settings.bind, settings.port);
-        let listener =
-            socket::tcp_listener(wanted).map_err(|source| StartError::Bind { addr: wanted, source })?;
-        let port = listener.local_addr().map_err(|source| StartError::Bind { addr: wanted, source })?.port();
-        let local_addr = SocketAddrV4::new(settings.bind, port);
-        let bind_err = |source| StartError::Bind { addr: local_addr, source };
-        let udp = socket::udp_socket(local_addr).map_err(bind_err)?;
-        let broadcast_udp =
-            match settings.broadcast.then(|| discovery::broadcast_receiver_addr(settings.bind, port)) {
-                Some(Some(addr)) => {
-                    Some(socket::udp_socket(addr).map_err(|source| StartError::Bind { addr, source })?)
-                }
-                _ => None,
-            };
         let control = bind_control(data_dir);
         let checkpointer = Checkpointer::open(&data_dir.join(HISTORY_FILE))?;
 
         let stop = StopFlag::default();
-        let counters = Arc::new(Counters::default());
         let (inputs_tx, inputs_rx) = crossbeam_channel::bounded(INPUT_QUEUE);
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
         let (events_tx, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
         let (net_tx, net_rx) = crossbeam_channel::bounded(NET_QUEUE);
+        let me = Profile {
+            name: hub::clip_label(settings.name.clone()),
+            group: hub::clip_label(settings.group.clone()),
+            status: settings.status,
+            host: hub::clip_label(host_name()),
+        };
+        let receiving = Receiving { download_dir: config.download_dir(), auto_accept: settings.auto_accept };
+        let core = Core::new(me, store, Sinks::new(events_tx), net_tx, receiving)?;
+
         let mut io_threads = Vec::new();
-        let announcer = Announcer::new(
-            udp.try_clone().map_err(bind_err)?,
-            settings.bind,
-            port,
-            settings.broadcast,
-            targets,
-        );
-        for socket in std::iter::once(udp).chain(broadcast_udp) {
-            let (net, stop, counters) = (net_tx.clone(), stop.clone(), counters.clone());
-            io_threads.push(
-                threads::spawn("pigeon-udp", move || {
-                    discovery::receive_loop(&socket, &net, &stop, &counters);
-                })
-                .map_err(StartError::Thread)?,
-            );
+        let setup = native::Setup {
+            settings,
+            identity: identity.clone(),
+            targets: targets.clone(),
+            stop: stop.clone(),
+            io_threads: &mut io_threads,
+        };
+        let native = Native::start(setup, &core)?;
+        let local_addr = native.local_addr();
+        let mut families: Vec<Box<dyn Adapter>> = vec![Box::new(native)];
+        let mut ipmsg_unavailable = None;
+        if settings.ipmsg {
+            match IpMsg::start(settings, &targets, &stop, &mut io_threads)? {
+                Ok(ipmsg) => families.push(Box::new(ipmsg)),
+                Err(reason) => ipmsg_unavailable = Some(reason),
+            }
         }
-        let (net, stop_listen) = (net_tx.clone(), stop.clone());
-        io_threads.push(
-            threads::spawn("pigeon-listen", move || listener::accept_loop(&listener, &net, &stop_listen))
-                .map_err(StartError::Thread)?,
-        );
+        let ipmsg_addr = (settings.ipmsg && ipmsg_unavailable.is_none())
+            .then(|| SocketAddrV4::new(settings.bind, settings.ipmsg_port));
         let (checkpoint_stop, checkpoint_stopped) = crossbeam_channel::bounded::<()>(0);
         io_threads.push(
             threads::spawn("pigeon-checkpoint", move || {
@@ -214,12 +246,6 @@ impl Node {
             })
             .map_err(StartError::Thread)?,
         );
-        let (ipmsg, ipmsg_unavailable) = if settings.ipmsg {
-            start_ipmsg(settings, &net_tx, &stop, &counters, &mut io_threads)?
-        } else {
-            (None, None)
-        };
-        let ipmsg_addr = ipmsg.as_ref().map(|_| SocketAddrV4::new(settings.bind, settings.ipmsg_port));
         let control_path = control.as_ref().map(|_| control::socket_path(data_dir));
         if let Some(control) = control {
             let (inputs, stop) = (inputs_tx.clone(), stop.clone());
@@ -229,28 +255,15 @@ impl Node {
             );
         }
 
-        let me_id = identity.peer_id();
-        let me = Presence {
-            id: me_id,
-            key: identity.public(),
-            name: hub::clip_label(settings.name.clone()),
-            group: hub::clip_label(settings.group.clone()),
-            host: hub::clip_label(host_name()),
-            status: settings.status,
-            port,
-            heartbeat_secs: HEARTBEAT_SECS,
-        };
         let hub = Hub::new(HubParts {
-            me,
-            store,
-            announcer,
+            core,
+            families,
+            key: identity.public(),
             inputs: inputs_rx,
+            stop_requests: stop_rx,
             net: net_rx,
-            net_tx,
-            events: events_tx,
             stop,
             io_threads,
-            counters,
             wake: Wake {
                 local_addr,
                 ipmsg_addr,
@@ -258,15 +271,18 @@ impl Node {
                 checkpoint_stop: Some(checkpoint_stop),
             },
             lock,
-            local_ip: settings.bind,
-            download_dir: config.download_dir(),
-            auto_accept: settings.auto_accept,
-            identity,
-            ipmsg,
             ipmsg_unavailable,
         })?;
         let hub = threads::spawn("pigeon-hub", move || hub.run(local_addr)).map_err(StartError::Thread)?;
-        Ok(Node { inputs: inputs_tx, events: events_rx, hub: Some(hub), id: me_id, local_addr })
+        let id = identity.peer_id();
+        Ok(Node {
+            inputs: inputs_tx,
+            stop_request: stop_tx,
+            events: events_rx,
+            hub: Some(hub),
+            id,
+            local_addr,
+        })
     }
 
     /// A handle for sending commands, clonable into other threads.
@@ -274,7 +290,12 @@ impl Node {
         CommandSender(self.inputs.clone())
     }
 
-    /// Sends one command (see [`CommandSender::send`]).
+    /// Sends one command without waiting (see [`CommandSender::try_send`]).
+    pub fn try_send(&self, command: Command) -> Result<(), SendError> {
+        self.commands().try_send(command)
+    }
+
+    /// Sends one command, waiting for room (see [`CommandSender::send`]).
     pub fn send(&self, command: Command) -> Result<(), NodeStopped> {
         self.commands().send(command)
     }
@@ -284,10 +305,10 @@ impl Node {
         &self.events
     }
 
-    /// Calls `waker` after each batch of events (a UI sets `request_repaint` here).
-    pub fn set_waker(&self, waker: impl Fn() + Send + Sync + 'static) {
-        // If the hub is gone there is nothing left to wake for.
-        self.inputs.send_timeout(Input::SetWaker(Arc::new(waker)), COMMAND_TIMEOUT).ok();
+    /// Calls `waker` after each batch of events (a UI sets `request_repaint` here). Never
+    /// waits: a node too busy to take it says so.
+    pub fn set_waker(&self, waker: impl Fn() + Send + Sync + 'static) -> Result<(), NodeStopped> {
+        self.inputs.try_send(Input::SetWaker(Arc::new(waker))).map_err(|_full_or_stopped| NodeStopped)
     }
 
     /// This node's identity.
@@ -300,14 +321,14 @@ impl Node {
         self.local_addr
     }
 
-    /// Says goodbye and stops, joining every thread.
+    /// Says goodbye and stops, joining every thread; returns within 2 s whatever peers do.
     pub fn shutdown(mut self) {
         self.stop();
     }
 
     fn stop(&mut self) {
-        // Fails only if the hub already stopped, which is what we want anyway.
-        self.inputs.send_timeout(Input::Command(Command::Shutdown, Origin::Owner), COMMAND_TIMEOUT).ok();
+        // Full means a stop is already asked for; gone means the hub already stopped.
+        self.stop_request.try_send(()).ok();
         if let Some(hub) = self.hub.take() {
             threads::join_all([hub]);
         }
@@ -366,70 +387,6 @@ pub fn free_port_after(settings: &crate::config::Settings, tries: u16) -> Option
     })
 }
 
-/// Binds the IP Messenger port and starts its receiver. A port that cannot be bound is not
-/// fatal: Pigeon peers work without it, and the reason is reported to the user.
-fn start_ipmsg(
-    settings: &crate::config::Settings,
-    net: &Sender<hub::NetEvent>,
-    stop: &StopFlag,
-    counters: &Arc<Counters>,
-    io_threads: &mut Vec<JoinHandle<()>>,
-) -> Result<(Option<hub::IpMsg>, Option<String>), StartError> {
-    let port = settings.ipmsg_port;
-    let addr = SocketAddrV4::new(settings.bind, port);
-    let udp = match socket::ipmsg_socket(addr) {
-        Ok(udp) => udp,
-        Err(err) => {
-            let reason = format!(
-                "IP Messenger is off: UDP port {port} cannot be used ({err}). Is another IP Messenger client \
-                 (FeiQ, iptux) running on this computer?"
-            );
-            log::warn!("{reason}");
-            return Ok((None, Some(reason)));
-        }
-    };
-    let receiver = udp.try_clone().map_err(|source| StartError::Bind { addr, source })?;
-    let (udp_net, udp_stop, counters) = (net.clone(), stop.clone(), counters.clone());
-    io_threads.push(
-        threads::spawn("pigeon-ipmsg", move || {
-            discovery::ipmsg_receive_loop(&receiver, &udp_net, &udp_stop, &counters);
-        })
-        .map_err(StartError::Thread)?,
-    );
-    // Clients fetch what we offer over TCP on the same port; without it they cannot.
-    match socket::tcp_listener(addr) {
-        Ok(listener) => {
-            let (net, stop) = (net.clone(), stop.clone());
-            io_threads.push(
-                threads::spawn("pigeon-ipmsg-listen", move || {
-                    let mut readers = ipmsg_send::RequestReaders::new(net.clone());
-                    listener::accept_with(&listener, &net, &stop, |stream, remote| {
-                        readers.start(stream, remote);
-                        None
-                    });
-                })
-                .map_err(StartError::Thread)?,
-            );
-        }
-        Err(err) => log::warn!("IP Messenger clients cannot fetch files: TCP port {port}: {err}"),
-    }
-    let mut destinations: Vec<SocketAddrV4> = Vec::new();
-    if settings.broadcast {
-        if settings.bind.is_unspecified() {
-            destinations.push(SocketAddrV4::new(Ipv4Addr::BROADCAST, port));
-        }
-        destinations.extend(
-            discovery::broadcast_subnets(settings.bind)
-                .iter()
-                .map(|subnet| SocketAddrV4::new(subnet.broadcast, port)),
-        );
-    }
-    for target in resolve_targets(&settings.targets, port)? {
-        destinations.push(SocketAddrV4::new(*target.ip(), port));
-    }
-    Ok((Some(hub::IpMsg::new(udp, port, destinations, host_name())), None))
-}
-
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StartError> {
     let path = data_dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
@@ -484,4 +441,11 @@ pub(crate) fn random_id<T>(wrap: fn([u8; ID_BYTES]) -> T) -> T {
     let mut bytes = [0u8; ID_BYTES];
     getrandom::fill(&mut bytes).expect("the operating system always provides randomness");
     wrap(bytes)
+}
+
+/// A fresh random seed (for jitter, not for secrets).
+pub(crate) fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the operating system always provides randomness");
+    u64::from_le_bytes(bytes)
 }

@@ -1,17 +1,21 @@
-//! Named threads and the shared stop flag, so every thread shows up by name in a debugger or
-//! `top -H`, and every blocking loop has a way to end.
+//! Named threads, stop flags, and the list of threads the hub has let go of, so every thread
+//! shows up by name in a debugger or `top -H`, every blocking loop has a way to end, and the
+//! hub never waits for a thread to finish (it hands the thread to [`Workers`] instead).
 
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Starts a named thread.
 pub fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name.to_owned()).spawn(body)
 }
 
-/// Set once when the node stops; threads that block with a timeout check it on each wake-up.
+/// Raised once to ask threads to stop: the node's (every I/O thread holds it) or one
+/// worker's (cancelling a transfer). Threads that block with a timeout check it on each
+/// wake-up.
 #[derive(Clone, Default)]
 pub struct StopFlag(Arc<AtomicBool>);
 
@@ -21,7 +25,7 @@ impl StopFlag {
         self.0.store(true, Ordering::Release);
     }
 
-    /// Whether the node is stopping.
+    /// Whether stopping was asked for.
     pub fn is_raised(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
@@ -37,10 +41,74 @@ pub fn join_all(threads: impl IntoIterator<Item = JoinHandle<()>>) {
     }
 }
 
-/// Joins the threads of `handles` that have finished and keeps the others.
-pub fn join_finished(handles: &mut Vec<JoinHandle<()>>) {
-    let (done, running): (Vec<_>, Vec<_>) =
-        std::mem::take(handles).into_iter().partition(JoinHandle::is_finished);
-    *handles = running;
-    join_all(done);
+/// How often [`Workers::join_until`] looks again at threads still running.
+const JOIN_POLL: Duration = Duration::from_millis(10);
+
+/// Threads that were told to stop (or that end by themselves) and are joined once they
+/// have finished: the hub never blocks on a thread, even one stuck in a connect.
+#[derive(Default)]
+pub struct Workers {
+    running: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Takes a thread to join when it finishes.
+    pub fn adopt(&mut self, thread: JoinHandle<()>) {
+        self.running.push(thread);
+    }
+
+    /// Takes threads to join when they finish.
+    pub fn adopt_all(&mut self, threads: impl IntoIterator<Item = JoinHandle<()>>) {
+        self.running.extend(threads);
+    }
+
+    /// Joins the threads that have finished; never waits.
+    pub fn reap(&mut self) {
+        let (done, running): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.running).into_iter().partition(JoinHandle::is_finished);
+        self.running = running;
+        join_all(done);
+    }
+
+    /// At shutdown: joins threads as they finish until `deadline`, then lets the rest go
+    /// (they were told to stop and end by themselves; the process may exit first). Returns
+    /// how many were let go.
+    pub fn join_until(&mut self, deadline: Instant) -> usize {
+        loop {
+            self.reap();
+            if self.running.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            // Threads offer no "finished" notification to wait on; a short, bounded poll.
+            crossbeam_channel::after(JOIN_POLL).recv().ok();
+        }
+        for thread in &self.running {
+            log::warn!(
+                "thread {} still running at shutdown; not waiting for it",
+                thread.thread().name().unwrap_or("?")
+            );
+        }
+        std::mem::take(&mut self.running).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_joins_finished_threads_and_lets_stuck_ones_go() {
+        let (release, released) = crossbeam_channel::bounded::<()>(0);
+        let mut workers = Workers::default();
+        let stuck = spawn("test-stuck", move || {
+            released.recv().ok();
+        })
+        .unwrap();
+        let quick = spawn("test-quick", || {}).unwrap();
+        workers.adopt_all([stuck, quick]);
+        // The quick one is joined as it finishes; the stuck one is let go at the deadline.
+        assert_eq!(workers.join_until(Instant::now() + Duration::from_millis(300)), 1);
+        workers.reap();
+        drop(release);
+    }
 }

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`ids`]: peer and message identifiers (128-bit, hex on the wire).
 //! - [`keys`]: public keys, the peer ids and safety numbers derived from them.
+//! - [`family`]: which protocol a peer speaks (Pigeon, IP Messenger).
 //! - [`announce`]: UDP discovery datagrams (announce, heartbeat, reply, goodbye).
 //! - [`frame`]: TCP framing and the frames carried on a connection.
 //! - [`message`]: chat payloads and receipts.
@@ -18,6 +19,7 @@
 
 pub mod announce;
 pub mod error;
+pub mod family;
 pub mod frame;
 pub mod ids;
 pub mod ipmsg;
@@ -27,6 +29,7 @@ pub mod names;
 pub mod transfer;
 
 pub use error::DecodeError;
+pub use family::Family;
 
 /// Version byte carried by every UDP datagram and every TCP frame. A receiver drops a datagram
 /// (or closes a connection) whose version it does not speak rather than guessing at its layout.

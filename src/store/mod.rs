@@ -20,6 +20,7 @@ use thiserror::Error;
 pub use transfers::{TransferRecord, TransferState};
 pub use trust::Trust;
 
+use crate::protocol::Family;
 use crate::protocol::ids::{MsgId, PeerId};
 
 /// How long a write waits for a lock held by another process (a `pigeon` CLI reading the same
@@ -138,6 +139,9 @@ pub struct KnownPeer {
     pub host: String,
     /// Last known address as `ip:port`.
     pub addr: String,
+    /// The protocol it speaks.
+    #[serde(default)]
+    pub family: Family,
 }
 
 /// The history database. Owned by the hub thread.
@@ -168,6 +172,18 @@ impl Checkpointer {
     }
 }
 
+/// A known peer from the columns at `at` of `row`: id, name, group, host, address, family.
+fn known_peer(row: &Row<'_>, at: [usize; 6]) -> rusqlite::Result<Result<KnownPeer, StoreError>> {
+    let [id, name, group, host, addr, family] = at;
+    let (id, family): (String, String) = (row.get(id)?, row.get(family)?);
+    let (name, group, host, addr) = (row.get(name)?, row.get(group)?, row.get(host)?, row.get(addr)?);
+    Ok((|| {
+        let id = parse(&id, "peer id")?;
+        let family = Family::from_name(&family).ok_or(StoreError::Corrupt("peer family"))?;
+        Ok(KnownPeer { id, name, group, host, addr, family })
+    })())
+}
+
 const MESSAGE_COLUMNS: &str = "seq, msg_id, peer, outgoing, text, sent_at_ms, state, unconfirmed_sender";
 
 impl Store {
@@ -191,8 +207,10 @@ impl Store {
     pub fn remember_peer(&self, peer: &KnownPeer, seen_at_ms: u64) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO peers (id, name, grp, host, addr, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO UPDATE SET name = ?2, grp = ?3, host = ?4, addr = ?5, last_seen_ms = ?6",
+                "INSERT INTO peers (id, name, grp, host, addr, last_seen_ms, family)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET name = ?2, grp = ?3, host = ?4, addr = ?5, last_seen_ms = ?6,
+                 family = ?7",
             )?
             .execute(params![
                 peer.id.to_string(),
@@ -200,25 +218,19 @@ impl Store {
                 peer.group,
                 peer.host,
                 peer.addr,
-                to_sql_int(seen_at_ms)
+                to_sql_int(seen_at_ms),
+                peer.family.as_str(),
             ])?;
         Ok(())
     }
 
     /// Every peer ever seen, most recently seen first.
     pub fn known_peers(&self) -> Result<Vec<KnownPeer>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, name, grp, host, addr FROM peers ORDER BY last_seen_ms DESC")?;
-        let rows = stmt.query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
-        })?;
-        rows.map(|row| {
-            let (id, name, group, host, addr) = row?;
-            let id = parse(&id, "peer id")?;
-            Ok(KnownPeer { id, name, group, host, addr })
-        })
-        .collect()
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, name, grp, host, addr, family FROM peers ORDER BY last_seen_ms DESC",
+        )?;
+        let rows = stmt.query_map([], |row| known_peer(row, [0, 1, 2, 3, 4, 5]))?;
+        rows.map(|row| row?).collect()
     }
 
     /// Adds an outgoing message (state `Queued`) and returns it with its history position.
@@ -383,25 +395,18 @@ impl Store {
     pub fn conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.peer, COALESCE(p.name, ''), COALESCE(p.grp, ''), COALESCE(p.host, ''),
-                    COALESCE(p.addr, ''), SUM(m.outgoing = 0 AND m.state < ?1), MAX(m.sent_at_ms)
+                    COALESCE(p.addr, ''), SUM(m.outgoing = 0 AND m.state < ?1), MAX(m.sent_at_ms),
+                    COALESCE(p.family, 'pigeon')
              FROM messages m LEFT JOIN peers p ON p.id = m.peer
              GROUP BY m.peer ORDER BY MAX(m.seq) DESC",
         )?;
         let rows = stmt.query_map([MessageState::Read.code()], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get::<_, i64>(5)?,
-                row.get::<_, i64>(6)?,
-            ))
+            Ok((known_peer(row, [0, 1, 2, 3, 4, 7])?, row.get::<_, i64>(5)?, row.get::<_, i64>(6)?))
         })?;
         rows.map(|row| {
-            let (id, name, group, host, addr, unread, last) = row?;
+            let (peer, unread, last) = row?;
             Ok(ConversationSummary {
-                peer: KnownPeer { id: parse(&id, "peer id")?, name, group, host, addr },
+                peer: peer?,
                 unread: u64::try_from(unread).map_err(|_negative| StoreError::Corrupt("unread count"))?,
                 last_at_ms: u64::try_from(last).unwrap_or(0),
             })

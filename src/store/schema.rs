@@ -61,6 +61,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX peers_by_label ON peers (name, host);
     ALTER TABLE messages ADD COLUMN unconfirmed_sender INTEGER NOT NULL DEFAULT 0;
 ",
+    "
+    -- Which protocol each peer speaks. Rows without a key are IP Messenger peers (or
+    -- Pigeons from before keys, whose ids no longer exist).
+    ALTER TABLE peers ADD COLUMN family TEXT NOT NULL DEFAULT 'pigeon';
+    UPDATE peers SET family = 'ipmsg' WHERE pubkey IS NULL;
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -101,6 +101,7 @@ fn known_peers_are_remembered_and_refreshed() {
         group: "".into(),
         host: "h".into(),
         addr: "10.0.0.2:2426".into(),
+        family: Default::default(),
     };
     store.remember_peer(&bo, 1).unwrap();
     bo.name = "Bo W.".into();
@@ -125,6 +126,7 @@ fn conversations_list_unread_counts_newest_first_and_names_when_known() {
         group: "Ops".into(),
         host: "ana-pc".into(),
         addr: "10.0.0.1".into(),
+        family: Default::default(),
     };
     store.remember_peer(&known, 1).unwrap();
     store.insert_incoming(msg(1), peer(1), "one", 10, false).unwrap();

@@ -217,6 +217,16 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the entries of a transfer (receiver): what a folder offered as one name
+    /// turned out to hold.
+    pub fn set_transfer_entries(&self, id: TransferId, entries: &[Entry]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE transfer_lists SET entries = ?1 WHERE id = ?2",
+            params![json(&entries), id.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// Whether the user chose "always accept" for this peer.
     pub fn is_trusted_sender(&self, peer: PeerId) -> Result<bool, StoreError> {
         Ok(self
@@ -263,7 +273,10 @@ mod tests {
         store.set_files_done(record.id, 1).unwrap();
         record.root_names.insert("Photos".into(), "Photos (1)".into());
         store.set_root_names(record.id, &record.root_names).unwrap();
+        record.entries.push(Entry { path: "b.txt".into(), kind: EntryKind::File, size: 4 });
+        store.set_transfer_entries(record.id, &record.entries).unwrap();
         let loaded = store.transfer(record.id).unwrap().unwrap();
+        assert_eq!(loaded.entries, record.entries);
         assert_eq!((loaded.state, loaded.files_done), (TransferState::Active, 1));
         assert_eq!(loaded.root_names, record.root_names);
         assert_eq!(store.live_transfers().unwrap().len(), 1);

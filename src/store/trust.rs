@@ -38,6 +38,13 @@ impl Trust {
         matches!(self, Trust::KeyChanged | Trust::Replaced)
     }
 
+    /// Whether offers from a peer at this level may be accepted without asking (auto-accept,
+    /// "always accept"): only from a key that is proven and not in doubt. IP Messenger peers
+    /// prove nothing, so their offers always wait for the user.
+    pub fn allows_auto_accept(self) -> bool {
+        matches!(self, Trust::Unverified | Trust::Verified)
+    }
+
     fn code(self) -> i64 {
         match self {
             Trust::Unverified => 0,
@@ -152,6 +159,7 @@ mod tests {
             group: String::new(),
             host: "pc".into(),
             addr: "10.0.0.1:2426".into(),
+            family: Default::default(),
         };
         store.remember_peer(&peer, at).unwrap();
         (key.peer_id(), key)

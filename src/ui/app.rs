@@ -4,7 +4,7 @@
 //! The window repaints only on input, on a node event (the node's waker calls
 //! `request_repaint`) or on a background outcome; an idle window draws nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,10 +22,10 @@ use super::picker::{Picker, Purpose};
 use super::settings::{SettingsDialog, SettingsOutcome, SettingsPatch, status_name};
 use super::transfers::{self, TransferAction};
 use crate::config::Config;
-use crate::node::{Command, CommandSender, Node};
-use crate::protocol::announce::Status;
-use crate::protocol::ids::PeerId;
-use crate::store::Trust;
+use crate::node::PeerId;
+use crate::node::Status;
+use crate::node::Trust;
+use crate::node::{Command, CommandSender, Node, SendError};
 use crate::tr;
 
 /// Events taken in one frame at most, so a flood cannot freeze the window; the rest wait for
@@ -38,10 +38,21 @@ const FIREWALL_HINT_AFTER: Duration = Duration::from_secs(20);
 /// Messages loaded when a conversation opens, and per older page.
 const PAGE: usize = 200;
 
+/// How soon commands the node was too busy to take are offered again.
+const RETRY_COMMANDS: Duration = Duration::from_millis(100);
+
+/// Commands kept for a busy node at most; beyond, the window says it cannot keep up.
+const MAX_UNSENT: usize = 10_000;
+
 /// The Pigeon window.
 pub struct PigeonApp {
     node: Node,
     commands: CommandSender,
+    /// Commands the node was too busy to take, oldest first: offered again each frame, so
+    /// the window never waits for the node.
+    unsent: VecDeque<Command>,
+    /// For repaints the window asks for itself (retrying commands).
+    ctx: egui::Context,
     config: Config,
     lang: Lang,
     model: Model,
@@ -73,19 +84,22 @@ impl PigeonApp {
         let ctx = ctx.clone();
         fonts::install(&ctx);
         let repaint = ctx.clone();
+        // The node was just started: its queue is empty, and if it stopped already the
+        // window says so when its Stopped event arrives.
         node.set_waker(move || {
             repaint.request_repaint();
             also_wake();
-        });
+        })
+        .ok();
         let commands = node.commands();
-        for command in [Command::ListPeers, Command::ListConversations, Command::ListTransfers] {
-            commands.send(command).ok();
-        }
+        let unsent = [Command::ListPeers, Command::ListConversations, Command::ListTransfers].into();
         let lang = Lang::choose(config.settings.language.as_deref());
         Ok(PigeonApp {
             background: Background::start(&ctx)?,
             node,
             commands,
+            unsent,
+            ctx: ctx.clone(),
             config,
             lang,
             model: Model::default(),
@@ -125,9 +139,34 @@ impl PigeonApp {
         self.lang
     }
 
+    /// Sends a command without ever waiting: one the node is too busy to take waits here,
+    /// in order, and the top bar says so.
     fn send(&mut self, command: Command) {
-        if let Err(err) = self.commands.send(command) {
-            self.model.notice(err.to_string());
+        if self.unsent.len() >= MAX_UNSENT {
+            self.model.notice(SendError::Busy(command).to_string());
+            return;
+        }
+        self.unsent.push_back(command);
+        self.send_unsent();
+    }
+
+    fn send_unsent(&mut self) {
+        while let Some(command) = self.unsent.pop_front() {
+            match self.commands.try_send(command) {
+                Ok(()) => {}
+                Err(SendError::Busy(command)) => {
+                    self.unsent.push_front(command);
+                    self.ctx.request_repaint_after(RETRY_COMMANDS);
+                    return;
+                }
+                Err(err @ SendError::Stopped) => {
+                    self.unsent.clear();
+                    if !self.model.stopped {
+                        self.model.notice(err.to_string());
+                    }
+                    return;
+                }
+            }
         }
     }
 
@@ -290,6 +329,9 @@ impl PigeonApp {
                 ui.toggle_value(&mut self.show_transfers, label);
                 if self.model.stopped {
                     ui.label(RichText::new(tr!(lang, "top.stopped")).color(ui.visuals().error_fg_color));
+                } else if !self.unsent.is_empty() {
+                    let busy = tr!(lang, "top.busy", count = self.unsent.len());
+                    ui.label(RichText::new(busy).color(ui.visuals().warn_fg_color));
                 }
             });
         });
@@ -588,6 +630,7 @@ impl PigeonApp {
 
 impl eframe::App for PigeonApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.send_unsent();
         self.take_events(ctx);
         self.take_outcomes();
         self.update_title(ctx);

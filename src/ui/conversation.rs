@@ -12,7 +12,7 @@ use eframe::egui::{self, Align, Color32, Layout, Rect, RichText, Ui, UiBuilder, 
 use super::i18n::Lang;
 use super::model::Chat;
 use super::text::{self, Segment};
-use crate::store::{ChatMessage, Direction, MessageState};
+use crate::node::{ChatMessage, Direction, MessageState};
 use crate::tr;
 
 /// Widest a bubble gets, as a share of the pane.

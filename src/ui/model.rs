@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::node::{Event, PeerInfo, Progress, TransferInfo};
-use crate::protocol::announce::Status;
-use crate::protocol::ids::{PeerId, TransferId};
-use crate::store::{
+use crate::node::Status;
+use crate::node::{
     ChatMessage, ConversationSummary, Direction, KnownPeer, MessageState, TransferState, Trust,
 };
+use crate::node::{Event, PeerInfo, Progress, TransferInfo};
+use crate::node::{PeerId, TransferId};
 
 /// Most notices kept; older ones are dropped.
 const MAX_NOTICES: usize = 5;
@@ -147,7 +147,7 @@ impl Chat {
         self.messages.first().map(|m| m.seq)
     }
 
-    fn set_state(&mut self, msg_id: crate::protocol::ids::MsgId, state: MessageState) {
+    fn set_state(&mut self, msg_id: crate::node::MsgId, state: MessageState) {
         // Recent messages change state; look from the end.
         if let Some(message) =
             self.messages.iter_mut().rev().find(|m| m.msg_id == msg_id && m.direction == Direction::Outgoing)
@@ -304,6 +304,7 @@ impl Model {
                 self.add_transfer(transfer);
                 return arrival;
             }
+            Event::TransferUpdated { transfer } => self.add_transfer(transfer),
             Event::Transfers { transfers } => {
                 for transfer in transfers.into_iter().rev() {
                     self.add_transfer(transfer);
@@ -391,6 +392,7 @@ impl Model {
                 group: String::new(),
                 host: String::new(),
                 addr: String::new(),
+                family: Default::default(),
             })
         });
         entry.unread += 1;
@@ -433,8 +435,8 @@ pub fn short_id(id: PeerId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ids::MsgId;
-    use crate::protocol::keys::PublicKey;
+    use crate::node::MsgId;
+    use crate::node::PublicKey;
 
     fn info(n: u8, name: &str) -> PeerInfo {
         PeerInfo {
@@ -448,6 +450,7 @@ mod tests {
             key: Some(PublicKey::from_bytes([n; 32])),
             trust: Trust::Unverified,
             client: None,
+            family: crate::node::Family::Pigeon,
         }
     }
 
@@ -527,12 +530,13 @@ mod tests {
         model.apply(Event::PeerJoined { peer: ana.clone() });
         model.apply(Event::PeerLeft { id: ana.id, reason: crate::node::LeaveReason::Goodbye });
         assert!(!model.peers[&ana.id].online);
-        let old = crate::store::KnownPeer {
+        let old = crate::node::KnownPeer {
             id: PeerId::from_bytes([9; 16]),
             name: String::new(),
             group: String::new(),
             host: String::new(),
             addr: String::new(),
+            family: crate::node::Family::Pigeon,
         };
         model.apply(Event::Conversations {
             conversations: vec![ConversationSummary { peer: old, unread: 4, last_at_ms: 0 }],
@@ -557,23 +561,22 @@ mod tests {
     #[test]
     fn transfer_progress_and_completion() {
         let mut model = Model::default();
-        let record = crate::store::TransferRecord {
-            id: TransferId::from_bytes([1; 16]),
+        let transfer = TransferInfo {
+            transfer_id: TransferId::from_bytes([1; 16]),
             peer: PeerId::from_bytes([2; 16]),
             direction: Direction::Incoming,
-            entries: vec![crate::protocol::transfer::Entry {
+            state: TransferState::Offered,
+            files: 1,
+            folders: 0,
+            total_bytes: 10,
+            summary: "1 file, 10 B: a.bin".into(),
+            entries: vec![crate::node::Entry {
                 path: "a.bin".into(),
-                kind: crate::protocol::transfer::EntryKind::File,
+                kind: crate::node::EntryKind::File,
                 size: 10,
             }],
-            sources: Vec::new(),
-            root_names: Default::default(),
-            state: TransferState::Offered,
-            files_done: 0,
             reason: String::new(),
-            created_ms: 0,
         };
-        let transfer = TransferInfo::from_record(&record);
         let id = transfer.transfer_id;
         model.apply(Event::TransferAdded { transfer, tag: None });
         model.apply(Event::TransferInterrupted { transfer_id: id, reason: "cable".into() });

@@ -9,8 +9,8 @@ use eframe::egui::{
 
 use super::i18n::Lang;
 use super::model::{Model, PeerEntry};
-use crate::protocol::announce::Status;
-use crate::protocol::ids::PeerId;
+use crate::node::PeerId;
+use crate::node::Status;
 use crate::tr;
 
 /// Height of every row (group headers included), so only visible rows are laid out.

@@ -7,7 +7,7 @@ use eframe::egui;
 use egui_file::FileDialog;
 
 use super::i18n::Lang;
-use crate::protocol::ids::PeerId;
+use crate::node::PeerId;
 use crate::tr;
 
 /// What the picked paths are for.

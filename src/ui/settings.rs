@@ -8,7 +8,7 @@ use eframe::egui::{self, RichText};
 
 use super::i18n::Lang;
 use crate::config::Settings;
-use crate::protocol::announce::Status;
+use crate::node::Status;
 use crate::tr;
 
 /// The dialog's fields while it is open.

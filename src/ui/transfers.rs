@@ -8,8 +8,8 @@ use super::i18n::Lang;
 use super::model::{Model, TransferView};
 use super::text::clock_duration;
 use crate::node::human_bytes;
-use crate::protocol::ids::{PeerId, TransferId};
-use crate::store::{Direction, TransferState, Trust};
+use crate::node::{Direction, TransferState, Trust};
+use crate::node::{PeerId, TransferId};
 use crate::tr;
 
 /// What the user asked for on a card.

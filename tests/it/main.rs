@@ -7,6 +7,7 @@
 mod capture;
 mod cli;
 mod crash;
+mod freeze;
 mod hostile;
 mod ipmsg;
 mod iptux;

@@ -74,9 +74,13 @@ impl Net {
     }
 }
 
-/// The `pigeon` binary under test.
+/// The `pigeon` binary under test: this build's, or the one `PIGEON_TEST_BIN` names (the
+/// scale benchmark runs the lab with a release binary, and can compare two builds).
 pub fn pigeon_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pigeon")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("PIGEON_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pigeon").to_owned())
+    })
 }
 
 /// A running `pigeon daemon`; killed when dropped if still running.

@@ -1,55 +1,19 @@
-//! The hub's side of trust on first use: pinning a peer's key when it first appears, safety
-//! numbers, and the user's verify and accept-key decisions (the rules live in `store::trust`).
+//! The user's say in trust: safety numbers to compare out loud, and the verify and accept-key
+//! decisions (the rules live in `store::trust`; how a family pins keys, in its adapter).
 
-use super::{Hub, Peer};
+use super::core::Core;
 use crate::node::event::Event;
 use crate::node::sinks::Origin;
 use crate::protocol::ids::PeerId;
-use crate::protocol::keys::safety_number;
+use crate::protocol::keys::{PublicKey, safety_number};
 use crate::store::Trust;
 
-impl Hub {
-    /// Sets `peer.trust` from what the store knows, pinning its key if this is the first time
-    /// we see it (its row must exist). Returns the peer it replaces and whether that one was
-    /// verified, when this is a key change.
-    pub(super) fn pin(&mut self, peer: &mut Peer) -> Option<(PeerId, bool)> {
-        let presence = &peer.presence;
-        match self.store.pinned_key(presence.id) {
-            Ok(Some(pinned)) => {
-                peer.trust = pinned.trust;
-                None
-            }
-            Ok(None) => {
-                match self.store.pin_new_key(presence.id, presence.key, &presence.name, &presence.host) {
-                    Ok((pinned, was_verified)) => {
-                        peer.trust = pinned.trust;
-                        if let Some(previous) = pinned.replaces {
-                            log::warn!(
-                                "{} on {} now has another key ({} replaces {previous})",
-                                presence.name,
-                                presence.host,
-                                presence.id
-                            );
-                        }
-                        pinned.replaces.map(|previous| (previous, was_verified))
-                    }
-                    Err(err) => {
-                        log::error!("cannot pin the key of {}: {err}", presence.id);
-                        None
-                    }
-                }
-            }
-            Err(err) => {
-                log::error!("cannot read the key of {}: {err}", presence.id);
-                None
-            }
-        }
-    }
-
-    pub(super) fn safety_number(&mut self, peer: PeerId, origin: Origin) {
+impl Core {
+    /// Answers `safety_number`: the code both ends derive from their keys.
+    pub fn safety_number(&mut self, ours: &PublicKey, peer: PeerId, origin: Origin) {
         match self.store.pinned_key(peer) {
             Ok(Some(pinned)) => {
-                let code = safety_number(&self.me.key, &pinned.key);
+                let code = safety_number(ours, &pinned.key);
                 self.sinks.reply(origin, Event::SafetyNumber { peer, code, trust: pinned.trust });
             }
             Ok(None) => self.fail(origin, None, &format!("no key known for peer {peer}")),
@@ -57,7 +21,9 @@ impl Hub {
         }
     }
 
-    pub(super) fn set_trust(&mut self, peer: PeerId, trust: Trust, origin: Origin) {
+    /// Records the user's decision about a peer's key and tells every consumer what changed
+    /// (accepting a new key retires the one it replaced, so two peers may change).
+    pub fn set_trust(&mut self, ours: &PublicKey, peer: PeerId, trust: Trust, origin: Origin) {
         match self.store.pinned_key(peer) {
             Ok(Some(_)) => {}
             Ok(None) => return self.fail(origin, None, &format!("no key known for peer {peer}")),
@@ -66,17 +32,16 @@ impl Hub {
         if let Err(err) = self.store.set_trust(peer, trust) {
             return self.fail(origin, None, &err);
         }
-        // The peer this key replaced (if online) is now retired; both rows change.
-        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
-        for id in ids {
+        for id in self.peers.ids() {
             let Ok(Some(pinned)) = self.store.pinned_key(id) else { continue };
-            if let Some(online) = self.peers.get_mut(&id)
-                && online.trust != pinned.trust
+            if let Some(online) = self.peers.get_mut(id)
+                && online.info.trust != pinned.trust
             {
-                online.trust = pinned.trust;
-                self.sinks.emit(&Event::PeerUpdated { peer: online.info() });
+                online.info.trust = pinned.trust;
+                let peer = online.info.clone();
+                self.sinks.emit(&Event::PeerUpdated { peer });
             }
         }
-        self.safety_number(peer, origin);
+        self.safety_number(ours, peer, origin);
     }
 }

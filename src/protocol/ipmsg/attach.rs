@@ -33,6 +33,9 @@ pub struct Attachment {
     pub size: u64,
     /// File or folder.
     pub kind: AttachKind,
+    /// Last modified, in seconds since the Unix epoch, when the sender said (an attachment's
+    /// `mtime` field, a folder record's `14=` attribute).
+    pub mtime: Option<u64>,
 }
 
 fn kind_of(attr: u64) -> Option<AttachKind> {
@@ -81,7 +84,7 @@ pub fn parse_attachments(list: &[u8]) -> Result<Vec<Attachment>, DecodeError> {
             return Err(DecodeError::InvalidField("attachment"));
         };
         let fields = fields(rest);
-        let [name, size, _mtime, attr, ..] = fields.as_slice() else {
+        let [name, size, mtime, attr, ..] = fields.as_slice() else {
             return Err(DecodeError::InvalidField("attachment"));
         };
         let file_id = super::decimal(id).ok_or(DecodeError::InvalidField("attachment id"))?;
@@ -91,7 +94,8 @@ pub fn parse_attachments(list: &[u8]) -> Result<Vec<Attachment>, DecodeError> {
             return Err(DecodeError::InvalidField("attachment name"));
         }
         if let Some(kind @ (AttachKind::File | AttachKind::Dir)) = kind_of(attr) {
-            out.push(Attachment { file_id, name: name.clone(), size, kind });
+            let mtime = hex(mtime).filter(|&mtime| mtime > 0);
+            out.push(Attachment { file_id, name: name.clone(), size, kind, mtime });
         }
         if out.len() > MAX_ATTACHMENTS {
             return Err(DecodeError::TooLarge {
@@ -111,15 +115,16 @@ pub const MAX_DIR_HEADER: usize = 4096;
 /// kind. The file id is meaningless here and left 0.
 pub fn parse_dir_header(header: &[u8]) -> Result<Attachment, DecodeError> {
     let fields = fields(header);
-    let [name, size, attr, ..] = fields.as_slice() else {
+    let [name, size, attr, extras @ ..] = fields.as_slice() else {
         return Err(DecodeError::InvalidField("folder record"));
     };
+    let mtime = extras.iter().find_map(|extra| hex(extra.strip_prefix(b"14=")?)).filter(|&mtime| mtime > 0);
     let size = hex(size).ok_or(DecodeError::InvalidField("folder record size"))?;
     let kind = hex(attr).and_then(kind_of).ok_or(DecodeError::InvalidField("folder record kind"))?;
     if name.is_empty() {
         return Err(DecodeError::InvalidField("folder record name"));
     }
-    Ok(Attachment { file_id: 0, name: name.clone(), size, kind })
+    Ok(Attachment { file_id: 0, name: name.clone(), size, kind, mtime })
 }
 
 /// The length prefix of a folder-stream record: hex digits up to the first ':'.
@@ -146,7 +151,8 @@ mod tests {
                 file_id: 10000,
                 name: b"from_iptux.txt".to_vec(),
                 size: 14,
-                kind: AttachKind::File
+                kind: AttachKind::File,
+                mtime: Some(0x6b025dba),
             }]
         );
         let dir = parse_attachments(b"10001:idir:d:6b025dba:2:\x07").unwrap();
@@ -182,33 +188,45 @@ mod tests {
         let dir = parse_dir_header(&record[5..]).unwrap();
         assert_eq!((dir.name.as_slice(), dir.size, dir.kind), (&b"idir"[..], 0, AttachKind::Dir));
         let file = parse_dir_header(b"one.txt:000000006:1:14=6b025c8b:16=6b025c8b:").unwrap();
-        assert_eq!((file.size, file.kind), (6, AttachKind::File));
+        assert_eq!((file.size, file.kind, file.mtime), (6, AttachKind::File, Some(0x6b025c8b)));
         assert_eq!(parse_dir_header(b".:0:3:14=6b025c8b:").unwrap().kind, AttachKind::Up);
     }
 }
 
-/// One entry of our attachment list: `id:name:size:mtime:attr:` then the `\a` separator.
-pub fn encode_attachment(file_id: u32, name: &[u8], size: u64, kind: AttachKind) -> Vec<u8> {
-    let attr = match kind {
+fn attr_of(kind: AttachKind) -> u8 {
+    match kind {
         AttachKind::File => 1,
         AttachKind::Dir => 2,
         AttachKind::Up => 3,
-    };
+    }
+}
+
+/// One entry of our attachment list: `id:name:size:mtime:attr:` then the `\a` separator
+/// (an unknown modification time is written 0, as IP Messenger does).
+pub fn encode_attachment(
+    file_id: u32,
+    name: &[u8],
+    size: u64,
+    mtime: Option<u64>,
+    kind: AttachKind,
+) -> Vec<u8> {
+    let (attr, mtime) = (attr_of(kind), mtime.unwrap_or(0));
     let mut out = format!("{file_id}:").into_bytes();
     out.extend(escape_colons(name));
-    out.extend(format!(":{size:x}:0:{attr}:\x07").into_bytes());
+    out.extend(format!(":{size:x}:{mtime:x}:{attr}:\x07").into_bytes());
     out
 }
 
-/// One record header of a folder stream, length prefix included.
-pub fn encode_dir_header(name: &[u8], size: u64, kind: AttachKind) -> Vec<u8> {
-    let attr = match kind {
-        AttachKind::File => 1,
-        AttachKind::Dir => 2,
-        AttachKind::Up => 3,
-    };
+/// One record header of a folder stream, length prefix included, with the modification
+/// time as a `14=` attribute when known (as iptux writes it; without it clients date the
+/// files 1970-01-01).
+pub fn encode_dir_header(name: &[u8], size: u64, mtime: Option<u64>, kind: AttachKind) -> Vec<u8> {
+    let attr = attr_of(kind);
     let mut rest = escape_colons(name);
     rest.extend(format!(":{size:x}:{attr}:").into_bytes());
+    if let Some(mtime) = mtime {
+        rest.extend(format!("14={mtime:x}:").into_bytes());
+    }
     let mut out = format!("{:04x}:", rest.len() + 5).into_bytes();
     out.extend(rest);
     out
@@ -245,32 +263,32 @@ mod encode_tests {
 
     proptest! {
         #[test]
-        fn attachment_lists_round_trip(entries in proptest::collection::vec((any::<u32>(), wire_name(), any::<u64>(), file_or_folder()), 0..20)) {
-            let list: Vec<u8> = entries.iter().flat_map(|(id, name, size, kind)| encode_attachment(*id, name, *size, *kind)).collect();
+        fn attachment_lists_round_trip(entries in proptest::collection::vec((any::<u32>(), wire_name(), any::<u64>(), proptest::option::of(1..u64::MAX), file_or_folder()), 0..20)) {
+            let list: Vec<u8> = entries.iter().flat_map(|(id, name, size, mtime, kind)| encode_attachment(*id, name, *size, *mtime, *kind)).collect();
             let expected: Vec<Attachment> = entries
                 .into_iter()
-                .map(|(file_id, name, size, kind)| Attachment { file_id, name, size, kind })
+                .map(|(file_id, name, size, mtime, kind)| Attachment { file_id, name, size, kind, mtime })
                 .collect();
             prop_assert_eq!(parse_attachments(&list).unwrap(), expected);
         }
 
         #[test]
-        fn folder_records_round_trip(name in wire_name(), size in any::<u64>(), kind in file_or_folder()) {
-            let header = encode_dir_header(&name, size, kind);
+        fn folder_records_round_trip(name in wire_name(), size in any::<u64>(), mtime in proptest::option::of(1..u64::MAX), kind in file_or_folder()) {
+            let header = encode_dir_header(&name, size, mtime, kind);
             let colon = header.iter().position(|&b| b == b':').unwrap();
             prop_assert_eq!(parse_dir_header_len(&header[..colon]).unwrap(), header.len());
             let record = parse_dir_header(&header[colon + 1..]).unwrap();
-            prop_assert_eq!((record.name, record.size, record.kind), (name, size, kind));
+            prop_assert_eq!((record.name, record.size, record.kind, record.mtime), (name, size, kind, mtime));
         }
     }
 
     #[test]
     fn our_offers_records_and_their_requests_round_trip() {
         let list = [
-            encode_attachment(0, b"a:b.txt", 14, AttachKind::File),
-            encode_attachment(1, b"dir", 13, AttachKind::Dir),
+            encode_attachment(0, b"a:b.txt", 14, Some(0x6b025c8b), AttachKind::File),
+            encode_attachment(1, b"dir", 13, None, AttachKind::Dir),
             // Found by the round-trip property: a leading ':' once merged into the id.
-            encode_attachment(2, b":notes:", 1, AttachKind::File),
+            encode_attachment(2, b":notes:", 1, None, AttachKind::File),
         ]
         .concat();
         let parsed = parse_attachments(&list).unwrap();
@@ -278,7 +296,9 @@ mod encode_tests {
             parsed.iter().map(|a| (a.file_id, a.name.as_slice(), a.size)).collect::<Vec<_>>(),
             [(0, &b"a:b.txt"[..], 14), (1, b"dir", 13), (2, b":notes:", 1)]
         );
-        let header = encode_dir_header(b"one.txt", 6, AttachKind::File);
+        let header = encode_dir_header(b"one.txt", 6, Some(0x6b025c8b), AttachKind::File);
+        // As iptux writes it, modification time included.
+        assert!(header.ends_with(b"one.txt:6:1:14=6b025c8b:"), "{:?}", String::from_utf8_lossy(&header));
         let colon = header.iter().position(|&b| b == b':').unwrap();
         assert_eq!(parse_dir_header_len(&header[..colon]).unwrap(), header.len());
         assert_eq!(parse_dir_header(&header[colon + 1..]).unwrap().size, 6);

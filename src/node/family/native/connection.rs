@@ -1,6 +1,7 @@
 //! One TCP connection to a peer: a reader thread that runs the handshake and turns decrypted
-//! bytes into frames for the hub, and a writer thread that encrypts the hub's outgoing
-//! frames. Either end stops both.
+//! bytes into frames for the family, and a writer thread that encrypts the outgoing frames.
+//! Either end stops both. Closing a connection never waits for its threads: they end once
+//! the socket is shut down, and the hub joins them when they have.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -10,8 +11,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::hub::NetEvent;
-use super::threads;
+use super::Report;
+use crate::node::threads;
 use crate::protocol::DecodeError;
 use crate::protocol::frame::{self, Frame};
 use crate::secure::{HandshakeError, Identity, Role, SecureReader, SecureWriter, Session, handshake};
@@ -58,7 +59,7 @@ impl ConnHandle {
         stream: TcpStream,
         role: Role,
         identity: Arc<Identity>,
-        net: &Sender<NetEvent>,
+        net: &Sender<Report>,
     ) -> io::Result<ConnHandle> {
         let remote = stream.peer_addr()?;
         let (writer, queue) = crossbeam_channel::bounded(WRITE_QUEUE);
@@ -84,22 +85,23 @@ impl ConnHandle {
         self.writer.try_send(frame.encode()).is_ok()
     }
 
-    /// Ends the connection's threads without closing the socket and returns it: used when the
-    /// peer turned the connection into a data stream (its first frame was a fetch, after which
-    /// the reader stopped by itself). The session's counters carry over to the new owner.
-    pub fn release(self) -> TcpStream {
-        // The writer drains what is queued (our hello), then ends because its queue closed.
+    /// Lets the connection's threads end without closing the socket and returns it with the
+    /// threads: used when the peer turned the connection into a data stream (its first frame
+    /// was a fetch, after which the reader stopped by itself). The writer ends once it has
+    /// written what is queued (our hello), so whoever writes on the socket next joins the
+    /// threads first. The session's counters carry over to the new owner.
+    pub fn release(self) -> (TcpStream, Vec<JoinHandle<()>>) {
         drop(self.writer);
-        threads::join_all(self.threads);
-        self.stream
+        (self.stream, self.threads)
     }
 
-    /// Closes the socket (both threads end promptly) and joins them.
-    pub fn close(self) {
+    /// Shuts the socket down (both threads end promptly) and returns the threads, to be
+    /// joined once they have.
+    pub fn close(self) -> Vec<JoinHandle<()>> {
         // Already closed by the peer is fine: the threads are ending either way.
         self.stream.shutdown(Shutdown::Both).ok();
         drop(self.writer);
-        threads::join_all(self.threads);
+        self.threads
     }
 }
 
@@ -109,7 +111,7 @@ fn read_loop(
     role: Role,
     identity: &Identity,
     session_tx: &Sender<Arc<Session>>,
-    net: &Sender<NetEvent>,
+    net: &Sender<Report>,
 ) {
     let (reason, misbehaved) = match secure_and_read(id, stream, role, identity, session_tx, net) {
         Ok(Ended::HandedOver) => return,
@@ -120,7 +122,7 @@ fn read_loop(
         }
     };
     // The hub may be gone during shutdown; nobody is left to tell.
-    net.send(NetEvent::Closed { conn: id, reason, misbehaved }).ok();
+    net.send(Report::Closed { conn: id, reason, misbehaved }).ok();
 }
 
 /// How a reader ended without error.
@@ -137,12 +139,12 @@ fn secure_and_read(
     role: Role,
     identity: &Identity,
     session_tx: &Sender<Arc<Session>>,
-    net: &Sender<NetEvent>,
+    net: &Sender<Report>,
 ) -> Result<Ended, ReadError> {
     stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let session = Arc::new(handshake(&mut &*stream, identity, role)?);
-    if net.send(NetEvent::Secured { conn: id, session: session.clone() }).is_err() {
+    if net.send(Report::Secured { conn: id, session: session.clone() }).is_err() {
         return Ok(Ended::Closed);
     }
     session_tx.send(session.clone()).ok();
@@ -160,13 +162,13 @@ fn secure_and_read(
                 if !reader.is_drained() {
                     return Err(ReadError::NoHello);
                 }
-                net.send(NetEvent::Frame { conn: id, frame }).ok();
+                net.send(Report::Frame { conn: id, frame }).ok();
                 return Ok(Ended::HandedOver);
             }
             greeted = true;
             stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
         }
-        if net.send(NetEvent::Frame { conn: id, frame }).is_err() {
+        if net.send(Report::Frame { conn: id, frame }).is_err() {
             break;
         }
     }
@@ -178,7 +180,7 @@ fn write_loop(
     stream: &TcpStream,
     session: Arc<Session>,
     queue: &Receiver<Vec<u8>>,
-    net: &Sender<NetEvent>,
+    net: &Sender<Report>,
 ) {
     let mut writer = SecureWriter::new(stream, session);
     let mut write_batch = |first: Vec<u8>| -> io::Result<()> {
@@ -195,7 +197,7 @@ fn write_loop(
             // Unblocks the reader, which reports the close to the hub.
             stream.shutdown(Shutdown::Both).ok();
             let reason = format!("write failed: {err}");
-            net.send(NetEvent::Closed { conn: id, reason, misbehaved: false }).ok();
+            net.send(Report::Closed { conn: id, reason, misbehaved: false }).ok();
             return;
         }
     }

@@ -1,0 +1,94 @@
+//! The seam between the hub and the families of peers. The hub owns what is the same for
+//! every family (the peer table, conversations and the outbox, transfers and their states,
+//! trust decisions: `hub::core`); each family is an [`Adapter`] that turns those into its
+//! wire and reports back what its peers do. One module per family:
+//!
+//! - [`native`]: other Pigeons — Noise over TCP, UDP discovery with heartbeats.
+//! - [`ipmsg`]: IP Messenger clients (IP Messenger, FeiQ, iptux) — plaintext UDP/TCP 2425.
+//!
+//! Each family has queues of its own for its I/O threads' reports, which the hub waits on
+//! beside its other queues ([`Adapter::watch`]). Adding a family means a module implementing
+//! [`Adapter`], its name in [`Family`], and one line in `node::start` that starts it;
+//! docs/ARCHITECTURE.md lists what each method must do.
+
+pub mod ipmsg;
+pub mod native;
+
+use std::net::{SocketAddr, SocketAddrV4};
+use std::time::Instant;
+
+use crossbeam_channel::Select;
+
+use super::event::Stats;
+use super::hub::core::Core;
+use super::hub::transfers::FetchJob;
+use super::sinks::Origin;
+use crate::protocol::Family;
+use crate::protocol::ids::PeerId;
+use crate::store::TransferRecord;
+
+/// Reports a family takes from its queue in one turn at most, so that one busy family
+/// cannot starve commands or another family's peers.
+pub const REPORTS_PER_TURN: usize = 64;
+
+/// The reports a family takes in one turn: at most [`REPORTS_PER_TURN`] of what is queued.
+pub fn one_turn<R>(queue: &crossbeam_channel::Receiver<R>) -> Vec<R> {
+    queue.try_iter().take(REPORTS_PER_TURN).collect()
+}
+
+/// What the hub asks of every family. Every method returns at once: a family sends on
+/// sockets that never block, and hands slow work (connecting, moving files) to threads that
+/// report back on its queue.
+pub trait Adapter: Send {
+    /// Which family this is.
+    fn family(&self) -> Family;
+
+    /// Adds the family's report queues to the hub's wait; returns how many `recv`s it added.
+    fn watch<'a>(&'a self, select: &mut Select<'a>) -> usize;
+
+    /// Takes in what the family's threads reported (at most [`REPORTS_PER_TURN`] from each
+    /// of its queues).
+    fn take_reports(&mut self, core: &mut Core, now: Instant);
+
+    /// Delivers what the outbox holds for `peer`, one of this family's: queued messages,
+    /// read receipts, offers. Marks the peer delivered in the outbox once nothing is left.
+    fn deliver(&mut self, core: &mut Core, peer: PeerId, now: Instant);
+
+    /// Starts the worker that fetches an accepted incoming transfer; `Err` (with why) when
+    /// it cannot now (the peer is not reachable), and the transfer resumes later.
+    fn fetch(&mut self, core: &mut Core, job: FetchJob) -> Result<(), String>;
+
+    /// A transfer with one of this family's peers ended here: tell the peer (when
+    /// `tell_peer`) and forget what the family held for it.
+    fn transfer_ended(&mut self, core: &mut Core, record: &TransferRecord, tell_peer: bool);
+
+    /// One of this family's peers left the list (goodbye, timeout): forget its link.
+    fn peer_left(&mut self, core: &mut Core, peer: PeerId);
+
+    /// Our profile (`core.me`) changed: tell the family's peers.
+    fn profile_changed(&mut self, core: &mut Core);
+
+    /// The extra addresses to announce to changed (another subnet, a VPN).
+    fn set_targets(&mut self, core: &mut Core, targets: &[SocketAddrV4]);
+
+    /// Reach a peer at a typed-in address (when discovery cannot); `false` when this
+    /// family does not connect by address.
+    fn connect(&mut self, _core: &mut Core, _addr: SocketAddr, _origin: Origin) -> bool {
+        false
+    }
+
+    /// When the family next needs [`Adapter::on_timer`].
+    fn next_timer(&self) -> Instant;
+
+    /// Timed work: heartbeats, resends, deadlines.
+    fn on_timer(&mut self, core: &mut Core, now: Instant);
+
+    /// Whether transfers with this family's peers can resume after Pigeon restarts.
+    fn resumes_transfers(&self) -> bool;
+
+    /// The node stops: say goodbye, close connections, stop what serves the peers.
+    fn stop(&mut self, core: &mut Core);
+
+    /// Adds the family's counters.
+    fn stats(&self, stats: &mut Stats);
+}

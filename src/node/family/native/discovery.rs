@@ -1,0 +1,167 @@
+//! Native discovery over UDP: the receiver thread that decodes datagrams for the family,
+//! and the [`Announcer`] that sends announces, heartbeats, replies and goodbyes.
+//!
+//! Where announces go: the broadcast address of every up, non-loopback IPv4 interface (only
+//! the bound address's interface when bound to one address), every configured target, and
+//! every online peer outside those broadcast domains (so a peer reached only through a
+//! target keeps hearing from us even if its own targets do not include us).
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use super::Report;
+use crate::node::interfaces::broadcast_subnets;
+use crate::node::log_limit::{JUNK_LOG_INTERVAL, LogLimit};
+use crate::node::socket;
+use crate::node::threads::StopFlag;
+use crate::node::udp::{self, Counters};
+use crate::protocol::announce::{Datagram, Goodbye, MAX_DATAGRAM, Presence};
+
+/// Receives native discovery datagrams on `socket` until `stop` is raised.
+pub fn receive_loop(socket: &UdpSocket, queue: &Sender<Report>, stop: &StopFlag, counters: &Counters) {
+    udp::receive_loop(socket, queue, stop, counters, MAX_DATAGRAM, |from, bytes| {
+        Datagram::decode(bytes).map(|datagram| Report::Datagram { from, datagram })
+    });
+}
+
+/// Direct replies a node sends per second at most, and in one burst: enough to answer a
+/// whole /24 of newcomers at once, while a flood of forged announces cannot turn the node
+/// into an amplifier (a peer whose reply was skipped hears our next heartbeat instead).
+const REPLY_RATE: f64 = 50.0;
+const REPLY_BURST: f64 = 250.0;
+
+/// A token bucket for replies.
+struct ReplyBudget {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl ReplyBudget {
+    fn take(&mut self, now: Instant) -> bool {
+        // Callers may pass the same instant for a batch, or an earlier one than the last
+        // call: time only ever refills forward.
+        if now > self.refilled {
+            let refill = now.duration_since(self.refilled).as_secs_f64() * REPLY_RATE;
+            self.tokens = (self.tokens + refill).min(REPLY_BURST);
+            self.refilled = now;
+        }
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+/// Sends discovery datagrams; owned by the hub.
+pub struct Announcer {
+    /// The bound discovery socket (a clone of the receiver's).
+    socket: UdpSocket,
+    /// Address the node is bound to; unspecified means every interface.
+    bind: Ipv4Addr,
+    /// Port peers listen on for discovery by default.
+    port: u16,
+    /// Announce on interface broadcast addresses.
+    broadcast: bool,
+    /// Configured extra targets, resolved.
+    targets: Vec<SocketAddrV4>,
+    /// Limits direct replies.
+    replies: ReplyBudget,
+    /// Rate limit of the log line about replies skipped for want of budget.
+    skipped_log: LogLimit,
+    /// Our last reply, encoded, with the presence it carries.
+    reply: Option<(Presence, Vec<u8>)>,
+}
+
+impl Announcer {
+    /// Wraps the discovery socket.
+    pub fn new(
+        socket: UdpSocket,
+        bind: Ipv4Addr,
+        port: u16,
+        broadcast: bool,
+        targets: Vec<SocketAddrV4>,
+    ) -> Self {
+        let replies = ReplyBudget { tokens: REPLY_BURST, refilled: Instant::now() };
+        let skipped_log = LogLimit::new(JUNK_LOG_INTERVAL);
+        Announcer { socket, bind, port, broadcast, targets, replies, skipped_log, reply: None }
+    }
+
+    /// Sends `datagram` to every announce destination plus `extra` peers (deduplicated).
+    pub fn announce(&self, datagram: &Datagram, extra: impl IntoIterator<Item = SocketAddrV4>) {
+        let subnets = if self.broadcast { broadcast_subnets(self.bind) } else { Vec::new() };
+        let mut destinations: BTreeSet<SocketAddrV4> =
+            subnets.iter().map(|subnet| SocketAddrV4::new(subnet.broadcast, self.port)).collect();
+        destinations.extend(self.targets.iter().copied());
+        destinations.extend(extra.into_iter().filter(|addr| !subnets.iter().any(|s| s.contains(*addr.ip()))));
+        let bytes = datagram.encode();
+        for destination in destinations {
+            self.send(&bytes, destination);
+        }
+    }
+
+    /// Replaces the extra targets (the user changed them in the settings).
+    pub fn set_targets(&mut self, targets: Vec<SocketAddrV4>) {
+        self.targets = targets;
+    }
+
+    /// Answers one peer directly, unless replies are over their budget.
+    pub fn reply(&mut self, presence: &Presence, to: SocketAddrV4, now: Instant) {
+        if !self.replies.take(now) {
+            if let Some(count) = self.skipped_log.tick(now) {
+                log::info!("skipped {count} replies: more than {REPLY_RATE} announces per second");
+            }
+            return;
+        }
+        // Encoded once per presence: a start of many hosts at once asks for hundreds.
+        if self.reply.as_ref().is_none_or(|(cached, _)| cached != presence) {
+            self.reply = Some((presence.clone(), Datagram::Reply(presence.clone()).encode()));
+        }
+        if let Some((_, bytes)) = &self.reply {
+            self.send(bytes, to);
+        }
+    }
+
+    /// Says goodbye everywhere we announce.
+    pub fn goodbye(&self, goodbye: Goodbye, extra: impl IntoIterator<Item = SocketAddrV4>) {
+        self.announce(&Datagram::Goodbye(goodbye), extra);
+    }
+
+    fn send(&self, bytes: &[u8], to: SocketAddrV4) {
+        // UDP is best effort by design: a failed send (no route, interface down) is retried by
+        // the next heartbeat, so it is only worth a debug line.
+        if let Err(err) = socket::send_datagram(&self.socket, bytes, to) {
+            log::debug!("announce to {to}: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn replies_stay_within_the_budget_whatever_order_the_clock_is_read_in() {
+        let start = Instant::now();
+        let mut budget = ReplyBudget { tokens: REPLY_BURST, refilled: start };
+        let mut given = 0u32;
+        // A flood for 10 s, the hub reading the clock once per batch of 64, late by up to
+        // a batch: instants repeat and sometimes go back.
+        for n in 0..100_000u32 {
+            let batch_start = start + Duration::from_micros(u64::from(n / 64) * 6400);
+            let now = if n % 2 == 0 {
+                batch_start
+            } else {
+                batch_start.checked_sub(Duration::from_millis(3)).unwrap_or(start)
+            };
+            given += u32::from(budget.take(now));
+        }
+        let most = REPLY_BURST + REPLY_RATE * 10.0;
+        assert!(f64::from(given) <= most, "{given} replies, at most {most}");
+        assert!(f64::from(given) >= most - 1.0, "{given} replies: the budget refills");
+    }
+}

@@ -1,0 +1,174 @@
+//! The user's commands, each turned into work for the core or the families: messages,
+//! queries answered from the store, our profile and targets, transfers, trust.
+
+use std::net::{SocketAddr, SocketAddrV4};
+
+use super::Hub;
+use super::core::{Core, now_ms};
+use crate::node::command::{Command, MAX_PAGE};
+use crate::node::event::{Event, Stats};
+use crate::node::random_id;
+use crate::node::sinks::Origin;
+use crate::protocol::Family;
+use crate::protocol::ids::{MsgId, PeerId};
+use crate::protocol::message::check_text_len;
+use crate::store::Trust;
+
+impl Hub {
+    pub(super) fn on_command(&mut self, command: Command, origin: Origin) {
+        let core = &mut self.core;
+        match command {
+            Command::SendMessage { to, text, tag } => send_message(core, &to, &text, tag, origin),
+            Command::MarkRead { peer } => match core.store.mark_read(peer) {
+                Ok(()) => core.queue_for(peer),
+                Err(err) => core.fail(origin, None, &err),
+            },
+            Command::ListPeers => core.sinks.reply(origin, Event::Peers { peers: core.peers.infos() }),
+            Command::ListConversations => match core.store.conversations() {
+                Ok(conversations) => core.sinks.reply(origin, Event::Conversations { conversations }),
+                Err(err) => core.fail(origin, None, &err),
+            },
+            Command::LoadHistory { peer, before, limit } => load_history(core, peer, before, limit, origin),
+            Command::Search { query, limit } => match core.store.search(&query, limit.min(MAX_PAGE)) {
+                Ok(messages) => core.sinks.reply(origin, Event::SearchResults { query, messages }),
+                Err(err) => core.fail(origin, None, &err),
+            },
+            Command::Connect { addr } => self.connect(&addr, origin),
+            Command::SetProfile { name, group, status } => {
+                if let Some(name) = name {
+                    core.me.name = clip_label(name);
+                }
+                if let Some(group) = group {
+                    core.me.group = clip_label(group);
+                }
+                if let Some(status) = status {
+                    core.me.status = status;
+                }
+                for family in &mut self.families {
+                    family.profile_changed(&mut self.core);
+                }
+            }
+            Command::SetTargets { targets } => match parse_targets(&targets) {
+                Ok(targets) => {
+                    for family in &mut self.families {
+                        family.set_targets(&mut self.core, &targets);
+                    }
+                }
+                Err(err) => core.fail(origin, None, &err),
+            },
+            Command::SetReceiving { download_dir, auto_accept } => {
+                if let Some(dir) = download_dir {
+                    core.receiving.download_dir = dir;
+                }
+                if let Some(auto_accept) = auto_accept {
+                    core.receiving.auto_accept = auto_accept;
+                }
+            }
+            Command::Stats => self.stats(origin),
+            Command::SendFiles { to, paths, tag } => core.send_files(to, paths, tag, origin),
+            Command::AcceptTransfer { transfer_id, always } => core.accept(transfer_id, always, origin),
+            Command::DeclineTransfer { transfer_id } => core.decline(transfer_id, origin),
+            Command::CancelTransfer { transfer_id } => core.cancel(transfer_id, origin),
+            Command::RetryTransfer { transfer_id } => core.retry(transfer_id, origin),
+            Command::ListTransfers => core.list_transfers(origin),
+            Command::SafetyNumber { peer } => core.safety_number(&self.key, peer, origin),
+            Command::Verify { peer, verified } => {
+                let trust = if verified { Trust::Verified } else { Trust::Unverified };
+                core.set_trust(&self.key, peer, trust, origin);
+            }
+            Command::AcceptKey { peer } => core.set_trust(&self.key, peer, Trust::Unverified, origin),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn connect(&mut self, addr: &str, origin: Origin) {
+        let sock = match addr.parse::<SocketAddr>() {
+            Ok(sock) => sock,
+            Err(err) => return self.core.fail(origin, None, &format!("cannot connect to {addr:?}: {err}")),
+        };
+        let connected = self
+            .families
+            .iter_mut()
+            .any(|family| family.family() == Family::Pigeon && family.connect(&mut self.core, sock, origin));
+        if !connected {
+            self.core.fail(
+                origin,
+                None,
+                &format!("cannot connect to {addr:?}: no family connects by address"),
+            );
+        }
+    }
+
+    fn stats(&mut self, origin: Origin) {
+        let mut stats = Stats {
+            dropped_events: self.core.sinks.dropped,
+            peers_online: self.core.peers.len(),
+            ..Stats::default()
+        };
+        for family in &self.families {
+            family.stats(&mut stats);
+        }
+        self.core.sinks.reply(origin, Event::Stats { stats });
+    }
+}
+
+fn send_message(core: &mut Core, to: &[PeerId], text: &str, tag: Option<String>, origin: Origin) {
+    if let Err(err) = check_text_len(text) {
+        return core.fail(origin, tag, &format!("message not sent: {err}"));
+    }
+    if to.is_empty() {
+        return core.fail(origin, tag, &"message not sent: no recipient");
+    }
+    if let Some(unknown) = to.iter().find(|peer| core.peers.family_of(**peer).is_none()) {
+        return core.fail(origin, tag, &format!("message not sent: unknown peer {unknown}"));
+    }
+    let sent_at_ms = now_ms();
+    for &peer in to {
+        match core.store.insert_outgoing(random_id(MsgId::from_bytes), peer, text, sent_at_ms) {
+            Ok(message) => core.sinks.emit(&Event::MessageQueued { message, tag: tag.clone() }),
+            Err(err) => {
+                core.fail(origin, tag.clone(), &err);
+                continue;
+            }
+        }
+        core.queue_for(peer);
+    }
+}
+
+fn load_history(core: &mut Core, peer: PeerId, before: Option<i64>, limit: usize, origin: Origin) {
+    let limit = limit.min(MAX_PAGE);
+    match core.store.history(peer, before, limit + 1) {
+        Ok(mut messages) => {
+            let has_more = messages.len() > limit;
+            if has_more {
+                messages.remove(0);
+            }
+            core.sinks.reply(origin, Event::History { peer, messages, has_more });
+        }
+        Err(err) => core.fail(origin, None, &err),
+    }
+}
+
+/// Keeps a label within the protocol's limit, cutting at a character boundary.
+pub fn clip_label(mut label: String) -> String {
+    let mut end = label.len().min(crate::protocol::MAX_LABEL_BYTES);
+    while !label.is_char_boundary(end) {
+        end -= 1;
+    }
+    label.truncate(end);
+    label
+}
+
+/// Targets given as IPv4 addresses with an optional port (each family puts its own port on
+/// those without).
+fn parse_targets(targets: &[String]) -> Result<Vec<SocketAddrV4>, String> {
+    targets
+        .iter()
+        .map(|target| {
+            target
+                .parse::<SocketAddrV4>()
+                .or_else(|_| target.parse::<std::net::Ipv4Addr>().map(|ip| SocketAddrV4::new(ip, 0)))
+                .map_err(|_not_an_address| format!("invalid target {target:?}: expected an IPv4 address"))
+        })
+        .collect()
+}

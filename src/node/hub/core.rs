@@ -1,0 +1,191 @@
+//! What every family of peers shares, owned by the hub thread: our profile, the store, the
+//! event sinks, the peer table, the outbox, the transfer table and the threads let go of.
+//! Families get `&mut Core` when the hub hands them work; what they cannot do themselves
+//! (start a fetch, tell another family) they leave as an [`Intent`] that the hub applies
+//! once they return, in one place.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use super::outbox::Outbox;
+use super::peers::{Change, Peers};
+use super::transfers::Transfers;
+use crate::node::event::{Event, LeaveReason, PeerInfo};
+use crate::node::inbox::NetEvent;
+use crate::node::sinks::{Origin, Sinks};
+use crate::node::threads::Workers;
+use crate::node::worker::WorkerId;
+use crate::protocol::Family;
+use crate::protocol::announce::Status;
+use crate::protocol::ids::{PeerId, TransferId};
+use crate::store::{KnownPeer, Store, TransferRecord};
+
+/// How we appear to every family's peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Display name.
+    pub name: String,
+    /// Group, possibly empty.
+    pub group: String,
+    /// Availability.
+    pub status: Status,
+    /// Our host name.
+    pub host: String,
+}
+
+/// How offers to us are received.
+#[derive(Debug, Clone)]
+pub struct Receiving {
+    /// Where received files go.
+    pub download_dir: PathBuf,
+    /// Accept every offer without asking (from peers whose key is not in doubt).
+    pub auto_accept: bool,
+}
+
+/// Work a family leaves for the hub: it needs another part of the node.
+#[derive(Debug)]
+pub enum Intent {
+    /// Something waits for this peer: its family delivers it.
+    Deliver(PeerId),
+    /// Start moving the data of this accepted incoming transfer (its family's fetch).
+    Fetch(TransferId),
+    /// A transfer ended here; its family tells the peer (when `tell_peer`) and forgets it.
+    Ended {
+        /// The transfer as it ended.
+        record: TransferRecord,
+        /// Whether the peer must be told (not when the end came from it).
+        tell_peer: bool,
+    },
+    /// A peer left the list: its family drops what it holds for it.
+    Left(PeerId, Family),
+}
+
+/// The shared state. See the module doc.
+pub struct Core {
+    /// Our profile.
+    pub me: Profile,
+    /// History, known peers, transfers, trust.
+    pub store: Store,
+    /// Where events go.
+    pub sinks: Sinks,
+    /// Every family's peers.
+    pub peers: Peers,
+    /// Who has something waiting.
+    pub outbox: Outbox,
+    /// Transfers that may still move data.
+    pub transfers: Transfers,
+    /// Threads let go of (closed connections, stopped workers, finished helpers), joined
+    /// when they finish.
+    pub workers: Workers,
+    /// The hub's queue, for workers and helpers.
+    pub net: Sender<NetEvent>,
+    /// How offers are received.
+    pub receiving: Receiving,
+    /// Work for the hub, applied after each family call.
+    pub intents: VecDeque<Intent>,
+    /// The last worker id handed out.
+    last_worker: u64,
+}
+
+impl Core {
+    /// The shared state at start.
+    pub fn new(
+        me: Profile,
+        store: Store,
+        sinks: Sinks,
+        net: Sender<NetEvent>,
+        receiving: Receiving,
+    ) -> Result<Core, crate::store::StoreError> {
+        let known: Vec<(PeerId, Family)> =
+            store.known_peers()?.into_iter().map(|peer| (peer.id, peer.family)).collect();
+        let outbox = Outbox::with_waiting(store.peers_with_undelivered()?);
+        Ok(Core {
+            me,
+            store,
+            sinks,
+            peers: Peers::with_known(known),
+            outbox,
+            transfers: Transfers::default(),
+            workers: Workers::default(),
+            net,
+            receiving,
+            intents: VecDeque::new(),
+            last_worker: 0,
+        })
+    }
+
+    /// A fresh worker id.
+    pub fn next_worker(&mut self) -> WorkerId {
+        self.last_worker += 1;
+        WorkerId(self.last_worker)
+    }
+
+    /// Tells whoever asked that their command failed.
+    pub fn fail(&mut self, origin: Origin, tag: Option<String>, error: &dyn std::fmt::Display) {
+        self.sinks.reply(origin, Event::CommandFailed { error: error.to_string(), tag });
+    }
+
+    /// Something waits for `peer` now: queued for delivery by its family.
+    pub fn queue_for(&mut self, peer: PeerId) {
+        self.outbox.mark(peer);
+        self.intents.push_back(Intent::Deliver(peer));
+    }
+
+    /// `info` is online as of `now` (silent for `expires_after` means gone): the table, the
+    /// store and the consumers learn what changed. A peer that joins gets what waits for it.
+    pub fn peer_seen(&mut self, info: PeerInfo, expires_after: Option<Duration>, now: Instant) -> Change {
+        let id = info.id;
+        let change = self.peers.upsert(info.clone(), expires_after, now);
+        if change == Change::Same {
+            return change;
+        }
+        self.remember(&info);
+        match change {
+            Change::Joined => {
+                self.sinks.emit(&Event::PeerJoined { peer: info });
+                if self.outbox.is_waiting(id) {
+                    self.intents.push_back(Intent::Deliver(id));
+                }
+                self.resume_transfers(now);
+            }
+            Change::Updated => self.sinks.emit(&Event::PeerUpdated { peer: info }),
+            Change::Same => {}
+        }
+        change
+    }
+
+    /// A peer left the list.
+    pub fn peer_left(&mut self, id: PeerId, reason: LeaveReason) {
+        if let Some(peer) = self.peers.remove(id) {
+            self.sinks.emit(&Event::PeerLeft { id, reason });
+            self.intents.push_back(Intent::Left(id, peer.info.family));
+        }
+    }
+
+    /// Writes what we know of a peer to the store (its row must exist before its key is
+    /// pinned).
+    pub fn remember(&mut self, info: &PeerInfo) {
+        let known = KnownPeer {
+            id: info.id,
+            name: info.name.clone(),
+            group: info.group.clone(),
+            host: info.host.clone(),
+            addr: format!("{}:{}", info.addr, info.port),
+            family: info.family,
+        };
+        if let Err(err) = self.store.remember_peer(&known, now_ms()) {
+            log::warn!("cannot remember peer {}: {err}", info.id);
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, for timestamps that go to the store or the wire.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

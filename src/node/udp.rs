@@ -1,0 +1,79 @@
+//! The receiving half of every UDP socket (native discovery, IP Messenger): a thread that
+//! decodes each datagram and hands it on, counting what did not decode and what found the
+//! hub's queue full. Datagrams are droppable by nature (discovery repeats itself, IP
+//! Messenger resends), so a busy hub never makes this thread wait: the kernel's buffer and
+//! this thread keep draining the socket whatever the hub is doing.
+
+use std::io;
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use super::log_limit::{JUNK_LOG_INTERVAL, LogLimit};
+use super::threads::StopFlag;
+use crate::protocol::error::DecodeError;
+
+/// Counters the receiver threads update and the hub reports in `Stats` events.
+#[derive(Default)]
+pub struct Counters {
+    /// Datagrams dropped because they did not decode.
+    pub malformed_datagrams: AtomicU64,
+    /// Datagrams decoded and handed to the hub.
+    pub datagrams: AtomicU64,
+    /// Datagrams decoded and dropped because the hub's queue was full.
+    pub dropped_datagrams: AtomicU64,
+}
+
+/// Receives on `socket` until `stop` is raised, handing what `decode` makes of each datagram
+/// (at most `max_len` bytes) to `queue` without ever waiting for room.
+pub fn receive_loop<T>(
+    socket: &UdpSocket,
+    queue: &Sender<T>,
+    stop: &StopFlag,
+    counters: &Counters,
+    max_len: usize,
+    decode: impl Fn(SocketAddrV4, &[u8]) -> Result<T, DecodeError>,
+) {
+    let mut buf = vec![0u8; max_len + 1];
+    let mut junk_log = LogLimit::new(JUNK_LOG_INTERVAL);
+    let mut full_log = LogLimit::new(JUNK_LOG_INTERVAL);
+    while !stop.is_raised() {
+        let (len, from) = match socket.recv_from(&mut buf) {
+            Ok(received) => received,
+            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                // ICMP errors from earlier sends surface here on some systems; keep going.
+                log::debug!("datagram receive: {err}");
+                continue;
+            }
+        };
+        if stop.is_raised() {
+            return;
+        }
+        let SocketAddr::V4(from) = from else { continue };
+        let bytes = buf.get(..len).unwrap_or_default();
+        match decode(from, bytes) {
+            Ok(datagram) => match queue.try_send(datagram) {
+                Ok(()) => {
+                    counters.datagrams.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TrySendError::Full(_)) => {
+                    counters.dropped_datagrams.fetch_add(1, Ordering::Relaxed);
+                    if let Some(count) = full_log.tick(Instant::now()) {
+                        log::info!("dropped {count} datagram(s): the hub is not keeping up");
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            },
+            Err(err) => {
+                counters.malformed_datagrams.fetch_add(1, Ordering::Relaxed);
+                if let Some(count) = junk_log.tick(Instant::now()) {
+                    log::info!("dropped {count} malformed datagram(s), the last from {from}: {err}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The families of peers: each speaks its own protocol, and a node keeps all of them in one
+//! list. A peer's family decides how it is reached, what its offers look like and what trust
+//! means for it; the node's adapter for each family lives in `node::family`.
+
+use serde::{Deserialize, Serialize};
+
+/// Which protocol a peer speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// Another Pigeon: encrypted, authenticated, resumable (this module's siblings).
+    #[default]
+    Pigeon,
+    /// An IP Messenger client (IP Messenger, FeiQ, iptux): plaintext UDP and TCP on 2425.
+    Ipmsg,
+}
+
+impl Family {
+    /// The family's name as stored and as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Pigeon => "pigeon",
+            Family::Ipmsg => "ipmsg",
+        }
+    }
+
+    /// The family named `name` (as [`Family::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<Family> {
+        [Family::Pigeon, Family::Ipmsg].into_iter().find(|family| family.as_str() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_the_json() {
+        for family in [Family::Pigeon, Family::Ipmsg] {
+            assert_eq!(Family::from_name(family.as_str()), Some(family));
+            assert_eq!(serde_json::to_string(&family).unwrap(), format!("\"{}\"", family.as_str()));
+        }
+        assert_eq!(Family::from_name("localsend"), None);
+    }
+}
