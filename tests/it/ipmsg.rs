@@ -274,15 +274,26 @@ fn files_and_folders_offered_by_an_ip_messenger_client_arrive_with_safe_names() 
     });
     assert_eq!(transfer.state, TransferState::Offered, "never accepted without the user");
     assert_eq!(transfer.entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["报告.txt", "相册"]);
+    // Until it arrives, nobody knows what the folder holds (not "0 files").
+    assert_eq!(transfer.summary, "1 file in 1 folder, 29 B: 报告.txt, 相册");
 
     ana.send(&Command::AcceptTransfer { transfer_id: transfer.transfer_id, always: false });
+    let mut listed = None;
     ana.expect(SHORT, "completion", |event| match event {
+        Event::TransferUpdated { transfer } => {
+            listed = Some(transfer.clone());
+            None
+        }
         Event::TransferStateChanged { state: TransferState::Completed, .. } => Some(()),
         Event::TransferStateChanged { state: TransferState::Failed, reason, .. } => {
             panic!("failed: {reason}")
         }
         _ => None,
     });
+    // Once it arrived, the transfer lists what the folder held.
+    let listed = listed.expect("the folder's contents are reported");
+    assert_eq!((listed.files, listed.folders, listed.total_bytes), (3, 2, 29), "{listed:?}");
+    assert_eq!(listed.summary, "3 files in 2 folders, 29 B: 报告.txt, 相册");
     let requests = server.join().unwrap();
     assert_eq!(requests, [format!("0x60:{offer:x}:2710:0:"), format!("0x62:{offer:x}:2711:0:")]);
     assert_eq!(std::fs::read(downloads.join("报告.txt")).unwrap(), b"hello from feiq\n");
@@ -353,9 +364,13 @@ fn fetch(from: std::net::Ipv4Addr, addr: SocketAddrV4, command: u32, offer: u32,
     answer
 }
 
-/// A folder stream as `(kind, name, content)` records.
-fn records(mut stream: &[u8]) -> Vec<(char, String, Vec<u8>)> {
+/// One record of a folder stream: kind (`d`, `f`, `u`), name and content.
+type Record = (char, String, Vec<u8>);
+
+/// A folder stream as records, and each record's modification time.
+fn records(mut stream: &[u8]) -> (Vec<Record>, Vec<Option<u64>>) {
     let mut out = Vec::new();
+    let mut mtimes = Vec::new();
     while !stream.is_empty() {
         let colon = stream.iter().position(|&b| b == b':').unwrap();
         let len = attach::parse_dir_header_len(&stream[..colon]).unwrap();
@@ -368,9 +383,16 @@ fn records(mut stream: &[u8]) -> Vec<(char, String, Vec<u8>)> {
             attach::AttachKind::Up => 'u',
         };
         out.push((kind, text::decode(&record.name, false).0, stream[len..len + content_len].to_vec()));
+        mtimes.push(record.mtime);
         stream = &stream[len + content_len..];
     }
-    out
+    (out, mtimes)
+}
+
+/// A file's modification time in seconds since the Unix epoch.
+fn mtime_of(path: &std::path::Path) -> u64 {
+    let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+    modified.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 #[test]
@@ -394,7 +416,7 @@ fn an_ip_messenger_client_fetches_the_files_and_folders_we_offer() {
         _ => None,
     });
 
-    ana.send(&Command::SendFiles { to: vec![zhang], paths: vec![report, album], tag: None });
+    ana.send(&Command::SendFiles { to: vec![zhang], paths: vec![report.clone(), album.clone()], tag: None });
     let offer = client
         .expect("the offer", |p| (p.mode() == mode::SENDMSG && p.has(opt::FILEATTACHOPT)).then(|| p.clone()));
     client.send(ana_ipmsg, mode::RECVMSG, offer.packet_no.to_string().into_bytes());
@@ -409,11 +431,18 @@ fn an_ip_messenger_client_fetches_the_files_and_folders_we_offer() {
     );
 
     let file = offered.iter().find(|a| a.kind == attach::AttachKind::File).unwrap();
+    assert_eq!(file.mtime, Some(mtime_of(&report)), "the offer says when the file was last modified");
     // Someone else asking for it gets nothing.
     assert!(fetch(net.ip(8), ana_ipmsg, 0x60, offer.packet_no, file.file_id).is_empty());
-    assert_eq!(fetch(net.ip(9), ana_ipmsg, 0x60, offer.packet_no, file.file_id), content);
+    // The file and the folder at once, as iptux fetches them.
     let folder = offered.iter().find(|a| a.kind == attach::AttachKind::Dir).unwrap();
-    let stream = fetch(net.ip(9), ana_ipmsg, 0x200062, offer.packet_no, folder.file_id);
+    let (packet_no, file_id, folder_id, from) = (offer.packet_no, file.file_id, folder.file_id, net.ip(9));
+    let folder_fetch = std::thread::Builder::new()
+        .name("it-fetch-folder".into())
+        .spawn(move || fetch(from, ana_ipmsg, 0x200062, packet_no, folder_id))
+        .unwrap();
+    assert_eq!(fetch(net.ip(9), ana_ipmsg, 0x60, packet_no, file_id), content);
+    let stream = folder_fetch.join().unwrap();
     let expected = [
         ('d', "相册", &b""[..]),
         ('f', "a.txt", b"12345\n"),
@@ -424,12 +453,79 @@ fn an_ip_messenger_client_fetches_the_files_and_folders_we_offer() {
         ('u', ".", b""),
         ('u', ".", b""),
     ];
-    let got = records(&stream);
+    let (got, mtimes) = records(&stream);
     assert_eq!(got.iter().map(|(k, n, c)| (*k, n.as_str(), c.as_slice())).collect::<Vec<_>>(), expected);
+    // Every record says when its file or folder was last modified (else clients date the
+    // files 1970-01-01).
+    assert_eq!(mtimes[1], Some(mtime_of(&album.join("a.txt"))));
+    assert_eq!(mtimes[3], Some(mtime_of(&album.join("sub/b.txt"))));
+    assert!(mtimes.iter().all(Option::is_some), "{mtimes:?}");
+    // One total for the whole offer, however the client splits its fetches.
+    let mut totals = std::collections::BTreeSet::new();
     ana.expect(SHORT, "completion", |event| match event {
+        Event::TransferProgress { progress, .. } => {
+            totals.insert(progress.bytes_total);
+            None
+        }
         Event::TransferStateChanged { state: TransferState::Completed, .. } => Some(()),
         _ => None,
     });
+    assert_eq!(totals.into_iter().collect::<Vec<_>>(), [3013], "progress totals");
+}
+
+#[test]
+fn an_ip_messenger_client_that_hangs_up_early_fails_the_transfer_and_never_completes_it() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let Meeting { mut client, mut ana, ana_ipmsg, .. } = meet(&net, &dirs.path().join("ana"), "Ana-cut", &[]);
+    client.send(ana_ipmsg, mode::ANSENTRY, b"Zhang\0".to_vec());
+    let zhang = ana.expect(SHORT, "Zhang", |event| match event {
+        Event::PeerJoined { peer } if peer.client.is_some() => Some(peer.id),
+        _ => None,
+    });
+    // A small file the kernel takes whole at once, and one that it cannot.
+    for (name, size) in [("small.bin", 100_000usize), ("big.bin", 2 << 20)] {
+        let path = dirs.path().join(name);
+        std::fs::write(&path, vec![7u8; size]).unwrap();
+        ana.send(&Command::SendFiles { to: vec![zhang], paths: vec![path], tag: None });
+        let transfer = ana.expect(SHORT, "the transfer", |event| match event {
+            Event::TransferAdded { transfer, .. } => Some(transfer.transfer_id),
+            _ => None,
+        });
+        let offer = client.expect("the offer", |p| {
+            (p.mode() == mode::SENDMSG && p.has(opt::FILEATTACHOPT)).then(|| p.clone())
+        });
+        client.send(ana_ipmsg, mode::RECVMSG, offer.packet_no.to_string().into_bytes());
+        let file_id =
+            attach::parse_attachments(offer.extra.splitn(2, |&b| b == 0).nth(1).unwrap()).unwrap()[0].file_id;
+        // Reads 1,000 bytes and hangs up.
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&SocketAddrV4::new(net.ip(9), 0).into()).unwrap();
+        socket.connect(&ana_ipmsg.into()).unwrap();
+        let mut stream: std::net::TcpStream = socket.into();
+        let request = Packet {
+            version: FEIQ_VERSION.to_vec(),
+            packet_no: 901,
+            user: b"zhang".to_vec(),
+            host: b"zhang-pc".to_vec(),
+            command: 0x60,
+            extra: format!("{:x}:{file_id:x}:0:", offer.packet_no).into_bytes(),
+        };
+        std::io::Write::write_all(&mut stream, &request.encode()).unwrap();
+        let mut first = [0u8; 1000];
+        std::io::Read::read_exact(&mut stream, &mut first).unwrap();
+        drop(stream);
+        let (state, reason) = ana.expect(SHORT, "the end of the transfer", |event| match event {
+            Event::TransferStateChanged { transfer_id, state, reason }
+                if *transfer_id == transfer && !state.is_live() =>
+            {
+                Some((*state, reason.clone()))
+            }
+            _ => None,
+        });
+        assert_eq!(state, TransferState::Failed, "{name}: {reason}");
+        assert!(reason.contains("not received whole"), "{name}: {reason}");
+    }
 }
 
 #[test]
