@@ -218,14 +218,16 @@ pub fn encode_attachment(
 }
 
 /// One record header of a folder stream, length prefix included, with the modification
-/// time as a `14=` attribute when known (as iptux writes it; without it clients date the
-/// files 1970-01-01).
+/// time when known. Written `14=t:16=t:` (MTIME, then CREATETIME): iptux reads these two
+/// attributes by position, the first as the access time and the second as the modification
+/// time, and without them dates the files 1970-01-01; the creation time, which we do not
+/// know, is the modification time.
 pub fn encode_dir_header(name: &[u8], size: u64, mtime: Option<u64>, kind: AttachKind) -> Vec<u8> {
     let attr = attr_of(kind);
     let mut rest = escape_colons(name);
     rest.extend(format!(":{size:x}:{attr}:").into_bytes());
     if let Some(mtime) = mtime {
-        rest.extend(format!("14={mtime:x}:").into_bytes());
+        rest.extend(format!("14={mtime:x}:16={mtime:x}:").into_bytes());
     }
     let mut out = format!("{:04x}:", rest.len() + 5).into_bytes();
     out.extend(rest);
@@ -298,7 +300,11 @@ mod encode_tests {
         );
         let header = encode_dir_header(b"one.txt", 6, Some(0x6b025c8b), AttachKind::File);
         // As iptux writes it, modification time included.
-        assert!(header.ends_with(b"one.txt:6:1:14=6b025c8b:"), "{:?}", String::from_utf8_lossy(&header));
+        assert!(
+            header.ends_with(b"one.txt:6:1:14=6b025c8b:16=6b025c8b:"),
+            "{:?}",
+            String::from_utf8_lossy(&header)
+        );
         let colon = header.iter().position(|&b| b == b':').unwrap();
         assert_eq!(parse_dir_header_len(&header[..colon]).unwrap(), header.len());
         assert_eq!(parse_dir_header(&header[colon + 1..]).unwrap().size, 6);
