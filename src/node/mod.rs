@@ -234,26 +234,17 @@ impl Node {
         }
         let ipmsg_addr = (settings.ipmsg && ipmsg_unavailable.is_none())
             .then(|| SocketAddrV4::new(settings.bind, settings.ipmsg_port));
-        let (checkpoint_stop, checkpoint_stopped) = crossbeam_channel::bounded::<()>(0);
-        io_threads.push(
-            threads::spawn("pigeon-checkpoint", move || {
-                // Runs until the hub drops the sender at shutdown.
-                while checkpoint_stopped.recv_timeout(CHECKPOINT_INTERVAL) == Err(RecvTimeoutError::Timeout) {
-                    if let Err(err) = checkpointer.checkpoint() {
-                        log::warn!("history checkpoint failed: {err}");
-                    }
-                }
-            })
-            .map_err(StartError::Thread)?,
-        );
-        let control_path = control.as_ref().map(|_| control::socket_path(data_dir));
-        if let Some(control) = control {
-            let (inputs, stop) = (inputs_tx.clone(), stop.clone());
-            io_threads.push(
-                threads::spawn("pigeon-control", move || control::accept_loop(&control, &inputs, &stop))
-                    .map_err(StartError::Thread)?,
-            );
-        }
+        let checkpoint_stop = spawn_checkpointer(checkpointer, &mut io_threads)?;
+        let control_path = match control {
+            Some(control) => {
+                let (inputs, stop) = (inputs_tx.clone(), stop.clone());
+                let thread =
+                    threads::spawn("pigeon-control", move || control::accept_loop(&control, &inputs, &stop));
+                io_threads.push(thread.map_err(StartError::Thread)?);
+                Some(control::socket_path(data_dir))
+            }
+            None => None,
+        };
 
         let hub = Hub::new(HubParts {
             core,
@@ -376,6 +367,25 @@ impl Wake {
             std::os::unix::net::UnixStream::connect(path).ok();
         }
     }
+}
+
+/// Starts the thread that copies the write-ahead log into the history database every
+/// [`CHECKPOINT_INTERVAL`]; dropping the returned sender ends it.
+fn spawn_checkpointer(
+    checkpointer: Checkpointer,
+    io_threads: &mut Vec<JoinHandle<()>>,
+) -> Result<Sender<()>, StartError> {
+    let (checkpoint_stop, checkpoint_stopped) = crossbeam_channel::bounded::<()>(0);
+    let thread = threads::spawn("pigeon-checkpoint", move || {
+        // Runs until the hub drops the sender at shutdown.
+        while checkpoint_stopped.recv_timeout(CHECKPOINT_INTERVAL) == Err(RecvTimeoutError::Timeout) {
+            if let Err(err) = checkpointer.checkpoint() {
+                log::warn!("history checkpoint failed: {err}");
+            }
+        }
+    });
+    io_threads.push(thread.map_err(StartError::Thread)?);
+    Ok(checkpoint_stop)
 }
 
 /// The first port after the configured one where both UDP and TCP can be bound now, trying

@@ -35,9 +35,18 @@ pub const ICON_PNG: &[u8] = include_bytes!("../../assets/pigeon-256.png");
 /// Size of a new window.
 pub const WINDOW_SIZE: [f32; 2] = [1024.0, 680.0];
 
+/// Why the window could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No display, no OpenGL, or the window system refused (eframe's reason, as text: its
+    /// error may hold a cause that cannot cross threads).
+    #[error("cannot open the window: {0}")]
+    Window(String),
+}
+
 /// Opens the window and starts the node in it; returns when the window is closed. The node
 /// starts only once the window exists, so a machine without a display never announces itself.
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config) -> Result<(), RunError> {
     let mut viewport = eframe::egui::ViewportBuilder::default()
         .with_title("Pigeon")
         .with_app_id("pigeon")
@@ -58,5 +67,5 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         options,
         Box::new(move |cc| Ok(Box::new(startup::Root::start(&cc.egui_ctx, config)?))),
     )
-    .map_err(|err| anyhow::anyhow!("cannot open the window: {err}"))
+    .map_err(|err| RunError::Window(err.to_string()))
 }

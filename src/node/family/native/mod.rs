@@ -11,9 +11,11 @@ mod chat;
 mod connection;
 mod conns;
 mod data;
+mod dialling;
 mod discovery;
 pub mod heartbeat;
 mod links;
+mod presence;
 mod receive;
 mod send;
 mod stream;
@@ -32,9 +34,9 @@ use self::connection::{ConnHandle, ConnId};
 use self::conns::Connections;
 use self::discovery::Announcer;
 use self::heartbeat::{Due, Schedule, heartbeat_secs};
-use self::links::{Heard, Links};
+use self::links::Links;
 use super::Adapter;
-use crate::node::event::{Event, LeaveReason, Stats};
+use crate::node::event::Stats;
 use crate::node::hub::core::Core;
 use crate::node::hub::outbox::InFlight;
 use crate::node::hub::transfers::FetchJob;
@@ -223,7 +225,7 @@ impl Native {
         setup.io_threads.push(accept.map_err(StartError::Thread)?);
         let now = Instant::now();
         Ok(Native {
-            me: presence_of(core, &setup.identity, port),
+            me: presence::presence_of(core, &setup.identity, port),
             identity: setup.identity,
             local_ip: settings.bind,
             local_addr,
@@ -278,184 +280,6 @@ impl Native {
                 }
             }
         }
-    }
-
-    fn on_datagram(&mut self, core: &mut Core, from: SocketAddrV4, datagram: Datagram, now: Instant) {
-        if datagram.sender() == self.me.id {
-            return;
-        }
-        match datagram {
-            Datagram::Announce(presence) => {
-                self.announcer.reply(&self.me, from, now);
-                self.saw(core, presence, *from.ip(), false, now);
-            }
-            Datagram::Heartbeat(presence) => {
-                if self.links.get(presence.id).is_none() {
-                    self.announcer.reply(&self.me, from, now);
-                }
-                self.saw(core, presence, *from.ip(), false, now);
-            }
-            Datagram::Reply(presence) => self.saw(core, presence, *from.ip(), false, now),
-            Datagram::Goodbye(Goodbye { id }) => core.peer_left(id, LeaveReason::Goodbye),
-        }
-    }
-
-    /// `presence` is alive, heard from `ip` (see [`Links::heard`] for what a TCP source may
-    /// change): the peer table learns it, a new peer's key is pinned.
-    fn saw(&mut self, core: &mut Core, presence: Presence, ip: Ipv4Addr, from_tcp: bool, now: Instant) {
-        let id = presence.id;
-        let heard = self.links.heard(presence, ip, from_tcp, now);
-        let Some(link) = self.links.get(id) else { return };
-        let (trust, key_change) = match heard {
-            Heard::Ignored => {
-                log::debug!("ignoring presence of {id} from {ip}: connected at {}", link.ip);
-                return;
-            }
-            // The common case (every heartbeat): only the time it was heard changes.
-            Heard::Same if core.peers.is_online(id) => return core.peers.heard(id, now),
-            Heard::New => {
-                core.remember(&link.info(crate::store::Trust::default()));
-                trust::pin(&mut core.store, &link.presence)
-            }
-            Heard::Changed | Heard::Same => {
-                (core.peers.get(id).map(|p| p.info.trust).unwrap_or_default(), None)
-            }
-        };
-        let info = link.info(trust);
-        core.peer_seen(info.clone(), Some(link.expires_after()), now);
-        if let Some(change) = key_change {
-            let (previous, previous_verified) = (change.previous, change.previous_verified);
-            core.sinks.emit(&Event::KeyChanged { peer: info, previous, previous_verified });
-        }
-    }
-
-    fn dial(&mut self, core: &mut Core, target: Dial, addr: SocketAddr) {
-        let queue = self.report_tx.clone();
-        let (local, stop) = (self.local_ip, self.stop.clone());
-        let spawned = threads::spawn("pigeon-connect", move || {
-            let result = socket::connect(local, addr, CONNECT_TIMEOUT, &stop);
-            // The family may have stopped meanwhile; the stream then just closes.
-            queue.send(Report::Connected { target, result }).ok();
-        });
-        match spawned {
-            Ok(thread) => core.workers.adopt(thread),
-            Err(err) => log::error!("cannot start connect thread: {err}"),
-        }
-    }
-
-    fn on_connected(&mut self, core: &mut Core, target: Dial, result: io::Result<TcpStream>, now: Instant) {
-        match (target, result) {
-            (Dial::Peer(id), result) => {
-                if self.links.get(id).is_none() {
-                    return;
-                }
-                match result {
-                    // Still being dialled until the hello: see `Conn::dialed`.
-                    Ok(stream) => self.open_conn(stream, Role::Initiator, Some(id), now),
-                    Err(err) => {
-                        log::debug!("connect to {id} failed: {err}");
-                        self.dial_failed(id, now);
-                    }
-                }
-            }
-            (Dial::Addr { .. }, Ok(stream)) => self.open_conn(stream, Role::Initiator, None, now),
-            (Dial::Addr { addr, origin }, Err(err)) => {
-                core.sinks.reply(origin, Event::ConnectFailed { addr, reason: err.to_string() });
-            }
-        }
-    }
-
-    fn dial_failed(&mut self, id: PeerId, now: Instant) {
-        if let Some(link) = self.links.get_mut(id) {
-            link.dial_failed(now);
-        }
-    }
-
-    fn open_conn(&mut self, stream: TcpStream, role: Role, dialed: Option<PeerId>, now: Instant) {
-        let id = self.conns.next_id();
-        let started = socket::prepare_stream(&stream)
-            .and_then(|()| ConnHandle::start(id, stream, role, self.identity.clone(), &self.report_tx));
-        match started {
-            Ok(handle) => {
-                handle.send(&Frame::Hello(self.me.clone()));
-                self.conns.insert(id, handle, dialed, now);
-            }
-            Err(err) => {
-                // Also a connection reset right after connecting (the peer was dying): an
-                // attempt that failed, or the peer would count as being dialled for ever.
-                log::info!("connection setup failed: {err}");
-                if let Some(peer) = dialed {
-                    self.dial_failed(peer, now);
-                }
-            }
-        }
-    }
-
-    /// Closes a connection that broke the rules or never said hello: counted, and logged at
-    /// a limited rate.
-    fn close_junk(&mut self, core: &mut Core, id: ConnId, reason: &str, now: Instant) {
-        let from = self.conns.get(id).map(|conn| conn.handle.remote.to_string()).unwrap_or_default();
-        self.conns.count_junk(&from, reason, now);
-        self.close_conn(core, id, reason, now);
-    }
-
-    /// Closes a connection without waiting for its threads. If we dialled it and its hello
-    /// never came, that attempt failed; what was in flight on it goes out again on another.
-    fn close_conn(&mut self, core: &mut Core, id: ConnId, reason: &str, now: Instant) {
-        let Some(conn) = self.conns.remove(id) else { return };
-        log::debug!("connection {} to {} closed: {reason}", id.0, conn.handle.remote);
-        if let Some(dialed) = conn.dialed.filter(|_| conn.peer.is_none()) {
-            self.dial_failed(dialed, now);
-        }
-        core.workers.adopt_all(conn.handle.close());
-        self.in_flight.retain(|on| *on != id);
-        let Some(peer) = conn.peer else { return };
-        if let Some(link) = self.links.get_mut(peer)
-            && link.conn == Some(id)
-        {
-            link.conn = None;
-            self.deliver(core, peer, now);
-        }
-    }
-
-    fn housekeeping(&mut self, core: &mut Core, now: Instant) {
-        let stale: std::collections::BTreeSet<ConnId> = self
-            .in_flight
-            .overdue(now, ACK_TIMEOUT)
-            .into_iter()
-            .filter_map(|msg_id| self.in_flight.route(msg_id).copied())
-            .collect();
-        for conn in stale {
-            self.close_conn(core, conn, "acknowledgement timed out", now);
-        }
-        let hello = connection::HELLO_TIMEOUT.as_secs();
-        for conn in self.conns.late_hellos(now) {
-            self.close_junk(core, conn, &format!("no hello within {hello} s"), now);
-        }
-    }
-
-    fn announce(&mut self, core: &Core, due: Due) {
-        // Told to the others in the heartbeat itself, so they wait long enough.
-        self.me.heartbeat_secs = heartbeat_secs(core.peers.count(Family::Pigeon) + 1);
-        let datagram = match due {
-            Due::Announce => Datagram::Announce(self.me.clone()),
-            Due::Heartbeat => Datagram::Heartbeat(self.me.clone()),
-        };
-        self.announcer.announce(&datagram, self.links.discovery_addrs());
-    }
-}
-
-/// Our presence for the native family.
-fn presence_of(core: &Core, identity: &Identity, port: u16) -> Presence {
-    Presence {
-        id: identity.peer_id(),
-        key: identity.public(),
-        name: core.me.name.clone(),
-        group: core.me.group.clone(),
-        host: core.me.host.clone(),
-        status: core.me.status,
-        port,
-        heartbeat_secs: crate::protocol::announce::HEARTBEAT_SECS,
     }
 }
 
