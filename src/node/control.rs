@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use super::doorbell::Bell;
 
 use super::event::Event;
 use super::inbox::Input;
@@ -37,7 +37,7 @@ struct Client {
 }
 
 /// Accepts control clients until `stop` is raised, then closes them all.
-pub fn accept_loop(listener: &UnixListener, inputs: &Sender<Input>, stop: &StopFlag) {
+pub fn accept_loop(listener: &UnixListener, inputs: &Bell<Input>, stop: &StopFlag) {
     let mut clients: Vec<Client> = Vec::new();
     let mut next_id = 0;
     while !stop.is_raised() {
@@ -64,7 +64,7 @@ pub fn accept_loop(listener: &UnixListener, inputs: &Sender<Input>, stop: &StopF
     threads::join_all(clients.into_iter().flat_map(|client| client.threads));
 }
 
-fn serve(id: ClientId, stream: UnixStream, inputs: &Sender<Input>) -> io::Result<Client> {
+fn serve(id: ClientId, stream: UnixStream, inputs: &Bell<Input>) -> io::Result<Client> {
     stream.set_read_timeout(None)?;
     let (events_tx, events_rx) = crossbeam_channel::bounded::<Event>(CLIENT_QUEUE);
     inputs

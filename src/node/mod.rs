@@ -14,6 +14,7 @@
 mod backoff;
 pub mod command;
 mod control;
+mod doorbell;
 pub mod event;
 mod family;
 mod files;
@@ -37,6 +38,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use doorbell::{Bell, Doorbell};
 use thiserror::Error;
 
 pub use command::Command;
@@ -85,9 +87,9 @@ const EVENT_QUEUE: usize = 16 * 1024;
 /// waits for them, so they always get room).
 const NET_QUEUE: usize = 4096;
 
-/// How often the write-ahead log is copied into the history database. Short enough that the
-/// log stays small (lookups in a long log slowed receiving 10,000 small files by a tenth), long
-/// enough that an idle node does nothing measurable.
+/// How often the write-ahead log is copied into the history database at most, while there
+/// are writes (none, no checkpoint). Short enough that the log stays small (lookups in a long
+/// log slowed receiving 10,000 small files by a tenth).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a node could not start.
@@ -153,9 +155,9 @@ pub struct NodeStopped;
 /// A running node. Dropping it stops the node (goodbye sent, threads joined).
 pub struct Node {
     /// Commands to the hub; closing it also stops the hub.
-    inputs: Sender<Input>,
+    inputs: Bell<Input>,
     /// Asks the hub to stop without queueing behind commands.
-    stop_request: Sender<()>,
+    stop_request: Bell<()>,
     /// Events from the hub.
     events: Receiver<Event>,
     /// The hub thread, joined on stop.
@@ -168,7 +170,7 @@ pub struct Node {
 
 /// A clonable way to send commands to a node.
 #[derive(Clone)]
-pub struct CommandSender(Sender<Input>);
+pub struct CommandSender(Bell<Input>);
 
 impl CommandSender {
     /// Queues a command for the hub without waiting: a full queue gives the command back.
@@ -201,10 +203,11 @@ impl Node {
         let checkpointer = Checkpointer::open(&data_dir.join(HISTORY_FILE))?;
 
         let stop = StopFlag::default();
-        let (inputs_tx, inputs_rx) = crossbeam_channel::bounded(INPUT_QUEUE);
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
+        let bell = Arc::new(Doorbell::default());
+        let (inputs_tx, inputs_rx) = doorbell::queue(INPUT_QUEUE, &bell);
+        let (stop_tx, stop_rx) = doorbell::queue(1, &bell);
         let (events_tx, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
-        let (net_tx, net_rx) = crossbeam_channel::bounded(NET_QUEUE);
+        let (net_tx, net_rx) = doorbell::queue(NET_QUEUE, &bell);
         let me = Profile {
             name: hub::clip_label(settings.name.clone()),
             group: hub::clip_label(settings.group.clone()),
@@ -220,6 +223,7 @@ impl Node {
             identity: identity.clone(),
             targets: targets.clone(),
             stop: stop.clone(),
+            bell: bell.clone(),
             io_threads: &mut io_threads,
         };
         let native = Native::start(setup, &core)?;
@@ -227,14 +231,14 @@ impl Node {
         let mut families: Vec<Box<dyn Adapter>> = vec![Box::new(native)];
         let mut ipmsg_unavailable = None;
         if settings.ipmsg {
-            match IpMsg::start(settings, &targets, &stop, &mut io_threads)? {
+            match IpMsg::start(settings, &targets, &stop, &bell, &mut io_threads)? {
                 Ok(ipmsg) => families.push(Box::new(ipmsg)),
                 Err(reason) => ipmsg_unavailable = Some(reason),
             }
         }
         let ipmsg_addr = (settings.ipmsg && ipmsg_unavailable.is_none())
             .then(|| SocketAddrV4::new(settings.bind, settings.ipmsg_port));
-        let checkpoint_stop = spawn_checkpointer(checkpointer, &mut io_threads)?;
+        let (checkpoint_stop, checkpoints) = spawn_checkpointer(checkpointer, &mut io_threads)?;
         let control_path = match control {
             Some(control) => {
                 let (inputs, stop) = (inputs_tx.clone(), stop.clone());
@@ -261,6 +265,8 @@ impl Node {
                 control: control_path,
                 checkpoint_stop: Some(checkpoint_stop),
             },
+            bell,
+            checkpoints,
             lock,
             ipmsg_unavailable,
         })?;
@@ -369,23 +375,28 @@ impl Wake {
     }
 }
 
-/// Starts the thread that copies the write-ahead log into the history database every
-/// [`CHECKPOINT_INTERVAL`]; dropping the returned sender ends it.
+/// Starts the thread that copies the write-ahead log into the history database after the
+/// hub wrote (it says so on the second sender returned), at most every
+/// [`CHECKPOINT_INTERVAL`]: an idle node wakes it never. Dropping either sender ends it.
 fn spawn_checkpointer(
     checkpointer: Checkpointer,
     io_threads: &mut Vec<JoinHandle<()>>,
-) -> Result<Sender<()>, StartError> {
-    let (checkpoint_stop, checkpoint_stopped) = crossbeam_channel::bounded::<()>(0);
+) -> Result<(Sender<()>, Sender<()>), StartError> {
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+    // One waiting note is enough: it means "there were writes since the last checkpoint".
+    let (written, writes) = crossbeam_channel::bounded::<()>(1);
     let thread = threads::spawn("pigeon-checkpoint", move || {
-        // Runs until the hub drops the sender at shutdown.
-        while checkpoint_stopped.recv_timeout(CHECKPOINT_INTERVAL) == Err(RecvTimeoutError::Timeout) {
+        while writes.recv().is_ok() {
             if let Err(err) = checkpointer.checkpoint() {
                 log::warn!("history checkpoint failed: {err}");
+            }
+            if stopped.recv_timeout(CHECKPOINT_INTERVAL) == Err(RecvTimeoutError::Disconnected) {
+                break;
             }
         }
     });
     io_threads.push(thread.map_err(StartError::Thread)?);
-    Ok(checkpoint_stop)
+    Ok((stop, written))
 }
 
 /// The first port after the configured one where both UDP and TCP can be bound now, trying

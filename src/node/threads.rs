@@ -70,6 +70,11 @@ impl Workers {
         join_all(done);
     }
 
+    /// Whether every thread let go of was joined.
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
     /// At shutdown: joins threads as they finish until `deadline`, then lets the rest go
     /// (they were told to stop and end by themselves; the process may exit first). Returns
     /// how many were let go.

@@ -9,7 +9,9 @@ use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::TrySendError;
+
+use super::doorbell::Bell;
 
 use super::log_limit::{JUNK_LOG_INTERVAL, LogLimit};
 use super::threads::StopFlag;
@@ -26,15 +28,25 @@ pub struct Counters {
     pub dropped_datagrams: AtomicU64,
 }
 
+/// A decoded datagram, and whether the hub must hear of it at once.
+pub struct Decoded<T> {
+    /// What goes to the hub.
+    pub report: T,
+    /// Whether to wake the hub for it. A heartbeat can wait for the hub's next turn (within
+    /// a second): at 25 heartbeats a second, waking the hub for each cost more than all the
+    /// rest of the work on them.
+    pub urgent: bool,
+}
+
 /// Receives on `socket` until `stop` is raised, handing what `decode` makes of each datagram
 /// (at most `max_len` bytes) to `queue` without ever waiting for room.
 pub fn receive_loop<T>(
     socket: &UdpSocket,
-    queue: &Sender<T>,
+    queue: &Bell<T>,
     stop: &StopFlag,
     counters: &Counters,
     max_len: usize,
-    decode: impl Fn(SocketAddrV4, &[u8]) -> Result<T, DecodeError>,
+    decode: impl Fn(SocketAddrV4, &[u8]) -> Result<Decoded<T>, DecodeError>,
 ) {
     let mut buf = vec![0u8; max_len + 1];
     let mut junk_log = LogLimit::new(JUNK_LOG_INTERVAL);
@@ -56,18 +68,20 @@ pub fn receive_loop<T>(
         let SocketAddr::V4(from) = from else { continue };
         let bytes = buf.get(..len).unwrap_or_default();
         match decode(from, bytes) {
-            Ok(datagram) => match queue.try_send(datagram) {
-                Ok(()) => {
-                    counters.datagrams.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(TrySendError::Full(_)) => {
-                    counters.dropped_datagrams.fetch_add(1, Ordering::Relaxed);
-                    if let Some(count) = full_log.tick(Instant::now()) {
-                        log::info!("dropped {count} datagram(s): the hub is not keeping up");
+            Ok(Decoded { report, urgent }) => {
+                match if urgent { queue.try_send(report) } else { queue.try_send_quietly(report) } {
+                    Ok(()) => {
+                        counters.datagrams.fetch_add(1, Ordering::Relaxed);
                     }
+                    Err(TrySendError::Full(_)) => {
+                        counters.dropped_datagrams.fetch_add(1, Ordering::Relaxed);
+                        if let Some(count) = full_log.tick(Instant::now()) {
+                            log::info!("dropped {count} datagram(s): the hub is not keeping up");
+                        }
+                    }
+                    Err(TrySendError::Disconnected(_)) => return,
                 }
-                Err(TrySendError::Disconnected(_)) => return,
-            },
+            }
             Err(err) => {
                 counters.malformed_datagrams.fetch_add(1, Ordering::Relaxed);
                 if let Some(count) = junk_log.tick(Instant::now()) {

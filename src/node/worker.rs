@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-
+use super::doorbell::Bell;
 use super::inbox::NetEvent;
 use crate::protocol::ids::TransferId;
 use crate::protocol::transfer::Entry;
@@ -82,7 +81,7 @@ pub struct WorkerReport {
 #[derive(Clone)]
 pub struct Reporter {
     /// The hub's queue.
-    net: Sender<NetEvent>,
+    net: Bell<NetEvent>,
     /// The transfer.
     transfer: TransferId,
     /// This worker.
@@ -91,7 +90,7 @@ pub struct Reporter {
 
 impl Reporter {
     /// Reports about `worker` of `transfer`.
-    pub fn new(net: Sender<NetEvent>, transfer: TransferId, worker: WorkerId) -> Reporter {
+    pub fn new(net: Bell<NetEvent>, transfer: TransferId, worker: WorkerId) -> Reporter {
         Reporter { net, transfer, worker }
     }
 

@@ -203,6 +203,11 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Rows changed since the store was opened: a number that moves whenever it was written.
+    pub fn changes(&self) -> u64 {
+        self.conn.total_changes()
+    }
+
     /// Records (or refreshes) what we know of a peer.
     pub fn remember_peer(&self, peer: &KnownPeer, seen_at_ms: u64) -> Result<(), StoreError> {
         self.conn

@@ -16,6 +16,7 @@ mod layering;
 mod loopback;
 mod messy;
 mod raw;
+mod scale;
 mod security;
 mod transfer;
 mod util;

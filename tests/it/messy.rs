@@ -121,8 +121,47 @@ fn a_host_whose_interface_goes_down_and_up_or_changes_address_is_found_again() {
     expect_batch_delivered(&mut hosts[1], 1, gone_and_back);
 }
 
+/// Spread of a mass start: the hosts start within this, as after a power cut.
+pub const START_SPREAD: Duration = Duration::from_millis(900);
+
+/// Starts a daemon on each of the first `count` hosts of `lab` (data in `dirs`, IP Messenger
+/// off), spread over `spread`, and waits until all are up; returns them and when the last
+/// one was started. Each process first waits in a shell for a line on its stdin, so the
+/// hosts start at the pace asked for rather than at the pace this test can spawn processes.
+pub fn mass_start(
+    lab: &Lab,
+    count: usize,
+    dirs: &tempfile::TempDir,
+    spread: Duration,
+) -> (Vec<Daemon>, Instant) {
+    let mut hosts: Vec<Daemon> = (0..count)
+        .map(|i| {
+            let mut prefix = lab.exec(i);
+            prefix.extend(["sh", "-c", r#"read -r go && exec "$0" "$@""#].map(String::from));
+            let data = dirs.path().join(format!("h{i}")).display().to_string();
+            Daemon::launch_with(&format!("h{i}"), &prefix, &["--data-dir".into(), data, "--no-ipmsg".into()])
+        })
+        .collect();
+    let first_start = Instant::now();
+    for (n, host) in hosts.iter_mut().enumerate() {
+        let at = first_start + spread.mul_f64(n as f64 / count as f64);
+        crossbeam_channel::at(at).recv().unwrap();
+        host.send_line("go");
+    }
+    let last_start = Instant::now();
+    assert!(
+        last_start - first_start <= spread + Duration::from_millis(100),
+        "starting took {:?}",
+        last_start - first_start
+    );
+    for host in &mut hosts {
+        host.wait_started();
+    }
+    (hosts, last_start)
+}
+
 /// Resident memory (KiB), open file descriptors and threads of a process, from /proc.
-fn footprint(pid: u32) -> (u64, usize, u64) {
+pub fn footprint(pid: u32) -> (u64, usize, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let field = |name: &str| -> u64 {
         let line = status.lines().find(|line| line.starts_with(name)).unwrap();
@@ -285,37 +324,10 @@ fn sixty_four_hosts_started_within_a_second_all_list_all_within_5_s_and_none_exp
     const HOSTS: usize = 64;
     const CONVERGED_WITHIN: Duration = Duration::from_secs(5);
     const QUIET_FOR: Duration = Duration::from_secs(60);
-    const START_SPREAD: Duration = Duration::from_millis(900);
     let Some(lab) = skip_unless(Lab::up("o", HOSTS)) else { return };
     let _alone = heavy();
     let dirs = tempfile::tempdir_in("/dev/shm").unwrap();
-    // As after a power cut: each process waits in a shell for a line on its stdin, and the
-    // lines go out spread over one second, so the hosts start within that second rather
-    // than at the pace this test can spawn processes.
-    let mut hosts: Vec<Daemon> = (0..HOSTS)
-        .map(|i| {
-            let mut prefix = lab.exec(i);
-            prefix.extend(["sh", "-c", r#"read -r go && exec "$0" "$@""#].map(String::from));
-            let data = dirs.path().join(format!("h{i}")).display().to_string();
-            Daemon::launch_with(&format!("h{i}"), &prefix, &["--data-dir".into(), data, "--no-ipmsg".into()])
-        })
-        .collect();
-    let first_start = Instant::now();
-    for (n, host) in hosts.iter_mut().enumerate() {
-        // Spread over the second, as machines coming back from a power cut do.
-        let at = first_start + START_SPREAD.mul_f64(n as f64 / HOSTS as f64);
-        crossbeam_channel::at(at).recv().unwrap();
-        host.send_line("go");
-    }
-    let last_start = Instant::now();
-    assert!(
-        last_start - first_start < Duration::from_secs(1),
-        "starting took {:?}",
-        last_start - first_start
-    );
-    for host in &mut hosts {
-        host.wait_started();
-    }
+    let (mut hosts, last_start) = mass_start(&lab, HOSTS, &dirs, START_SPREAD);
     // Counted from each host's own events, as a user's list is.
     let ids: Vec<PeerId> = hosts.iter().map(|h| h.id).collect();
     let deadline = last_start + CONVERGED_WITHIN;

@@ -6,8 +6,8 @@
 //! - [`native`]: other Pigeons — Noise over TCP, UDP discovery with heartbeats.
 //! - [`ipmsg`]: IP Messenger clients (IP Messenger, FeiQ, iptux) — plaintext UDP/TCP 2425.
 //!
-//! Each family has queues of its own for its I/O threads' reports, which the hub waits on
-//! beside its other queues ([`Adapter::watch`]). Adding a family means a module implementing
+//! Each family has queues of its own for its I/O threads' reports, which ring the hub's
+//! doorbell (`node::doorbell`) like every queue into the hub. Adding a family means a module implementing
 //! [`Adapter`], its name in [`Family`], and one line in `node::start` that starts it;
 //! docs/ARCHITECTURE.md lists what each method must do.
 
@@ -16,8 +16,6 @@ pub mod native;
 
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Instant;
-
-use crossbeam_channel::Select;
 
 use super::event::Stats;
 use super::hub::core::Core;
@@ -43,12 +41,9 @@ pub trait Adapter: Send {
     /// Which family this is.
     fn family(&self) -> Family;
 
-    /// Adds the family's report queues to the hub's wait; returns how many `recv`s it added.
-    fn watch<'a>(&'a self, select: &mut Select<'a>) -> usize;
-
     /// Takes in what the family's threads reported (at most [`REPORTS_PER_TURN`] from each
-    /// of its queues).
-    fn take_reports(&mut self, core: &mut Core, now: Instant);
+    /// of its queues, which ring the hub's doorbell); returns how many it took.
+    fn take_reports(&mut self, core: &mut Core, now: Instant) -> usize;
 
     /// Delivers what the outbox holds for `peer`, one of this family's: queued messages,
     /// read receipts, offers. Marks the peer delivered in the outbox once nothing is left.

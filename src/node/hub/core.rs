@@ -8,11 +8,10 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-
 use super::outbox::Outbox;
 use super::peers::{Change, Peers};
 use super::transfers::Transfers;
+use crate::node::doorbell::Bell;
 use crate::node::event::{Event, LeaveReason, PeerInfo};
 use crate::node::inbox::NetEvent;
 use crate::node::sinks::{Origin, Sinks};
@@ -81,7 +80,7 @@ pub struct Core {
     /// when they finish.
     pub workers: Workers,
     /// The hub's queue, for workers and helpers.
-    pub net: Sender<NetEvent>,
+    pub net: Bell<NetEvent>,
     /// How offers are received.
     pub receiving: Receiving,
     /// Work for the hub, applied after each family call.
@@ -96,7 +95,7 @@ impl Core {
         me: Profile,
         store: Store,
         sinks: Sinks,
-        net: Sender<NetEvent>,
+        net: Bell<NetEvent>,
         receiving: Receiving,
     ) -> Result<Core, crate::store::StoreError> {
         let known: Vec<(PeerId, Family)> =

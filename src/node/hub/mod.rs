@@ -1,6 +1,7 @@
 //! The hub: the one thread that owns the node's state and routes what reaches it — commands,
 //! reports of its workers, each family's reports, timers — to the part that handles it. It
-//! never waits on another thread: it sends, and threads report back.
+//! never waits on another thread: it sends, and threads report back on queues that ring its
+//! doorbell; with every queue empty it parks until a ring or its next timer.
 //!
 //! - [`core`]: the state every family shares, and the intents families leave for the hub.
 //! - [`peers`], [`outbox`], [`transfers`]: the peer table, what waits for whom, transfers.
@@ -20,10 +21,13 @@ pub use commands::clip_label;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, TryRecvError};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use self::core::{Core, Intent};
 use super::command::Command;
+use super::doorbell::Doorbell;
 use super::event::Event;
 use super::family::Adapter;
 use super::inbox::{Input, NetEvent};
@@ -34,6 +38,9 @@ use crate::protocol::keys::PublicKey;
 /// How often the hub expires silent peers, resumes transfers, retries the outbox and joins
 /// finished threads.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long an idle hub (no peer to expire, nothing to retry) sleeps at most.
+const IDLE_HOUSEKEEPING: Duration = Duration::from_secs(60);
 
 /// How long shutdown waits for the node's threads, at most: they were all told to stop and
 /// notice within a fraction of this; one that does not is let go, so `Node::shutdown`
@@ -61,6 +68,10 @@ pub struct HubParts {
     pub io_threads: Vec<JoinHandle<()>>,
     /// Pokes the blocked I/O threads at shutdown.
     pub wake: super::Wake,
+    /// Rung by every queue into the hub.
+    pub bell: Arc<Doorbell>,
+    /// Told (without waiting) that the store was written, so that the log is checkpointed.
+    pub checkpoints: crossbeam_channel::Sender<()>,
     /// Held for the node's lifetime: the data folder is ours.
     pub lock: std::fs::File,
     /// Why IP Messenger is off although it was asked for; told once at start.
@@ -78,18 +89,24 @@ pub struct Hub {
     stop: StopFlag,
     io_threads: Vec<JoinHandle<()>>,
     wake: super::Wake,
+    bell: Arc<Doorbell>,
+    checkpoints: crossbeam_channel::Sender<()>,
+    /// The store's change count when the checkpointer was last told.
+    changes_told: u64,
     _lock: std::fs::File,
     ipmsg_unavailable: Option<String>,
-    next_housekeeping: Instant,
+    /// When the hub's housekeeping last ran.
+    last_housekeeping: Instant,
 }
 
-/// Which queue is ready.
-enum Ready {
+/// What one turn over the queues found.
+enum Turn {
+    /// Stop asked for.
     Stop,
-    Input,
-    Net,
-    Family(usize),
-    Timer,
+    /// Something was handled; look again at once.
+    Worked,
+    /// Every queue was empty.
+    Idle,
 }
 
 impl Hub {
@@ -105,9 +122,12 @@ impl Hub {
             stop: parts.stop,
             io_threads: parts.io_threads,
             wake: parts.wake,
+            bell: parts.bell,
+            checkpoints: parts.checkpoints,
+            changes_told: 0,
             _lock: parts.lock,
             ipmsg_unavailable: parts.ipmsg_unavailable,
-            next_housekeeping: Instant::now() + HOUSEKEEPING_INTERVAL,
+            last_housekeeping: Instant::now(),
         };
         let resuming: Vec<Family> = hub
             .families
@@ -122,6 +142,7 @@ impl Hub {
     /// Runs until a shutdown command, a stop request or the node handle is dropped, then
     /// stops cleanly.
     pub fn run(mut self, local_addr: std::net::SocketAddrV4) {
+        self.bell.answer_here();
         let (id, name) = (self.key.peer_id(), self.core.me.name.clone());
         self.core.sinks.emit(&Event::Started { id, name, addr: local_addr.to_string() });
         if let Some(reason) = self.ipmsg_unavailable.take() {
@@ -132,50 +153,54 @@ impl Hub {
             self.on_timers(now);
             self.apply_intents(now);
             self.core.sinks.wake();
-            match self.wait() {
-                Ready::Stop => break,
-                Ready::Input => match self.inputs.try_recv() {
-                    Ok(Input::Command(Command::Shutdown, _)) | Err(TryRecvError::Disconnected) => break,
-                    Ok(input) => self.on_input(input),
-                    Err(TryRecvError::Empty) => {}
-                },
-                Ready::Net => {
-                    if let Ok(event) = self.net.try_recv() {
-                        self.on_net(event);
-                    }
-                }
-                Ready::Family(index) => {
-                    if let Some(family) = self.families.get_mut(index) {
-                        family.take_reports(&mut self.core, Instant::now());
-                    }
-                }
-                Ready::Timer => {}
+            self.tell_checkpointer();
+            match self.take_turn(now) {
+                Turn::Stop => break,
+                Turn::Worked => {}
+                Turn::Idle => Doorbell::wait(self.next_timer().saturating_duration_since(Instant::now())),
             }
         }
         self.shut_down();
     }
 
-    /// Waits for the first queue with something in it, or the next timer.
-    fn wait(&self) -> Ready {
-        let next_timer =
-            self.families.iter().map(|family| family.next_timer()).fold(self.next_housekeeping, Instant::min);
-        let timeout = next_timer.saturating_duration_since(Instant::now());
-        let mut select = Select::new();
-        let stop = select.recv(&self.stop_requests);
-        let input = select.recv(&self.inputs);
-        let net = select.recv(&self.net);
-        // Which family each further operation belongs to.
-        let mut owners = Vec::new();
-        for (index, family) in self.families.iter().enumerate() {
-            owners.extend(std::iter::repeat_n(index, family.watch(&mut select)));
+    /// Takes one thing from each queue that has one (up to a family's turn from its own),
+    /// so that no queue waits behind another.
+    fn take_turn(&mut self, now: Instant) -> Turn {
+        if self.stop_requests.try_recv().is_ok() {
+            return Turn::Stop;
         }
-        match select.ready_timeout(timeout) {
-            Ok(ready) if ready == stop => Ready::Stop,
-            Ok(ready) if ready == input => Ready::Input,
-            Ok(ready) if ready == net => Ready::Net,
-            Ok(ready) => owners.get(ready - net - 1).map_or(Ready::Timer, |index| Ready::Family(*index)),
-            Err(_) => Ready::Timer,
+        let mut worked = false;
+        match self.inputs.try_recv() {
+            Ok(Input::Command(Command::Shutdown, _)) | Err(TryRecvError::Disconnected) => return Turn::Stop,
+            Ok(input) => {
+                self.on_input(input);
+                worked = true;
+            }
+            Err(TryRecvError::Empty) => {}
         }
+        if let Ok(event) = self.net.try_recv() {
+            self.on_net(event);
+            worked = true;
+        }
+        for family in &mut self.families {
+            worked |= family.take_reports(&mut self.core, now) > 0;
+        }
+        if worked { Turn::Worked } else { Turn::Idle }
+    }
+
+    /// Tells the checkpointer when the store was written since it was last told.
+    fn tell_checkpointer(&mut self) {
+        let changes = self.core.store.changes();
+        if changes != self.changes_told {
+            self.changes_told = changes;
+            // Full: a note is waiting already.
+            self.checkpoints.try_send(()).ok();
+        }
+    }
+
+    /// When the next timer is due: the hub's own or a family's.
+    fn next_timer(&self) -> Instant {
+        self.families.iter().map(|family| family.next_timer()).fold(self.housekeeping_due(), Instant::min)
     }
 
     fn on_timers(&mut self, now: Instant) {
@@ -184,10 +209,10 @@ impl Hub {
                 family.on_timer(&mut self.core, now);
             }
         }
-        if now < self.next_housekeeping {
+        if now < self.housekeeping_due() {
             return;
         }
-        self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+        self.last_housekeeping = now;
         for id in self.core.peers.expired(now) {
             self.core.peer_left(id, super::event::LeaveReason::Timeout);
         }
@@ -196,6 +221,19 @@ impl Hub {
             self.core.intents.push_back(Intent::Deliver(peer));
         }
         self.core.workers.reap();
+    }
+
+    /// When housekeeping is next needed: a second after the last while there is something
+    /// to retry, resume or join; else when the next peer would expire (an idle node sleeps).
+    fn housekeeping_due(&self) -> Instant {
+        let core = &self.core;
+        let busy = !core.workers.is_empty() || core.outbox.is_busy() || core.transfers.is_busy();
+        let tick = self.last_housekeeping + HOUSEKEEPING_INTERVAL;
+        if busy {
+            return tick;
+        }
+        let idle = self.last_housekeeping + IDLE_HOUSEKEEPING;
+        core.peers.next_expiry().map_or(idle, |expiry| expiry.clamp(tick, idle))
     }
 
     /// Applies what families and the core left for the hub, until nothing is left.
@@ -261,6 +299,8 @@ impl Hub {
         // Threads waiting for room in the hub's queues are let go: their sends fail now.
         drop(std::mem::replace(&mut self.net, crossbeam_channel::never()));
         drop(std::mem::replace(&mut self.inputs, crossbeam_channel::never()));
+        // And the checkpointer, which waits for news of writes.
+        drop(std::mem::replace(&mut self.checkpoints, crossbeam_channel::bounded(1).0));
         self.families.clear();
         self.core.sinks.emit(&Event::Stopped);
         self.core.sinks.wake();

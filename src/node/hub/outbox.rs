@@ -38,6 +38,11 @@ impl Outbox {
         self.waiting.contains(&peer)
     }
 
+    /// Whether something waits for someone.
+    pub fn is_busy(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
     /// Every peer something waits for.
     pub fn waiting(&self) -> Vec<PeerId> {
         self.waiting.iter().copied().collect()
@@ -104,6 +109,11 @@ impl<R> InFlight<R> {
         if let Some((_, at)) = self.sent.get_mut(&msg_id) {
             *at = now;
         }
+    }
+
+    /// Whether nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.sent.is_empty()
     }
 
     /// Forgets the messages `keep` says no to: their route failed, so the outbox sends them

@@ -91,6 +91,14 @@ impl Peers {
             .collect()
     }
 
+    /// When the next online peer expires if it stays silent (then [`Peers::expired`] names
+    /// it); `None` when no online peer can expire.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        // Expired means silent for longer than allowed: a moment after the limit.
+        let moment = Duration::from_millis(1);
+        self.online.values().filter_map(|peer| Some(peer.last_seen + peer.expires_after? + moment)).min()
+    }
+
     /// An online peer.
     pub fn get(&self, id: PeerId) -> Option<&OnlinePeer> {
         self.online.get(&id)
@@ -168,8 +176,11 @@ mod tests {
         let mut away = info(1, Family::Pigeon);
         away.status = Status::Away;
         assert_eq!(peers.upsert(away, Some(secs(8)), start + secs(6)), Change::Updated);
-        // Silent since 6 s: gone after 14 s, not at 13.
+        // Silent since 6 s: gone after 14 s, not at 13; the hub need not look before.
         assert!(peers.expired(start + secs(13)).is_empty());
+        let due = peers.next_expiry().unwrap();
+        assert!(due > start + secs(14) && due < start + secs(15), "{:?}", due - start);
+        assert_eq!(peers.expired(due), [PeerId::from_bytes([1; 16])]);
         assert_eq!(peers.expired(start + secs(15)), [PeerId::from_bytes([1; 16])]);
         peers.heard(PeerId::from_bytes([1; 16]), start + secs(15));
         assert!(peers.expired(start + secs(20)).is_empty());

@@ -79,6 +79,12 @@ impl Transfers {
         offers
     }
 
+    /// Whether a transfer may still move data (its resume or its offer needs the hub's
+    /// periodic look).
+    pub fn is_busy(&self) -> bool {
+        !self.live.is_empty()
+    }
+
     /// Stops every worker (shutdown).
     pub fn stop_all(&mut self) {
         for live in self.live.values_mut() {

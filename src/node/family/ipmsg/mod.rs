@@ -23,17 +23,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, Sender};
+use crossbeam_channel::Receiver;
 
 use self::offers::{IpOffer, Serving};
 use self::peers::IpPeer;
 use super::Adapter;
+use crate::node::doorbell::{self, Bell, Doorbell};
 use crate::node::event::{LeaveReason, Stats};
 use crate::node::hub::core::{Core, now_ms};
 use crate::node::hub::outbox::InFlight;
 use crate::node::hub::transfers::FetchJob;
 use crate::node::threads::{self, StopFlag};
-use crate::node::udp::{self, Counters};
+use crate::node::udp::{self, Counters, Decoded};
 use crate::node::{StartError, interfaces, socket};
 use crate::protocol::Family;
 use crate::protocol::announce::Status;
@@ -54,6 +55,9 @@ const QUEUE: usize = 1024;
 
 /// How often unacknowledged packets are looked at for a resend.
 const RESEND_CHECK: Duration = Duration::from_millis(250);
+
+/// The family's timer while nothing waits for an acknowledgement: far enough to be never.
+const IDLE: Duration = Duration::from_secs(3600);
 
 /// What the family's threads report.
 pub enum Report {
@@ -113,7 +117,7 @@ pub struct IpMsg {
     /// Reports from the family's threads.
     reports: Receiver<Report>,
     /// For new threads.
-    report_tx: Sender<Report>,
+    report_tx: Bell<Report>,
     /// Counters of the receiver thread.
     counters: Arc<Counters>,
     /// When unacknowledged packets are next looked at.
@@ -129,6 +133,7 @@ impl IpMsg {
         settings: &crate::config::Settings,
         targets: &[SocketAddrV4],
         stop: &StopFlag,
+        bell: &Arc<Doorbell>,
         io_threads: &mut Vec<JoinHandle<()>>,
     ) -> Result<Result<IpMsg, String>, StartError> {
         let port = settings.ipmsg_port;
@@ -144,13 +149,14 @@ impl IpMsg {
                 return Ok(Err(reason));
             }
         };
-        let (report_tx, reports) = crossbeam_channel::bounded(QUEUE);
+        let (report_tx, reports) = doorbell::queue(QUEUE, bell);
         let counters = Arc::new(Counters::default());
         let receiver = udp.try_clone().map_err(|source| StartError::Bind { addr, source })?;
         let (queue, udp_stop, udp_counters) = (report_tx.clone(), stop.clone(), counters.clone());
         let thread = threads::spawn("pigeon-ipmsg", move || {
             udp::receive_loop(&receiver, &queue, &udp_stop, &udp_counters, MAX_RECEIVE, |from, bytes| {
-                Packet::decode(bytes).map(|packet| Report::Packet { from, packet })
+                Packet::decode(bytes)
+                    .map(|packet| Decoded { report: Report::Packet { from, packet }, urgent: true })
             });
         });
         io_threads.push(thread.map_err(StartError::Thread)?);
@@ -318,15 +324,13 @@ impl Adapter for IpMsg {
         Family::Ipmsg
     }
 
-    fn watch<'a>(&'a self, select: &mut Select<'a>) -> usize {
-        select.recv(&self.reports);
-        1
-    }
-
-    fn take_reports(&mut self, core: &mut Core, now: Instant) {
-        for report in super::one_turn(&self.reports) {
+    fn take_reports(&mut self, core: &mut Core, now: Instant) -> usize {
+        let reports = super::one_turn(&self.reports);
+        let taken = reports.len();
+        for report in reports {
             self.on_report(core, report, now);
         }
+        taken
     }
 
     fn deliver(&mut self, core: &mut Core, peer: PeerId, now: Instant) {
@@ -366,7 +370,12 @@ impl Adapter for IpMsg {
     }
 
     fn next_timer(&self) -> Instant {
-        self.next_resend_check
+        // With nothing waiting for an acknowledgement the family has no timer.
+        if !self.announced || !self.pending.is_empty() {
+            self.next_resend_check
+        } else {
+            self.next_resend_check + IDLE
+        }
     }
 
     fn on_timer(&mut self, core: &mut Core, now: Instant) {

@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use crossbeam_channel::Sender;
-
 use super::Report;
+use crate::node::doorbell::Bell;
 use crate::node::threads::{self, StopFlag};
 use crate::node::worker::{Meter, Reporter, Tally};
 use crate::protocol::ipmsg::Packet;
@@ -49,7 +48,7 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Accepts clients' connections until `stop` is raised and reads each one's request on a
 /// short-lived thread of its own, so a slow or silent client delays nobody else; at most
 /// [`MAX_READING`] at a time.
-pub fn listen(listener: &TcpListener, queue: &Sender<Report>, stop: &StopFlag) {
+pub fn listen(listener: &TcpListener, queue: &Bell<Report>, stop: &StopFlag) {
     let mut reading: Vec<JoinHandle<()>> = Vec::new();
     crate::node::listener::accept_loop(listener, stop, |stream, remote| {
         let (done, running): (Vec<_>, Vec<_>) = reading.drain(..).partition(JoinHandle::is_finished);
@@ -125,7 +124,7 @@ pub struct ServeRequest {
     /// Bytes of the whole offer, shared with the other requests of the same client.
     pub tally: Arc<Tally>,
     /// Where the outcome goes.
-    pub queue: Sender<Report>,
+    pub queue: Bell<Report>,
 }
 
 /// Serves the request and reports the outcome.

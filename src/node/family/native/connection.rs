@@ -12,6 +12,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::Report;
+use crate::node::doorbell::Bell;
 use crate::node::threads;
 use crate::protocol::DecodeError;
 use crate::protocol::frame::{self, Frame};
@@ -59,7 +60,7 @@ impl ConnHandle {
         stream: TcpStream,
         role: Role,
         identity: Arc<Identity>,
-        net: &Sender<Report>,
+        net: &Bell<Report>,
     ) -> io::Result<ConnHandle> {
         let remote = stream.peer_addr()?;
         let (writer, queue) = crossbeam_channel::bounded(WRITE_QUEUE);
@@ -111,7 +112,7 @@ fn read_loop(
     role: Role,
     identity: &Identity,
     session_tx: &Sender<Arc<Session>>,
-    net: &Sender<Report>,
+    net: &Bell<Report>,
 ) {
     let (reason, misbehaved) = match secure_and_read(id, stream, role, identity, session_tx, net) {
         Ok(Ended::HandedOver) => return,
@@ -139,7 +140,7 @@ fn secure_and_read(
     role: Role,
     identity: &Identity,
     session_tx: &Sender<Arc<Session>>,
-    net: &Sender<Report>,
+    net: &Bell<Report>,
 ) -> Result<Ended, ReadError> {
     stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
@@ -180,7 +181,7 @@ fn write_loop(
     stream: &TcpStream,
     session: Arc<Session>,
     queue: &Receiver<Vec<u8>>,
-    net: &Sender<Report>,
+    net: &Bell<Report>,
 ) {
     let mut writer = SecureWriter::new(stream, session);
     let mut write_batch = |first: Vec<u8>| -> io::Result<()> {

@@ -85,6 +85,11 @@ impl<H> Connections<H> {
         ungreeted.min_by_key(|(_, conn)| conn.opened).map(|(id, _)| *id)
     }
 
+    /// Whether some connection still waits for its hello.
+    pub fn has_ungreeted(&self) -> bool {
+        self.conns.values().any(|conn| conn.peer.is_none())
+    }
+
     /// Connections still without hello [`HELLO_TIMEOUT`] after they opened.
     pub fn late_hellos(&self, now: Instant) -> Vec<ConnId> {
         self.conns.iter().filter(|(_, conn)| is_late(conn, now)).map(|(id, _)| *id).collect()

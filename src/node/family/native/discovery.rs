@@ -10,20 +10,24 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
-
 use super::Report;
+use crate::node::doorbell::Bell;
 use crate::node::interfaces::broadcast_subnets;
 use crate::node::log_limit::{JUNK_LOG_INTERVAL, LogLimit};
 use crate::node::socket;
 use crate::node::threads::StopFlag;
-use crate::node::udp::{self, Counters};
+use crate::node::udp::{self, Counters, Decoded};
 use crate::protocol::announce::{Datagram, Goodbye, MAX_DATAGRAM, Presence};
 
 /// Receives native discovery datagrams on `socket` until `stop` is raised.
-pub fn receive_loop(socket: &UdpSocket, queue: &Sender<Report>, stop: &StopFlag, counters: &Counters) {
+pub fn receive_loop(socket: &UdpSocket, queue: &Bell<Report>, stop: &StopFlag, counters: &Counters) {
     udp::receive_loop(socket, queue, stop, counters, MAX_DATAGRAM, |from, bytes| {
-        Datagram::decode(bytes).map(|datagram| Report::Datagram { from, datagram })
+        Datagram::decode(bytes).map(|datagram| {
+            // A heartbeat refreshes a peer that is listed already (almost always); one from a
+            // newcomer waits a second at most.
+            let urgent = !matches!(datagram, Datagram::Heartbeat(_));
+            Decoded { report: Report::Datagram { from, datagram }, urgent }
+        })
     });
 }
 

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, Sender};
+use crossbeam_channel::Receiver;
 
 use self::connection::{ConnHandle, ConnId};
 use self::conns::Connections;
@@ -36,6 +36,7 @@ use self::discovery::Announcer;
 use self::heartbeat::{Due, Schedule, heartbeat_secs};
 use self::links::Links;
 use super::Adapter;
+use crate::node::doorbell::{self, Bell, Doorbell};
 use crate::node::event::Stats;
 use crate::node::hub::core::Core;
 use crate::node::hub::outbox::InFlight;
@@ -141,6 +142,8 @@ pub struct Setup<'a> {
     pub targets: Vec<SocketAddrV4>,
     /// The node's stop flag.
     pub stop: StopFlag,
+    /// The hub's doorbell, which the family's queues ring.
+    pub bell: Arc<Doorbell>,
     /// Where the long-lived threads go (joined at shutdown).
     pub io_threads: &'a mut Vec<JoinHandle<()>>,
 }
@@ -172,7 +175,7 @@ pub struct Native {
     /// Reports from the family's other threads.
     reports: Receiver<Report>,
     /// For new threads (connections, connect attempts).
-    report_tx: Sender<Report>,
+    report_tx: Bell<Report>,
     /// Counters shared with the receiver threads.
     counters: Arc<Counters>,
     /// The node's stop flag.
@@ -199,8 +202,8 @@ impl Native {
                 }
                 _ => None,
             };
-        let (report_tx, reports) = crossbeam_channel::bounded(QUEUE);
-        let (datagram_tx, datagrams) = crossbeam_channel::bounded(DATAGRAM_QUEUE);
+        let (report_tx, reports) = doorbell::queue(QUEUE, &setup.bell);
+        let (datagram_tx, datagrams) = doorbell::queue(DATAGRAM_QUEUE, &setup.bell);
         let counters = Arc::new(Counters::default());
         let announcer = Announcer::new(
             udp.try_clone().map_err(bind_err)?,
@@ -288,16 +291,14 @@ impl Adapter for Native {
         Family::Pigeon
     }
 
-    fn watch<'a>(&'a self, select: &mut Select<'a>) -> usize {
-        select.recv(&self.datagrams);
-        select.recv(&self.reports);
-        2
-    }
-
-    fn take_reports(&mut self, core: &mut Core, now: Instant) {
-        for report in super::one_turn(&self.reports).into_iter().chain(super::one_turn(&self.datagrams)) {
+    fn take_reports(&mut self, core: &mut Core, now: Instant) -> usize {
+        let reports: Vec<Report> =
+            super::one_turn(&self.reports).into_iter().chain(super::one_turn(&self.datagrams)).collect();
+        let taken = reports.len();
+        for report in reports {
             self.on_report(core, report, now);
         }
+        taken
     }
 
     fn deliver(&mut self, core: &mut Core, peer: PeerId, now: Instant) {
@@ -354,6 +355,11 @@ impl Adapter for Native {
     }
 
     fn next_timer(&self) -> Instant {
+        // Deadlines to check exist only with messages in flight or connections waiting for
+        // their hello; otherwise only heartbeats wake the family.
+        if self.in_flight.is_empty() && !self.conns.has_ungreeted() {
+            return self.schedule.next();
+        }
         self.schedule.next().min(self.next_housekeeping)
     }
 
