@@ -15,7 +15,7 @@ use pigeon::node::PeerId;
 
 use crate::lab::{Lab, skip_unless};
 use crate::messy::{START_SPREAD, footprint, mass_start};
-use crate::util::{Daemon, cpu_time, heavy};
+use crate::util::{Daemon, heavy};
 
 /// How long a lab may take to converge before the run gives up.
 const CONVERGE_LIMIT: Duration = Duration::from_secs(120);
@@ -72,6 +72,17 @@ fn convergence(hosts: &mut [Daemon], last_start: Instant) -> Vec<Duration> {
     done.into_iter().map(Option::unwrap).collect()
 }
 
+/// CPU time a process's threads have used so far, to the nanosecond (`/proc/PID/stat` counts
+/// in hundredths of a second, too coarse for a thousandth of a core).
+fn cpu_ns(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let nanos: u64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
 fn run(hosts_wanted: usize, steady: Duration) -> Option<Run> {
     let lab = skip_unless(Lab::up(&format!("s{hosts_wanted}"), hosts_wanted))?;
     let dirs = tempfile::tempdir_in("/dev/shm").unwrap();
@@ -82,7 +93,7 @@ fn run(hosts_wanted: usize, steady: Duration) -> Option<Run> {
         host.drain_for(settled.saturating_duration_since(Instant::now()));
     }
     let sample = |hosts: &mut [Daemon]| -> Vec<(u64, Duration)> {
-        hosts.iter_mut().map(|host| (host.stats().datagrams, cpu_time(host.pid()))).collect()
+        hosts.iter_mut().map(|host| (host.stats().datagrams, cpu_ns(host.pid()))).collect()
     };
     let before = sample(&mut hosts);
     let started = Instant::now();
