@@ -99,6 +99,12 @@ impl Reporter {
         self.transfer
     }
 
+    /// The worker reporting.
+    #[cfg(test)]
+    pub fn worker(&self) -> WorkerId {
+        self.worker
+    }
+
     /// Sends a report that must arrive (waits for room; the hub never waits for workers,
     /// so it always makes room).
     pub fn send(&self, report: Report) {

@@ -143,6 +143,14 @@ pub fn incoming_record(
     }
 }
 
+#[cfg(test)]
+impl FetchJob {
+    /// The worker this job is for.
+    fn reporter_worker(&self) -> WorkerId {
+        self.reporter.worker()
+    }
+}
+
 impl Core {
     /// Records a transfer we offer and queues the offer for its peer.
     pub fn add_outgoing(&mut self, record: TransferRecord, tag: Option<String>, origin: Origin) {
@@ -395,5 +403,108 @@ impl Core {
             self.transfers.track(record);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::node::doorbell::{self, Doorbell};
+    use crate::node::hub::core::{Profile, Receiving};
+    use crate::node::sinks::Sinks;
+    use crate::protocol::announce::Status;
+    use crate::protocol::transfer::EntryKind;
+    use crate::store::Store;
+
+    /// A core with a real store in a temporary folder, and the events it emits.
+    fn core(dir: &tempfile::TempDir) -> (Core, crossbeam_channel::Receiver<Event>) {
+        let store = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let (events_tx, events) = crossbeam_channel::bounded(1024);
+        let (net, _reports) = doorbell::queue(64, &Arc::new(Doorbell::default()));
+        let me =
+            Profile { name: "me".into(), group: String::new(), status: Status::Online, host: "h".into() };
+        let receiving = Receiving { download_dir: dir.path().join("downloads"), auto_accept: false };
+        (Core::new(me, store, Sinks::new(events_tx), net, receiving).unwrap(), events)
+    }
+
+    fn peer() -> crate::node::event::PeerInfo {
+        crate::node::event::PeerInfo {
+            id: PeerId::from_bytes([5; 16]),
+            name: "ana".into(),
+            group: String::new(),
+            host: "h".into(),
+            addr: "10.0.0.5".into(),
+            port: 2426,
+            status: Status::Online,
+            key: None,
+            trust: crate::store::Trust::Unverified,
+            client: None,
+            family: Family::Pigeon,
+        }
+    }
+
+    fn fetch_intents(core: &mut Core) -> Vec<TransferId> {
+        core.intents
+            .drain(..)
+            .filter_map(|intent| if let Intent::Fetch(id) = intent { Some(id) } else { None })
+            .collect()
+    }
+
+    fn report(id: TransferId, worker: WorkerId, report: Report) -> WorkerReport {
+        WorkerReport { transfer: id, worker, report }
+    }
+
+    #[test]
+    fn an_interrupted_transfer_resumes_after_its_pause_and_a_replaced_workers_reports_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut core, events) = core(&dir);
+        let start = Instant::now();
+        core.peer_seen(peer(), None, start);
+        let id = TransferId::from_bytes([9; 16]);
+        let entries = vec![Entry { path: "a.bin".into(), kind: EntryKind::File, size: 10 }];
+        let offered = core.offer_received(incoming_record(id, peer().id, entries, None::<&String>));
+        assert_eq!(offered, Some(TransferState::Offered), "no auto-accept");
+        assert_eq!(
+            core.offer_received(incoming_record(id, peer().id, Vec::new(), None::<&String>)),
+            None,
+            "a resent offer"
+        );
+        core.accept(id, false, Origin::Owner);
+        assert_eq!(fetch_intents(&mut core), [id]);
+        let first = core.start_fetch(id).unwrap();
+        assert!(core.start_fetch(id).is_none(), "one worker at a time");
+
+        // The connection breaks: no resume before the pause is over, then one.
+        let broke = start + Duration::from_secs(1);
+        core.on_worker_report(
+            report(id, first.reporter_worker(), Report::Interrupted("cable".into())),
+            broke,
+        );
+        core.resume_transfers(broke + Duration::from_millis(400));
+        assert!(fetch_intents(&mut core).is_empty(), "resumed during the pause");
+        core.resume_transfers(broke + Duration::from_millis(600));
+        assert_eq!(fetch_intents(&mut core), [id]);
+        let second = core.start_fetch(id).unwrap();
+
+        // The first worker's last words change nothing; the second one's completion ends it.
+        core.on_worker_report(report(id, first.reporter_worker(), Report::Failed("old".into())), broke);
+        assert_eq!(core.transfers.record(id).map(|r| r.state), Some(TransferState::Active));
+        core.on_worker_report(report(id, second.reporter_worker(), Report::FilesDone(1)), broke);
+        core.on_worker_report(report(id, second.reporter_worker(), Report::Finished), broke);
+        assert!(core.transfers.record(id).is_none(), "no longer live");
+        assert!(matches!(core.intents.pop_front(), Some(Intent::Ended { tell_peer: true, .. })));
+        let states: Vec<TransferState> = events
+            .try_iter()
+            .filter_map(|event| {
+                if let Event::TransferStateChanged { state, .. } = event { Some(state) } else { None }
+            })
+            .collect();
+        assert_eq!(states, [TransferState::Active, TransferState::Completed]);
+        assert_eq!(
+            core.store.transfer(id).unwrap().map(|r| (r.state, r.files_done)),
+            Some((TransferState::Completed, 1))
+        );
     }
 }
