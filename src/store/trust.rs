@@ -9,7 +9,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, parse};
+use super::{KnownPeer, Store, StoreError, parse};
 use crate::protocol::ids::PeerId;
 use crate::protocol::keys::PublicKey;
 
@@ -79,16 +79,17 @@ pub struct PinnedKey {
 }
 
 impl Store {
-    /// Pins `key` for a peer seen for the first time (its row must already exist) and decides
-    /// its trust: [`Trust::KeyChanged`] if another pinned, not retired key already went by the
-    /// same name and host. Returns the pin and, for a change, whether the old key was verified.
+    /// Pins `key` for a peer seen for the first time (recording the peer if it is not yet)
+    /// and decides its trust: [`Trust::KeyChanged`] if another pinned, not retired key already
+    /// went by the same name and host. Returns the pin and, for a change, whether the old key
+    /// was verified.
     pub fn pin_new_key(
         &self,
-        id: PeerId,
+        peer: &KnownPeer,
         key: PublicKey,
-        name: &str,
-        host: &str,
+        seen_at_ms: u64,
     ) -> Result<(PinnedKey, bool), StoreError> {
+        let (id, name, host) = (peer.id, &peer.name, &peer.host);
         let earlier: Option<(String, i64)> = self
             .conn
             .query_row(
@@ -107,8 +108,21 @@ impl Store {
             None => (Trust::Unverified, None, false),
         };
         self.conn.execute(
-            "UPDATE peers SET pubkey = ?2, trust = ?3, replaces = ?4 WHERE id = ?1",
-            params![id.to_string(), key.to_string(), trust.code(), replaces.map(|r| r.to_string())],
+            "INSERT INTO peers (id, name, grp, host, addr, last_seen_ms, family, pubkey, trust, replaces)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (id) DO UPDATE SET pubkey = ?8, trust = ?9, replaces = ?10",
+            params![
+                id.to_string(),
+                name,
+                peer.group,
+                host,
+                peer.addr,
+                super::to_sql_int(seen_at_ms),
+                peer.family.as_str(),
+                key.to_string(),
+                trust.code(),
+                replaces.map(|r| r.to_string())
+            ],
         )?;
         Ok((PinnedKey { key, trust, replaces }, was_verified))
     }
@@ -149,9 +163,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::KnownPeer;
 
-    fn seen(store: &Store, n: u8, name: &str, at: u64) -> (PeerId, PublicKey) {
+    fn known(n: u8, name: &str) -> (KnownPeer, PublicKey) {
         let key = PublicKey::from_bytes([n; 32]);
         let peer = KnownPeer {
             id: key.peer_id(),
@@ -161,33 +174,41 @@ mod tests {
             addr: "10.0.0.1:2426".into(),
             family: Default::default(),
         };
+        (peer, key)
+    }
+
+    /// A peer seen (recorded, its key not pinned yet).
+    fn seen(store: &Store, n: u8, name: &str, at: u64) -> (KnownPeer, PublicKey) {
+        let (peer, key) = known(n, name);
         store.remember_peer(&peer, at).unwrap();
-        (key.peer_id(), key)
+        (peer, key)
     }
 
     #[test]
     fn first_key_is_pinned_and_a_new_key_under_the_same_name_is_a_change_until_accepted() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("h.sqlite3")).unwrap();
-        let (ana, ana_key) = seen(&store, 1, "Ana", 1);
-        let (pin, _) = store.pin_new_key(ana, ana_key, "Ana", "pc").unwrap();
+        // Pinning records a peer not seen before.
+        let (ana, ana_key) = known(1, "Ana");
+        let (pin, _) = store.pin_new_key(&ana, ana_key, 1).unwrap();
         assert_eq!(pin.trust, Trust::Unverified);
-        store.set_trust(ana, Trust::Verified).unwrap();
+        assert_eq!(store.known_peers().unwrap(), std::slice::from_ref(&ana));
+        store.set_trust(ana.id, Trust::Verified).unwrap();
 
         let (bo, bo_key) = seen(&store, 2, "Bo", 2);
-        assert_eq!(store.pin_new_key(bo, bo_key, "Bo", "pc").unwrap().0.trust, Trust::Unverified);
+        assert_eq!(store.pin_new_key(&bo, bo_key, 2).unwrap().0.trust, Trust::Unverified);
 
         let (again, new_key) = seen(&store, 3, "Ana", 3);
-        let (pin, was_verified) = store.pin_new_key(again, new_key, "Ana", "pc").unwrap();
-        assert_eq!((pin.trust, pin.replaces, was_verified), (Trust::KeyChanged, Some(ana), true));
-        assert_eq!(store.pinned_key(again).unwrap(), Some(pin));
+        let (pin, was_verified) = store.pin_new_key(&again, new_key, 3).unwrap();
+        assert_eq!((pin.trust, pin.replaces, was_verified), (Trust::KeyChanged, Some(ana.id), true));
+        assert_eq!(store.pinned_key(again.id).unwrap(), Some(pin));
 
-        store.set_trust(again, Trust::Unverified).unwrap();
-        assert_eq!(store.pinned_key(ana).unwrap().unwrap().trust, Trust::Replaced);
+        store.set_trust(again.id, Trust::Unverified).unwrap();
+        assert_eq!(store.pinned_key(ana.id).unwrap().unwrap().trust, Trust::Replaced);
         // The retired key no longer counts: a third key is compared with the accepted one.
         let (third, third_key) = seen(&store, 4, "Ana", 4);
-        let (pin, was_verified) = store.pin_new_key(third, third_key, "Ana", "pc").unwrap();
-        assert_eq!((pin.replaces, was_verified), (Some(again), false));
+        let (pin, was_verified) = store.pin_new_key(&third, third_key, 4).unwrap();
+        assert_eq!((pin.replaces, was_verified), (Some(again.id), false));
     }
 
     #[test]
@@ -196,7 +217,7 @@ mod tests {
         let store = Store::open(&dir.path().join("h.sqlite3")).unwrap();
         seen(&store, 1, "Ana", 1);
         let (new, key) = seen(&store, 2, "Ana", 2);
-        assert_eq!(store.pin_new_key(new, key, "Ana", "pc").unwrap().0.trust, Trust::Unverified);
+        assert_eq!(store.pin_new_key(&new, key, 2).unwrap().0.trust, Trust::Unverified);
         assert_eq!(store.pinned_key(PublicKey::from_bytes([1; 32]).peer_id()).unwrap(), None);
     }
 }

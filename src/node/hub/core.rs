@@ -164,18 +164,21 @@ impl Core {
         }
     }
 
-    /// Writes what we know of a peer to the store (its row must exist before its key is
-    /// pinned).
-    pub fn remember(&mut self, info: &PeerInfo) {
-        let known = KnownPeer {
+    /// A peer as the store keeps it.
+    pub fn known_peer(info: &PeerInfo) -> KnownPeer {
+        KnownPeer {
             id: info.id,
             name: info.name.clone(),
             group: info.group.clone(),
             host: info.host.clone(),
             addr: format!("{}:{}", info.addr, info.port),
             family: info.family,
-        };
-        if let Err(err) = self.store.remember_peer(&known, now_ms()) {
+        }
+    }
+
+    /// Writes what we know of a peer to the store.
+    fn remember(&mut self, info: &PeerInfo) {
+        if let Err(err) = self.store.remember_peer(&Self::known_peer(info), now_ms()) {
             log::warn!("cannot remember peer {}: {err}", info.id);
         }
     }

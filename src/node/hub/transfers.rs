@@ -1,7 +1,8 @@
 //! Transfers, whatever the family: the table of those that may still move data, and their
 //! life — offered, accepted, active, interrupted and resumed, ended — kept in the store and
-//! told to consumers. Every change of state goes through [`Core::set_transfer_state`], which
-//! records, stores and emits. The bytes move in the families' workers; a family starts them
+//! told to consumers. Every change of state is stored and told in one place
+//! (`Core::record_state`), whether it moves a transfer on ([`Core::set_transfer_state`]) or
+//! ends it ([`Core::end_transfer`]). The bytes move in the families' workers; a family starts them
 //! when the hub applies an [`Intent::Fetch`], or when its peer fetches from us.
 
 use std::collections::{BTreeMap, HashMap};
@@ -194,8 +195,7 @@ impl Core {
         Some(TransferState::Offered)
     }
 
-    /// Moves a live transfer to `state` (not an ending: see [`Core::end_transfer`]): the
-    /// one place that records, stores and emits a change of state.
+    /// Moves a live transfer to `state` (not an ending: see [`Core::end_transfer`]).
     pub fn set_transfer_state(&mut self, id: TransferId, state: TransferState, reason: &str) {
         if let Some(live) = self.transfers.live.get_mut(&id) {
             if live.record.state == state {
@@ -204,6 +204,11 @@ impl Core {
             live.record.state = state;
             live.record.reason = reason.to_owned();
         }
+        self.record_state(id, state, reason);
+    }
+
+    /// Stores a transfer's new state and tells every consumer: the one place that does.
+    fn record_state(&mut self, id: TransferId, state: TransferState, reason: &str) {
         if let Err(err) = self.store.set_transfer_state(id, state, reason) {
             log::error!("cannot record that transfer {id} is {state:?}: {err}");
         }
@@ -228,10 +233,7 @@ impl Core {
         }
         live.record.state = state;
         live.record.reason = reason.to_owned();
-        if let Err(err) = self.store.set_transfer_state(id, state, reason) {
-            log::error!("cannot record the end of transfer {id}: {err}");
-        }
-        self.sinks.emit(&Event::TransferStateChanged { transfer_id: id, state, reason: reason.to_owned() });
+        self.record_state(id, state, reason);
         self.intents.push_back(Intent::Ended { record: live.record, tell_peer });
     }
 

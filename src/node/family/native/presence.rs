@@ -13,6 +13,7 @@ use crate::node::hub::core::Core;
 use crate::protocol::Family;
 use crate::protocol::announce::{Datagram, Goodbye, Presence};
 use crate::secure::Identity;
+use crate::store::Trust;
 
 impl Native {
     pub(super) fn on_datagram(
@@ -62,8 +63,7 @@ impl Native {
             // The common case (every heartbeat): only the time it was heard changes.
             Heard::Same if core.peers.is_online(id) => return core.peers.heard(id, now),
             Heard::New => {
-                core.remember(&link.info(crate::store::Trust::default()));
-                trust::pin(&mut core.store, &link.presence)
+                trust::pin(&mut core.store, &Core::known_peer(&link.info(Trust::default())), &link.presence)
             }
             Heard::Changed | Heard::Same => {
                 (core.peers.get(id).map(|p| p.info.trust).unwrap_or_default(), None)
