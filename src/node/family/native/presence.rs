@@ -42,7 +42,7 @@ impl Native {
         }
     }
 
-    /// `presence` is alive, heard from `ip` (see [`Links::heard`] for what a TCP source may
+    /// `presence` is alive, heard from `ip` (see [`Links::heard`](super::links::Links::heard) for what a TCP source may
     /// change): the peer table learns it, a new peer's key is pinned.
     pub(super) fn saw(
         &mut self,
