@@ -84,6 +84,7 @@ fn cancelling_a_stuck_transfer_leaves_everyone_served(stuck: Stuck) {
     let mut bo = Daemon::start("bo", &net.flags(2, 3, &dirs.path().join("bo")));
     let mut cy = Daemon::start("cy", &net.flags(3, 3, &dirs.path().join("cy")));
     bo.expect_peers(&[cy.id]);
+    cy.expect_peers(&[bo.id]);
     // Cy's connection to bo is up before the clock starts.
     let warm = send(&mut cy, &[bo.id], "before");
     expect_state(&mut cy, warm[0], MessageState::Delivered);
