@@ -130,6 +130,18 @@ pub enum Command {
     },
     /// Ask for recent transfers; answered by [`Event::Transfers`](super::Event::Transfers).
     ListTransfers,
+    /// Ask for a page of a transfer's files and folders; answered by
+    /// [`Event::TransferEntries`](super::Event::TransferEntries).
+    TransferEntries {
+        /// Which transfer.
+        transfer_id: TransferId,
+        /// Entries to skip.
+        #[serde(default)]
+        offset: usize,
+        /// Entries to return, at most [`MAX_ENTRIES_PAGE`].
+        #[serde(default = "entries_page")]
+        limit: usize,
+    },
     /// Ask for counters; answered by [`Event::Stats`](super::Event::Stats).
     Stats,
     /// Ask for the code to compare with a peer out loud; answered by
@@ -170,6 +182,13 @@ impl Command {
     pub fn from_json_line(line: &str) -> Result<Command, String> {
         serde_json::from_str(line).map_err(|err| format!("invalid command: {err}"))
     }
+}
+
+/// Most entries one `transfer_entries` answer carries.
+pub const MAX_ENTRIES_PAGE: usize = 1000;
+
+fn entries_page() -> usize {
+    MAX_ENTRIES_PAGE
 }
 
 #[cfg(test)]

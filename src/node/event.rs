@@ -8,6 +8,7 @@ use crate::protocol::Family;
 use crate::protocol::announce::Status;
 use crate::protocol::ids::{MsgId, PeerId, TransferId};
 use crate::protocol::keys::PublicKey;
+use crate::protocol::names::display_path;
 use crate::protocol::transfer::{Entry, EntryKind};
 use crate::store::{
     ChatMessage, ConversationSummary, Direction, MessageState, TransferRecord, TransferState, Trust,
@@ -62,8 +63,12 @@ pub struct TransferInfo {
     pub total_bytes: u64,
     /// One line for the user: counts, size and the top-level names.
     pub summary: String,
-    /// Every file and folder, as offered.
+    /// The first [`LISTED_ENTRIES`] files and folders, names as they are placed on disk
+    /// (sanitized; a refused name escaped); `transfer_entries` pages through all of them.
     pub entries: Vec<Entry>,
+    /// Files and folders in all.
+    #[serde(default)]
+    pub entries_total: usize,
     /// Why it ended early, if it did.
     pub reason: String,
 }
@@ -71,15 +76,35 @@ pub struct TransferInfo {
 /// Top-level names listed in a summary before "…".
 const SUMMARY_NAMES: usize = 3;
 
+/// Entries a [`TransferInfo`] carries; an offer of 50,000 would make every event about it
+/// megabytes long.
+pub const LISTED_ENTRIES: usize = 50;
+
+/// `entry` with its name as it is shown and placed: see [`display_path`].
+pub fn shown_entry(entry: &Entry) -> Entry {
+    Entry { path: display_path(&entry.path), ..entry.clone() }
+}
+
 impl TransferInfo {
     /// Builds the consumer's view of a stored transfer.
     pub fn from_record(record: &TransferRecord) -> TransferInfo {
         let files = record.entries.iter().filter(|e| e.kind == EntryKind::File).count();
         let folders = record.entries.len() - files;
         let total_bytes = record.entries.iter().map(|e| e.size).sum();
-        let top: Vec<&str> =
-            record.entries.iter().map(|e| e.path.as_str()).filter(|p| !p.contains(['/', '\\'])).collect();
-        let mut names = top.iter().take(SUMMARY_NAMES).copied().collect::<Vec<_>>().join(", ");
+        // The first component of every entry, once each: the top-level names, also when an
+        // offer lists nested files without their folder.
+        let mut top: Vec<String> = Vec::new();
+        for entry in &record.entries {
+            let shown = display_path(&entry.path);
+            let first = shown.split('/').next().unwrap_or_default();
+            if !top.iter().any(|name| name == first) {
+                top.push(first.to_owned());
+            }
+            if top.len() > SUMMARY_NAMES {
+                break;
+            }
+        }
+        let mut names = top.iter().take(SUMMARY_NAMES).cloned().collect::<Vec<_>>().join(", ");
         if top.len() > SUMMARY_NAMES {
             names.push_str(", …");
         }
@@ -101,8 +126,13 @@ impl TransferInfo {
             files,
             folders,
             total_bytes,
-            summary: format!("{counts}, {}: {names}", human_bytes(total_bytes)),
-            entries: record.entries.clone(),
+            summary: if names.is_empty() {
+                format!("{counts}, {}", human_bytes(total_bytes))
+            } else {
+                format!("{counts}, {}: {names}", human_bytes(total_bytes))
+            },
+            entries: record.entries.iter().take(LISTED_ENTRIES).map(shown_entry).collect(),
+            entries_total: record.entries.len(),
             reason: record.reason.clone(),
         }
     }
@@ -147,6 +177,18 @@ pub struct Stats {
     /// Datagrams decoded and dropped because the node's queue was full (a flood).
     #[serde(default)]
     pub dropped_datagrams: u64,
+    /// Signed datagrams dropped because their number was not above the last one taken from
+    /// their sender: replays, and copies that came by a second route (broadcast and target).
+    #[serde(default)]
+    pub stale_datagrams: u64,
+    /// Presences not listed because their key is unproven and either the unproven peers are
+    /// at their cap or the name and host belong to a peer with another, pinned key.
+    #[serde(default)]
+    pub unproven_refused: u64,
+    /// Offers declined unseen because too many from their sender, or too many files in all,
+    /// wait for the user already.
+    #[serde(default)]
+    pub offers_refused: u64,
     /// Events dropped because a consumer did not keep up.
     pub dropped_events: u64,
     /// Peers online now.
@@ -163,6 +205,8 @@ pub enum Event {
     Started {
         /// Our identity.
         id: PeerId,
+        /// Our public key (what peers pin, and what signs our datagrams).
+        key: PublicKey,
         /// Our display name.
         name: String,
         /// Address and port we are bound to.
@@ -322,6 +366,18 @@ pub enum Event {
         /// Newest first.
         transfers: Vec<TransferInfo>,
     },
+    /// Answer to `transfer_entries`: a page of a transfer's files and folders, names as
+    /// they are placed on disk.
+    TransferEntries {
+        /// Which transfer.
+        transfer_id: TransferId,
+        /// Entries skipped.
+        offset: usize,
+        /// Entries in the transfer.
+        total: usize,
+        /// The page.
+        entries: Vec<Entry>,
+    },
     /// The node has stopped; always the last event.
     Stopped,
 }
@@ -339,6 +395,7 @@ impl Event {
                 | Event::CommandFailed { .. }
                 | Event::ConnectFailed { .. }
                 | Event::Transfers { .. }
+                | Event::TransferEntries { .. }
         )
     }
 }

@@ -84,8 +84,11 @@ fn add(scanned: &mut Scanned, path: &Path, wire: String, meta: &fs::Metadata) ->
 }
 
 /// Walks `components` below `root`, creating missing folders and refusing anything on the
-/// way that is not a real folder (a symlink planted there could lead outside `root`).
+/// way that is not a real folder (a symlink planted there could lead outside `root`). The
+/// download folder `root` itself is created if missing (first use of the default, or a new
+/// folder chosen in the settings).
 pub fn ensure_dir(root: &Path, components: &[String]) -> io::Result<PathBuf> {
+    fs::create_dir_all(root)?;
     let mut current = root.to_path_buf();
     for component in components {
         current.push(component);
@@ -165,6 +168,17 @@ pub fn place_file(root: &Path, components: &[String], part: &Path) -> io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nested_file_lands_in_a_download_folder_that_did_not_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("not yet").join("Downloads");
+        let part = dir.path().join("x.part");
+        fs::write(&part, b"x").unwrap();
+        let placed = place_file(&root, &names(&["sub", "x.txt"]), &part).unwrap();
+        assert_eq!(placed, root.join("sub").join("x.txt"));
+        assert_eq!(fs::read(placed).unwrap(), b"x");
+    }
 
     fn names(components: &[&str]) -> Vec<String> {
         components.iter().map(|c| c.to_string()).collect()

@@ -1,8 +1,10 @@
-//! Long-term public keys: how a peer id and a safety number are derived from them.
+//! Long-term public keys: how a peer id and a safety number are derived from them, and how
+//! a signature made with one is checked.
 //!
 //! A Pigeon installation is its X25519 key pair. The peer id everyone sees is a hash of the
-//! public key, so a node announcing some id must present the matching key, and the Noise
-//! handshake on every connection proves it holds the private half.
+//! public key, so a node announcing some id must present the matching key; the Noise
+//! handshake on every connection proves it holds the private half, and the same key signs
+//! what travels outside connections (discovery datagrams), so no second key is needed.
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +21,21 @@ pub const KEY_BYTES: usize = 32;
 /// for another.
 const PEER_ID_CONTEXT: &str = "pigeon 2026-11 peer id from X25519 public key";
 const SAFETY_NUMBER_CONTEXT: &str = "pigeon 2026-11 safety number of two public keys";
+
+/// Bytes in a signature.
+pub const SIGNATURE_BYTES: usize = 64;
+
+/// A signature by the holder of a [`PublicKey`]: XEdDSA, i.e. Ed25519 with the Edwards form
+/// of the X25519 key whose sign bit is 0 (docs/PROTOCOL.md section 6).
+pub type Signature = [u8; SIGNATURE_BYTES];
+
+/// Something that signs with the private half of a [`PublicKey`] (our identity).
+pub trait Signer {
+    /// The key the signatures verify with.
+    fn public(&self) -> PublicKey;
+    /// Signs `message`, which the caller has prefixed with its own context.
+    fn sign(&self, message: &[u8]) -> Signature;
+}
 
 /// Digits in a safety number, printed in groups of five.
 pub const SAFETY_DIGITS: usize = 20;
@@ -50,6 +67,20 @@ impl PublicKey {
         let mut id = [0u8; ID_BYTES];
         id.copy_from_slice(hash.get(..ID_BYTES).unwrap_or(&[0; ID_BYTES]));
         PeerId::from_bytes(id)
+    }
+
+    /// Whether `signature` over `message` was made by the holder of this key. The X25519 key
+    /// names a pair of Edwards points (`A` and `-A`); the signer uses the one whose sign bit
+    /// is 0, so the verifier needs nothing but this key. A key that is not on the curve, or
+    /// of small order, verifies nothing.
+    pub fn verifies(&self, message: &[u8], signature: &Signature) -> bool {
+        let Some(edwards) = curve25519_dalek::MontgomeryPoint(self.0).to_edwards(0) else {
+            return false;
+        };
+        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&edwards.compress().to_bytes()) else {
+            return false;
+        };
+        key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature)).is_ok()
     }
 }
 

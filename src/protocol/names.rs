@@ -57,11 +57,32 @@ pub fn sanitize_path(wire: &str) -> Result<Vec<String>, NameError> {
     Ok(components)
 }
 
-/// Cleans one file or folder name; never empty, never `.` or `..`.
+/// Characters that change how text around them is displayed without being seen: bidi
+/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069, marks U+200E, U+200F,
+/// U+061C) and zero-width ones (U+200B–U+200D, U+2060–U+2064, U+FEFF). In a file name they
+/// make `bidi-\u{202e}txt.exe` display as `bidi-exe.txt`.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}')
+}
+
+/// A wire path as consumers are shown it: its sanitized components joined by `/`, exactly
+/// the place it gets below the download folder; a path refused outright is shown escaped
+/// (`\u{1b}`, `\u{202e}`), so that no terminal or window interprets what a peer sent.
+pub fn display_path(wire: &str) -> String {
+    match sanitize_path(wire) {
+        Ok(components) => components.join("/"),
+        Err(_) => wire.chars().flat_map(char::escape_debug).collect(),
+    }
+}
+
+/// Cleans one file or folder name; never empty, never `.` or `..`. Control characters (C0,
+/// DEL, C1) and [invisible format characters](is_invisible_format) are removed; characters
+/// Windows forbids become `_`.
 pub fn sanitize_component(raw: &str) -> String {
     let cleaned: String = raw
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_invisible_format(*c))
         .map(|c| if matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*' | '/' | '\\') { '_' } else { c })
         .collect();
     let mut name = cleaned.trim_end_matches(['.', ' ']).to_owned();
@@ -106,6 +127,18 @@ fn truncate_keeping_extension(name: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn bidi_zero_width_and_escape_sequences_never_reach_a_name() {
+        assert_eq!(sanitize_component("bidi-\u{202e}txt.exe"), "bidi-txt.exe");
+        assert_eq!(sanitize_component("a\u{200b}b\u{feff}c\u{2066}d\u{2069}"), "abcd");
+        assert_eq!(sanitize_component("\u{1b}[2Jx\u{0}y\u{9b}z"), "[2Jxyz");
+        assert_eq!(sanitize_component("\u{202e}\u{200b}"), "_", "nothing left: a placeholder");
+        assert_eq!(display_path("dir/\u{1b}[2Jevil\u{202e}txt.exe"), "dir/[2Jeviltxt.exe");
+        assert_eq!(display_path("../\u{1b}[2J"), "../\\u{1b}[2J", "refused: shown escaped");
+        assert_eq!(display_path("C:x.txt"), "C_x.txt");
+        assert_eq!(display_path("/x.txt"), "x.txt");
+    }
 
     #[test]
     fn keeps_ordinary_and_non_ascii_names() {

@@ -8,10 +8,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-use curve25519_dalek::MontgomeryPoint;
+use curve25519_dalek::{EdwardsPoint, MontgomeryPoint, Scalar};
+use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
 
 use crate::protocol::ids::PeerId;
-use crate::protocol::keys::{KEY_BYTES, PublicKey};
+use crate::protocol::keys::{KEY_BYTES, PublicKey, Signature, Signer};
+
+/// BLAKE3 context deriving the secret that makes signing nonces from the private key (as
+/// Ed25519's hash prefix does; deterministic, so no random source can weaken a signature).
+const NONCE_KEY_CONTEXT: &str = "pigeon 2026-12 signing nonce key from X25519 private key";
 
 /// Name of the key file inside the data folder.
 pub const KEY_FILE: &str = "identity.key";
@@ -37,6 +42,8 @@ pub enum IdentityError {
 pub struct Identity {
     private: [u8; KEY_BYTES],
     public: PublicKey,
+    /// The private key as an Ed25519 signing key (see [`signing_key`]), with its public half.
+    signing: (Scalar, [u8; 32], ed25519_dalek::VerifyingKey),
 }
 
 impl Identity {
@@ -65,7 +72,7 @@ impl Identity {
     /// The identity with this private key (X25519 clamps it, as the Noise handshake does).
     pub fn from_private(private: [u8; KEY_BYTES]) -> Identity {
         let public = PublicKey::from_bytes(MontgomeryPoint::mul_base_clamped(private).to_bytes());
-        Identity { private, public }
+        Identity { private, public, signing: signing_key(&private) }
     }
 
     /// The private key, for the handshake only.
@@ -82,6 +89,29 @@ impl Identity {
     pub fn peer_id(&self) -> PeerId {
         self.public.peer_id()
     }
+}
+
+impl Signer for Identity {
+    fn public(&self) -> PublicKey {
+        self.public
+    }
+
+    fn sign(&self, message: &[u8]) -> Signature {
+        let (scalar, hash_prefix, verifying) = &self.signing;
+        let secret = ExpandedSecretKey { scalar: *scalar, hash_prefix: *hash_prefix };
+        raw_sign::<sha2::Sha512>(&secret, message, verifying).to_bytes()
+    }
+}
+
+/// The X25519 private key as an Ed25519 one (XEdDSA): the same scalar `a`, negated when
+/// `a·B` has sign bit 1, so that its public point is the one a verifier computes from the
+/// X25519 public key alone (`to_edwards(0)`); nonces come from a key derived for them.
+fn signing_key(private: &[u8; KEY_BYTES]) -> (Scalar, [u8; 32], ed25519_dalek::VerifyingKey) {
+    let scalar = Scalar::from_bytes_mod_order(curve25519_dalek::scalar::clamp_integer(*private));
+    let point = EdwardsPoint::mul_base(&scalar);
+    let negative = point.compress().as_bytes().last().is_some_and(|byte| byte >> 7 == 1);
+    let (scalar, point) = if negative { (-scalar, -point) } else { (scalar, point) };
+    (scalar, blake3::derive_key(NONCE_KEY_CONTEXT, private), ed25519_dalek::VerifyingKey::from(point))
 }
 
 impl std::fmt::Debug for Identity {
@@ -158,6 +188,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(KEY_FILE), "not a key").unwrap();
         assert!(matches!(Identity::load_or_create(dir.path()), Err(IdentityError::Damaged(_))));
+    }
+
+    #[test]
+    fn signatures_verify_with_the_x25519_key_alone_and_nothing_else() {
+        for seed in 1..=32u8 {
+            // Half of all keys have an Edwards point with sign bit 1: both halves are covered.
+            let identity = Identity::from_private([seed; KEY_BYTES]);
+            let signature = identity.sign(b"hello");
+            assert!(identity.public().verifies(b"hello", &signature), "key {seed}");
+            assert!(!identity.public().verifies(b"hellO", &signature));
+            let other = Identity::from_private([seed.wrapping_add(100); KEY_BYTES]);
+            assert!(!other.public().verifies(b"hello", &signature));
+            let mut bent = signature;
+            bent[seed as usize % 64] ^= 1;
+            assert!(!identity.public().verifies(b"hello", &bent));
+        }
     }
 
     #[test]

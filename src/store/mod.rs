@@ -150,6 +150,9 @@ pub struct Store {
     conn: Connection,
 }
 
+/// Bytes the write-ahead log is cut back to after a checkpoint (`journal_size_limit`).
+pub const JOURNAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+
 /// A second connection to the history file whose only job is copying the write-ahead log
 /// into the database, away from the hub thread.
 pub struct Checkpointer {
@@ -162,6 +165,7 @@ impl Checkpointer {
     pub fn open(path: &Path) -> Result<Checkpointer, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
         Ok(Checkpointer { conn })
     }
 
@@ -199,6 +203,9 @@ impl Store {
         // Checkpoints (and the fsync they need) run on a Checkpointer's thread instead, so a
         // slow disk never stalls message handling.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Once checkpointed, the log starts over from its beginning and is cut back to this
+        // size: without it the file keeps the size of its busiest moment for ever.
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
         schema::migrate(&mut conn)?;
         Ok(Store { conn })
     }

@@ -90,21 +90,8 @@ impl Store {
         seen_at_ms: u64,
     ) -> Result<(PinnedKey, bool), StoreError> {
         let (id, name, host) = (peer.id, &peer.name, &peer.host);
-        let earlier: Option<(String, i64)> = self
-            .conn
-            .query_row(
-                "SELECT id, trust FROM peers
-                 WHERE name = ?1 AND host = ?2 AND id != ?3 AND pubkey IS NOT NULL AND trust != ?4
-                 ORDER BY last_seen_ms DESC LIMIT 1",
-                params![name, host, id.to_string(), Trust::Replaced.code()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        let (trust, replaces, was_verified) = match earlier {
-            Some((old, old_trust)) => {
-                let old: PeerId = parse(&old, "peer id")?;
-                (Trust::KeyChanged, Some(old), Trust::from_code(old_trust)? == Trust::Verified)
-            }
+        let (trust, replaces, was_verified) = match self.other_key_under(name, host, id)? {
+            Some((old, old_trust)) => (Trust::KeyChanged, Some(old), old_trust == Trust::Verified),
             None => (Trust::Unverified, None, false),
         };
         self.conn.execute(
@@ -125,6 +112,29 @@ impl Store {
             ],
         )?;
         Ok((PinnedKey { key, trust, replaces }, was_verified))
+    }
+
+    /// The peer, other than `id`, whose pinned key (not replaced) goes by `name` on `host`,
+    /// most recently seen first, and how far it is trusted: whom a new key under that name
+    /// and host would replace.
+    pub fn other_key_under(
+        &self,
+        name: &str,
+        host: &str,
+        id: PeerId,
+    ) -> Result<Option<(PeerId, Trust)>, StoreError> {
+        let earlier: Option<(String, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, trust FROM peers
+                 WHERE name = ?1 AND host = ?2 AND id != ?3 AND pubkey IS NOT NULL AND trust != ?4
+                 ORDER BY last_seen_ms DESC LIMIT 1",
+            )?
+            .query_row(params![name, host, id.to_string(), Trust::Replaced.code()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        earlier.map(|(old, trust)| Ok((parse(&old, "peer id")?, Trust::from_code(trust)?))).transpose()
     }
 
     /// The pinned key of `id`, if we have seen its key.

@@ -242,7 +242,7 @@ impl Model {
     /// Takes in one node event; returns a message or offer that arrived, for notifications.
     pub fn apply(&mut self, event: Event) -> Option<Arrival> {
         match event {
-            Event::Started { id, name, addr } => self.me = Me { id: Some(id), name, addr },
+            Event::Started { id, name, addr, .. } => self.me = Me { id: Some(id), name, addr },
             Event::PeerJoined { peer } | Event::PeerUpdated { peer } => self.upsert(&peer),
             Event::KeyChanged { peer, previous, previous_verified } => {
                 self.upsert(&peer);
@@ -338,7 +338,7 @@ impl Model {
             }
             Event::ConnectFailed { addr, reason } => self.notice(format!("{addr}: {reason}")),
             Event::Stopped => self.stopped = true,
-            Event::SearchResults { .. } | Event::Stats { .. } => {}
+            Event::SearchResults { .. } | Event::Stats { .. } | Event::TransferEntries { .. } => {}
         }
         None
     }
@@ -570,6 +570,7 @@ mod tests {
             folders: 0,
             total_bytes: 10,
             summary: "1 file, 10 B: a.bin".into(),
+            entries_total: 1,
             entries: vec![crate::node::Entry {
                 path: "a.bin".into(),
                 kind: crate::node::EntryKind::File,

@@ -148,7 +148,7 @@ fn a_peer_that_dies_while_we_connect_is_dialled_again() {
     let bo = Identity::from_private([3; 32]);
     let presence = presence_of(&bo, "bo", net.port);
     let udp = UdpSocket::bind((net.ip(2), net.port)).unwrap();
-    udp.send_to(&Datagram::Announce(presence).encode(), (net.ip(1), net.port)).unwrap();
+    udp.send_to(&Datagram::Announce(presence).encode(&bo), (net.ip(1), net.port)).unwrap();
     ana.expect_peers(&[bo.peer_id()]);
     send_batch(&mut ana, bo.peer_id(), ["are you there?".to_owned()]);
 

@@ -21,7 +21,7 @@ use pigeon::store::{MessageState, TransferState};
 use pigeon::{Command, Event};
 
 use crate::raw::{RawPeer, rand_bytes};
-use crate::util::{Daemon, Net, SHORT, expect_state, heavy, presence_of, send};
+use crate::util::{Daemon, Net, SHORT, expect_state, heavy, next_seq, presence_of, send};
 
 /// How soon the node must answer while one of its workers hangs (the bound).
 const ANSWER_WITHIN: Duration = Duration::from_secs(1);
@@ -140,10 +140,9 @@ fn chatter(
     from: u8,
     to: SocketAddr,
     stop: Arc<AtomicBool>,
-) -> (pigeon::protocol::ids::PeerId, std::thread::JoinHandle<()>) {
+) -> (Identity, std::thread::JoinHandle<()>) {
     let identity = Identity::from_private(rand_bytes());
     let presence = presence_of(&identity, &format!("chatty{from}"), net.port);
-    let id = presence.id;
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.bind(&SocketAddr::from((net.ip(from), 0)).into()).unwrap();
     socket.connect(&to.into()).unwrap();
@@ -179,7 +178,7 @@ fn chatter(
             }
         })
         .unwrap();
-    (id, thread)
+    (identity, thread)
 }
 
 #[test]
@@ -203,13 +202,14 @@ fn a_full_queue_while_connections_close_neither_deadlocks_nor_delays_shutdown() 
     let mut sent = 0u64;
     while started.elapsed() < FLOOD {
         let forged = Identity::from_private(rand_bytes());
-        let announce = Datagram::Announce(presence_of(&forged, "forged", 9)).encode();
+        let announce = Datagram::Announce(presence_of(&forged, "forged", 9)).encode(&forged);
         // A full socket buffer is part of a flood.
         socket.send_to(&announce, node).ok();
         sent += 1;
         if sent.is_multiple_of(500) {
-            for (id, _) in &chatty {
-                socket.send_to(&Datagram::Goodbye(Goodbye { id: *id }).encode(), node).ok();
+            for (chatty, _) in &chatty {
+                let goodbye = Goodbye { id: chatty.peer_id(), key: chatty.public(), seq: next_seq() };
+                socket.send_to(&Datagram::Goodbye(goodbye).encode(chatty), node).ok();
             }
         }
     }

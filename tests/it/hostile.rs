@@ -35,7 +35,7 @@ fn flood(from: Ipv4Addr, to: SocketAddrV4) -> (u64, u64, Duration) {
     let mut junk = Junk::new(0x5eed);
     let forger = Identity::from_private([7; 32]);
     let presence = presence_of(&forger, "mallory", 9);
-    let announce = Datagram::Announce(presence).encode();
+    let announce = Datagram::Announce(presence).encode(&forger);
     let start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < FLOOD_TIME {
@@ -44,7 +44,7 @@ fn flood(from: Ipv4Addr, to: SocketAddrV4) -> (u64, u64, Duration) {
         while sent < due {
             let datagram = match sent % 4 {
                 0 => junk.some_bytes(1300),
-                1 => [&b"PIGN\x02"[..], &junk.some_bytes(200)].concat(),
+                1 => [&b"PIGN\x03"[..], &junk.some_bytes(200)].concat(),
                 2 => {
                     // A real announce with a few bits flipped: mostly undecodable, sometimes a
                     // forged presence that still decodes.

@@ -8,6 +8,7 @@ mod capture;
 mod cli;
 mod crash;
 mod freeze;
+mod hardening;
 mod hostile;
 mod ipmsg;
 mod iptux;

@@ -94,6 +94,7 @@ impl RawPeer {
             status: Status::Online,
             heartbeat_secs: pigeon::protocol::announce::HEARTBEAT_SECS,
             port: net.port,
+            seq: 0,
         };
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.bind(&SocketAddr::from((net.ip(7), 0)).into()).unwrap();

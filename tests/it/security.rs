@@ -2,10 +2,11 @@
 //! and marked until accepted; safety numbers agree; a peer cannot be impersonated by a hello
 //! or an announce without its private key.
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 
 use pigeon::protocol::announce::{Datagram, Presence, Status};
 use pigeon::protocol::frame::Frame;
+use pigeon::protocol::keys::Signer;
 use pigeon::secure::identity::KEY_FILE;
 use pigeon::secure::{Identity, Role};
 use pigeon::store::{MessageState, Trust};
@@ -52,6 +53,10 @@ fn safety_numbers_agree_and_a_new_key_under_a_known_name_is_marked_until_accepte
     std::fs::remove_file(ana_dir.join(KEY_FILE)).unwrap();
     let mut ana = Daemon::start("ana", &net.flags(1, 2, &ana_dir));
     assert_ne!(ana.id, old_ana, "a new key is a new id");
+    // Her announces alone do not list her under the old name: only a handshake proves the
+    // new key. Her first message makes the connection that proves it.
+    ana.expect_peers(&[bo.id]);
+    ana.send(&Command::SendMessage { to: vec![bo.id], text: "it is me, honest".into(), tag: None });
     let (previous, previous_verified) = bo.expect(SHORT, "key change", |event| match event {
         Event::KeyChanged { peer, previous, previous_verified } if peer.id == ana.id => {
             assert_eq!(peer.trust, Trust::KeyChanged);
@@ -60,8 +65,6 @@ fn safety_numbers_agree_and_a_new_key_under_a_known_name_is_marked_until_accepte
         _ => None,
     });
     assert_eq!((previous, previous_verified), (old_ana, true));
-
-    ana.send(&Command::SendMessage { to: vec![bo.id], text: "it is me, honest".into(), tag: None });
     assert!(received(&mut bo, "it is me, honest"), "marked while the key is not accepted");
 
     bo.send(&Command::AcceptKey { peer: ana.id });
@@ -117,8 +120,7 @@ fn an_announce_claiming_an_offline_peer_does_not_receive_its_messages() {
         _ => None,
     });
 
-    // Mallory announces Ana's id and key from its own address and listens there.
-    let listener = TcpListener::bind((net.ip(7), net.port)).unwrap();
+    // Mallory announces Ana's id and key from its own address, signed with its own key.
     let udp = UdpSocket::bind((net.ip(7), net.port)).unwrap();
     let mallory = Identity::from_private(rand_bytes());
     let claim = Presence {
@@ -130,13 +132,22 @@ fn an_announce_claiming_an_offline_peer_does_not_receive_its_messages() {
         status: Status::Online,
         heartbeat_secs: pigeon::protocol::announce::HEARTBEAT_SECS,
         port: net.port,
+        seq: crate::util::next_seq(),
     };
-    udp.send_to(&Datagram::Announce(claim.clone()).encode(), (net.ip(2), net.port)).unwrap();
+    let mut forged = Datagram::Announce(claim.clone()).encode(&ana_identity_stand_in(&claim));
+    let signed = forged.len() - 64;
+    let signature = mallory.sign(&[pigeon::protocol::announce::SIGNING_CONTEXT, &forged[..signed]].concat());
+    forged[signed..].copy_from_slice(&signature);
+    let malformed_before = bo.stats().malformed_datagrams;
+    udp.send_to(&forged, (net.ip(2), net.port)).unwrap();
+    bo.wait_for_stats("the forged announce dropped", |stats| stats.malformed_datagrams > malformed_before);
+    assert!(bo.peers().iter().all(|peer| peer.id != ana_id), "a forged announce lists nobody");
 
-    // Bo connects to deliver; the handshake shows Mallory's key, so the message stays queued.
-    let (stream, _) = listener.accept().unwrap();
-    let mut conn = RawConn::open(stream, &mallory, Role::Responder);
-    conn.send(&Frame::Hello(claim));
+    // Mallory connects itself and says it is Ana: the handshake shows Mallory's key, so the
+    // connection is closed and the message stays queued.
+    let stream = std::net::TcpStream::connect((net.ip(2), net.port)).unwrap();
+    let mut conn = RawConn::open(stream, &mallory, Role::Initiator);
+    conn.send(&Frame::Hello(Presence { seq: 0, ..claim }));
     let frames: Vec<Frame> = std::iter::from_fn(|| conn.next()).collect();
     assert!(
         frames.iter().all(|frame| !matches!(frame, Frame::Message(_))),
@@ -148,6 +159,21 @@ fn an_announce_claiming_an_offline_peer_does_not_receive_its_messages() {
         _ => None,
     });
     assert!(state < MessageState::Delivered, "{state:?}");
+}
+
+/// Something that passes the encoder's check that a datagram is signed by the key it names,
+/// so a test can then put another key's signature on it (as a forger would).
+fn ana_identity_stand_in(claim: &Presence) -> impl pigeon::protocol::keys::Signer {
+    struct StandIn(pigeon::protocol::keys::PublicKey);
+    impl pigeon::protocol::keys::Signer for StandIn {
+        fn public(&self) -> pigeon::protocol::keys::PublicKey {
+            self.0
+        }
+        fn sign(&self, _message: &[u8]) -> pigeon::protocol::keys::Signature {
+            [0; 64]
+        }
+    }
+    StandIn(claim.key)
 }
 
 #[test]

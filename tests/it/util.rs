@@ -428,6 +428,26 @@ pub fn presence_of(
         status: pigeon::protocol::announce::Status::Online,
         port,
         heartbeat_secs: pigeon::protocol::announce::HEARTBEAT_SECS,
+        seq: next_seq(),
+    }
+}
+
+/// A datagram number greater than any this test process used before, as a node numbers its
+/// datagrams (milliseconds since 1970, or one more than the last).
+pub fn next_seq() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
+    )
+    .unwrap_or(u64::MAX);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(actual) => last = actual,
+        }
     }
 }
 

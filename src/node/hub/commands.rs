@@ -71,6 +71,9 @@ impl Hub {
             Command::CancelTransfer { transfer_id } => core.cancel(transfer_id, origin),
             Command::RetryTransfer { transfer_id } => core.retry(transfer_id, origin),
             Command::ListTransfers => core.list_transfers(origin),
+            Command::TransferEntries { transfer_id, offset, limit } => {
+                core.transfer_entries(transfer_id, offset, limit, origin);
+            }
             Command::SafetyNumber { peer } => core.safety_number(&self.key, peer, origin),
             Command::Verify { peer, verified } => {
                 let trust = if verified { Trust::Verified } else { Trust::Unverified };
@@ -102,6 +105,7 @@ impl Hub {
     fn stats(&mut self, origin: Origin) {
         let mut stats = Stats {
             dropped_events: self.core.sinks.dropped,
+            offers_refused: self.core.offers_refused,
             peers_online: self.core.peers.len(),
             ..Stats::default()
         };
@@ -122,6 +126,7 @@ fn send_message(core: &mut Core, to: &[PeerId], text: &str, tag: Option<String>,
     if let Some(unknown) = to.iter().find(|peer| core.peers.family_of(**peer).is_none()) {
         return core.fail(origin, tag, &format!("message not sent: unknown peer {unknown}"));
     }
+    core.store_on_use(to);
     let sent_at_ms = now_ms();
     for &peer in to {
         match core.store.insert_outgoing(random_id(MsgId::from_bytes), peer, text, sent_at_ms) {

@@ -22,6 +22,15 @@ use crate::protocol::announce::Status;
 use crate::protocol::ids::{PeerId, TransferId};
 use crate::store::{KnownPeer, Store, TransferRecord};
 
+/// Whether the store records a peer that is seen (see [`Core::peer_seen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remember {
+    /// Recorded: a peer whose key is proven, or of a family that proves nothing.
+    Yes,
+    /// Listed only while online: a claim that nothing proved yet.
+    No,
+}
+
 /// How we appear to every family's peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
@@ -64,6 +73,8 @@ pub enum Intent {
 
 /// The shared state. See the module doc.
 pub struct Core {
+    /// Offers declined because too many wait already (see `Stats::offers_refused`).
+    pub offers_refused: u64,
     /// Our profile.
     pub me: Profile,
     /// History, known peers, transfers, trust.
@@ -102,6 +113,7 @@ impl Core {
             store.known_peers()?.into_iter().map(|peer| (peer.id, peer.family)).collect();
         let outbox = Outbox::with_waiting(store.peers_with_undelivered()?);
         Ok(Core {
+            offers_refused: 0,
             me,
             store,
             sinks,
@@ -135,13 +147,21 @@ impl Core {
 
     /// `info` is online as of `now` (silent for `expires_after` means gone): the table, the
     /// store and the consumers learn what changed. A peer that joins gets what waits for it.
-    pub fn peer_seen(&mut self, info: PeerInfo, expires_after: Option<Duration>, now: Instant) -> Change {
+    pub fn peer_seen(
+        &mut self,
+        info: PeerInfo,
+        expires_after: Option<Duration>,
+        now: Instant,
+        remember: Remember,
+    ) -> Change {
         let id = info.id;
         let change = self.peers.upsert(info.clone(), expires_after, now);
         if change == Change::Same {
             return change;
         }
-        self.remember(&info);
+        if remember == Remember::Yes {
+            self.remember(&info);
+        }
         match change {
             Change::Joined => {
                 self.sinks.emit(&Event::PeerJoined { peer: info });
@@ -176,8 +196,20 @@ impl Core {
         }
     }
 
+    /// The user writes to (or sends files to) `peers`: those listed on a claim alone are
+    /// stored from now on, so the conversation and its outbox outlive a restart. Their keys
+    /// are pinned only once a handshake proves them.
+    pub fn store_on_use(&mut self, peers: &[PeerId]) {
+        for id in peers {
+            if let Some(info) = self.peers.unstored(*id).cloned() {
+                self.remember(&info);
+            }
+        }
+    }
+
     /// Writes what we know of a peer to the store.
-    fn remember(&mut self, info: &PeerInfo) {
+    pub fn remember(&mut self, info: &PeerInfo) {
+        self.peers.know(info.id, info.family);
         if let Err(err) = self.store.remember_peer(&Self::known_peer(info), now_ms()) {
             log::warn!("cannot remember peer {}: {err}", info.id);
         }

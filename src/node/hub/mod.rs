@@ -143,8 +143,8 @@ impl Hub {
     /// stops cleanly.
     pub fn run(mut self, local_addr: std::net::SocketAddrV4) {
         self.bell.answer_here();
-        let (id, name) = (self.key.peer_id(), self.core.me.name.clone());
-        self.core.sinks.emit(&Event::Started { id, name, addr: local_addr.to_string() });
+        let (id, key, name) = (self.key.peer_id(), self.key, self.core.me.name.clone());
+        self.core.sinks.emit(&Event::Started { id, key, name, addr: local_addr.to_string() });
         if let Some(reason) = self.ipmsg_unavailable.take() {
             self.core.sinks.emit(&Event::IpmsgUnavailable { reason });
         }

@@ -1,16 +1,20 @@
 //! The one peer table of every family: who is online now (with when we last heard of them
-//! and how long silence may last before they count as gone), and every peer ever seen with
-//! the family it belongs to (messages to them may wait in the outbox). Families keep their
+//! and how long silence may last before they count as gone), and every peer the store
+//! remembers with the family it belongs to (messages to them may wait in the outbox). Families keep their
 //! link state (connections, addresses, packet numbers) themselves, keyed by the same id.
 //!
 //! Time is passed in: expiry is tested without sleeping.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::node::event::PeerInfo;
 use crate::protocol::Family;
 use crate::protocol::ids::PeerId;
+
+/// Peers that left without being stored whose last presence is kept, at most (oldest
+/// forgotten first): a user can still write to someone who just went away.
+const MAX_RECENT: usize = 1024;
 
 /// A peer online now.
 #[derive(Debug, Clone)]
@@ -40,19 +44,22 @@ pub enum Change {
 pub struct Peers {
     /// Online now.
     online: HashMap<PeerId, OnlinePeer>,
-    /// Every peer ever seen, online or not, and its family.
+    /// Every peer the store remembers, online or not, and its family. Peers listed on a
+    /// mere claim are not in it: they cost nothing once they are gone.
     known: HashMap<PeerId, Family>,
+    /// Peers that left and were never stored, as last seen, oldest first in `recent_order`.
+    recent: HashMap<PeerId, PeerInfo>,
+    recent_order: VecDeque<PeerId>,
 }
 
 impl Peers {
     /// A table that already knows `known` (from the store).
     pub fn with_known(known: impl IntoIterator<Item = (PeerId, Family)>) -> Peers {
-        Peers { online: HashMap::new(), known: known.into_iter().collect() }
+        Peers { known: known.into_iter().collect(), ..Peers::default() }
     }
 
     /// Records that `info` is online as of `now`.
     pub fn upsert(&mut self, info: PeerInfo, expires_after: Option<Duration>, now: Instant) -> Change {
-        self.known.insert(info.id, info.family);
         match self.online.get_mut(&info.id) {
             Some(peer) => {
                 peer.last_seen = now;
@@ -70,6 +77,22 @@ impl Peers {
         }
     }
 
+    /// The store remembers `id`, of `family`, from now on.
+    pub fn know(&mut self, id: PeerId, family: Family) {
+        self.known.insert(id, family);
+        if self.recent.remove(&id).is_some() {
+            self.recent_order.retain(|recent| *recent != id);
+        }
+    }
+
+    /// A peer online or recently gone that the store does not remember, as last seen.
+    pub fn unstored(&self, id: PeerId) -> Option<&PeerInfo> {
+        if self.known.contains_key(&id) {
+            return None;
+        }
+        self.online.get(&id).map(|peer| &peer.info).or_else(|| self.recent.get(&id))
+    }
+
     /// We heard from an online peer (a frame, a packet) at `now`.
     pub fn heard(&mut self, id: PeerId, now: Instant) {
         if let Some(peer) = self.online.get_mut(&id) {
@@ -79,7 +102,16 @@ impl Peers {
 
     /// Takes a peer off the list.
     pub fn remove(&mut self, id: PeerId) -> Option<OnlinePeer> {
-        self.online.remove(&id)
+        let peer = self.online.remove(&id)?;
+        if !self.known.contains_key(&id) && self.recent.insert(id, peer.info.clone()).is_none() {
+            self.recent_order.push_back(id);
+            while self.recent_order.len() > MAX_RECENT {
+                if let Some(oldest) = self.recent_order.pop_front() {
+                    self.recent.remove(&oldest);
+                }
+            }
+        }
+        Some(peer)
     }
 
     /// Online peers silent for longer than they may be at `now`.
@@ -114,9 +146,13 @@ impl Peers {
         self.online.contains_key(&id)
     }
 
-    /// The family of a peer ever seen.
+    /// The family of a peer online, stored, or recently gone.
     pub fn family_of(&self, id: PeerId) -> Option<Family> {
-        self.known.get(&id).copied()
+        self.online
+            .get(&id)
+            .map(|peer| peer.info.family)
+            .or_else(|| self.known.get(&id).copied())
+            .or_else(|| self.recent.get(&id).map(|info| info.family))
     }
 
     /// Online peers of one family.
@@ -189,8 +225,20 @@ mod tests {
         assert!(peers.expired(start + secs(41)).contains(&PeerId::from_bytes([2; 16])));
         assert!(peers.expired(start + secs(100_000)).iter().all(|id| *id != PeerId::from_bytes([3; 16])));
         assert_eq!((peers.count(Family::Pigeon), peers.count(Family::Ipmsg)), (2, 1));
+        peers.know(PeerId::from_bytes([3; 16]), Family::Ipmsg);
         peers.remove(PeerId::from_bytes([3; 16]));
         assert_eq!(peers.family_of(PeerId::from_bytes([3; 16])), Some(Family::Ipmsg), "still known");
+        peers.remove(PeerId::from_bytes([2; 16]));
+        assert_eq!(peers.family_of(PeerId::from_bytes([2; 16])), Some(Family::Pigeon), "just gone");
+        assert!(peers.unstored(PeerId::from_bytes([2; 16])).is_some());
+        for n in 0..MAX_RECENT {
+            let mut stranger = info(9, Family::Pigeon);
+            stranger.id = PeerId::from_bytes(u128::try_from(n + 1000).unwrap().to_le_bytes());
+            peers.upsert(stranger.clone(), None, start);
+            peers.remove(stranger.id);
+        }
+        assert_eq!(peers.family_of(PeerId::from_bytes([2; 16])), None, "never stored, forgotten at last");
+        assert_eq!(peers.recent.len(), MAX_RECENT);
         assert!(!peers.is_online(PeerId::from_bytes([3; 16])));
     }
 }

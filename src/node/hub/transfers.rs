@@ -25,6 +25,14 @@ mod commands;
 /// First and longest pause before a receiver retries an interrupted transfer.
 const RESUME_BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(15));
 
+/// Offers from one peer that may wait for the user at once; more are declined (and
+/// counted in `Stats::offers_refused`).
+pub const MAX_WAITING_OFFERS_PER_PEER: usize = 8;
+
+/// Files and folders of all offers waiting for the user, at most (two offers of the largest
+/// size the protocol allows); an offer that would go beyond is declined.
+pub const MAX_WAITING_ENTRIES: usize = 100_000;
+
 /// A transfer that may still move data.
 struct Live {
     /// As stored.
@@ -42,6 +50,25 @@ pub struct Transfers {
 }
 
 impl Transfers {
+    /// Why an incoming offer may not wait for the user beside those waiting already, if it
+    /// may not: more than [`MAX_WAITING_OFFERS_PER_PEER`] from its sender, or more than
+    /// [`MAX_WAITING_ENTRIES`] files and folders in all. Offers wait in memory; these bound
+    /// what anyone can make us hold without the user doing anything.
+    fn over_pending_limits(&self, offer: &TransferRecord) -> Option<String> {
+        let waiting = || {
+            self.live
+                .values()
+                .map(|live| &live.record)
+                .filter(|r| r.direction == Direction::Incoming && r.state == TransferState::Offered)
+        };
+        if waiting().filter(|r| r.peer == offer.peer).count() >= MAX_WAITING_OFFERS_PER_PEER {
+            return Some(format!("{MAX_WAITING_OFFERS_PER_PEER} offers from you are waiting already"));
+        }
+        let entries: usize = waiting().map(|r| r.entries.len()).sum();
+        (entries + offer.entries.len() > MAX_WAITING_ENTRIES)
+            .then(|| format!("more than {MAX_WAITING_ENTRIES} files and folders are waiting to be accepted"))
+    }
+
     fn track(&mut self, record: TransferRecord) {
         let resume = crate::node::backoff::Backoff::new(RESUME_BACKOFF.0, RESUME_BACKOFF.1, Instant::now());
         self.live.insert(record.id, Live { record, worker: None, resume });
@@ -168,7 +195,19 @@ impl Core {
     /// Records an offer made to us. `None` when it is one we know (re-sent); else its state:
     /// `Failed` when refused, `Active` when accepted at once (auto-accept, "always accept"),
     /// `Offered` while it waits for the user.
-    pub fn offer_received(&mut self, record: TransferRecord) -> Option<TransferState> {
+    pub fn offer_received(&mut self, mut record: TransferRecord) -> Option<(TransferState, String)> {
+        if record.state == TransferState::Offered
+            && let Some(reason) = self.transfers.over_pending_limits(&record)
+        {
+            // Neither stored nor shown: an unproven sender may repeat this without end.
+            self.offers_refused += 1;
+            log::info!("declined offer {} from {}: {reason}", record.id, record.peer);
+            return Some((TransferState::Failed, reason));
+        }
+        if record.state == TransferState::Failed {
+            // Only the reason is worth keeping of an offer refused as unsafe.
+            record.entries.clear();
+        }
         match self.store.insert_transfer(&record) {
             Ok(true) => {}
             Ok(false) => return None,
@@ -179,7 +218,7 @@ impl Core {
         }
         self.sinks.emit(&Event::TransferAdded { transfer: TransferInfo::from_record(&record), tag: None });
         if record.state == TransferState::Failed {
-            return Some(TransferState::Failed);
+            return Some((TransferState::Failed, record.reason));
         }
         let (id, peer) = (record.id, record.peer);
         self.transfers.track(record);
@@ -190,9 +229,9 @@ impl Core {
         let allowed = self.peers.get(peer).is_some_and(|p| p.info.trust.allows_auto_accept());
         if (self.receiving.auto_accept || trusted) && allowed {
             self.accept(id, false, Origin::Owner);
-            return Some(TransferState::Active);
+            return Some((TransferState::Active, String::new()));
         }
-        Some(TransferState::Offered)
+        Some((TransferState::Offered, String::new()))
     }
 
     /// Moves a live transfer to `state` (not an ending: see [`Core::end_transfer`]).
@@ -414,7 +453,7 @@ mod tests {
 
     use super::*;
     use crate::node::doorbell::{self, Doorbell};
-    use crate::node::hub::core::{Profile, Receiving};
+    use crate::node::hub::core::{Profile, Receiving, Remember};
     use crate::node::sinks::Sinks;
     use crate::protocol::announce::Status;
     use crate::protocol::transfer::EntryKind;
@@ -463,11 +502,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut core, events) = core(&dir);
         let start = Instant::now();
-        core.peer_seen(peer(), None, start);
+        core.peer_seen(peer(), None, start, Remember::Yes);
         let id = TransferId::from_bytes([9; 16]);
         let entries = vec![Entry { path: "a.bin".into(), kind: EntryKind::File, size: 10 }];
         let offered = core.offer_received(incoming_record(id, peer().id, entries, None::<&String>));
-        assert_eq!(offered, Some(TransferState::Offered), "no auto-accept");
+        assert_eq!(offered.map(|(state, _)| state), Some(TransferState::Offered), "no auto-accept");
         assert_eq!(
             core.offer_received(incoming_record(id, peer().id, Vec::new(), None::<&String>)),
             None,

@@ -1,7 +1,7 @@
 //! The user's say in trust: safety numbers to compare out loud, and the verify and accept-key
 //! decisions (the rules live in `store::trust`; how a family pins keys, in its adapter).
 
-use super::core::Core;
+use super::core::{Core, now_ms};
 use crate::node::event::Event;
 use crate::node::sinks::Origin;
 use crate::protocol::ids::PeerId;
@@ -16,7 +16,15 @@ impl Core {
                 let code = safety_number(ours, &pinned.key);
                 self.sinks.reply(origin, Event::SafetyNumber { peer, code, trust: pinned.trust });
             }
-            Ok(None) => self.fail(origin, None, &format!("no key known for peer {peer}")),
+            // Listed on its signed datagrams, not proven yet: comparing the code out loud is
+            // how the user proves it.
+            Ok(None) => match self.peers.unstored(peer).and_then(|info| info.key) {
+                Some(key) => {
+                    let code = safety_number(ours, &key);
+                    self.sinks.reply(origin, Event::SafetyNumber { peer, code, trust: Trust::Unverified });
+                }
+                None => self.fail(origin, None, &format!("no key known for peer {peer}")),
+            },
             Err(err) => self.fail(origin, None, &err),
         }
     }
@@ -26,7 +34,17 @@ impl Core {
     pub fn set_trust(&mut self, ours: &PublicKey, peer: PeerId, trust: Trust, origin: Origin) {
         match self.store.pinned_key(peer) {
             Ok(Some(_)) => {}
-            Ok(None) => return self.fail(origin, None, &format!("no key known for peer {peer}")),
+            // The user decides about a key nothing proved yet (a verify after comparing the
+            // code): it is pinned now, as a handshake would have.
+            Ok(None) => match self.peers.unstored(peer).and_then(|info| Some((info.clone(), info.key?))) {
+                Some((info, key)) => {
+                    self.peers.know(peer, info.family);
+                    if let Err(err) = self.store.pin_new_key(&Core::known_peer(&info), key, now_ms()) {
+                        return self.fail(origin, None, &err);
+                    }
+                }
+                None => return self.fail(origin, None, &format!("no key known for peer {peer}")),
+            },
             Err(err) => return self.fail(origin, None, &err),
         }
         if let Err(err) = self.store.set_trust(peer, trust) {

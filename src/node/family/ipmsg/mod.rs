@@ -30,7 +30,7 @@ use self::peers::IpPeer;
 use super::Adapter;
 use crate::node::doorbell::{self, Bell, Doorbell};
 use crate::node::event::{LeaveReason, Stats};
-use crate::node::hub::core::{Core, now_ms};
+use crate::node::hub::core::{Core, Remember, now_ms};
 use crate::node::hub::outbox::InFlight;
 use crate::node::hub::transfers::FetchJob;
 use crate::node::threads::{self, StopFlag};
@@ -314,7 +314,8 @@ impl IpMsg {
             self.send(&answer, self.peer_addr(ip));
         }
         // The protocol has no keep-alive: a peer stays listed until it says BR_EXIT.
-        core.peer_seen(info, None, now);
+        // IP Messenger proves nothing, ever: its peers are stored as they are seen.
+        core.peer_seen(info, None, now, Remember::Yes);
         core.queue_for(id);
     }
 }

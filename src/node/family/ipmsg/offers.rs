@@ -88,7 +88,7 @@ impl IpMsg {
         let offer = IpOffer { ip: offered.ip, packet_no: offered.packet_no, file_ids, mtimes };
         self.offers.insert(offered.transfer, offer);
         let record = incoming_record(offered.transfer, offered.peer, entries, refusal.as_ref());
-        if !matches!(core.offer_received(record), Some(TransferState::Offered | TransferState::Active)) {
+        if !matches!(core.offer_received(record), Some((TransferState::Offered | TransferState::Active, _))) {
             self.offers.remove(&offered.transfer);
         }
     }

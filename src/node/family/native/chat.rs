@@ -122,8 +122,8 @@ impl Native {
             offer.entries,
             refusal.as_ref(),
         );
-        let (id, reason) = (record.id, record.reason.clone());
-        if core.offer_received(record) == Some(TransferState::Failed) {
+        let id = record.id;
+        if let Some((TransferState::Failed, reason)) = core.offer_received(record) {
             self.send_to(peer, &Frame::Decline(TransferEnd { transfer_id: id, reason, failed: true }));
         }
     }

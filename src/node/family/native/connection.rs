@@ -309,6 +309,7 @@ mod tests {
                 status: Status::Away,
                 port: 2426,
                 heartbeat_secs: 7,
+                seq: 0,
             }),
             Frame::Message(WireMessage { msg_id, sent_at_ms: 1, text: "你好".into() }),
             Frame::Unknown { kind: 77 },

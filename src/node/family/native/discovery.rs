@@ -8,9 +8,11 @@
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::Report;
+use super::heartbeat::Due;
 use crate::node::doorbell::Bell;
 use crate::node::interfaces::broadcast_subnets;
 use crate::node::log_limit::{JUNK_LOG_INTERVAL, LogLimit};
@@ -18,6 +20,7 @@ use crate::node::socket;
 use crate::node::threads::StopFlag;
 use crate::node::udp::{self, Counters, Decoded};
 use crate::protocol::announce::{Datagram, Goodbye, MAX_DATAGRAM, Presence};
+use crate::secure::Identity;
 
 /// Receives native discovery datagrams on `socket` until `stop` is raised.
 pub fn receive_loop(socket: &UdpSocket, queue: &Bell<Report>, stop: &StopFlag, counters: &Counters) {
@@ -60,10 +63,16 @@ impl ReplyBudget {
     }
 }
 
-/// Sends discovery datagrams; owned by the hub.
+/// Sends discovery datagrams, signed and numbered; owned by the hub.
 pub struct Announcer {
     /// The bound discovery socket (a clone of the receiver's).
     socket: UdpSocket,
+    /// Signs every datagram.
+    identity: Arc<Identity>,
+    /// The sequence number of the last datagram sent.
+    seq: u64,
+    /// The wall clock, in milliseconds since 1970 (numbers survive restarts).
+    wall_ms: fn() -> u64,
     /// Address the node is bound to; unspecified means every interface.
     bind: Ipv4Addr,
     /// Port peers listen on for discovery by default.
@@ -76,14 +85,14 @@ pub struct Announcer {
     replies: ReplyBudget,
     /// Rate limit of the log line about replies skipped for want of budget.
     skipped_log: LogLimit,
-    /// Our last reply, encoded, with the presence it carries.
-    reply: Option<(Presence, Vec<u8>)>,
 }
 
 impl Announcer {
     /// Wraps the discovery socket.
     pub fn new(
         socket: UdpSocket,
+        identity: Arc<Identity>,
+        wall_ms: fn() -> u64,
         bind: Ipv4Addr,
         port: u16,
         broadcast: bool,
@@ -91,19 +100,46 @@ impl Announcer {
     ) -> Self {
         let replies = ReplyBudget { tokens: REPLY_BURST, refilled: Instant::now() };
         let skipped_log = LogLimit::new(JUNK_LOG_INTERVAL);
-        Announcer { socket, bind, port, broadcast, targets, replies, skipped_log, reply: None }
+        Announcer { socket, identity, seq: 0, wall_ms, bind, port, broadcast, targets, replies, skipped_log }
     }
 
-    /// Sends `datagram` to every announce destination plus `extra` peers (deduplicated).
-    pub fn announce(&self, datagram: &Datagram, extra: impl IntoIterator<Item = SocketAddrV4>) {
+    /// The next sequence number: the wall clock in milliseconds, so that it keeps growing
+    /// across restarts, and one more than the last if the clock stands still or went back.
+    fn next_seq(&mut self) -> u64 {
+        self.seq = (self.wall_ms)().max(self.seq + 1);
+        self.seq
+    }
+
+    /// `presence`, numbered and signed as a datagram of `kind`.
+    fn presence_datagram(&mut self, presence: &Presence, kind: Due) -> Vec<u8> {
+        let presence = Presence { seq: self.next_seq(), ..presence.clone() };
+        let datagram = match kind {
+            Due::Announce => Datagram::Announce(presence),
+            Due::Heartbeat => Datagram::Heartbeat(presence),
+        };
+        datagram.encode(&*self.identity)
+    }
+
+    /// Sends `presence` as `kind` to every announce destination plus `extra` peers
+    /// (deduplicated).
+    pub fn announce(
+        &mut self,
+        presence: &Presence,
+        kind: Due,
+        extra: impl IntoIterator<Item = SocketAddrV4>,
+    ) {
+        let bytes = self.presence_datagram(presence, kind);
+        self.send_everywhere(&bytes, extra);
+    }
+
+    fn send_everywhere(&self, bytes: &[u8], extra: impl IntoIterator<Item = SocketAddrV4>) {
         let subnets = if self.broadcast { broadcast_subnets(self.bind) } else { Vec::new() };
         let mut destinations: BTreeSet<SocketAddrV4> =
             subnets.iter().map(|subnet| SocketAddrV4::new(subnet.broadcast, self.port)).collect();
         destinations.extend(self.targets.iter().copied());
         destinations.extend(extra.into_iter().filter(|addr| !subnets.iter().any(|s| s.contains(*addr.ip()))));
-        let bytes = datagram.encode();
         for destination in destinations {
-            self.send(&bytes, destination);
+            self.send(bytes, destination);
         }
     }
 
@@ -120,18 +156,19 @@ impl Announcer {
             }
             return;
         }
-        // Encoded once per presence: a start of many hosts at once asks for hundreds.
-        if self.reply.as_ref().is_none_or(|(cached, _)| cached != presence) {
-            self.reply = Some((presence.clone(), Datagram::Reply(presence.clone()).encode()));
-        }
-        if let Some((_, bytes)) = &self.reply {
-            self.send(bytes, to);
-        }
+        // Signed afresh each time (tens of microseconds): hundreds at a mass start cost a
+        // few milliseconds, and every reply carries a number of its own.
+        let presence = Presence { seq: self.next_seq(), ..presence.clone() };
+        let bytes = Datagram::Reply(presence).encode(&*self.identity);
+        self.send(&bytes, to);
     }
 
     /// Says goodbye everywhere we announce.
-    pub fn goodbye(&self, goodbye: Goodbye, extra: impl IntoIterator<Item = SocketAddrV4>) {
-        self.announce(&Datagram::Goodbye(goodbye), extra);
+    pub fn goodbye(&mut self, extra: impl IntoIterator<Item = SocketAddrV4>) {
+        let (id, key) = (self.identity.peer_id(), self.identity.public());
+        let goodbye = Datagram::Goodbye(Goodbye { id, key, seq: self.next_seq() });
+        let bytes = goodbye.encode(&*self.identity);
+        self.send_everywhere(&bytes, extra);
     }
 
     fn send(&self, bytes: &[u8], to: SocketAddrV4) {

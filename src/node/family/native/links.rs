@@ -1,10 +1,12 @@
 //! What the native family knows of each Pigeon peer online: the presence it announced, the
-//! address it was heard from, the connection we send on, and whether we may dial it now —
-//! one attempt at a time, and after a failure only once its backoff is over.
+//! address it was heard from, whether its key is proven, the last datagram number taken from
+//! it, the connection we send on, and whether we may dial it now — one attempt at a time,
+//! and after a failure only once its backoff is over. Peers that left are remembered with
+//! their last datagram number for a while, so a replayed announce cannot bring them back.
 //!
 //! Time is passed in: the rules are tested without sockets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -20,13 +22,27 @@ use crate::store::Trust;
 /// First and longest pause between attempts to connect to a peer with something to deliver.
 const DIAL_BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(10));
 
+/// Peers listed on the strength of signed datagrams alone, at most: more than any office
+/// has Pigeons that none of its users ever wrote to. A newcomer beyond it is not listed (and
+/// counted) until an unproven one expires or it proves its key by connecting.
+pub const MAX_UNPROVEN: usize = 512;
+
+/// Peers that left whose last datagram number is kept, at most (the oldest is forgotten
+/// first).
+const MAX_DEPARTED: usize = 1024;
+
 /// One Pigeon peer online.
 #[derive(Debug)]
 pub struct Link {
-    /// What it last told us about itself.
+    /// What it last told us about itself (its `seq` is 0: see [`Link::seq`]).
     pub presence: Presence,
     /// Where we last heard it from.
     pub ip: Ipv4Addr,
+    /// A handshake proved its key (now or on an earlier run: the key is pinned). Only such
+    /// peers are stored, hear our heartbeats directly, or may change what we believe.
+    pub proven: bool,
+    /// The greatest datagram number taken from it.
+    seq: u64,
     /// The connection we send on, once its hello arrived.
     pub conn: Option<ConnId>,
     /// A connection attempt is under way (until its hello arrives or it fails).
@@ -36,10 +52,13 @@ pub struct Link {
 }
 
 impl Link {
-    fn new(presence: Presence, ip: Ipv4Addr, now: Instant) -> Link {
+    fn new(presence: Presence, ip: Ipv4Addr, proven: bool, now: Instant) -> Link {
+        let seq = presence.seq;
         Link {
-            presence,
+            presence: Presence { seq: 0, ..presence },
             ip,
+            proven,
+            seq,
             conn: None,
             dialing: false,
             dial: Backoff::new(DIAL_BACKOFF.0, DIAL_BACKOFF.1, now),
@@ -56,9 +75,10 @@ impl Link {
         SocketAddrV4::new(self.ip, self.presence.port)
     }
 
-    /// Silence after which it is dropped: [`MISSED_HEARTBEATS`] of the interval it announced.
+    /// Silence after which it is dropped: [`MISSED_HEARTBEATS`] of the interval it announced,
+    /// as far as the protocol allows.
     pub fn expires_after(&self) -> Duration {
-        Duration::from_secs(self.presence.heartbeat_secs.into()) * MISSED_HEARTBEATS
+        self.presence.silence_allowed(MISSED_HEARTBEATS)
     }
 
     /// Whether a connection attempt may start at `now`.
@@ -106,7 +126,7 @@ impl Link {
 /// What hearing a presence did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Heard {
-    /// A peer we had not listed.
+    /// A peer we had not listed: nothing was recorded, see [`Links::insert`].
     New,
     /// A listed peer; its presence or address changed.
     Changed,
@@ -116,30 +136,58 @@ pub enum Heard {
     Ignored,
 }
 
-/// Every Pigeon peer online, by id.
+/// Every Pigeon peer online, by id, and the last datagram numbers of some that left.
 #[derive(Default)]
 pub struct Links {
     links: HashMap<PeerId, Link>,
+    /// Last datagram number of peers that left, oldest departure first in `departures`.
+    departed: HashMap<PeerId, u64>,
+    departures: VecDeque<PeerId>,
 }
 
 impl Links {
-    /// `presence` was heard from `ip` at `now`, in a datagram or (`from_tcp`) a hello. A TCP
-    /// source address only places a peer we did not know: a connection may come from
-    /// another local address than the one the peer announces from. A datagram never moves
-    /// a connected peer: a proven connection outranks an unauthenticated datagram.
-    pub fn heard(&mut self, presence: Presence, ip: Ipv4Addr, from_tcp: bool, now: Instant) -> Heard {
-        let Some(link) = self.links.get_mut(&presence.id) else {
-            self.links.insert(presence.id, Link::new(presence, ip, now));
-            return Heard::New;
-        };
+    /// Whether a datagram numbered `seq` from `id` is newer than any taken from it before
+    /// (online, or among the departed we remember). An older or equal one is a replay, or the
+    /// same datagram arriving by a second route.
+    pub fn is_fresh(&self, id: PeerId, seq: u64) -> bool {
+        let last = self.links.get(&id).map(|link| link.seq).or_else(|| self.departed.get(&id).copied());
+        last.is_none_or(|last| seq > last)
+    }
+
+    /// `presence` was heard from `ip` at `now`, in a datagram or (`from_tcp`) a hello, from a
+    /// listed peer; [`Heard::New`] when it is not listed (nothing recorded then). A TCP source
+    /// address only places a peer we did not know: a connection may come from another local
+    /// address than the one the peer announces from. A datagram never moves a connected
+    /// peer: a proven connection outranks a datagram, signed or not. Call after
+    /// [`Links::is_fresh`].
+    pub fn heard(&mut self, presence: Presence, ip: Ipv4Addr, from_tcp: bool) -> Heard {
+        let Some(link) = self.links.get_mut(&presence.id) else { return Heard::New };
         if !from_tcp && link.conn.is_some() && link.ip != ip {
             return Heard::Ignored;
         }
+        if !from_tcp {
+            link.seq = link.seq.max(presence.seq);
+        }
+        let presence = Presence { seq: 0, ..presence };
         let ip = if from_tcp { link.ip } else { ip };
         let changed = link.presence != presence || link.ip != ip;
         link.presence = presence;
         link.ip = ip;
         if changed { Heard::Changed } else { Heard::Same }
+    }
+
+    /// Lists a peer that [`Links::heard`] found new.
+    pub fn insert(&mut self, presence: Presence, ip: Ipv4Addr, proven: bool, now: Instant) {
+        if let Some(seq) = self.departed.remove(&presence.id) {
+            self.departures.retain(|id| *id != presence.id);
+            debug_assert!(presence.seq == 0 || presence.seq > seq, "checked by is_fresh");
+        }
+        self.links.insert(presence.id, Link::new(presence, ip, proven, now));
+    }
+
+    /// Peers listed whose key is not proven.
+    pub fn unproven(&self) -> usize {
+        self.links.values().filter(|link| !link.proven).count()
     }
 
     /// A peer online.
@@ -152,14 +200,24 @@ impl Links {
         self.links.get_mut(&id)
     }
 
-    /// Forgets a peer that left.
+    /// Forgets a peer that left, keeping its last datagram number for a while.
     pub fn remove(&mut self, id: PeerId) -> Option<Link> {
-        self.links.remove(&id)
+        let link = self.links.remove(&id)?;
+        if self.departed.insert(id, link.seq).is_none() {
+            self.departures.push_back(id);
+        }
+        while self.departures.len() > MAX_DEPARTED {
+            if let Some(oldest) = self.departures.pop_front() {
+                self.departed.remove(&oldest);
+            }
+        }
+        Some(link)
     }
 
-    /// Every online peer's discovery address.
+    /// The discovery address of every online peer whose key is proven: where our heartbeats
+    /// go beyond broadcasts and targets. A mere claim never makes us send to an address.
     pub fn discovery_addrs(&self) -> Vec<SocketAddrV4> {
-        self.links.values().map(Link::discovery_addr).collect()
+        self.links.values().filter(|link| link.proven).map(Link::discovery_addr).collect()
     }
 }
 
@@ -169,7 +227,7 @@ mod tests {
     use crate::protocol::announce::{HEARTBEAT_SECS, Status};
     use crate::protocol::keys::PublicKey;
 
-    fn presence(name: &str) -> Presence {
+    fn presence(name: &str, seq: u64) -> Presence {
         let key = PublicKey::from_bytes([3; 32]);
         Presence {
             id: key.peer_id(),
@@ -180,6 +238,7 @@ mod tests {
             status: Status::Online,
             port: 2426,
             heartbeat_secs: HEARTBEAT_SECS,
+            seq,
         }
     }
 
@@ -188,26 +247,59 @@ mod tests {
         let now = Instant::now();
         let (here, there) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 66));
         let mut links = Links::default();
-        assert_eq!(links.heard(presence("ana"), here, false, now), Heard::New);
-        assert_eq!(links.heard(presence("ana"), here, false, now), Heard::Same);
-        let id = presence("ana").id;
+        assert_eq!(links.heard(presence("ana", 1), here, false), Heard::New);
+        links.insert(presence("ana", 1), here, true, now);
+        assert_eq!(links.heard(presence("ana", 2), here, false), Heard::Same, "only the number moved");
+        let id = presence("ana", 0).id;
         links.get_mut(id).unwrap().greeted(ConnId(1));
-        assert_eq!(links.heard(presence("ana"), there, false, now), Heard::Ignored);
-        assert_eq!(links.heard(presence("ana"), there, true, now), Heard::Same, "a TCP source stays");
+        assert_eq!(links.heard(presence("ana", 3), there, false), Heard::Ignored);
+        assert_eq!(links.heard(presence("ana", 0), there, true), Heard::Same, "a TCP source stays");
         assert_eq!(links.get(id).unwrap().ip, here);
-        assert_eq!(links.heard(presence("Ana B."), there, true, now), Heard::Changed);
+        assert_eq!(links.heard(presence("Ana B.", 0), there, true), Heard::Changed);
         // Not connected: the datagram's address is where the peer is now.
         links.get_mut(id).unwrap().conn = None;
-        assert_eq!(links.heard(presence("Ana B."), there, false, now), Heard::Changed);
+        assert_eq!(links.heard(presence("Ana B.", 4), there, false), Heard::Changed);
         assert_eq!(links.get(id).unwrap().ip, there);
+    }
+
+    #[test]
+    fn old_numbers_are_replays_also_after_the_peer_left_and_only_proven_peers_hear_us_directly() {
+        let now = Instant::now();
+        let mut links = Links::default();
+        let id = presence("bo", 0).id;
+        assert!(links.is_fresh(id, 1), "a stranger's first datagram");
+        links.insert(presence("bo", 10), Ipv4Addr::LOCALHOST, false, now);
+        assert!(links.discovery_addrs().is_empty(), "an unproven peer hears only broadcasts and targets");
+        assert_eq!(links.unproven(), 1);
+        assert!(!links.is_fresh(id, 10) && !links.is_fresh(id, 9) && links.is_fresh(id, 11));
+        links.heard(presence("bo", 20), Ipv4Addr::LOCALHOST, false);
+        assert!(!links.is_fresh(id, 15));
+        links.heard(presence("bo", 0), Ipv4Addr::LOCALHOST, true);
+        assert!(!links.is_fresh(id, 20), "a hello carries no number and resets nothing");
+        links.get_mut(id).unwrap().proven = true;
+        assert_eq!(links.discovery_addrs().len(), 1);
+        links.remove(id);
+        assert!(!links.is_fresh(id, 20), "a replayed announce does not bring a peer back");
+        assert!(links.is_fresh(id, 21));
+        links.insert(presence("bo", 21), Ipv4Addr::LOCALHOST, true, now);
+        // Departures are remembered up to a bound, the oldest forgotten first.
+        links.remove(id);
+        for n in 0..MAX_DEPARTED as u64 {
+            let key = PublicKey::from_bytes(blake3::hash(&n.to_le_bytes()).into());
+            let stranger = Presence { id: key.peer_id(), key, ..presence("x", 1) };
+            links.insert(stranger.clone(), Ipv4Addr::LOCALHOST, false, now);
+            links.remove(stranger.id);
+        }
+        assert!(links.is_fresh(id, 1), "forgotten after {MAX_DEPARTED} later departures");
+        assert_eq!(links.departed.len(), MAX_DEPARTED);
     }
 
     #[test]
     fn one_dial_at_a_time_and_after_a_failure_only_once_the_pause_is_over() {
         let now = Instant::now();
         let mut links = Links::default();
-        links.heard(presence("bo"), Ipv4Addr::LOCALHOST, false, now);
-        let link = links.get_mut(presence("bo").id).unwrap();
+        links.insert(presence("bo", 1), Ipv4Addr::LOCALHOST, true, now);
+        let link = links.get_mut(presence("bo", 0).id).unwrap();
         assert!(link.may_dial(now));
         link.dial_started();
         assert!(!link.may_dial(now), "a second attempt while one is under way");

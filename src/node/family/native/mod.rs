@@ -46,7 +46,7 @@ use crate::node::threads::{self, StopFlag};
 use crate::node::udp::Counters;
 use crate::node::{StartError, interfaces, random_seed, socket};
 use crate::protocol::Family;
-use crate::protocol::announce::{Datagram, Goodbye, Presence};
+use crate::protocol::announce::{Datagram, Presence};
 use crate::protocol::frame::Frame;
 use crate::protocol::ids::{PeerId, TransferId};
 use crate::secure::{Identity, Role, Session};
@@ -182,6 +182,10 @@ pub struct Native {
     stop: StopFlag,
     /// When the next housekeeping is due.
     next_housekeeping: Instant,
+    /// Datagrams dropped as replays or second copies (see `Stats::stale_datagrams`).
+    stale_datagrams: u64,
+    /// Unproven presences not listed (see `Stats::unproven_refused`).
+    unproven_refused: u64,
 }
 
 impl Native {
@@ -207,6 +211,8 @@ impl Native {
         let counters = Arc::new(Counters::default());
         let announcer = Announcer::new(
             udp.try_clone().map_err(bind_err)?,
+            setup.identity.clone(),
+            crate::node::hub::core::now_ms,
             settings.bind,
             port,
             settings.broadcast,
@@ -244,6 +250,8 @@ impl Native {
             counters,
             stop: setup.stop,
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+            stale_datagrams: 0,
+            unproven_refused: 0,
         })
     }
 
@@ -379,7 +387,7 @@ impl Adapter for Native {
     }
 
     fn stop(&mut self, core: &mut Core) {
-        self.announcer.goodbye(Goodbye { id: self.me.id }, self.links.discovery_addrs());
+        self.announcer.goodbye(self.links.discovery_addrs());
         for (_, conn) in self.conns.drain() {
             core.workers.adopt_all(conn.handle.close());
         }
@@ -390,6 +398,8 @@ impl Adapter for Native {
         stats.datagrams += self.counters.datagrams.load(Relaxed);
         stats.malformed_datagrams += self.counters.malformed_datagrams.load(Relaxed);
         stats.dropped_datagrams += self.counters.dropped_datagrams.load(Relaxed);
+        stats.stale_datagrams += self.stale_datagrams;
+        stats.unproven_refused += self.unproven_refused;
         stats.bad_connections += self.conns.junk();
         stats.connections_opened += self.conns.opened();
         stats.connections += self.conns.len();

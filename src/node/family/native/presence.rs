@@ -1,17 +1,24 @@
 //! Native discovery as the family sees it: what an announce, heartbeat, reply or goodbye
-//! means for the peer table, pinning a new peer's key, and our own presence going out.
+//! means for the peer table, what a claim may change and what needs a proven key, pinning a
+//! proven peer's key, and our own presence going out.
+//!
+//! Datagrams are signed (their decoder checked that) but signing proves only that the
+//! holder of the key sent it once. So: a datagram older than the last one taken from its
+//! sender is dropped; a new key is listed from datagrams alone only up to
+//! [`MAX_UNPROVEN`] peers, never under the name and host of a peer with another pinned key,
+//! and stored, pinned or alarmed about (`key_changed`) only once a handshake proves it.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 use super::Native;
 use super::heartbeat::{Due, heartbeat_secs};
-use super::links::Heard;
+use super::links::{Heard, MAX_UNPROVEN};
 use super::trust;
 use crate::node::event::{Event, LeaveReason};
-use crate::node::hub::core::Core;
+use crate::node::hub::core::{Core, Remember};
 use crate::protocol::Family;
-use crate::protocol::announce::{Datagram, Goodbye, Presence};
+use crate::protocol::announce::{Datagram, Presence};
 use crate::secure::Identity;
 use crate::store::Trust;
 
@@ -23,7 +30,12 @@ impl Native {
         datagram: Datagram,
         now: Instant,
     ) {
-        if datagram.sender() == self.me.id {
+        let id = datagram.sender();
+        if id == self.me.id {
+            return;
+        }
+        if !self.links.is_fresh(id, datagram.seq()) {
+            self.stale_datagrams += 1;
             return;
         }
         match datagram {
@@ -32,18 +44,21 @@ impl Native {
                 self.saw(core, presence, *from.ip(), false, now);
             }
             Datagram::Heartbeat(presence) => {
-                if self.links.get(presence.id).is_none() {
+                if self.links.get(id).is_none() {
                     self.announcer.reply(&self.me, from, now);
                 }
                 self.saw(core, presence, *from.ip(), false, now);
             }
             Datagram::Reply(presence) => self.saw(core, presence, *from.ip(), false, now),
-            Datagram::Goodbye(Goodbye { id }) => core.peer_left(id, LeaveReason::Goodbye),
+            // Signed by the peer's own key and newer than anything it sent before.
+            Datagram::Goodbye(_) => core.peer_left(id, LeaveReason::Goodbye),
         }
     }
 
-    /// `presence` is alive, heard from `ip` (see [`Links::heard`](super::links::Links::heard) for what a TCP source may
-    /// change): the peer table learns it, a new peer's key is pinned.
+    /// `presence` is alive, heard from `ip` — in a datagram, or (`from_tcp`) in the hello of
+    /// a connection whose handshake proved its key (see
+    /// [`Links::heard`](super::links::Links::heard) for what a TCP source may change): the
+    /// peer table learns it; a proven peer's key is pinned and the peer stored.
     pub(super) fn saw(
         &mut self,
         core: &mut Core,
@@ -53,38 +68,88 @@ impl Native {
         now: Instant,
     ) {
         let id = presence.id;
-        let heard = self.links.heard(presence, ip, from_tcp, now);
-        let Some(link) = self.links.get(id) else { return };
+        let heard = self.links.heard(presence.clone(), ip, from_tcp);
+        let proving = from_tcp && self.links.get(id).is_some_and(|link| !link.proven);
         let (trust, key_change) = match heard {
             Heard::Ignored => {
-                log::debug!("ignoring presence of {id} from {ip}: connected at {}", link.ip);
+                log::debug!("ignoring presence of {id} from {ip}: connected elsewhere");
                 return;
             }
             // The common case (every heartbeat): only the time it was heard changes.
-            Heard::Same if core.peers.is_online(id) => return core.peers.heard(id, now),
+            Heard::Same if core.peers.is_online(id) && !proving => return core.peers.heard(id, now),
             Heard::New => {
-                trust::pin(&mut core.store, &Core::known_peer(&link.info(Trust::default())), &link.presence)
+                let pinned = match core.store.pinned_key(id) {
+                    Ok(pinned) => pinned,
+                    Err(err) => return log::error!("cannot read the key of {id}: {err}"),
+                };
+                match (pinned, from_tcp) {
+                    // Proven now, or on an earlier run (its key is pinned, and it signed this).
+                    (Some(pinned), _) => {
+                        self.links.insert(presence, ip, true, now);
+                        (pinned.trust, None)
+                    }
+                    (None, true) => {
+                        self.links.insert(presence.clone(), ip, true, now);
+                        self.pin(core, &presence)
+                    }
+                    (None, false) => {
+                        if !self.may_list_unproven(core, &presence) {
+                            self.unproven_refused += 1;
+                            return;
+                        }
+                        self.links.insert(presence, ip, false, now);
+                        (Trust::default(), None)
+                    }
+                }
+            }
+            Heard::Changed | Heard::Same if proving => {
+                if let Some(link) = self.links.get_mut(id) {
+                    link.proven = true;
+                }
+                self.pin(core, &presence)
             }
             Heard::Changed | Heard::Same => {
                 (core.peers.get(id).map(|p| p.info.trust).unwrap_or_default(), None)
             }
         };
+        let Some(link) = self.links.get(id) else { return };
         let info = link.info(trust);
-        core.peer_seen(info.clone(), Some(link.expires_after()), now);
+        let remember = if link.proven { Remember::Yes } else { Remember::No };
+        core.peer_seen(info.clone(), Some(link.expires_after()), now, remember);
         if let Some(change) = key_change {
             let (previous, previous_verified) = (change.previous, change.previous_verified);
             core.sinks.emit(&Event::KeyChanged { peer: info, previous, previous_verified });
         }
     }
 
+    /// Pins the key of a peer whose handshake proved it (recording the peer).
+    fn pin(&mut self, core: &mut Core, presence: &Presence) -> (Trust, Option<trust::KeyChange>) {
+        let Some(link) = self.links.get(presence.id) else { return (Trust::default(), None) };
+        let known = Core::known_peer(&link.info(Trust::default()));
+        core.peers.know(presence.id, Family::Pigeon);
+        trust::pin(&mut core.store, &known, presence)
+    }
+
+    /// Whether a presence nothing proved may be listed: while the unproven are under their
+    /// cap, and unless its name and host belong to a peer with another, pinned key — that
+    /// would be a key change, which only a handshake may show.
+    fn may_list_unproven(&self, core: &Core, presence: &Presence) -> bool {
+        if self.links.unproven() >= MAX_UNPROVEN {
+            return false;
+        }
+        match core.store.other_key_under(&presence.name, &presence.host, presence.id) {
+            Ok(other) => other.is_none(),
+            Err(err) => {
+                log::error!("cannot look up peers named {}: {err}", presence.name);
+                false
+            }
+        }
+    }
+
     pub(super) fn announce(&mut self, core: &Core, due: Due) {
         // Told to the others in the heartbeat itself, so they wait long enough.
         self.me.heartbeat_secs = heartbeat_secs(core.peers.count(Family::Pigeon) + 1);
-        let datagram = match due {
-            Due::Announce => Datagram::Announce(self.me.clone()),
-            Due::Heartbeat => Datagram::Heartbeat(self.me.clone()),
-        };
-        self.announcer.announce(&datagram, self.links.discovery_addrs());
+        self.announcer.announce(&self.me, due, self.links.discovery_addrs());
     }
 }
 
@@ -99,5 +164,6 @@ pub(super) fn presence_of(core: &Core, identity: &Identity, port: u16) -> Presen
         status: core.me.status,
         port,
         heartbeat_secs: crate::protocol::announce::HEARTBEAT_SECS,
+        seq: 0,
     }
 }

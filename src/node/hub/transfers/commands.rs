@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::super::core::{Core, Intent, now_ms};
-use crate::node::event::{Event, TransferInfo};
+use crate::node::event::{Event, TransferInfo, shown_entry};
 use crate::node::files::{self, Scanned};
 use crate::node::inbox::NetEvent;
 use crate::node::random_id;
@@ -29,6 +29,7 @@ impl Core {
             self.fail(origin, tag, &format!("files not sent: unknown peer {unknown}"));
             return;
         }
+        self.store_on_use(&to);
         if to.is_empty() || paths.is_empty() {
             self.fail(origin, tag, &"files not sent: nothing to send or no recipient");
             return;
@@ -179,6 +180,22 @@ impl Core {
         self.transfers.ready_to_resume(id, Instant::now());
         self.set_transfer_state(id, TransferState::Active, "");
         self.intents.push_back(Intent::Fetch(id));
+    }
+
+    /// Answers `transfer_entries`: a page of one transfer's entries, as they are shown.
+    pub fn transfer_entries(&mut self, transfer_id: TransferId, offset: usize, limit: usize, origin: Origin) {
+        let record = match self.transfers.record(transfer_id).cloned() {
+            Some(record) => record,
+            None => match self.store.transfer(transfer_id) {
+                Ok(Some(record)) => record,
+                Ok(None) => return self.fail(origin, None, &format!("no transfer {transfer_id}")),
+                Err(err) => return self.fail(origin, None, &err),
+            },
+        };
+        let limit = limit.min(crate::node::command::MAX_ENTRIES_PAGE);
+        let entries = record.entries.iter().skip(offset).take(limit).map(shown_entry).collect();
+        let total = record.entries.len();
+        self.sinks.reply(origin, Event::TransferEntries { transfer_id, offset, total, entries });
     }
 
     /// Answers `list_transfers`: the newest, live ones as they stand now.

@@ -1,0 +1,288 @@
+//! What anyone on the LAN can do without the user doing anything, and what it may cost:
+//! forged announces (store nothing, keep the log small), forged and replayed goodbyes and
+//! announces (change nothing), a known name under a new key (no alarm until proven), claims
+//! that would make us send heartbeats anywhere (only proven peers hear from us directly),
+//! offers by the thousand (bounded, summarised), and names built to fool a terminal.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use pigeon::protocol::announce::{Datagram, Goodbye, MAX_DATAGRAM, Presence};
+use pigeon::protocol::keys::{PublicKey, Signature, Signer};
+use pigeon::protocol::transfer::{Entry, EntryKind};
+use pigeon::secure::Identity;
+use pigeon::store::{MessageState, Store, Trust};
+use pigeon::{Command, Event};
+
+use crate::raw::{RawPeer, rand_bytes};
+use crate::util::{Daemon, Net, SHORT, expect_state, heavy, next_seq, presence_of, send};
+
+/// Forged announces in the flood test, and the rate they go at (the kernel's socket buffer
+/// would drop a faster burst before the node saw it).
+const FORGED: u64 = 10_000;
+const FORGED_PER_SECOND: u64 = 4_000;
+
+/// What the history database and its log may hold after the flood (they held 0.2 and
+/// 186 MB before only proven peers were stored).
+const HISTORY_AFTER_FLOOD: u64 = 2 * 1024 * 1024;
+
+/// Resident memory a node may reach while strangers offer it 20 offers of 49,999 files
+/// (it reached 132 MB with 30 before offers waiting for the user were bounded).
+const RSS_AFTER_OFFERS: u64 = 64 * 1024 * 1024;
+
+/// Signs nothing: lets a test put a datagram that names someone else's key through the
+/// encoder, to sign it with the forger's own key afterwards.
+struct Claim(PublicKey);
+
+impl Signer for Claim {
+    fn public(&self) -> PublicKey {
+        self.0
+    }
+    fn sign(&self, _message: &[u8]) -> Signature {
+        [0; 64]
+    }
+}
+
+/// `datagram`, naming a key `forger` does not hold, signed by `forger` anyway.
+fn forge(datagram: &Datagram, claimed: PublicKey, forger: &Identity) -> Vec<u8> {
+    let mut bytes = datagram.encode(&Claim(claimed));
+    let signed = bytes.len() - 64;
+    let signature =
+        forger.sign(&[pigeon::protocol::announce::SIGNING_CONTEXT, bytes.get(..signed).unwrap()].concat());
+    bytes.get_mut(signed..).unwrap().copy_from_slice(&signature);
+    bytes
+}
+
+fn file_size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
+}
+
+#[test]
+fn ten_thousand_forged_announces_store_nothing_and_leave_the_history_small() {
+    let _alone = heavy();
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let bo_dir = dirs.path().join("bo");
+    let mut bo = Daemon::start("bo", &net.flags(2, 2, &bo_dir));
+    let socket = UdpSocket::bind((net.ip(9), 0)).unwrap();
+    let started = Instant::now();
+    for n in 0..FORGED {
+        let forger = Identity::from_private(rand_bytes());
+        let announce = Datagram::Announce(presence_of(&forger, &format!("forged{n}"), 9)).encode(&forger);
+        socket.send_to(&announce, (net.ip(2), net.port)).unwrap();
+        let due = started + Duration::from_micros(n * 1_000_000 / FORGED_PER_SECOND);
+        // Pacing only (nothing to wait for): an early wake just sends the next one sooner.
+        std::thread::park_timeout(due.saturating_duration_since(Instant::now()));
+    }
+    let stats = bo.wait_for_stats("the flood taken in", |stats| {
+        stats.datagrams + stats.dropped_datagrams >= FORGED * 9 / 10
+    });
+    eprintln!("after {FORGED} forged announces: {stats:?}");
+    assert!(stats.peers_online <= 512, "listed unproven peers are capped: {}", stats.peers_online);
+    assert!(stats.unproven_refused > 0, "the rest were refused and counted");
+    bo.stop();
+    let history = bo_dir.join(pigeon::node::HISTORY_FILE);
+    let wal = bo_dir.join(format!("{}-wal", pigeon::node::HISTORY_FILE));
+    let (db_bytes, wal_bytes) = (file_size(&history), file_size(&wal));
+    eprintln!("history {db_bytes} B, log {wal_bytes} B");
+    assert!(db_bytes + wal_bytes < HISTORY_AFTER_FLOOD, "history {db_bytes} B + log {wal_bytes} B");
+    let stored = Store::open(&history).unwrap().known_peers().unwrap();
+    assert!(stored.is_empty(), "no unproven key is stored: {} peers", stored.len());
+}
+
+#[test]
+fn forged_and_replayed_goodbyes_and_an_unproven_key_under_a_known_name_change_nothing() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    // Address 3 is a target of both nodes and no node's: a listener there hears them.
+    let bo_dir = dirs.path().join("bo");
+    let mut ana = Daemon::start("ana", &net.flags(1, 3, &dirs.path().join("ana")));
+    let tap = UdpSocket::bind((net.ip(3), net.port)).unwrap();
+    tap.set_read_timeout(Some(SHORT)).unwrap();
+    let bo = Daemon::start("bo", &net.flags(2, 3, &bo_dir));
+    ana.expect_peers(&[bo.id]);
+    // A message makes the connection whose handshake proves bo's key to ana.
+    let msg = send(&mut ana, &[bo.id], "hello bo")[0];
+    expect_state(&mut ana, msg, MessageState::Delivered);
+    let bo_info = ana.peers().into_iter().find(|peer| peer.id == bo.id).unwrap();
+    let bo_key = bo_info.key.unwrap();
+    let to_ana = SocketAddr::from((net.ip(1), net.port));
+    let mut heard = [0u8; MAX_DATAGRAM];
+    let mut next_from_bo = |kind: fn(&Datagram) -> bool| loop {
+        let (len, from) = tap.recv_from(&mut heard).unwrap();
+        let bytes = heard.get(..len).unwrap().to_vec();
+        if from.ip() == net.ip(2) && Datagram::decode(&bytes).is_ok_and(|d| kind(&d)) {
+            return bytes;
+        }
+    };
+    let captured_heartbeat = next_from_bo(|d| !matches!(d, Datagram::Goodbye(_)));
+
+    // A goodbye in bo's name, signed by someone else: dropped as malformed.
+    let mallory = Identity::from_private(rand_bytes());
+    let forged = Datagram::Goodbye(Goodbye { id: bo.id, key: bo_key, seq: next_seq() });
+    let malformed = ana.stats().malformed_datagrams;
+    let udp = UdpSocket::bind((net.ip(7), 0)).unwrap();
+    udp.send_to(&forge(&forged, bo_key, &mallory), to_ana).unwrap();
+    ana.wait_for_stats("forged goodbye dropped", |stats| stats.malformed_datagrams > malformed);
+    // A heartbeat of bo's, replayed: older than what ana has taken from bo since.
+    let stale = ana.stats().stale_datagrams;
+    udp.send_to(&captured_heartbeat, to_ana).unwrap();
+    ana.wait_for_stats("replayed heartbeat dropped", |stats| stats.stale_datagrams > stale);
+    assert!(ana.peers().iter().any(|peer| peer.id == bo.id), "bo is still listed");
+
+    // Bo's real goodbye, captured and replayed after bo is back, drops nobody.
+    bo.stop();
+    let goodbye = next_from_bo(|d| matches!(d, Datagram::Goodbye(_)));
+    ana.expect_peers(&[]);
+    let bo = Daemon::start("bo", &net.flags(2, 3, &bo_dir));
+    ana.expect_peers(&[bo.id]);
+    let stale = ana.stats().stale_datagrams;
+    udp.send_to(&goodbye, to_ana).unwrap();
+    ana.wait_for_stats("replayed goodbye dropped", |stats| stats.stale_datagrams > stale);
+    assert!(ana.peers().iter().any(|peer| peer.id == bo.id), "a replayed goodbye drops nobody");
+
+    // A fresh key announcing bo's name and host: not listed, no alarm, bo's key untouched.
+    let impostor = Identity::from_private(rand_bytes());
+    let mut claim: Presence = presence_of(&impostor, &bo_info.name, net.port);
+    claim.host.clone_from(&bo_info.host);
+    let refused = ana.stats().unproven_refused;
+    udp.send_to(&Datagram::Announce(claim).encode(&impostor), to_ana).unwrap();
+    let stats = ana.wait_for_stats("impostor refused", |stats| stats.unproven_refused > refused);
+    assert_eq!(stats.peers_online, 1, "only bo is listed");
+    ana.send(&Command::SafetyNumber { peer: bo.id });
+    let trust = ana.expect(SHORT, "bo's trust", |event| match event {
+        Event::SafetyNumber { trust, .. } => Some(*trust),
+        Event::KeyChanged { .. } => panic!("an unproven announce raised a key change"),
+        _ => None,
+    });
+    assert_eq!(trust, Trust::Unverified, "bo's key is as it was");
+}
+
+#[test]
+fn only_proven_peers_hear_our_heartbeats_directly_whatever_a_claim_says() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut bo = Daemon::start("bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    // A stranger outside bo's targets claims a three-day heartbeat at the port it listens on.
+    let stranger_socket = UdpSocket::bind((net.ip(9), 0)).unwrap();
+    stranger_socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let stranger = Identity::from_private(rand_bytes());
+    let mut claim = presence_of(&stranger, "stranger", stranger_socket.local_addr().unwrap().port());
+    claim.heartbeat_secs = u16::MAX;
+    stranger_socket.send_to(&Datagram::Announce(claim).encode(&stranger), (net.ip(2), net.port)).unwrap();
+    bo.expect_peers(&[stranger.peer_id()]);
+    // A peer that proved its key by connecting, also outside the targets, hears from bo.
+    let proven_socket = UdpSocket::bind((net.ip(7), net.port)).unwrap();
+    proven_socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let proven = RawPeer::connect(&net, (net.ip(2), net.port).into(), "proven");
+    bo.expect_peers(&[stranger.peer_id(), proven.identity.peer_id()]);
+
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let (mut to_proven, mut to_stranger) = (0, 0);
+    let deadline = Instant::now() + SHORT;
+    while to_proven < 2 && Instant::now() < deadline {
+        if proven_socket.recv_from(&mut buf).is_ok() {
+            to_proven += 1;
+        }
+        while let Ok((len, _)) = stranger_socket.recv_from(&mut buf) {
+            // Its announce is answered once (a reply, budgeted); a heartbeat would be more.
+            if matches!(Datagram::decode(buf.get(..len).unwrap()), Ok(Datagram::Heartbeat(_))) {
+                to_stranger += 1;
+            }
+        }
+    }
+    assert_eq!(to_proven, 2, "the proven peer hears bo's heartbeats");
+    assert_eq!(to_stranger, 0, "no heartbeat goes to a port that only a claim named");
+}
+
+fn big_offer(n: usize) -> Vec<Entry> {
+    (0..n).map(|i| Entry { path: format!("f{i}.bin"), kind: EntryKind::File, size: 1 }).collect()
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+#[test]
+fn offers_by_the_thousand_are_bounded_and_summarised_and_messages_keep_flowing() {
+    let _alone = heavy();
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut bo = Daemon::start("bo", &net.flags(2, 3, &dirs.path().join("bo")));
+    let mut cy = Daemon::start("cy", &net.flags(3, 3, &dirs.path().join("cy")));
+    cy.expect_peers(&[bo.id]);
+    let mut offerer = RawPeer::connect(&net, (net.ip(2), net.port).into(), "offerer");
+    for _ in 0..20 {
+        offerer.offer(big_offer(49_999));
+    }
+    let sent = send(&mut cy, &[bo.id], "through the offers");
+    expect_state(&mut cy, sent[0], MessageState::Delivered);
+    let stats = bo.wait_for_stats("offers beyond the limits declined", |stats| stats.offers_refused >= 18);
+    assert_eq!(stats.offers_refused, 18, "two offers of 49,999 fit in 100,000 waiting entries");
+    let rss = rss_bytes(bo.pid());
+    eprintln!("resident after 20 offers: {} MB", rss / 1_000_000);
+    assert!(rss < RSS_AFTER_OFFERS, "{rss} bytes resident");
+
+    bo.send(&Command::ListTransfers);
+    let transfers = bo.expect(SHORT, "transfers", |event| match event {
+        Event::Transfers { transfers } => Some(transfers.clone()),
+        _ => None,
+    });
+    assert_eq!(transfers.len(), 2);
+    let line = serde_json::to_string(&Event::Transfers { transfers: transfers.clone() }).unwrap();
+    assert!(line.len() < 64 * 1024, "list_transfers is a summary: {} bytes", line.len());
+    assert!(transfers.iter().all(|t| t.entries.len() == 50 && t.entries_total == 49_999));
+    let id = transfers[0].transfer_id;
+    bo.send(&Command::TransferEntries { transfer_id: id, offset: 49_000, limit: 5000 });
+    let (total, page) = bo.expect(SHORT, "a page of entries", |event| match event {
+        Event::TransferEntries { transfer_id, total, entries, .. } if *transfer_id == id => {
+            Some((*total, entries.clone()))
+        }
+        _ => None,
+    });
+    assert_eq!((total, page.len()), (49_999, 999));
+    assert_eq!(page[0].path, "f49000.bin");
+}
+
+#[test]
+fn names_built_to_fool_a_terminal_are_shown_and_placed_clean() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let bo_dir = dirs.path().join("bo");
+    let mut bo = Daemon::start("bo", &net.flags(2, 2, &bo_dir));
+    // Into a download folder that does not exist yet, a nested file without its folder.
+    let downloads = dirs.path().join("not yet").join("Downloads");
+    bo.send(&Command::SetReceiving { download_dir: Some(downloads.clone()), auto_accept: None });
+    let mut peer = RawPeer::connect(&net, (net.ip(2), net.port).into(), "tricky");
+    let entries = vec![
+        Entry { path: "\u{1b}[2Jclear\u{0}\u{9b}.txt".into(), kind: EntryKind::File, size: 3 },
+        Entry { path: "bidi-\u{202e}txt.exe".into(), kind: EntryKind::File, size: 3 },
+        Entry { path: "sub/zero\u{200b}width.txt".into(), kind: EntryKind::File, size: 3 },
+    ];
+    let id = peer.offer(entries.clone());
+    let info = bo.expect(SHORT, "the offer", |event| match event {
+        Event::TransferAdded { transfer, .. } if transfer.transfer_id == id => Some(transfer.clone()),
+        _ => None,
+    });
+    let shown: Vec<&str> = info.entries.iter().map(|entry| entry.path.as_str()).collect();
+    assert_eq!(shown, ["[2Jclear.txt", "bidi-txt.exe", "sub/zerowidth.txt"]);
+    assert_eq!(info.summary, "3 files, 9 B: [2Jclear.txt, bidi-txt.exe, sub");
+    assert!(!serde_json::to_string(&info).unwrap().contains(['\u{1b}', '\u{202e}', '\u{200b}']));
+    bo.send(&Command::AcceptTransfer { transfer_id: id, always: false });
+    peer.serve(&entries, b"abc");
+    bo.expect(SHORT, "completed", |event| match event {
+        Event::TransferStateChanged {
+            transfer_id, state: pigeon::store::TransferState::Completed, ..
+        } if *transfer_id == id => Some(()),
+        _ => None,
+    });
+    for placed in ["[2Jclear.txt", "bidi-txt.exe", "sub/zerowidth.txt"] {
+        assert_eq!(std::fs::read(downloads.join(placed)).unwrap(), b"abc", "{placed}");
+    }
+}
