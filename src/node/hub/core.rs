@@ -196,9 +196,10 @@ impl Core {
         }
     }
 
-    /// The user writes to (or sends files to) `peers`: those listed on a claim alone are
-    /// stored from now on, so the conversation and its outbox outlive a restart. Their keys
-    /// are pinned only once a handshake proves them.
+    /// A conversation with `peers` starts (the user writes or sends files to them, or an IP
+    /// Messenger peer writes to us): those listed on a claim alone are stored from now on, so
+    /// the conversation and its outbox outlive a restart. Keys are pinned only once a
+    /// handshake proves them.
     pub fn store_on_use(&mut self, peers: &[PeerId]) {
         for id in peers {
             if let Some(info) = self.peers.unstored(*id).cloned() {

@@ -54,18 +54,18 @@ impl Transfers {
     /// may not: more than [`MAX_WAITING_OFFERS_PER_PEER`] from its sender, or more than
     /// [`MAX_WAITING_ENTRIES`] files and folders in all. Offers wait in memory; these bound
     /// what anyone can make us hold without the user doing anything.
-    fn over_pending_limits(&self, offer: &TransferRecord) -> Option<String> {
+    fn over_pending_limits(&self, peer: PeerId, offered: usize) -> Option<String> {
         let waiting = || {
             self.live
                 .values()
                 .map(|live| &live.record)
                 .filter(|r| r.direction == Direction::Incoming && r.state == TransferState::Offered)
         };
-        if waiting().filter(|r| r.peer == offer.peer).count() >= MAX_WAITING_OFFERS_PER_PEER {
+        if waiting().filter(|r| r.peer == peer).count() >= MAX_WAITING_OFFERS_PER_PEER {
             return Some(format!("{MAX_WAITING_OFFERS_PER_PEER} offers from you are waiting already"));
         }
         let entries: usize = waiting().map(|r| r.entries.len()).sum();
-        (entries + offer.entries.len() > MAX_WAITING_ENTRIES)
+        (entries + offered > MAX_WAITING_ENTRIES)
             .then(|| format!("more than {MAX_WAITING_ENTRIES} files and folders are waiting to be accepted"))
     }
 
@@ -196,14 +196,6 @@ impl Core {
     /// `Failed` when refused, `Active` when accepted at once (auto-accept, "always accept"),
     /// `Offered` while it waits for the user.
     pub fn offer_received(&mut self, mut record: TransferRecord) -> Option<(TransferState, String)> {
-        if record.state == TransferState::Offered
-            && let Some(reason) = self.transfers.over_pending_limits(&record)
-        {
-            // Neither stored nor shown: an unproven sender may repeat this without end.
-            self.offers_refused += 1;
-            log::info!("declined offer {} from {}: {reason}", record.id, record.peer);
-            return Some((TransferState::Failed, reason));
-        }
         if record.state == TransferState::Failed {
             // Only the reason is worth keeping of an offer refused as unsafe.
             record.entries.clear();
@@ -232,6 +224,17 @@ impl Core {
             return Some((TransferState::Active, String::new()));
         }
         Some((TransferState::Offered, String::new()))
+    }
+
+    /// Why an offer of `entries` files and folders from `peer` is declined unseen, if it is
+    /// (see `Transfers::over_pending_limits`): families ask before they look at its names,
+    /// so a refused offer costs next to nothing. Neither stored nor shown, only counted: its
+    /// sender may repeat it without end.
+    pub fn offer_over_limits(&mut self, id: TransferId, peer: PeerId, entries: usize) -> Option<String> {
+        let reason = self.transfers.over_pending_limits(peer, entries)?;
+        self.offers_refused += 1;
+        log::info!("declined offer {id} from {peer}: {reason}");
+        Some(reason)
     }
 
     /// Moves a live transfer to `state` (not an ending: see [`Core::end_transfer`]).

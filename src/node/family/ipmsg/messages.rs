@@ -54,6 +54,7 @@ impl IpMsg {
         }
         let text = if text::is_feiq(&peer.version) { text::strip_feiq_format(&decoded) } else { &decoded };
         let (id, msg_id) = (peer.id, peer.message_id(ip, packet.packet_no));
+        core.store_on_use(&[id]);
         if !text.is_empty() {
             match core.store.insert_incoming(msg_id, id, text, now_ms(), false) {
                 Ok(Some(message)) => core.sinks.emit(&Event::MessageReceived { message }),

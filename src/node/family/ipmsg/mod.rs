@@ -314,8 +314,9 @@ impl IpMsg {
             self.send(&answer, self.peer_addr(ip));
         }
         // The protocol has no keep-alive: a peer stays listed until it says BR_EXIT.
-        // IP Messenger proves nothing, ever: its peers are stored as they are seen.
-        core.peer_seen(info, None, now, Remember::Yes);
+        // IP Messenger proves nothing, ever: its peers are stored only once a conversation
+        // with them starts (a message either way), so a flood of entries stores nothing.
+        core.peer_seen(info, None, now, Remember::No);
         core.queue_for(id);
     }
 }

@@ -70,6 +70,10 @@ impl IpMsg {
         attachments: &[Attachment],
         utf8_flagged: bool,
     ) {
+        // IP Messenger has no way to decline with a reason: the offer is just not listed.
+        if core.offer_over_limits(offered.transfer, offered.peer, attachments.len()).is_some() {
+            return;
+        }
         let entries: Vec<Entry> = attachments
             .iter()
             .map(|attachment| Entry {

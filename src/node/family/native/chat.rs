@@ -115,6 +115,10 @@ impl Native {
             Ok(None) => {}
             Err(err) => return log::error!("cannot look up transfer {}: {err}", offer.transfer_id),
         }
+        if let Some(reason) = core.offer_over_limits(offer.transfer_id, peer, offer.entries.len()) {
+            let decline = TransferEnd { transfer_id: offer.transfer_id, reason, failed: true };
+            return self.send_to(peer, &Frame::Decline(decline));
+        }
         let refusal = offer.entries.iter().find_map(|entry| sanitize_path(&entry.path).err());
         let record = crate::node::hub::transfers::incoming_record(
             offer.transfer_id,

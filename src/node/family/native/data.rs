@@ -1,7 +1,7 @@
 //! Data connections of transfers between Pigeons: the receiver opens one and asks for data
 //! (a fetch); the sender hands the connection — its socket and its encrypted session — to a
 //! sending worker. Only the peer the files were offered to may fetch them: the handshake
-//! proved its key.
+//! proved its key. Any other fetch is answered with a decline that says why, then closed.
 
 use std::time::Instant;
 
@@ -33,7 +33,11 @@ impl Native {
                 "refused fetch for {} from {remote}: not an offer of ours to that peer",
                 fetch.transfer_id
             );
-            core.workers.adopt_all(handover);
+            let refusal = send::Refusal { stream, session, handover, transfer_id: fetch.transfer_id };
+            match threads::spawn("pigeon-refuse", move || send::refuse(refusal)) {
+                Ok(thread) => core.workers.adopt(thread),
+                Err(err) => log::error!("cannot start refusing thread: {err}"),
+            }
             return;
         };
         let job = SendJob {

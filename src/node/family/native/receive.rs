@@ -201,6 +201,9 @@ fn receive_file(
                     end.index
                 )));
             }
+            Frame::Decline(refused) => {
+                return Err(Stop::Fatal(format!("the sender refused to send: {}", refused.reason)));
+            }
             // Hello (the sender's greeting) and frames of later versions carry nothing for us.
             _ => {}
         }

@@ -14,7 +14,8 @@ use super::stream::{DataStream, Stop, bytes_before, hash_prefix, link};
 use crate::node::threads::{self, StopFlag};
 use crate::node::worker::{Meter, Report, Reporter};
 use crate::protocol::frame::{self, Frame};
-use crate::protocol::transfer::{CHUNK_BYTES, Entry, EntryKind, Fetch, FileEnd, TransferDone};
+use crate::protocol::ids::TransferId;
+use crate::protocol::transfer::{CHUNK_BYTES, Entry, EntryKind, Fetch, FileEnd, TransferDone, TransferEnd};
 use crate::secure::Session;
 
 /// Everything a sending worker needs.
@@ -36,6 +37,36 @@ pub struct SendJob {
     pub stop: StopFlag,
     /// Reports to the hub.
     pub reporter: Reporter,
+}
+
+/// A fetch we refuse: for a transfer that is not (or no longer) an offer of ours to the
+/// peer that asks.
+pub struct Refusal {
+    /// The data connection the fetch came on.
+    pub stream: TcpStream,
+    /// Its encrypted session.
+    pub session: Arc<Session>,
+    /// The threads that had the connection before (see [`SendJob::handover`]).
+    pub handover: Vec<JoinHandle<()>>,
+    /// The transfer asked for.
+    pub transfer_id: TransferId,
+}
+
+/// Why a fetch is refused, as the receiver is told (it fails the transfer with it).
+pub const NOT_OFFERED: &str = "not an offer to you, or no longer (cancelled, declined or finished)";
+
+/// Answers a refused fetch with a decline saying why, then closes the connection.
+pub fn refuse(refusal: Refusal) {
+    threads::join_all(refusal.handover);
+    // Its own stop flag: the decline is one small frame, bounded by the stream's timeouts.
+    let stop = StopFlag::default();
+    let decline = TransferEnd { transfer_id: refusal.transfer_id, reason: NOT_OFFERED.into(), failed: true };
+    let written = DataStream::new(refusal.stream, &refusal.session, &stop)
+        .map_err(|err| link(&err))
+        .and_then(|mut data| data.write_frame(&Frame::Decline(decline)));
+    if written.is_err() {
+        log::debug!("could not tell {} why its fetch was refused", refusal.transfer_id);
+    }
 }
 
 /// Streams the requested files, then waits for the receiver's confirmation.
