@@ -8,8 +8,8 @@
 //! bytes it used), "need more bytes" (`Ok(None)`, normal) and an invalid stream (an error,
 //! after which the connection is closed because frame boundaries are lost).
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::announce::Presence;
 use super::message::{Receipt, WireMessage};
@@ -102,6 +102,11 @@ pub enum Frame {
     Read(Receipt),
     /// Offers files and folders (sender to receiver, on the chat connection).
     Offer(Offer),
+    /// An offer frame whose transfer id could be read but not the rest (an entry of unknown
+    /// kind, a size out of range, over a limit): the receiver declines it with the reason
+    /// instead of closing the connection. Encoded (only ever by tests) as an offer payload
+    /// `{"transfer_id", "refused": reason}`, which decodes back to it.
+    OfferRefused(TransferEnd),
     /// The receiver does not want the offered transfer.
     Decline(TransferEnd),
     /// Either side stops a transfer.
@@ -130,6 +135,10 @@ impl Frame {
             Frame::Delivered(receipt) => (KIND_DELIVERED, json(receipt)),
             Frame::Read(receipt) => (KIND_READ, json(receipt)),
             Frame::Offer(offer) => (KIND_OFFER, json(offer)),
+            Frame::OfferRefused(end) => (
+                KIND_OFFER,
+                json(&RefusedOffer { transfer_id: end.transfer_id, refused: Some(end.reason.clone()) }),
+            ),
             Frame::Decline(end) => (KIND_DECLINE, json(end)),
             Frame::Cancel(end) => (KIND_CANCEL, json(end)),
             Frame::Fetch(fetch) => (KIND_FETCH, json(fetch)),
@@ -143,6 +152,14 @@ impl Frame {
         out.extend_from_slice(&payload);
         out
     }
+}
+
+/// What can be read of an offer that cannot be taken.
+#[derive(Serialize, Deserialize)]
+struct RefusedOffer {
+    transfer_id: crate::protocol::ids::TransferId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
 }
 
 fn json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -188,11 +205,15 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
             receipt.validate()?;
             if kind == KIND_READ { Frame::Read(receipt) } else { Frame::Delivered(receipt) }
         }
-        KIND_OFFER => {
-            let offer: Offer = parse(payload)?;
-            offer.validate()?;
-            Frame::Offer(offer)
-        }
+        KIND_OFFER => match parse::<Offer>(payload).and_then(|offer| offer.validate().map(|()| offer)) {
+            Ok(offer) => Frame::Offer(offer),
+            // Without a readable transfer id there is nothing to answer: a protocol error.
+            Err(err) => {
+                let refused: RefusedOffer = parse(payload)?;
+                let reason = refused.refused.unwrap_or_else(|| err.to_string());
+                Frame::OfferRefused(TransferEnd { transfer_id: refused.transfer_id, reason, failed: true })
+            }
+        },
         KIND_DECLINE => Frame::Decline(parse(payload)?),
         KIND_CANCEL => Frame::Cancel(parse(payload)?),
         KIND_FETCH => Frame::Fetch(parse(payload)?),
@@ -302,6 +323,32 @@ mod tests {
     #[test]
     fn a_chunk_header_is_the_header_of_an_encoded_chunk() {
         assert_eq!(&Frame::Chunk(vec![1, 2]).encode()[..HEADER_LEN], &chunk_header(2));
+    }
+
+    #[test]
+    fn an_offer_with_a_readable_id_is_refused_with_a_reason_and_one_without_is_an_error() {
+        let id = "0f0e0d0c0b0a09080706050403020100";
+        let payloads = [
+            format!(r#"{{"transfer_id":"{id}","entries":[{{"path":"a","kind":"symlink","size":1}}]}}"#),
+            format!(r#"{{"transfer_id":"{id}","entries":[{{"path":"a","kind":"file","size":-1}}]}}"#),
+            format!(
+                r#"{{"transfer_id":"{id}","entries":[{{"path":"a","kind":"file","size":18446744073709551616}}]}}"#
+            ),
+            format!(r#"{{"transfer_id":"{id}","entries":[{{"path":"a","kind":"dir","size":3}}]}}"#),
+        ];
+        for payload in payloads {
+            let mut bytes = encode_header(Header { kind: KIND_OFFER, len: payload.len() }).to_vec();
+            bytes.extend_from_slice(payload.as_bytes());
+            let Ok(Some((Frame::OfferRefused(end), used))) = decode(&bytes) else { panic!("{payload}") };
+            assert_eq!((end.transfer_id.to_string(), end.failed, used), (id.to_owned(), true, bytes.len()));
+            assert!(!end.reason.is_empty());
+            let again = Frame::OfferRefused(end.clone()).encode();
+            assert_eq!(decode(&again).unwrap().unwrap().0, Frame::OfferRefused(end), "round trip");
+        }
+        let payload = br#"{"transfer_id":"nope","entries":[]}"#;
+        let mut bytes = encode_header(Header { kind: KIND_OFFER, len: payload.len() }).to_vec();
+        bytes.extend_from_slice(payload);
+        assert!(decode(&bytes).is_err(), "no id to answer: the connection closes");
     }
 
     #[test]

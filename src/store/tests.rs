@@ -140,3 +140,24 @@ fn conversations_list_unread_counts_newest_first_and_names_when_known() {
     store.mark_read(peer(1)).unwrap();
     assert_eq!(store.conversations().unwrap()[1].unread, 0);
 }
+
+#[test]
+fn the_log_is_cut_back_after_a_checkpoint() {
+    let (dir, store) = store();
+    let path = dir.path().join("history.sqlite3");
+    let wal = dir.path().join("history.sqlite3-wal");
+    let checkpointer = Checkpointer::open(&path).unwrap();
+    let text = "x".repeat(1000);
+    for n in 0..2000u32 {
+        let id = MsgId::from_bytes(u128::from(n).to_le_bytes());
+        store.insert_outgoing(id, peer(1), &text, u64::from(n)).unwrap();
+        store.advance_outgoing(peer(1), id, MessageState::Delivered).unwrap();
+    }
+    let busiest = std::fs::metadata(&wal).unwrap().len();
+    assert!(busiest > 2 * JOURNAL_SIZE_LIMIT as u64, "the test writes enough: {busiest} B");
+    checkpointer.checkpoint().unwrap();
+    // The next write starts the log over and cuts it back.
+    store.insert_outgoing(msg(200), peer(1), "after", 1).unwrap();
+    let after = std::fs::metadata(&wal).unwrap().len();
+    assert!(after <= JOURNAL_SIZE_LIMIT as u64, "log of {after} B after a checkpoint (was {busiest} B)");
+}

@@ -6,7 +6,6 @@ use std::net::UdpSocket;
 
 use pigeon::protocol::announce::{Datagram, Presence, Status};
 use pigeon::protocol::frame::Frame;
-use pigeon::protocol::keys::Signer;
 use pigeon::secure::identity::KEY_FILE;
 use pigeon::secure::{Identity, Role};
 use pigeon::store::{MessageState, Trust};
@@ -134,10 +133,7 @@ fn an_announce_claiming_an_offline_peer_does_not_receive_its_messages() {
         port: net.port,
         seq: crate::util::next_seq(),
     };
-    let mut forged = Datagram::Announce(claim.clone()).encode(&ana_identity_stand_in(&claim));
-    let signed = forged.len() - 64;
-    let signature = mallory.sign(&[pigeon::protocol::announce::SIGNING_CONTEXT, &forged[..signed]].concat());
-    forged[signed..].copy_from_slice(&signature);
+    let forged = crate::util::forge(&Datagram::Announce(claim.clone()), claim.key, &mallory);
     let malformed_before = bo.stats().malformed_datagrams;
     udp.send_to(&forged, (net.ip(2), net.port)).unwrap();
     bo.wait_for_stats("the forged announce dropped", |stats| stats.malformed_datagrams > malformed_before);
@@ -159,21 +155,6 @@ fn an_announce_claiming_an_offline_peer_does_not_receive_its_messages() {
         _ => None,
     });
     assert!(state < MessageState::Delivered, "{state:?}");
-}
-
-/// Something that passes the encoder's check that a datagram is signed by the key it names,
-/// so a test can then put another key's signature on it (as a forger would).
-fn ana_identity_stand_in(claim: &Presence) -> impl pigeon::protocol::keys::Signer {
-    struct StandIn(pigeon::protocol::keys::PublicKey);
-    impl pigeon::protocol::keys::Signer for StandIn {
-        fn public(&self) -> pigeon::protocol::keys::PublicKey {
-            self.0
-        }
-        fn sign(&self, _message: &[u8]) -> pigeon::protocol::keys::Signature {
-            [0; 64]
-        }
-    }
-    StandIn(claim.key)
 }
 
 #[test]

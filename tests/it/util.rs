@@ -494,3 +494,32 @@ impl Junk {
         (0..len).map(|_| self.next().to_le_bytes()[0]).collect()
     }
 }
+
+/// Signs nothing: lets a test put a datagram that names someone else's key through the
+/// encoder, to sign it with the forger's own key afterwards.
+pub struct Claim(pub pigeon::protocol::keys::PublicKey);
+
+impl pigeon::protocol::keys::Signer for Claim {
+    fn public(&self) -> pigeon::protocol::keys::PublicKey {
+        self.0
+    }
+    fn sign(&self, _message: &[u8]) -> pigeon::protocol::keys::Signature {
+        [0; 64]
+    }
+}
+
+/// `datagram`, naming a key `forger` does not hold, signed by `forger` anyway.
+pub fn forge(
+    datagram: &pigeon::protocol::announce::Datagram,
+    claimed: pigeon::protocol::keys::PublicKey,
+    forger: &pigeon::secure::Identity,
+) -> Vec<u8> {
+    let mut bytes = datagram.encode(&Claim(claimed));
+    let signed = bytes.len() - 64;
+    let signature = pigeon::protocol::keys::Signer::sign(
+        forger,
+        &[pigeon::protocol::announce::SIGNING_CONTEXT, bytes.get(..signed).unwrap()].concat(),
+    );
+    bytes.get_mut(signed..).unwrap().copy_from_slice(&signature);
+    bytes
+}

@@ -34,6 +34,17 @@ impl Native {
             Frame::Delivered(receipt) => self.on_receipt(core, peer, &receipt, MessageState::Delivered),
             Frame::Read(receipt) => self.on_receipt(core, peer, &receipt, MessageState::Read),
             Frame::Offer(offer) => self.on_offer(core, conn_id, peer, offer),
+            Frame::OfferRefused(mut refused) => {
+                // Neither stored nor shown (a sender may repeat it without end), only counted.
+                core.offers_refused += 1;
+                log::info!(
+                    "declined a malformed offer {} from {peer}: {}",
+                    refused.transfer_id,
+                    refused.reason
+                );
+                refused.reason = format!("malformed offer: {}", refused.reason);
+                self.send_to(peer, &Frame::Decline(refused));
+            }
             answer @ (Frame::Decline(_) | Frame::Cancel(_) | Frame::Done(_)) => {
                 on_transfer_answer(core, peer, answer);
             }
