@@ -249,10 +249,10 @@ fn hostile_names_never_leave_the_download_folder() {
     assert_eq!(state, TransferState::Failed, "{reason}");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "wrote through a symlink");
 
-    // 100,000 entries are refused before anything is created.
+    // 100,000 entries are declined before anything is created (and not even listed).
     let huge: Vec<Entry> = (0..100_000).map(|n| file(&format!("f{n}"), 0)).collect();
     mallory.offer(huge);
-    bo.wait_for_stats("oversized offer refused", |stats| stats.bad_connections >= 1);
+    bo.wait_for_stats("oversized offer refused", |stats| stats.offers_refused >= 1);
     assert!(!downloads.join("f0").exists());
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
 }
