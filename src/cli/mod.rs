@@ -4,6 +4,7 @@
 
 mod daemon;
 mod peers;
+mod room;
 mod send;
 mod send_file;
 mod session;
@@ -32,6 +33,7 @@ Examples:
   pigeon send Ana 'lunch at 12?'                  send and wait until delivered
   pigeon send 10.8.0.7:2426 hi                    reach a peer on another subnet
   pigeon send-file Ana report.pdf Photos/         send files and folders, with progress
+  pigeon room create Sales Ana Bo                 a group room; `pigeon room send Sales hi`
   pigeon --bind 127.0.0.2 --no-broadcast --target 127.0.0.3 --data-dir /tmp/b daemon
                                                   a loopback-only node, for trials";
 
@@ -136,6 +138,14 @@ enum Sub {
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
     },
+    /// Group rooms: create, list, post, read, change members or the name.
+    Room {
+        #[command(subcommand)]
+        action: room::Action,
+        /// Seconds to look for peers named on the command line.
+        #[arg(long, value_name = "SECS", default_value_t = 3.0, global = true)]
+        wait: f64,
+    },
     /// Print the manual page (roff) for packaging: `pigeon man > pigeon.1`.
     #[command(hide = true)]
     Man,
@@ -226,6 +236,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Sub::SendFile { peer, paths, wait, timeout } => {
             send_file::run(&config, &peer, &paths, seconds(wait)?, timeout.map(seconds).transpose()?)
         }
+        Sub::Room { action, wait } => room::run(&config, action, seconds(wait)?),
         Sub::Trust { peer, verify, unverify, accept_key, wait } => {
             let decision = match (verify, unverify, accept_key) {
                 (true, _, _) => trust::Decision::Verify,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::announce::Status;
 use std::path::PathBuf;
 
-use crate::protocol::ids::{PeerId, TransferId};
+use crate::protocol::ids::{PeerId, RoomId, TransferId};
 
 /// Default page size of [`Command::LoadHistory`]: about a screenful and a half.
 pub const DEFAULT_PAGE: usize = 50;
@@ -59,6 +59,60 @@ pub enum Command {
         /// Most results, at most 500.
         #[serde(default = "default_page")]
         limit: usize,
+    },
+    /// Start a group room with `members` (and us); answered by
+    /// [`Event::RoomUpdated`](super::Event::RoomUpdated) with `tag`.
+    RoomCreate {
+        /// Its name.
+        name: String,
+        /// Pigeon peers online or known (IP Messenger peers cannot sign: refused).
+        members: Vec<PeerId>,
+        /// Echoed in the answer.
+        #[serde(default)]
+        tag: Option<String>,
+    },
+    /// Post to a room; answered by [`Event::RoomPosted`](super::Event::RoomPosted) with `tag`.
+    RoomSend {
+        /// The room.
+        room: RoomId,
+        /// The text, at most 64 KiB.
+        text: String,
+        /// Echoed in the answer.
+        #[serde(default)]
+        tag: Option<String>,
+    },
+    /// Add a member to a room.
+    RoomAdd {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        member: PeerId,
+    },
+    /// Remove a member from a room.
+    RoomRemove {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        member: PeerId,
+    },
+    /// Rename a room.
+    RoomRename {
+        /// The room.
+        room: RoomId,
+        /// The new name.
+        name: String,
+    },
+    /// Leave a room.
+    RoomLeave {
+        /// The room.
+        room: RoomId,
+    },
+    /// Ask for every room; answered by [`Event::Rooms`](super::Event::Rooms).
+    ListRooms,
+    /// Ask for a room's posts; answered by [`Event::RoomHistory`](super::Event::RoomHistory).
+    RoomHistory {
+        /// The room.
+        room: RoomId,
     },
     /// Reach a peer by address (`ip:port`) when discovery cannot (another subnet); the peer
     /// appears through [`Event::PeerJoined`](super::Event::PeerJoined).

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::worker::Progress;
 use crate::protocol::Family;
 use crate::protocol::announce::Status;
-use crate::protocol::ids::{MsgId, PeerId, TransferId};
+use crate::protocol::ids::{MsgId, PeerId, RoomId, TransferId};
 use crate::protocol::keys::PublicKey;
 use crate::protocol::names::display_path;
 use crate::protocol::transfer::{Entry, EntryKind};
@@ -71,6 +71,45 @@ pub struct TransferInfo {
     pub entries_total: usize,
     /// Why it ended early, if it did.
     pub reason: String,
+}
+
+/// A group room as consumers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// Identity, the same for every member.
+    pub room: RoomId,
+    /// Its name now.
+    pub name: String,
+    /// Its members now (their ids and the names they were added with), by id.
+    pub members: Vec<RoomMember>,
+    /// Whether we are one of them (after leaving or being removed: no).
+    pub joined: bool,
+    /// Posts that count.
+    pub posts: usize,
+}
+
+/// A member of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomMember {
+    /// Its peer id.
+    pub id: PeerId,
+    /// The name it was added with.
+    pub name: String,
+}
+
+/// One post in a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPost {
+    /// Who wrote it (proven by its signature, however it reached us).
+    pub author: PeerId,
+    /// The author's number for it in this room: (author, seq) names it.
+    pub seq: u64,
+    /// Its place in the room's order (the same at every member).
+    pub lamport: u64,
+    /// When its author wrote it, author's clock.
+    pub sent_at_ms: u64,
+    /// The text.
+    pub text: String,
 }
 
 /// Top-level names listed in a summary before "…".
@@ -189,6 +228,10 @@ pub struct Stats {
     /// wait for the user already.
     #[serde(default)]
     pub offers_refused: u64,
+    /// Room events refused: not signed by a member of their room, or from a peer that is
+    /// not a member asking for a room's events.
+    #[serde(default)]
+    pub room_events_refused: u64,
     /// Events dropped because a consumer did not keep up.
     pub dropped_events: u64,
     /// Peers online now.
@@ -297,6 +340,37 @@ pub enum Event {
         /// Newest first.
         messages: Vec<ChatMessage>,
     },
+    /// A room appeared or changed (name, members); also the answer to `room_create`.
+    RoomUpdated {
+        /// The room as it is now.
+        room: RoomInfo,
+        /// The tag of the command that made it, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+    },
+    /// A post arrived in a room, or ours was stored (then with the command's tag). Posts
+    /// arriving late are told too; `room_history` gives the order.
+    RoomPosted {
+        /// The room.
+        room: RoomId,
+        /// The post.
+        post: RoomPost,
+        /// The tag of the `room_send` that made it, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+    },
+    /// Answer to `list_rooms`.
+    Rooms {
+        /// Every room we hold, by name.
+        rooms: Vec<RoomInfo>,
+    },
+    /// Answer to `room_history`.
+    RoomHistory {
+        /// The room.
+        room: RoomId,
+        /// Every post that counts, in the room's order.
+        posts: Vec<RoomPost>,
+    },
     /// Answer to `stats`.
     Stats {
         /// The counters.
@@ -391,6 +465,8 @@ impl Event {
                 | Event::Conversations { .. }
                 | Event::History { .. }
                 | Event::SearchResults { .. }
+                | Event::Rooms { .. }
+                | Event::RoomHistory { .. }
                 | Event::Stats { .. }
                 | Event::CommandFailed { .. }
                 | Event::ConnectFailed { .. }

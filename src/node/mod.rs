@@ -24,6 +24,7 @@ mod interfaces;
 pub mod lines;
 mod listener;
 mod log_limit;
+mod room_log;
 mod sinks;
 mod socket;
 pub(crate) mod threads;
@@ -43,14 +44,16 @@ use thiserror::Error;
 
 pub use command::Command;
 pub use control::socket_path as control_socket_path;
-pub use event::{Event, LeaveReason, PeerInfo, Stats, TransferInfo, human_bytes};
+pub use event::{
+    Event, LeaveReason, PeerInfo, RoomInfo, RoomMember, RoomPost, Stats, TransferInfo, human_bytes,
+};
 pub use family::native::heartbeat::{HEARTBEAT_INTERVAL, PEER_TIMEOUT, SUBNET_HEARTBEATS};
 pub use worker::Progress;
 
 /// The vocabulary of the window and the CLI: what they name of the protocol and the store,
 /// so that neither depends on those layers.
 pub use crate::protocol::announce::Status;
-pub use crate::protocol::ids::{MsgId, PeerId, TransferId};
+pub use crate::protocol::ids::{MsgId, PeerId, RoomId, TransferId};
 pub use crate::protocol::keys::PublicKey;
 pub use crate::protocol::transfer::{Entry, EntryKind};
 pub use crate::protocol::{Family, MAX_TEXT_BYTES};
@@ -215,7 +218,7 @@ impl Node {
             host: hub::clip_label(host_name()),
         };
         let receiving = Receiving { download_dir: config.download_dir(), auto_accept: settings.auto_accept };
-        let core = Core::new(me, store, Sinks::new(events_tx), net_tx, receiving)?;
+        let core = Core::new(me, store, Sinks::new(events_tx), net_tx, receiving, identity.clone())?;
 
         let mut io_threads = Vec::new();
         let setup = native::Setup {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::announce::Presence;
 use super::message::{Receipt, WireMessage};
+use super::room::{RoomEvents, RoomSync};
 use super::transfer::{Fetch, FileEnd, Offer, TransferDone, TransferEnd};
 use super::{DecodeError, PROTOCOL_VERSION};
 
@@ -43,6 +44,8 @@ const KIND_FETCH: u8 = 8;
 pub const KIND_CHUNK: u8 = 9;
 const KIND_FILE_END: u8 = 10;
 const KIND_DONE: u8 = 11;
+const KIND_ROOM_EVENTS: u8 = 12;
+const KIND_ROOM_SYNC: u8 = 13;
 
 /// Payload limit of a frame kind, checked against the header before reading the payload.
 pub fn max_payload(kind: u8) -> usize {
@@ -119,6 +122,10 @@ pub enum Frame {
     FileEnd(FileEnd),
     /// The receiver has every file, verified.
     Done(TransferDone),
+    /// Events of a group room (new ones, or those the other member lacks).
+    RoomEvents(RoomEvents),
+    /// What a member holds of the rooms both ends share: send what it lacks.
+    RoomSync(RoomSync),
     /// A frame of a kind this version does not know; its payload was skipped.
     Unknown {
         /// The kind byte that was received.
@@ -145,6 +152,8 @@ impl Frame {
             Frame::Chunk(bytes) => (KIND_CHUNK, bytes.clone()),
             Frame::FileEnd(end) => (KIND_FILE_END, json(end)),
             Frame::Done(done) => (KIND_DONE, json(done)),
+            Frame::RoomEvents(events) => (KIND_ROOM_EVENTS, json(events)),
+            Frame::RoomSync(sync) => (KIND_ROOM_SYNC, json(sync)),
             Frame::Unknown { kind } => (*kind, Vec::new()),
         };
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
@@ -219,6 +228,16 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
         KIND_FETCH => Frame::Fetch(parse(payload)?),
         KIND_CHUNK => Frame::Chunk(payload.to_vec()),
         KIND_FILE_END => Frame::FileEnd(parse(payload)?),
+        KIND_ROOM_EVENTS => {
+            let events: RoomEvents = parse(payload)?;
+            events.validate()?;
+            Frame::RoomEvents(events)
+        }
+        KIND_ROOM_SYNC => {
+            let sync: RoomSync = parse(payload)?;
+            sync.validate()?;
+            Frame::RoomSync(sync)
+        }
         KIND_DONE => Frame::Done(parse(payload)?),
         kind => Frame::Unknown { kind },
     };

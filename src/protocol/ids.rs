@@ -79,6 +79,12 @@ hex_id!(
     TransferId
 );
 
+hex_id!(
+    /// Identifies one group room: derived from its creator's id and a random nonce (see
+    /// `protocol::room::room_id`), so that only its creator can start it.
+    RoomId
+);
+
 /// Parses exactly `2 * N` hex digits (either case) into `N` bytes.
 pub(crate) fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     let digits = text.as_bytes();

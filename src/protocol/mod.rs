@@ -14,6 +14,7 @@
 //! - [`message`]: chat payloads and receipts.
 //! - [`transfer`]: file offers and data-stream frames.
 //! - [`names`]: sanitizing file names from the wire.
+//! - [`room`]: group rooms: signed events and the frames members catch up with.
 //! - [`error`]: [`DecodeError`], the one error type of this module.
 #![warn(clippy::indexing_slicing)]
 
@@ -26,6 +27,7 @@ pub mod ipmsg;
 pub mod keys;
 pub mod message;
 pub mod names;
+pub mod room;
 pub mod transfer;
 
 pub use error::DecodeError;

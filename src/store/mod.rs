@@ -6,6 +6,7 @@
 //! One SQLite file in the data folder, in WAL mode so a crash mid-write never corrupts it.
 //! Only the hub thread holds a [`Store`]; nothing else touches the database.
 
+mod rooms;
 mod schema;
 mod transfers;
 mod trust;

@@ -67,6 +67,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE peers ADD COLUMN family TEXT NOT NULL DEFAULT 'pigeon';
     UPDATE peers SET family = 'ipmsg' WHERE pubkey IS NULL;
 ",
+    "
+    -- Group rooms are the signed events of their members, kept as their authors wrote them
+    -- (relays copy the exact bytes); what they add up to is computed, never stored.
+    CREATE TABLE room_events (
+        room TEXT NOT NULL,
+        author TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        json TEXT NOT NULL,
+        sig TEXT NOT NULL,
+        PRIMARY KEY (room, author, seq)
+    );
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -338,7 +338,14 @@ impl Model {
             }
             Event::ConnectFailed { addr, reason } => self.notice(format!("{addr}: {reason}")),
             Event::Stopped => self.stopped = true,
-            Event::SearchResults { .. } | Event::Stats { .. } | Event::TransferEntries { .. } => {}
+            // Rooms reach the window with issue 15's window part; the daemon and CLI have them.
+            Event::SearchResults { .. }
+            | Event::Stats { .. }
+            | Event::TransferEntries { .. }
+            | Event::RoomUpdated { .. }
+            | Event::RoomPosted { .. }
+            | Event::Rooms { .. }
+            | Event::RoomHistory { .. } => {}
         }
         None
     }

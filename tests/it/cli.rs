@@ -124,3 +124,32 @@ fn the_manual_page_is_generated_from_the_command_line_definition() {
     let help = Process::new(pigeon_bin()).arg("--help").output().unwrap();
     assert!(!text(&help.stdout).contains(" man "), "the man subcommand stays hidden");
 }
+
+#[test]
+fn rooms_from_the_shell_create_post_list_and_read() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let ana_flags = net.flags(1, 2, &dirs.path().join("ana"));
+    let mut ana = Daemon::start("ana", &ana_flags);
+    let mut bo = Daemon::start("bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    ana.expect_peers(&[bo.id]);
+
+    let out = pigeon(&args(&ana_flags, &["room", "create", "Sales", "bo"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Sales"), "{}", text(&out.stdout));
+    let out = pigeon(&args(&ana_flags, &["room", "send", "Sales", "quarter closed"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    bo.expect(SHORT, "the post", |event| match event {
+        Event::RoomPosted { post, .. } if post.text == "quarter closed" => Some(()),
+        _ => None,
+    });
+    let out = pigeon(&args(&ana_flags, &["room", "list"]));
+    assert!(text(&out.stdout).contains("Sales  2 members, 1 posts"), "{}", text(&out.stdout));
+    let out = pigeon(&args(&ana_flags, &["room", "history", "Sales"]));
+    assert!(text(&out.stdout).contains("quarter closed"), "{}", text(&out.stdout));
+    let out = pigeon(&args(&ana_flags, &["room", "send", "Nowhere", "hi"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no room \"Nowhere\""), "{}", text(&out.stderr));
+    let out = pigeon(&args(&ana_flags, &["room", "remove", "Sales", "bo"]));
+    assert!(out.status.success() && text(&out.stdout).contains("1 members"), "{}", text(&out.stdout));
+}

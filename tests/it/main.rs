@@ -17,6 +17,7 @@ mod layering;
 mod loopback;
 mod messy;
 mod raw;
+mod rooms;
 mod scale;
 mod security;
 mod transfer;

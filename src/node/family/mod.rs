@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use super::event::Stats;
 use super::hub::core::Core;
+use super::hub::rooms::RoomFrame;
 use super::hub::transfers::FetchJob;
 use super::sinks::Origin;
 use crate::protocol::Family;
@@ -71,6 +72,11 @@ pub trait Adapter: Send {
     fn connect(&mut self, _core: &mut Core, _addr: SocketAddr, _origin: Origin) -> bool {
         false
     }
+
+    /// Carry a room frame to `peer`, one of this family's, connecting if need be (a
+    /// connection that comes up later catches up by itself). Families whose peers cannot
+    /// sign are never asked: they cannot be room members.
+    fn room_frame(&mut self, _core: &mut Core, _peer: PeerId, _frame: RoomFrame, _now: Instant) {}
 
     /// When the family next needs [`Adapter::on_timer`].
     fn next_timer(&self) -> Instant;

@@ -12,6 +12,7 @@ use crate::node::sinks::Origin;
 use crate::protocol::Family;
 use crate::protocol::ids::{MsgId, PeerId};
 use crate::protocol::message::check_text_len;
+use crate::protocol::room::Change;
 use crate::store::Trust;
 
 impl Hub {
@@ -71,6 +72,27 @@ impl Hub {
             Command::CancelTransfer { transfer_id } => core.cancel(transfer_id, origin),
             Command::RetryTransfer { transfer_id } => core.retry(transfer_id, origin),
             Command::ListTransfers => core.list_transfers(origin),
+            Command::RoomCreate { name, members, tag } => core.room_create(&name, &members, tag, origin),
+            Command::RoomSend { room, text, tag } => {
+                if let Err(err) = check_text_len(&text) {
+                    return core.fail(origin, tag, &format!("not posted: {err}"));
+                }
+                core.room_change(room, Change::Post { text }, tag, origin);
+            }
+            Command::RoomAdd { room, member } => match core.member_of(member) {
+                Ok(member) => core.room_change(room, Change::Add { member }, None, origin),
+                Err(err) => core.fail(origin, None, &format!("not added: {err}")),
+            },
+            Command::RoomRemove { room, member } => {
+                let after_seq = core.rooms.last_seq_of(room, member);
+                core.room_change(room, Change::Remove { member, after_seq }, None, origin);
+            }
+            Command::RoomRename { room, name } => {
+                core.room_change(room, Change::Rename { name }, None, origin);
+            }
+            Command::RoomLeave { room } => core.room_change(room, Change::Leave, None, origin),
+            Command::ListRooms => core.list_rooms(origin),
+            Command::RoomHistory { room } => core.room_history(room, origin),
             Command::TransferEntries { transfer_id, offset, limit } => {
                 core.transfer_entries(transfer_id, offset, limit, origin);
             }
@@ -106,6 +128,7 @@ impl Hub {
         let mut stats = Stats {
             dropped_events: self.core.sinks.dropped,
             offers_refused: self.core.offers_refused,
+            room_events_refused: self.core.room_events_refused,
             peers_online: self.core.peers.len(),
             ..Stats::default()
         };

@@ -69,12 +69,18 @@ pub enum Intent {
     },
     /// A peer left the list: its family drops what it holds for it.
     Left(PeerId, Family),
+    /// A room frame for a member (its family carries it, connecting if need be).
+    Room(PeerId, super::rooms::RoomFrame),
 }
 
 /// The shared state. See the module doc.
 pub struct Core {
     /// Offers declined because too many wait already (see `Stats::offers_refused`).
     pub offers_refused: u64,
+    /// Room events refused (see `Stats::room_events_refused`).
+    pub room_events_refused: u64,
+    /// Group rooms.
+    pub rooms: super::rooms::Rooms,
     /// Our profile.
     pub me: Profile,
     /// History, known peers, transfers, trust.
@@ -108,12 +114,16 @@ impl Core {
         sinks: Sinks,
         net: Bell<NetEvent>,
         receiving: Receiving,
+        identity: std::sync::Arc<crate::secure::Identity>,
     ) -> Result<Core, crate::store::StoreError> {
         let known: Vec<(PeerId, Family)> =
             store.known_peers()?.into_iter().map(|peer| (peer.id, peer.family)).collect();
         let outbox = Outbox::with_waiting(store.peers_with_undelivered()?);
+        let rooms = super::rooms::Rooms::load(identity, store.room_events()?);
         Ok(Core {
             offers_refused: 0,
+            room_events_refused: 0,
+            rooms,
             me,
             store,
             sinks,

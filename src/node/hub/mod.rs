@@ -13,6 +13,7 @@ mod commands;
 pub mod core;
 pub mod outbox;
 pub mod peers;
+pub mod rooms;
 pub mod transfers;
 mod trust;
 
@@ -256,6 +257,11 @@ impl Hub {
                 Intent::Left(peer, kind) => {
                     if let Some(family) = family_for(&mut self.families, Some(kind)) {
                         family.peer_left(&mut self.core, peer);
+                    }
+                }
+                Intent::Room(peer, frame) => {
+                    if let Some(family) = family_for(&mut self.families, self.core.peers.family_of(peer)) {
+                        family.room_frame(&mut self.core, peer, frame, now);
                     }
                 }
             }

@@ -470,7 +470,8 @@ mod tests {
         let me =
             Profile { name: "me".into(), group: String::new(), status: Status::Online, host: "h".into() };
         let receiving = Receiving { download_dir: dir.path().join("downloads"), auto_accept: false };
-        (Core::new(me, store, Sinks::new(events_tx), net, receiving).unwrap(), events)
+        let identity = Arc::new(crate::secure::Identity::from_private([5; 32]));
+        (Core::new(me, store, Sinks::new(events_tx), net, receiving, identity).unwrap(), events)
     }
 
     fn peer() -> crate::node::event::PeerInfo {

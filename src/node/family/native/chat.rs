@@ -48,6 +48,8 @@ impl Native {
             answer @ (Frame::Decline(_) | Frame::Cancel(_) | Frame::Done(_)) => {
                 on_transfer_answer(core, peer, answer);
             }
+            Frame::RoomEvents(events) => self.on_room_events(core, peer, &events),
+            Frame::RoomSync(sync) => core.room_sync_received(peer, sync),
             // Data frames belong on data connections; a chat connection ignores them.
             Frame::Hello(_)
             | Frame::Unknown { .. }
@@ -87,6 +89,7 @@ impl Native {
             self.in_flight.retain(|on| *on != previous);
         }
         self.deliver(core, id, now);
+        self.sync_rooms(core, id);
     }
 
     fn on_message(&mut self, core: &mut Core, conn_id: ConnId, peer: PeerId, message: &WireMessage) {
@@ -158,14 +161,14 @@ impl Native {
         }
     }
 
-    fn send_to(&self, peer: PeerId, frame: &Frame) {
+    pub(super) fn send_to(&self, peer: PeerId, frame: &Frame) {
         let conn = self.links.get(peer).and_then(|link| link.conn).and_then(|conn| self.conns.get(conn));
         match conn {
             Some(conn) => {
                 conn.handle.send(frame);
             }
             // The peer learns the answer when it offers again on the next connection.
-            None => log::debug!("no connection to {peer} for a transfer answer"),
+            None => log::debug!("no connection to {peer} for a frame (it catches up on the next)"),
         }
     }
 

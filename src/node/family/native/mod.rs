@@ -17,6 +17,7 @@ pub mod heartbeat;
 mod links;
 mod presence;
 mod receive;
+mod rooms;
 mod send;
 mod stream;
 mod trust;
@@ -40,6 +41,7 @@ use crate::node::doorbell::{self, Bell, Doorbell};
 use crate::node::event::Stats;
 use crate::node::hub::core::Core;
 use crate::node::hub::outbox::InFlight;
+use crate::node::hub::rooms::RoomFrame;
 use crate::node::hub::transfers::FetchJob;
 use crate::node::sinks::Origin;
 use crate::node::threads::{self, StopFlag};
@@ -355,6 +357,10 @@ impl Adapter for Native {
             targets.iter().map(|t| if t.port() == 0 { SocketAddrV4::new(*t.ip(), port) } else { *t });
         self.announcer.set_targets(targets.collect());
         self.announce(core, Due::Heartbeat);
+    }
+
+    fn room_frame(&mut self, core: &mut Core, peer: PeerId, frame: RoomFrame, now: Instant) {
+        self.send_room_frame(core, peer, frame, now);
     }
 
     fn connect(&mut self, core: &mut Core, addr: SocketAddr, origin: Origin) -> bool {

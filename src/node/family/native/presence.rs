@@ -17,6 +17,8 @@ use super::links::{Heard, MAX_UNPROVEN};
 use super::trust;
 use crate::node::event::{Event, LeaveReason};
 use crate::node::hub::core::{Core, Remember};
+use crate::node::hub::peers::Change;
+use crate::node::hub::rooms::RoomFrame;
 use crate::protocol::Family;
 use crate::protocol::announce::{Datagram, Presence};
 use crate::secure::Identity;
@@ -115,7 +117,16 @@ impl Native {
         let Some(link) = self.links.get(id) else { return };
         let info = link.info(trust);
         let remember = if link.proven { Remember::Yes } else { Remember::No };
-        core.peer_seen(info.clone(), Some(link.expires_after()), now, remember);
+        let change = core.peer_seen(info.clone(), Some(link.expires_after()), now, remember);
+        // A member of a room we share is back: one of the two connects (the lower id), and
+        // the hellos start the catch-up both ways.
+        if change == Change::Joined
+            && !from_tcp
+            && self.me.id < id
+            && let Some(sync) = core.rooms.sync_for(id)
+        {
+            self.send_room_frame(core, id, RoomFrame::Sync(sync), now);
+        }
         if let Some(change) = key_change {
             let (previous, previous_verified) = (change.previous, change.previous_verified);
             core.sinks.emit(&Event::KeyChanged { peer: info, previous, previous_verified });

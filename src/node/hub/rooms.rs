@@ -1,0 +1,332 @@
+//! Group rooms on the hub: the user's commands become events signed with our key, events
+//! from members are checked and stored, and what a member lacks is worked out from what it
+//! says it holds. Which bytes go to whom is decided here; the native family carries them
+//! (`Intent::Room`). The rules of a room live in `node::room_log`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::core::{Core, Intent, now_ms};
+use crate::node::event::{Event, RoomInfo, RoomMember, RoomPost};
+use crate::node::room_log::{Added, RoomLog, RoomView};
+use crate::node::sinks::Origin;
+use crate::protocol::Family;
+use crate::protocol::ids::{PeerId, RoomId};
+use crate::protocol::room::{
+    Change, EventBody, MAX_EVENTS_PER_FRAME, MAX_MEMBERS, MAX_SYNC_ROOMS, Member, RoomEvents, RoomHave,
+    RoomSync, SignedEvent, room_id,
+};
+use crate::secure::Identity;
+
+/// Rooms we hold, at most: a peer may put us in rooms without asking, as in any messenger,
+/// but not in more than this.
+pub const MAX_ROOMS: usize = 200;
+
+/// A frame for one member, for the native family to carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomFrame {
+    /// Events it lacks (or new ones).
+    Events(RoomEvents),
+    /// What we hold, so it sends what we lack.
+    Sync(RoomSync),
+}
+
+/// Every room's events, and our key to sign ours.
+pub struct Rooms {
+    logs: HashMap<RoomId, RoomLog>,
+    identity: Arc<Identity>,
+}
+
+impl Rooms {
+    /// The rooms of the stored events.
+    pub fn load(identity: Arc<Identity>, events: Vec<(RoomId, SignedEvent)>) -> Rooms {
+        let mut logs: HashMap<RoomId, RoomLog> = HashMap::new();
+        for (room, event) in events {
+            logs.entry(room).or_default().insert(event);
+        }
+        Rooms { logs, identity }
+    }
+
+    /// What a room we hold adds up to.
+    pub fn view(&self, room: RoomId) -> Option<RoomView> {
+        self.logs.get(&room).map(RoomLog::view)
+    }
+
+    fn info(&self, room: RoomId, view: &RoomView) -> RoomInfo {
+        let members = view.members.values().map(|m| RoomMember { id: m.id, name: m.name.clone() }).collect();
+        let joined = view.members.contains_key(&self.identity.peer_id());
+        RoomInfo { room, name: view.name.clone(), members, joined, posts: view.posts.len() }
+    }
+
+    /// The highest number of `member`'s events we hold in `room` (what a removal voids
+    /// above).
+    pub fn last_seq_of(&self, room: RoomId, member: PeerId) -> u64 {
+        self.logs.get(&room).map_or(0, |log| log.next_seq(member) - 1)
+    }
+
+    /// The rooms `peer` is a member of with us, and what we hold of each.
+    pub fn sync_for(&self, peer: PeerId) -> Option<RoomSync> {
+        let me = self.identity.peer_id();
+        let rooms: Vec<RoomHave> = self
+            .logs
+            .iter()
+            .filter(|(_, log)| {
+                let view = log.view();
+                view.members.contains_key(&peer) && view.members.contains_key(&me)
+            })
+            .take(MAX_SYNC_ROOMS)
+            .map(|(room, log)| RoomHave { room: *room, have: log.have() })
+            .collect();
+        (!rooms.is_empty()).then_some(RoomSync { rooms })
+    }
+}
+
+fn post_of(key: crate::node::room_log::OrderKey, author: PeerId, text: &str, sent_at_ms: u64) -> RoomPost {
+    let (lamport, _, seq) = key;
+    RoomPost { author, seq, lamport, sent_at_ms, text: text.to_owned() }
+}
+
+impl Core {
+    /// Answers `room_create`.
+    pub fn room_create(&mut self, name: &str, members: &[PeerId], tag: Option<String>, origin: Origin) {
+        if self.rooms.logs.len() >= MAX_ROOMS {
+            return self.fail(origin, tag, &format!("room not created: {MAX_ROOMS} rooms already"));
+        }
+        if members.len() + 1 > MAX_MEMBERS {
+            return self.fail(origin, tag, &format!("room not created: more than {MAX_MEMBERS} members"));
+        }
+        let mut list = vec![self.me_as_member()];
+        for id in members {
+            match self.member_of(*id) {
+                Ok(member) => list.push(member),
+                Err(err) => return self.fail(origin, tag, &format!("room not created: {err}")),
+            }
+        }
+        let nonce: [u8; 16] = crate::node::random_id(|bytes| bytes);
+        let room = room_id(self.rooms.identity.peer_id(), &nonce);
+        let nonce = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let change = Change::Create { nonce, name: name.to_owned(), members: list };
+        self.room_act(room, change, tag, origin);
+    }
+
+    /// Answers `room_send`, `room_add`, `room_remove`, `room_rename`, `room_leave`.
+    pub fn room_change(&mut self, room: RoomId, change: Change, tag: Option<String>, origin: Origin) {
+        let Some(view) = self.rooms.view(room) else {
+            return self.fail(origin, tag, &format!("no room {room}"));
+        };
+        if !view.members.contains_key(&self.rooms.identity.peer_id()) {
+            return self.fail(origin, tag, &format!("not a member of room {room}"));
+        }
+        if let Change::Add { member } = &change
+            && view.members.len() >= MAX_MEMBERS
+            && !view.members.contains_key(&member.id)
+        {
+            return self.fail(origin, tag, &format!("room {room} has {MAX_MEMBERS} members already"));
+        }
+        self.room_act(room, change, tag, origin);
+    }
+
+    /// Our own membership entry.
+    fn me_as_member(&self) -> Member {
+        let identity = &self.rooms.identity;
+        Member { id: identity.peer_id(), key: identity.public(), name: self.me.name.clone() }
+    }
+
+    /// A Pigeon peer as a room member: it needs a key we know (online, or pinned).
+    pub fn member_of(&self, id: PeerId) -> Result<Member, String> {
+        if self.peers.family_of(id) == Some(Family::Ipmsg) {
+            return Err(format!("{id} is an IP Messenger peer, which cannot sign room messages"));
+        }
+        let online = self.peers.get(id).and_then(|peer| Some((peer.info.key?, peer.info.name.clone())));
+        let (key, name) = match online {
+            Some(found) => found,
+            None => match self.store.pinned_key(id) {
+                Ok(Some(pinned)) => (pinned.key, String::new()),
+                Ok(None) => return Err(format!("unknown peer {id}")),
+                Err(err) => return Err(err.to_string()),
+            },
+        };
+        Ok(Member { id, key, name })
+    }
+
+    /// Signs, stores and spreads one event of ours.
+    fn room_act(&mut self, room: RoomId, change: Change, tag: Option<String>, origin: Origin) {
+        let identity = self.rooms.identity.clone();
+        let log = self.rooms.logs.entry(room).or_default();
+        let body = EventBody {
+            room,
+            author: identity.peer_id(),
+            key: identity.public(),
+            seq: log.next_seq(identity.peer_id()),
+            lamport: log.next_lamport(),
+            sent_at_ms: now_ms(),
+            change,
+        };
+        let event = SignedEvent::sign(body, &*identity);
+        if let Err(err) = self.store.insert_room_event(&event) {
+            return self.fail(origin, tag, &format!("room event not stored: {err}"));
+        }
+        let before = self.rooms.view(room).unwrap_or_default();
+        self.rooms.logs.entry(room).or_default().insert(event.clone());
+        let after = self.rooms.view(room).unwrap_or_default();
+        // Everyone who was or is a member hears of it (a removed one learns it was removed).
+        let mut to: Vec<PeerId> = before.members.keys().chain(after.members.keys()).copied().collect();
+        to.sort_unstable();
+        to.dedup();
+        to.retain(|id| *id != identity.peer_id());
+        let frame = RoomFrame::Events(RoomEvents { room, events: vec![event.to_wire()] });
+        for peer in to {
+            self.intents.push_back(Intent::Room(peer, frame.clone()));
+        }
+        self.tell_room_changes(room, &before, &after, tag.as_deref());
+    }
+
+    /// Tells consumers what changed in a room: its name or members, and posts that count
+    /// now and did not before.
+    fn tell_room_changes(&mut self, room: RoomId, before: &RoomView, after: &RoomView, tag: Option<&str>) {
+        let tag = tag.map(str::to_owned);
+        let new_posts: Vec<RoomPost> = after
+            .posts
+            .iter()
+            .filter(|(key, ..)| !before.posts.iter().any(|(old, ..)| old == key))
+            .map(|(key, author, text, sent_at)| post_of(*key, *author, text, *sent_at))
+            .collect();
+        let changed = before.name != after.name || before.members != after.members || !before.created;
+        if changed && after.created {
+            let info = self.rooms.info(room, after);
+            let tag = if new_posts.is_empty() { tag.clone() } else { None };
+            self.sinks.emit(&Event::RoomUpdated { room: info, tag });
+        }
+        for post in new_posts {
+            self.sinks.emit(&Event::RoomPosted { room, post, tag: tag.clone() });
+        }
+    }
+
+    /// Events of `room` that `from` sent (signatures already checked): each one counts only
+    /// if its author is or was named a member; the rest are refused and counted. Returns
+    /// whether we may still lack some (a full frame: ask again).
+    pub fn room_events_received(&mut self, from: PeerId, room: RoomId, events: Vec<SignedEvent>) -> bool {
+        let count = events.len();
+        let known = self.rooms.logs.contains_key(&room);
+        if !known && self.rooms.logs.len() >= MAX_ROOMS {
+            self.room_events_refused += count as u64;
+            return false;
+        }
+        let before = self.rooms.view(room).unwrap_or_default();
+        let mut trial = self.rooms.logs.get(&room).cloned().unwrap_or_default();
+        let mut new = Vec::new();
+        // A room's first events may come in any order: its create decides who counts.
+        for event in events {
+            if event.body.room == room && trial.insert(event.clone()) == Added::New {
+                new.push(event);
+            }
+        }
+        let named = named_members(&trial);
+        let me = self.rooms.identity.peer_id();
+        let trial_view = trial.view();
+        if !trial_view.created || !(named.contains(&me)) || !named.contains(&from) {
+            self.room_events_refused += count as u64;
+            log::info!("refused {count} events of room {room} from {from}: not a room of its and ours");
+            return false;
+        }
+        let log = self.rooms.logs.entry(room).or_default();
+        for event in new {
+            if !named.contains(&event.body.author) {
+                self.room_events_refused += 1;
+                continue;
+            }
+            if let Err(err) = self.store.insert_room_event(&event) {
+                log::error!("cannot store an event of room {room}: {err}");
+                continue;
+            }
+            log.insert(event);
+        }
+        let after = self.rooms.view(room).unwrap_or_default();
+        self.tell_room_changes(room, &before, &after, None);
+        count >= MAX_EVENTS_PER_FRAME
+    }
+
+    /// `from` told us what it holds: send it what it lacks of rooms it shares with us (one
+    /// frame per room at most; it asks again for more), and what we hold where it has
+    /// something we lack.
+    pub fn room_sync_received(&mut self, from: PeerId, sync: RoomSync) {
+        let me = self.rooms.identity.peer_id();
+        let mut ours = Vec::new();
+        for RoomHave { room, have } in sync.rooms {
+            let Some(log) = self.rooms.logs.get(&room) else {
+                // A room we do not know yet: send an empty holding, so it sends everything.
+                if self.rooms.logs.len() < MAX_ROOMS {
+                    ours.push(RoomHave { room, have: Default::default() });
+                }
+                continue;
+            };
+            let named = named_members(log);
+            if !named.contains(&from) || !named.contains(&me) {
+                self.room_events_refused += 1;
+                continue;
+            }
+            let missing: Vec<_> =
+                log.missing_for(&have, MAX_EVENTS_PER_FRAME).iter().map(|e| e.to_wire()).collect();
+            if !missing.is_empty() {
+                self.intents
+                    .push_back(Intent::Room(from, RoomFrame::Events(RoomEvents { room, events: missing })));
+            }
+            if log.lacks_from(&have) {
+                ours.push(RoomHave { room, have: log.have() });
+            }
+        }
+        if !ours.is_empty() {
+            self.intents.push_back(Intent::Room(from, RoomFrame::Sync(RoomSync { rooms: ours })));
+        }
+    }
+
+    /// What we hold of `room`, to ask `peer` for more.
+    pub fn room_have(&self, room: RoomId) -> RoomSync {
+        let have = self.rooms.logs.get(&room).map(RoomLog::have).unwrap_or_default();
+        RoomSync { rooms: vec![RoomHave { room, have }] }
+    }
+
+    /// Answers `list_rooms`.
+    pub fn list_rooms(&mut self, origin: Origin) {
+        let mut rooms: Vec<RoomInfo> = self
+            .rooms
+            .logs
+            .keys()
+            .filter_map(|room| Some(self.rooms.info(*room, &self.rooms.view(*room).filter(|v| v.created)?)))
+            .collect();
+        rooms.sort_by(|a, b| (&a.name, a.room).cmp(&(&b.name, b.room)));
+        self.sinks.reply(origin, Event::Rooms { rooms });
+    }
+
+    /// Answers `room_history`.
+    pub fn room_history(&mut self, room: RoomId, origin: Origin) {
+        let Some(view) = self.rooms.view(room) else {
+            return self.fail(origin, None, &format!("no room {room}"));
+        };
+        let posts = view
+            .posts
+            .iter()
+            .map(|(key, author, text, sent_at)| post_of(*key, *author, text, *sent_at))
+            .collect();
+        self.sinks.reply(origin, Event::RoomHistory { room, posts });
+    }
+}
+
+/// Everyone a room's events ever named as a member (its create, its adds): whose events
+/// are worth keeping. Whether each one counts is the room's order's business.
+fn named_members(log: &RoomLog) -> std::collections::HashSet<PeerId> {
+    let mut named = std::collections::HashSet::new();
+    for event in log.events() {
+        match &event.body.change {
+            Change::Create { members, .. } => {
+                named.insert(event.body.author);
+                named.extend(members.iter().map(|m| m.id));
+            }
+            Change::Add { member } => {
+                named.insert(member.id);
+            }
+            _ => {}
+        }
+    }
+    named
+}

@@ -1,0 +1,47 @@
+//! Room events in the history database: stored once each, as their authors signed them, and
+//! loaded at start to rebuild every room.
+
+use rusqlite::params;
+
+use super::{Store, StoreError, to_sql_int};
+use crate::protocol::ids::RoomId;
+use crate::protocol::room::SignedEvent;
+
+impl Store {
+    /// Stores an event (its signature checked); `false` if it was held already.
+    pub fn insert_room_event(&self, event: &SignedEvent) -> Result<bool, StoreError> {
+        let sig: String = event.signature.iter().map(|b| format!("{b:02x}")).collect();
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO room_events (room, author, seq, json, sig) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                event.body.room.to_string(),
+                event.body.author.to_string(),
+                to_sql_int(event.body.seq),
+                event.json,
+                sig
+            ])?;
+        Ok(inserted > 0)
+    }
+
+    /// Every stored room event, checked again (a damaged row is left out with a warning).
+    pub fn room_events(&self) -> Result<Vec<(RoomId, SignedEvent)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT json, sig FROM room_events")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (json, sig) = row?;
+            let checked = serde_json::value::RawValue::from_string(json)
+                .map_err(crate::protocol::DecodeError::from)
+                .and_then(|event| crate::protocol::room::WireEvent { event, sig }.verify());
+            match checked {
+                Ok(event) => events.push((event.body.room, event)),
+                Err(err) => log::warn!("left out a stored room event: {err}"),
+            }
+        }
+        Ok(events)
+    }
+}
