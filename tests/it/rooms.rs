@@ -112,3 +112,35 @@ fn a_peer_outside_a_room_learns_nothing_of_it() {
         "a non-member got room events: {frames:?}"
     );
 }
+
+#[test]
+fn a_member_removed_while_away_learns_it_and_gets_nothing_said_after() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let cy_dir = dirs.path().join("cy");
+    let mut ana = Daemon::start("ana", &net.flags(1, 3, &dirs.path().join("ana")));
+    let mut bo = Daemon::start("bo", &net.flags(2, 3, &dirs.path().join("bo")));
+    let mut cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
+    ana.expect_peers(&[bo.id, cy.id]);
+    ana.send(&Command::RoomCreate { name: "Team".into(), members: vec![bo.id, cy.id], tag: None });
+    let room = created(&mut ana, "Team").room;
+    created(&mut cy, "Team");
+    created(&mut bo, "Team");
+    let cy_id = cy.id;
+    cy.stop();
+    ana.send(&Command::RoomRemove { room, member: cy_id });
+    ana.expect(SHORT, "cy removed", |event| match event {
+        Event::RoomUpdated { room: info, .. } if info.members.len() == 2 => Some(()),
+        _ => None,
+    });
+    post(&mut ana, room, "after cy was removed");
+    posted(&mut bo, room, "after cy was removed");
+
+    let mut cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
+    cy.expect(SHORT, "told it is out", |event| match event {
+        Event::RoomUpdated { room: info, .. } if info.room == room && !info.joined => Some(()),
+        Event::RoomPosted { post, .. } => panic!("a removed member got {:?}", post.text),
+        _ => None,
+    });
+    assert!(history(&mut cy, room).iter().all(|(_, text)| text != "after cy was removed"));
+}

@@ -302,6 +302,8 @@ fn verifying_a_peer_and_then_its_changed_key_shows_a_warning_until_accepted() {
     std::fs::remove_file(bo_dir.join(pigeon::secure::identity::KEY_FILE)).unwrap();
     let mut bo = Daemon::start("Bo", &net.flags(2, 2, &bo_dir));
     assert_ne!(bo.id, old_bo);
+    // Bo never connected to Ana, so nothing of her was stored: it waits until it hears her.
+    bo.expect_peers(&[ana]);
     bo.send(&Command::SendMessage { to: vec![ana], text: "new laptop".into(), tag: None });
     // The new Bo is listed first (online before offline) and has the message unread.
     window.until("the new Bo", |h| h.query_by_role_and_label(Role::Button, "Bo, 1 unread").is_some());

@@ -260,13 +260,21 @@ impl Core {
                 }
                 continue;
             };
-            let named = named_members(log);
-            if !named.contains(&from) || !named.contains(&me) {
+            // A member now gets what it lacks. One that was removed (or left) while away gets
+            // only the changes of membership and name, so it learns that it is out, and no
+            // post; anyone else gets nothing.
+            let view = log.view();
+            let member = view.members.contains_key(&from);
+            if !view.members.contains_key(&me) || !(member || named_members(log).contains(&from)) {
                 self.room_events_refused += 1;
                 continue;
             }
-            let missing: Vec<_> =
-                log.missing_for(&have, MAX_EVENTS_PER_FRAME).iter().map(|e| e.to_wire()).collect();
+            let missing: Vec<_> = log
+                .missing_for(&have, MAX_EVENTS_PER_FRAME)
+                .into_iter()
+                .filter(|event| member || !matches!(event.body.change, Change::Post { .. }))
+                .map(SignedEvent::to_wire)
+                .collect();
             if !missing.is_empty() {
                 self.intents
                     .push_back(Intent::Room(from, RoomFrame::Events(RoomEvents { room, events: missing })));
