@@ -17,7 +17,7 @@
 //!
 //! Pure: no clock, no store, no sockets; tested with hand-made events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::protocol::ids::PeerId;
 use crate::protocol::room::{Change, MAX_MEMBERS, Member, SignedEvent};
@@ -54,26 +54,101 @@ pub struct RoomView {
     pub posts: Vec<(OrderKey, PeerId, String, u64)>,
     /// Events held that do not count (a non-member's, a voided one).
     pub void: usize,
+    /// The order keys of `posts`.
+    pub counted: HashSet<OrderKey>,
 }
 
-/// One room's events.
+impl RoomView {
+    /// Whether the event at `key` is a post that counts.
+    pub fn counts(&self, key: &OrderKey) -> bool {
+        self.counted.contains(key)
+    }
+}
+
+/// One room's events, and what they add up to, always up to date: an event that comes last
+/// in the order, as a new one does, is applied in place; anything else computes the room
+/// again from the start (once per batch: see [`RoomLog::insert_many`]).
 #[derive(Debug, Clone, Default)]
 pub struct RoomLog {
     events: BTreeMap<(PeerId, u64), SignedEvent>,
+    /// The room as of every event held.
+    folded: Fold,
+    /// The greatest order key held.
+    last: Option<OrderKey>,
+    /// The greatest Lamport time held.
+    lamport: u64,
+    /// Everyone its events ever named a member (create, adds): whose events are kept.
+    named: HashSet<PeerId>,
 }
 
 impl RoomLog {
     /// Offers an event (its signature already checked).
     pub fn insert(&mut self, event: SignedEvent) -> Added {
+        let (added, in_place) = self.put(event);
+        if added == Added::New && !in_place {
+            self.refold();
+        }
+        added
+    }
+
+    /// Offers many events, computing the room once at the end: what a catch-up does.
+    pub fn insert_many(&mut self, events: impl IntoIterator<Item = SignedEvent>) -> Vec<(OrderKey, Added)> {
+        let mut stale = false;
+        let results = events
+            .into_iter()
+            .map(|event| {
+                let at = order_key(&event);
+                let (added, in_place) = self.put(event);
+                stale |= added == Added::New && !in_place;
+                (at, added)
+            })
+            .collect();
+        if stale {
+            self.refold();
+        }
+        results
+    }
+
+    /// Stores an event, applying it in place when it comes last in the order (nothing after
+    /// it can void it) and is not a removal (which can void what came before); returns
+    /// whether it was applied.
+    fn put(&mut self, event: SignedEvent) -> (Added, bool) {
         let key = (event.body.author, event.body.seq);
         match self.events.get(&key) {
-            Some(held) if held.json == event.json => Added::Known,
-            Some(_) => Added::Conflict,
-            None => {
-                self.events.insert(key, event);
-                Added::New
-            }
+            Some(held) if held.json == event.json => return (Added::Known, false),
+            Some(_) => return (Added::Conflict, false),
+            None => {}
         }
+        let at = order_key(&event);
+        self.lamport = self.lamport.max(event.body.lamport);
+        let in_place = self.last.is_none_or(|last| at > last)
+            && !matches!(event.body.change, Change::Remove { .. })
+            && (self.folded.view.created || matches!(event.body.change, Change::Create { .. }));
+        if in_place {
+            step(&mut self.folded, &event, &HashMap::new());
+        }
+        self.last = self.last.max(Some(at));
+        self.named.extend(named_by(&event));
+        self.events.insert(key, event);
+        (Added::New, in_place)
+    }
+
+    fn refold(&mut self) {
+        let mut ordered: Vec<&SignedEvent> = self.events.values().collect();
+        ordered.sort_by_key(|event| order_key(event));
+        // First pass: which removals count, ignoring the voiding they cause.
+        let first = fold(&ordered, &HashMap::new());
+        self.folded = fold(&ordered, &first.removals);
+    }
+
+    /// Everyone the events held ever named a member (see [`named_by`]).
+    pub fn named(&self) -> &HashSet<PeerId> {
+        &self.named
+    }
+
+    /// Whether `event` (author and number) is not held yet.
+    pub fn is_new(&self, event: &SignedEvent) -> bool {
+        !self.events.contains_key(&(event.body.author, event.body.seq))
     }
 
     /// Per author, the highest number held without gaps (authors whose first event is
@@ -113,7 +188,7 @@ impl RoomLog {
 
     /// The Lamport time a new event gets: above every held one.
     pub fn next_lamport(&self) -> u64 {
-        self.events.values().map(|event| event.body.lamport).max().unwrap_or(0) + 1
+        self.lamport + 1
     }
 
     /// Every event, for storing and relaying.
@@ -122,16 +197,24 @@ impl RoomLog {
     }
 
     /// What the events add up to (see the module doc).
-    pub fn view(&self) -> RoomView {
-        let mut ordered: Vec<&SignedEvent> = self.events.values().collect();
-        ordered.sort_by_key(|event| order_key(event));
-        // First pass: which removals count, ignoring the voiding they cause.
-        let first = fold(&ordered, &HashMap::new());
-        fold(&ordered, &first.removals).view
+    pub fn view(&self) -> &RoomView {
+        &self.folded.view
+    }
+}
+
+/// Whom an event names a member: a create its author and members, an add its member.
+pub fn named_by(event: &SignedEvent) -> Vec<PeerId> {
+    match &event.body.change {
+        Change::Create { members, .. } => {
+            std::iter::once(event.body.author).chain(members.iter().map(|m| m.id)).collect()
+        }
+        Change::Add { member } => vec![member.id],
+        _ => Vec::new(),
     }
 }
 
 /// The result of one pass over the ordered events.
+#[derive(Debug, Clone, Default)]
 struct Fold {
     view: RoomView,
     /// Per member, the removals of it that counted: (where in the order, `after_seq`).
@@ -139,56 +222,64 @@ struct Fold {
 }
 
 fn fold(ordered: &[&SignedEvent], voiding: &HashMap<PeerId, Vec<(OrderKey, u64)>>) -> Fold {
-    let mut view = RoomView::default();
-    let mut removals: HashMap<PeerId, Vec<(OrderKey, u64)>> = HashMap::new();
+    let mut folded = Fold::default();
     for event in ordered {
-        let (body, key) = (&event.body, order_key(event));
-        if let Change::Create { name, members, .. } = &body.change {
-            if view.created {
-                view.void += 1;
-                continue;
-            }
-            view.created = true;
-            view.name.clone_from(name);
-            view.members = members.iter().map(|m| (m.id, m.clone())).collect();
-            view.members.entry(body.author).or_insert_with(|| Member {
-                id: body.author,
-                key: body.key,
-                name: String::new(),
-            });
-            continue;
-        }
-        let is_member = view.members.get(&body.author).is_some_and(|m| m.key == body.key);
-        // Voided by a later removal of its author that the author had not seen this far.
-        let voided = voiding.get(&body.author).is_some_and(|list| {
-            list.iter().find(|(at, _)| *at > key).is_some_and(|(_, after)| body.seq > *after)
-        });
-        if !view.created || !is_member || voided {
+        step(&mut folded, event, voiding);
+    }
+    folded
+}
+
+/// Applies the next event in the order.
+fn step(folded: &mut Fold, event: &SignedEvent, voiding: &HashMap<PeerId, Vec<(OrderKey, u64)>>) {
+    let Fold { view, removals } = folded;
+    let (body, key) = (&event.body, order_key(event));
+    if let Change::Create { name, members, .. } = &body.change {
+        if view.created {
             view.void += 1;
-            continue;
+            return;
         }
-        match &body.change {
-            Change::Create { .. } => {}
-            Change::Add { member } => {
-                if view.members.len() >= MAX_MEMBERS && !view.members.contains_key(&member.id) {
-                    view.void += 1;
-                    continue;
-                }
-                view.members.insert(member.id, member.clone());
+        view.created = true;
+        view.name.clone_from(name);
+        view.members = members.iter().map(|m| (m.id, m.clone())).collect();
+        view.members.entry(body.author).or_insert_with(|| Member {
+            id: body.author,
+            key: body.key,
+            name: String::new(),
+        });
+        return;
+    }
+    let is_member = view.members.get(&body.author).is_some_and(|m| m.key == body.key);
+    // Voided by a later removal of its author that the author had not seen this far.
+    let voided = voiding.get(&body.author).is_some_and(|list| {
+        list.iter().find(|(at, _)| *at > key).is_some_and(|(_, after)| body.seq > *after)
+    });
+    if !view.created || !is_member || voided {
+        view.void += 1;
+        return;
+    }
+    match &body.change {
+        Change::Create { .. } => {}
+        Change::Add { member } => {
+            if view.members.len() >= MAX_MEMBERS && !view.members.contains_key(&member.id) {
+                view.void += 1;
+                return;
             }
-            Change::Remove { member, after_seq } => {
-                if view.members.remove(member).is_some() {
-                    removals.entry(*member).or_default().push((key, *after_seq));
-                }
+            view.members.insert(member.id, member.clone());
+        }
+        Change::Remove { member, after_seq } => {
+            if view.members.remove(member).is_some() {
+                removals.entry(*member).or_default().push((key, *after_seq));
             }
-            Change::Rename { name } => view.name.clone_from(name),
-            Change::Leave => {
-                view.members.remove(&body.author);
-            }
-            Change::Post { text } => view.posts.push((key, body.author, text.clone(), body.sent_at_ms)),
+        }
+        Change::Rename { name } => view.name.clone_from(name),
+        Change::Leave => {
+            view.members.remove(&body.author);
+        }
+        Change::Post { text } => {
+            view.posts.push((key, body.author, text.clone(), body.sent_at_ms));
+            view.counted.insert(key);
         }
     }
-    Fold { view, removals }
 }
 
 #[cfg(test)]
@@ -272,7 +363,7 @@ mod tests {
         // Lamport 2 ties break by author id; then c1 at 3; a2 and the rename at 4.
         let mut tied = [(ana.id(), "a1"), (bo.id(), "b1")];
         tied.sort();
-        assert_eq!(texts(&view), [tied[0].1, tied[1].1, "c1", "a2"]);
+        assert_eq!(texts(view), [tied[0].1, tied[1].1, "c1", "a2"]);
         assert_eq!(forward.insert(events[1].clone()), Added::Known);
     }
 
@@ -315,13 +406,13 @@ mod tests {
         log.insert(bo.make(room, 3, post("backdated")));
         log.insert(bo.make(room, 6, post("after removal")));
         let view = log.view();
-        assert_eq!(texts(&view), ["b1"]);
+        assert_eq!(texts(view), ["b1"]);
         assert_eq!(view.void, 3);
         assert!(!view.members.contains_key(&bo.id()));
         // Re-added, bo's later posts count again.
         log.insert(ana.make(room, 7, Change::Add { member: bo.member() }));
         log.insert(bo.make(room, 8, post("back")));
-        assert_eq!(texts(&log.view()), ["b1", "back"]);
+        assert_eq!(texts(log.view()), ["b1", "back"]);
     }
 
     #[test]

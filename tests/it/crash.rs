@@ -26,7 +26,7 @@ fn text(n: usize) -> String {
 }
 
 /// `PRAGMA integrity_check` on a crashed node's history: must be "ok".
-fn assert_history_intact(data_dir: &Path) {
+pub fn assert_history_intact(data_dir: &Path) {
     let db = rusqlite::Connection::open(data_dir.join(HISTORY_FILE)).unwrap();
     let verdict: String = db.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
     assert_eq!(verdict, "ok", "{} after the crash", data_dir.display());

@@ -38,22 +38,32 @@ fn history(daemon: &mut Daemon, room: RoomId) -> Vec<(PeerId, String)> {
     })
 }
 
+/// Ana, Bo and Cy on `net`, their data in `dir`, in a room `name` that Ana made and all
+/// three have seen; also Cy's data folder (tests restart it).
+fn three_in_a_room(
+    net: &Net,
+    dir: &std::path::Path,
+    name: &str,
+) -> (Daemon, Daemon, Daemon, RoomId, std::path::PathBuf) {
+    let cy_dir = dir.join("cy");
+    let mut ana = Daemon::start("ana", &net.flags(1, 3, &dir.join("ana")));
+    let mut bo = Daemon::start("bo", &net.flags(2, 3, &dir.join("bo")));
+    let mut cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
+    ana.expect_peers(&[bo.id, cy.id]);
+    ana.send(&Command::RoomCreate { name: name.into(), members: vec![bo.id, cy.id], tag: None });
+    let room = created(&mut ana, name).room;
+    for member in [&mut bo, &mut cy] {
+        let info = created(member, name);
+        assert_eq!((info.room, info.members.len(), info.joined), (room, 3, true));
+    }
+    (ana, bo, cy, room, cy_dir)
+}
+
 #[test]
 fn a_member_that_was_away_catches_up_from_any_other_and_all_agree_on_the_order() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
-    let cy_dir = dirs.path().join("cy");
-    let mut ana = Daemon::start("ana", &net.flags(1, 3, &dirs.path().join("ana")));
-    let mut bo = Daemon::start("bo", &net.flags(2, 3, &dirs.path().join("bo")));
-    let mut cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
-    ana.expect_peers(&[bo.id, cy.id]);
-
-    ana.send(&Command::RoomCreate { name: "Sales".into(), members: vec![bo.id, cy.id], tag: None });
-    let room = created(&mut ana, "Sales").room;
-    for member in [&mut bo, &mut cy] {
-        let info = created(member, "Sales");
-        assert_eq!((info.room, info.members.len(), info.joined), (room, 3, true));
-    }
+    let (mut ana, mut bo, mut cy, room, cy_dir) = three_in_a_room(&net, dirs.path(), "Sales");
     post(&mut ana, room, "hello room");
     posted(&mut bo, room, "hello room");
     posted(&mut cy, room, "hello room");
@@ -68,11 +78,18 @@ fn a_member_that_was_away_catches_up_from_any_other_and_all_agree_on_the_order()
     let ana_history = history(&mut ana, room);
     ana.stop();
 
-    // Cy gets ana's post from bo, who did not write it.
+    // Cy gets ana's post from bo, who did not write it (posts arrive by author, in any
+    // order of the two).
     let mut cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
-    let relayed = posted(&mut cy, room, "while cy was out");
+    let mut arrived = Vec::new();
+    cy.expect(SHORT, "both posts", |event| {
+        if let Event::RoomPosted { post, .. } = event {
+            arrived.push(post.clone());
+        }
+        (arrived.len() == 2).then_some(())
+    });
+    let relayed = arrived.iter().find(|post| post.text == "while cy was out").expect("ana's post");
     assert_ne!(relayed.author, bo.id, "the author is ana, however it came");
-    posted(&mut cy, room, "bo too");
     assert_eq!(history(&mut cy, room), ana_history, "the same posts in the same order");
     assert_eq!(history(&mut bo, room), ana_history);
     assert_eq!(ana_history.len(), 3);
@@ -117,15 +134,7 @@ fn a_peer_outside_a_room_learns_nothing_of_it() {
 fn a_member_removed_while_away_learns_it_and_gets_nothing_said_after() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
-    let cy_dir = dirs.path().join("cy");
-    let mut ana = Daemon::start("ana", &net.flags(1, 3, &dirs.path().join("ana")));
-    let mut bo = Daemon::start("bo", &net.flags(2, 3, &dirs.path().join("bo")));
-    let mut cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
-    ana.expect_peers(&[bo.id, cy.id]);
-    ana.send(&Command::RoomCreate { name: "Team".into(), members: vec![bo.id, cy.id], tag: None });
-    let room = created(&mut ana, "Team").room;
-    created(&mut cy, "Team");
-    created(&mut bo, "Team");
+    let (mut ana, mut bo, cy, room, cy_dir) = three_in_a_room(&net, dirs.path(), "Team");
     let cy_id = cy.id;
     cy.stop();
     ana.send(&Command::RoomRemove { room, member: cy_id });
@@ -143,4 +152,41 @@ fn a_member_removed_while_away_learns_it_and_gets_nothing_said_after() {
         _ => None,
     });
     assert!(history(&mut cy, room).iter().all(|(_, text)| text != "after cy was removed"));
+}
+
+#[test]
+fn a_member_killed_during_catch_up_resumes_after_restart_and_holds_each_post_once() {
+    const POSTS: usize = 2000;
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let (mut ana, mut bo, cy, room, cy_dir) = three_in_a_room(&net, dirs.path(), "Busy");
+    cy.stop();
+    for n in 0..POSTS {
+        ana.send(&Command::RoomSend { room, text: format!("post {n:04}"), tag: None });
+    }
+    posted(&mut bo, room, &format!("post {:04}", POSTS - 1));
+    let expected = history(&mut bo, room);
+    assert_eq!(expected.len(), POSTS);
+    ana.stop();
+
+    // Cy catches up from bo, 256 events a frame, and is killed part way.
+    let mut cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
+    let mut seen = 0;
+    cy.expect(SHORT, "part of the catch-up", |event| {
+        seen += usize::from(matches!(event, Event::RoomPosted { .. }));
+        (seen >= 300).then_some(())
+    });
+    cy.kill();
+    crate::crash::assert_history_intact(&cy_dir);
+    // Whatever it held when it died, it ends with every post once, in the room's order.
+    let mut cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
+    let deadline = std::time::Instant::now() + SHORT;
+    let mut held = history(&mut cy, room);
+    while held.len() < POSTS && std::time::Instant::now() < deadline {
+        cy.expect(SHORT, "more of the catch-up", |event| {
+            matches!(event, Event::RoomPosted { .. }).then_some(())
+        });
+        held = history(&mut cy, room);
+    }
+    assert_eq!(held, expected, "every post once, in the room's order");
 }

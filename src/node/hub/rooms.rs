@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::core::{Core, Intent, now_ms};
 use crate::node::event::{Event, RoomInfo, RoomMember, RoomPost};
-use crate::node::room_log::{Added, RoomLog, RoomView};
+use crate::node::room_log::{Added, OrderKey, RoomLog, RoomView, named_by};
 use crate::node::sinks::Origin;
 use crate::protocol::Family;
 use crate::protocol::ids::{PeerId, RoomId};
@@ -48,8 +48,25 @@ impl Rooms {
     }
 
     /// What a room we hold adds up to.
-    pub fn view(&self, room: RoomId) -> Option<RoomView> {
+    pub fn view(&self, room: RoomId) -> Option<&RoomView> {
         self.logs.get(&room).map(RoomLog::view)
+    }
+
+    /// What consumers are told changed: a room's name and members before a change.
+    fn snapshot(&self, room: RoomId) -> Snapshot {
+        let view = self.view(room);
+        Snapshot {
+            created: view.is_some_and(|v| v.created),
+            name: view.map(|v| v.name.clone()).unwrap_or_default(),
+            members: view.map(|v| v.members.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The post at `key` in `room`, as consumers see it.
+    fn post(&self, room: RoomId, key: OrderKey) -> Option<RoomPost> {
+        let view = self.view(room)?;
+        let (_, author, text, sent_at) = view.posts.iter().rev().find(|(at, ..)| *at == key)?;
+        Some(post_of(key, *author, text, *sent_at))
     }
 
     fn info(&self, room: RoomId, view: &RoomView) -> RoomInfo {
@@ -64,15 +81,23 @@ impl Rooms {
         self.logs.get(&room).map_or(0, |log| log.next_seq(member) - 1)
     }
 
-    /// The rooms `peer` is a member of with us, and what we hold of each.
+    /// Whether we share a room with `peer` (see [`Rooms::sync_for`]).
+    pub fn shares_with(&self, peer: PeerId) -> bool {
+        let me = self.identity.peer_id();
+        self.logs.values().any(|log| log.view().members.contains_key(&me) && log.named().contains(&peer))
+    }
+
+    /// The rooms we are in that `peer` is (or was) a member of, and what we hold of each.
     pub fn sync_for(&self, peer: PeerId) -> Option<RoomSync> {
         let me = self.identity.peer_id();
         let rooms: Vec<RoomHave> = self
             .logs
             .iter()
+            // Also rooms it was removed from: its answer lets it learn that it is out.
             .filter(|(_, log)| {
                 let view = log.view();
-                view.members.contains_key(&peer) && view.members.contains_key(&me)
+                view.members.contains_key(&me)
+                    && (view.members.contains_key(&peer) || log.named().contains(&peer))
             })
             .take(MAX_SYNC_ROOMS)
             .map(|(room, log)| RoomHave { room: *room, have: log.have() })
@@ -81,7 +106,14 @@ impl Rooms {
     }
 }
 
-fn post_of(key: crate::node::room_log::OrderKey, author: PeerId, text: &str, sent_at_ms: u64) -> RoomPost {
+/// A room's name and members at one moment.
+struct Snapshot {
+    created: bool,
+    name: String,
+    members: std::collections::BTreeMap<PeerId, Member>,
+}
+
+fn post_of(key: OrderKey, author: PeerId, text: &str, sent_at_ms: u64) -> RoomPost {
     let (lamport, _, seq) = key;
     RoomPost { author, seq, lamport, sent_at_ms, text: text.to_owned() }
 }
@@ -166,11 +198,12 @@ impl Core {
         if let Err(err) = self.store.insert_room_event(&event) {
             return self.fail(origin, tag, &format!("room event not stored: {err}"));
         }
-        let before = self.rooms.view(room).unwrap_or_default();
+        let before = self.rooms.snapshot(room);
+        let key = (event.body.lamport, event.body.author, event.body.seq);
         self.rooms.logs.entry(room).or_default().insert(event.clone());
-        let after = self.rooms.view(room).unwrap_or_default();
         // Everyone who was or is a member hears of it (a removed one learns it was removed).
-        let mut to: Vec<PeerId> = before.members.keys().chain(after.members.keys()).copied().collect();
+        let mut to: Vec<PeerId> = before.members.keys().copied().collect();
+        to.extend(self.rooms.view(room).into_iter().flat_map(|view| view.members.keys().copied()));
         to.sort_unstable();
         to.dedup();
         to.retain(|id| *id != identity.peer_id());
@@ -178,18 +211,24 @@ impl Core {
         for peer in to {
             self.intents.push_back(Intent::Room(peer, frame.clone()));
         }
-        self.tell_room_changes(room, &before, &after, tag.as_deref());
+        self.tell_room_changes(room, &before, &[key], tag.as_deref());
     }
 
-    /// Tells consumers what changed in a room: its name or members, and posts that count
-    /// now and did not before.
-    fn tell_room_changes(&mut self, room: RoomId, before: &RoomView, after: &RoomView, tag: Option<&str>) {
+    /// Tells consumers what changed in a room: its name or members since `before`, and which
+    /// of the events at `inserted` are posts that count.
+    fn tell_room_changes(
+        &mut self,
+        room: RoomId,
+        before: &Snapshot,
+        inserted: &[OrderKey],
+        tag: Option<&str>,
+    ) {
         let tag = tag.map(str::to_owned);
-        let new_posts: Vec<RoomPost> = after
-            .posts
+        let Some(after) = self.rooms.view(room) else { return };
+        let new_posts: Vec<RoomPost> = inserted
             .iter()
-            .filter(|(key, ..)| !before.posts.iter().any(|(old, ..)| old == key))
-            .map(|(key, author, text, sent_at)| post_of(*key, *author, text, *sent_at))
+            .filter(|key| after.counts(key))
+            .filter_map(|key| self.rooms.post(room, *key))
             .collect();
         let changed = before.name != after.name || before.members != after.members || !before.created;
         if changed && after.created {
@@ -202,47 +241,82 @@ impl Core {
         }
     }
 
-    /// Events of `room` that `from` sent (signatures already checked): each one counts only
+    /// Events of `room` that `from` sent (signatures already checked): each one is kept only
     /// if its author is or was named a member; the rest are refused and counted. Returns
     /// whether we may still lack some (a full frame: ask again).
     pub fn room_events_received(&mut self, from: PeerId, room: RoomId, events: Vec<SignedEvent>) -> bool {
         let count = events.len();
-        let known = self.rooms.logs.contains_key(&room);
-        if !known && self.rooms.logs.len() >= MAX_ROOMS {
+        let me = self.rooms.identity.peer_id();
+        let events: Vec<SignedEvent> = events.into_iter().filter(|event| event.body.room == room).collect();
+        let Some(log) = self.rooms.logs.get(&room) else {
+            return self.room_discovered(from, room, events, count);
+        };
+        // Who may have events here: those the room named, and those this batch adds.
+        let mut named = log.named().clone();
+        named.extend(events.iter().flat_map(named_by));
+        if !named.contains(&from) || !named.contains(&me) {
             self.room_events_refused += count as u64;
             return false;
         }
-        let before = self.rooms.view(room).unwrap_or_default();
-        let mut trial = self.rooms.logs.get(&room).cloned().unwrap_or_default();
-        let mut new = Vec::new();
-        // A room's first events may come in any order: its create decides who counts.
-        for event in events {
-            if event.body.room == room && trial.insert(event.clone()) == Added::New {
-                new.push(event);
-            }
-        }
-        let named = named_members(&trial);
+        let (kept, refused): (Vec<SignedEvent>, Vec<SignedEvent>) =
+            events.into_iter().partition(|event| named.contains(&event.body.author));
+        self.room_events_refused += refused.len() as u64;
+        let kept: Vec<SignedEvent> = kept
+            .into_iter()
+            .filter(|event| log.is_new(event))
+            .filter(|event| match self.store.insert_room_event(event) {
+                Ok(_) => true,
+                Err(err) => {
+                    log::error!("cannot store an event of room {room}: {err}");
+                    false
+                }
+            })
+            .collect();
+        let before = self.rooms.snapshot(room);
+        let inserted: Vec<OrderKey> = self
+            .rooms
+            .logs
+            .entry(room)
+            .or_default()
+            .insert_many(kept)
+            .into_iter()
+            .filter(|(_, added)| *added == Added::New)
+            .map(|(key, _)| key)
+            .collect();
+        self.tell_room_changes(room, &before, &inserted, None);
+        count >= MAX_EVENTS_PER_FRAME
+    }
+
+    /// The first events of a room we did not know: kept if they start a room (its create)
+    /// that names both us and `from`.
+    fn room_discovered(
+        &mut self,
+        from: PeerId,
+        room: RoomId,
+        events: Vec<SignedEvent>,
+        count: usize,
+    ) -> bool {
         let me = self.rooms.identity.peer_id();
-        let trial_view = trial.view();
-        if !trial_view.created || !(named.contains(&me)) || !named.contains(&from) {
+        let mut trial = RoomLog::default();
+        let inserted: Vec<OrderKey> = trial.insert_many(events).into_iter().map(|(key, _)| key).collect();
+        let named = trial.named();
+        if self.rooms.logs.len() >= MAX_ROOMS
+            || !trial.view().created
+            || !named.contains(&me)
+            || !named.contains(&from)
+        {
             self.room_events_refused += count as u64;
             log::info!("refused {count} events of room {room} from {from}: not a room of its and ours");
             return false;
         }
-        let log = self.rooms.logs.entry(room).or_default();
-        for event in new {
-            if !named.contains(&event.body.author) {
-                self.room_events_refused += 1;
-                continue;
-            }
-            if let Err(err) = self.store.insert_room_event(&event) {
+        for event in trial.events() {
+            if let Err(err) = self.store.insert_room_event(event) {
                 log::error!("cannot store an event of room {room}: {err}");
-                continue;
             }
-            log.insert(event);
         }
-        let after = self.rooms.view(room).unwrap_or_default();
-        self.tell_room_changes(room, &before, &after, None);
+        let before = Snapshot { created: false, name: String::new(), members: Default::default() };
+        self.rooms.logs.insert(room, trial);
+        self.tell_room_changes(room, &before, &inserted, None);
         count >= MAX_EVENTS_PER_FRAME
     }
 
@@ -265,7 +339,7 @@ impl Core {
             // post; anyone else gets nothing.
             let view = log.view();
             let member = view.members.contains_key(&from);
-            if !view.members.contains_key(&me) || !(member || named_members(log).contains(&from)) {
+            if !view.members.contains_key(&me) || !(member || log.named().contains(&from)) {
                 self.room_events_refused += 1;
                 continue;
             }
@@ -300,7 +374,7 @@ impl Core {
             .rooms
             .logs
             .keys()
-            .filter_map(|room| Some(self.rooms.info(*room, &self.rooms.view(*room).filter(|v| v.created)?)))
+            .filter_map(|room| Some(self.rooms.info(*room, self.rooms.view(*room).filter(|v| v.created)?)))
             .collect();
         rooms.sort_by(|a, b| (&a.name, a.room).cmp(&(&b.name, b.room)));
         self.sinks.reply(origin, Event::Rooms { rooms });
@@ -318,23 +392,4 @@ impl Core {
             .collect();
         self.sinks.reply(origin, Event::RoomHistory { room, posts });
     }
-}
-
-/// Everyone a room's events ever named as a member (its create, its adds): whose events
-/// are worth keeping. Whether each one counts is the room's order's business.
-fn named_members(log: &RoomLog) -> std::collections::HashSet<PeerId> {
-    let mut named = std::collections::HashSet::new();
-    for event in log.events() {
-        match &event.body.change {
-            Change::Create { members, .. } => {
-                named.insert(event.body.author);
-                named.extend(members.iter().map(|m| m.id));
-            }
-            Change::Add { member } => {
-                named.insert(member.id);
-            }
-            _ => {}
-        }
-    }
-    named
 }

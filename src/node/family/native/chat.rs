@@ -48,10 +48,11 @@ impl Native {
             answer @ (Frame::Decline(_) | Frame::Cancel(_) | Frame::Done(_)) => {
                 on_transfer_answer(core, peer, answer);
             }
-            Frame::RoomEvents(events) => self.on_room_events(core, peer, &events),
             Frame::RoomSync(sync) => core.room_sync_received(peer, sync),
             // Data frames belong on data connections; a chat connection ignores them.
+            // Room events come checked, as `Report::RoomEvents`.
             Frame::Hello(_)
+            | Frame::RoomEvents(_)
             | Frame::Unknown { .. }
             | Frame::Fetch(_)
             | Frame::Chunk(_)

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::Report;
+use super::rooms::CheckedEvents;
 use crate::node::doorbell::Bell;
 use crate::node::threads;
 use crate::protocol::DecodeError;
@@ -169,7 +170,15 @@ fn secure_and_read(
             greeted = true;
             stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
         }
-        if net.send(Report::Frame { conn: id, frame }).is_err() {
+        // Signatures of room events are checked here, on the connection's own thread: a
+        // catch-up of thousands costs the hub nothing but storing them.
+        let report = match frame {
+            Frame::RoomEvents(events) => {
+                Report::RoomEvents { conn: id, checked: CheckedEvents::check(&events) }
+            }
+            frame => Report::Frame { conn: id, frame },
+        };
+        if net.send(report).is_err() {
             break;
         }
     }

@@ -110,6 +110,13 @@ pub enum Report {
         /// The frame.
         frame: Frame,
     },
+    /// A room events frame arrived on a connection, its signatures checked.
+    RoomEvents {
+        /// Which connection.
+        conn: ConnId,
+        /// The events.
+        checked: rooms::CheckedEvents,
+    },
     /// A connection ended.
     Closed {
         /// Which connection.
@@ -283,6 +290,12 @@ impl Native {
                 }
             }
             Report::Frame { conn, frame } => self.on_frame(core, conn, frame, now),
+            Report::RoomEvents { conn, checked } => {
+                if let Some(peer) = self.conns.get(conn).and_then(|conn| conn.peer) {
+                    core.peers.heard(peer, now);
+                    self.on_room_events(core, peer, checked);
+                }
+            }
             Report::Closed { conn, reason, misbehaved } => {
                 // A connection the family closed already was counted then. One whose reader
                 // gave up waiting for a hello is junk as much as one cut off here.

@@ -17,10 +17,9 @@ use super::links::{Heard, MAX_UNPROVEN};
 use super::trust;
 use crate::node::event::{Event, LeaveReason};
 use crate::node::hub::core::{Core, Remember};
-use crate::node::hub::peers::Change;
-use crate::node::hub::rooms::RoomFrame;
 use crate::protocol::Family;
 use crate::protocol::announce::{Datagram, Presence};
+use crate::protocol::ids::PeerId;
 use crate::secure::Identity;
 use crate::store::Trust;
 
@@ -44,16 +43,30 @@ impl Native {
             Datagram::Announce(presence) => {
                 self.announcer.reply(&self.me, from, now);
                 self.saw(core, presence, *from.ip(), false, now);
+                self.connect_room_member(core, id, now);
             }
             Datagram::Heartbeat(presence) => {
                 if self.links.get(id).is_none() {
                     self.announcer.reply(&self.me, from, now);
                 }
                 self.saw(core, presence, *from.ip(), false, now);
+                self.connect_room_member(core, id, now);
             }
-            Datagram::Reply(presence) => self.saw(core, presence, *from.ip(), false, now),
+            Datagram::Reply(presence) => {
+                self.saw(core, presence, *from.ip(), false, now);
+                self.connect_room_member(core, id, now);
+            }
             // Signed by the peer's own key and newer than anything it sent before.
             Datagram::Goodbye(_) => core.peer_left(id, LeaveReason::Goodbye),
+        }
+    }
+
+    /// A member of a room we share is online and not connected (it came back, or its
+    /// connection ended): one of the two connects — the lower id — and the hellos start the
+    /// catch-up both ways. Dial backoff keeps this to one attempt at a time.
+    fn connect_room_member(&mut self, core: &mut Core, id: PeerId, now: Instant) {
+        if self.me.id < id && core.rooms.shares_with(id) {
+            self.dial_if_unconnected(core, id, now);
         }
     }
 
@@ -117,16 +130,7 @@ impl Native {
         let Some(link) = self.links.get(id) else { return };
         let info = link.info(trust);
         let remember = if link.proven { Remember::Yes } else { Remember::No };
-        let change = core.peer_seen(info.clone(), Some(link.expires_after()), now, remember);
-        // A member of a room we share is back: one of the two connects (the lower id), and
-        // the hellos start the catch-up both ways.
-        if change == Change::Joined
-            && !from_tcp
-            && self.me.id < id
-            && let Some(sync) = core.rooms.sync_for(id)
-        {
-            self.send_room_frame(core, id, RoomFrame::Sync(sync), now);
-        }
+        core.peer_seen(info.clone(), Some(link.expires_after()), now, remember);
         if let Some(change) = key_change {
             let (previous, previous_verified) = (change.previous, change.previous_verified);
             core.sinks.emit(&Event::KeyChanged { peer: info, previous, previous_verified });

@@ -10,7 +10,36 @@ use crate::node::hub::core::Core;
 use crate::node::hub::rooms::RoomFrame;
 use crate::protocol::frame::Frame;
 use crate::protocol::ids::PeerId;
-use crate::protocol::room::RoomEvents;
+use crate::protocol::ids::RoomId;
+use crate::protocol::room::{RoomEvents, SignedEvent};
+
+/// A room events frame whose signatures were checked (on the connection's reader thread).
+pub struct CheckedEvents {
+    /// The room.
+    pub room: RoomId,
+    /// The events whose authors signed them.
+    pub events: Vec<SignedEvent>,
+    /// How many did not verify (dropped, counted).
+    pub refused: usize,
+}
+
+impl CheckedEvents {
+    /// Checks every event of `frame`.
+    pub fn check(frame: &RoomEvents) -> CheckedEvents {
+        let mut events = Vec::with_capacity(frame.events.len());
+        let mut refused = 0;
+        for wire in &frame.events {
+            match wire.verify() {
+                Ok(event) => events.push(event),
+                Err(err) => {
+                    refused += 1;
+                    log::info!("dropped an event of room {}: {err}", frame.room);
+                }
+            }
+        }
+        CheckedEvents { room: frame.room, events, refused }
+    }
+}
 
 impl Native {
     /// A member is connected (its hello arrived): tell it what we hold of the rooms we share.
@@ -20,26 +49,17 @@ impl Native {
         }
     }
 
-    pub(super) fn on_room_events(&mut self, core: &mut Core, peer: PeerId, frame: &RoomEvents) {
-        let mut verified = Vec::with_capacity(frame.events.len());
-        for wire in &frame.events {
-            match wire.verify() {
-                Ok(event) => verified.push(event),
-                Err(err) => {
-                    core.room_events_refused += 1;
-                    log::info!("refused an event of room {} from {peer}: {err}", frame.room);
-                }
-            }
-        }
-        let room = frame.room;
-        if core.room_events_received(peer, room, verified) {
+    pub(super) fn on_room_events(&mut self, core: &mut Core, peer: PeerId, checked: CheckedEvents) {
+        core.room_events_refused += checked.refused as u64;
+        let room = checked.room;
+        if core.room_events_received(peer, room, checked.events) {
             // A full frame: there may be more.
             self.send_to(peer, &Frame::RoomSync(core.room_have(room)));
         }
     }
 
     pub(super) fn send_room_frame(&mut self, core: &mut Core, peer: PeerId, frame: RoomFrame, now: Instant) {
-        let Some(link) = self.links.get_mut(peer) else { return };
+        let Some(link) = self.links.get(peer) else { return };
         if link.conn.is_some() {
             let frame = match frame {
                 RoomFrame::Events(events) => Frame::RoomEvents(events),
@@ -48,6 +68,12 @@ impl Native {
             return self.send_to(peer, &frame);
         }
         // Not connected: the connection's first sync carries this frame's news.
+        self.dial_if_unconnected(core, peer, now);
+    }
+
+    /// Connects to `peer` unless connected or being dialled (or backing off).
+    pub(super) fn dial_if_unconnected(&mut self, core: &mut Core, peer: PeerId, now: Instant) {
+        let Some(link) = self.links.get_mut(peer) else { return };
         if link.may_dial(now) {
             link.dial_started();
             let addr = link.tcp_addr();
