@@ -23,6 +23,22 @@ fn posted(daemon: &mut Daemon, room: RoomId, text: &str) -> RoomPost {
     })
 }
 
+/// Waits until every one of `texts` was posted in `room`, in whatever order they arrive (a
+/// catch-up sends them author by author); returns the posts.
+fn posts_arrive(daemon: &mut Daemon, room: RoomId, texts: &[&str]) -> Vec<RoomPost> {
+    let mut arrived: Vec<RoomPost> = Vec::new();
+    daemon.expect(SHORT, &format!("posts {texts:?}"), |event| {
+        if let Event::RoomPosted { room: r, post, .. } = event
+            && *r == room
+            && texts.contains(&post.text.as_str())
+        {
+            arrived.push(post.clone());
+        }
+        (arrived.len() == texts.len()).then_some(())
+    });
+    arrived
+}
+
 fn post(daemon: &mut Daemon, room: RoomId, text: &str) {
     daemon.send(&Command::RoomSend { room, text: text.into(), tag: None });
     posted(daemon, room, text);
@@ -81,13 +97,7 @@ fn a_member_that_was_away_catches_up_from_any_other_and_all_agree_on_the_order()
     // Cy gets ana's post from bo, who did not write it (posts arrive by author, in any
     // order of the two).
     let mut cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
-    let mut arrived = Vec::new();
-    cy.expect(SHORT, "both posts", |event| {
-        if let Event::RoomPosted { post, .. } = event {
-            arrived.push(post.clone());
-        }
-        (arrived.len() == 2).then_some(())
-    });
+    let arrived = posts_arrive(&mut cy, room, &["while cy was out", "bo too"]);
     let relayed = arrived.iter().find(|post| post.text == "while cy was out").expect("ana's post");
     assert_ne!(relayed.author, bo.id, "the author is ana, however it came");
     assert_eq!(history(&mut cy, room), ana_history, "the same posts in the same order");
@@ -189,4 +199,77 @@ fn a_member_killed_during_catch_up_resumes_after_restart_and_holds_each_post_onc
         held = history(&mut cy, room);
     }
     assert_eq!(held, expected, "every post once, in the room's order");
+}
+
+/// Host `i` of a lab, which must be running.
+fn host(hosts: &mut [Option<Daemon>], i: usize) -> &mut Daemon {
+    hosts[i].as_mut().expect("host running")
+}
+
+/// Waits until `daemon`'s view of `room` is `settled` (it changes only by `room_updated`).
+fn room_settles(daemon: &mut Daemon, room: RoomId, settled: impl Fn(&RoomInfo) -> bool) -> RoomInfo {
+    let info = room_info(daemon, room);
+    if settled(&info) {
+        return info;
+    }
+    daemon.expect(SHORT, "the room to settle", |event| match event {
+        Event::RoomUpdated { room: info, .. } if info.room == room && settled(info) => Some(info.clone()),
+        _ => None,
+    })
+}
+
+fn room_info(daemon: &mut Daemon, room: RoomId) -> RoomInfo {
+    daemon.send(&Command::ListRooms);
+    daemon.expect(SHORT, "rooms", |event| match event {
+        Event::Rooms { rooms } => rooms.iter().find(|info| info.room == room).cloned(),
+        _ => None,
+    })
+}
+
+#[test]
+fn lab_six_hosts_a_room_of_five_catches_up_without_its_authors_and_racing_changes_converge() {
+    let Some(lab) = crate::lab::lab_or_skip("r", 6) else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = |i: usize| dirs.path().join(format!("h{i}"));
+    let start = |i: usize| {
+        let flags = vec!["--data-dir".into(), dir(i).display().to_string()];
+        Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags)
+    };
+    let mut hosts: Vec<Option<Daemon>> = (0..6).map(|i| Some(start(i))).collect();
+    let ids: Vec<PeerId> = hosts.iter().map(|h| h.as_ref().unwrap().id).collect();
+    host(&mut hosts, 0).expect_peers(&ids[1..]);
+    host(&mut hosts, 0).send(&Command::RoomCreate {
+        name: "Floor 3".into(),
+        members: ids[1..5].to_vec(),
+        tag: None,
+    });
+    let room = created(host(&mut hosts, 0), "Floor 3").room;
+    for i in 1..5 {
+        created(host(&mut hosts, i), "Floor 3");
+    }
+
+    // Host 4 is away while three authors write.
+    hosts[4].take().unwrap().stop();
+    for i in 0..3 {
+        post(host(&mut hosts, i), room, &format!("from h{i}"));
+    }
+    let texts = ["from h0", "from h1", "from h2"];
+    posts_arrive(host(&mut hosts, 3), room, &texts);
+    let expected = history(host(&mut hosts, 3), room);
+    for i in 0..3 {
+        hosts[i].take().unwrap().stop();
+    }
+    // Host 4 comes back while the authors are away: host 3 is the only member online.
+    hosts[4] = Some(start(4));
+    posts_arrive(host(&mut hosts, 4), room, &texts);
+    assert_eq!(history(host(&mut hosts, 4), room), expected, "the same posts, once, in the same order");
+
+    // A rename on host 3 and an add on host 4 at the same moment converge on both.
+    host(&mut hosts, 3).send(&Command::RoomRename { room, name: "Floor 3 (east)".into() });
+    host(&mut hosts, 4).send(&Command::RoomAdd { room, member: ids[5] });
+    let settled = |info: &RoomInfo| info.name == "Floor 3 (east)" && info.members.len() == 6;
+    let three = room_settles(host(&mut hosts, 3), room, settled);
+    let four = room_settles(host(&mut hosts, 4), room, settled);
+    assert_eq!(three, four, "both hosts compute the same room");
+    created(host(&mut hosts, 5), "Floor 3 (east)");
 }
