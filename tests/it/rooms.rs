@@ -256,8 +256,8 @@ fn lab_six_hosts_a_room_of_five_catches_up_without_its_authors_and_racing_change
     let texts = ["from h0", "from h1", "from h2"];
     posts_arrive(host(&mut hosts, 3), room, &texts);
     let expected = history(host(&mut hosts, 3), room);
-    for i in 0..3 {
-        hosts[i].take().unwrap().stop();
+    for author in hosts.iter_mut().take(3) {
+        author.take().unwrap().stop();
     }
     // Host 4 comes back while the authors are away: host 3 is the only member online.
     hosts[4] = Some(start(4));
