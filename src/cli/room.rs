@@ -32,7 +32,7 @@ pub enum Action {
         /// The text (UTF-8, at most 64 KiB).
         text: String,
     },
-    /// Print a room's posts, in the room's order.
+    /// Print a room's posts, in the room's order, with who read each (and mark them read).
     History {
         /// The room.
         room: String,
@@ -118,16 +118,28 @@ pub fn run(config: &Config, action: Action, wait: Duration) -> anyhow::Result<Ex
         }
         Action::History { room } => {
             let Some(room) = find_room(session, &room)? else { return failed(format!("no room {room:?}")) };
+            let others = list(session)?
+                .iter()
+                .find(|info| info.room == room)
+                .map_or(0, |info| info.members.len().saturating_sub(1));
             session.send(&Command::RoomHistory { room })?;
-            answer(session, |event| match event {
+            let printed = answer(session, |event| match event {
                 Event::RoomHistory { room: r, posts } if *r == room => Some(Ok(posts
                     .iter()
-                    .map(|post| format!("{} {}: {}", post.sent_at_ms, post.author, post.text))
+                    .map(|post| {
+                        let read = post.read_by.len();
+                        format!(
+                            "{} {}: {}  (read by {read} of {others})",
+                            post.sent_at_ms, post.author, post.text
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n"))),
                 Event::CommandFailed { error, tag: None } => Some(Err(error.clone())),
                 _ => None,
-            })
+            });
+            session.send(&Command::RoomMarkRead { room })?;
+            printed
         }
         Action::Add { room, member } => {
             let member = match find_peer(session, &member, wait)? {

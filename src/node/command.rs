@@ -107,6 +107,11 @@ pub enum Command {
         /// The room.
         room: RoomId,
     },
+    /// The user has seen every post of a room: members are told (read state).
+    RoomMarkRead {
+        /// The room.
+        room: RoomId,
+    },
     /// Ask for every room; answered by [`Event::Rooms`](super::Event::Rooms).
     ListRooms,
     /// Ask for a room's posts; answered by [`Event::RoomHistory`](super::Event::RoomHistory).

@@ -110,6 +110,10 @@ pub struct RoomPost {
     pub sent_at_ms: u64,
     /// The text.
     pub text: String,
+    /// Members other than its author who have read it (in `room_history`; empty in
+    /// `room_posted`, see `room_read`).
+    #[serde(default)]
+    pub read_by: Vec<PeerId>,
 }
 
 /// Top-level names listed in a summary before "…".
@@ -358,6 +362,20 @@ pub enum Event {
         /// The tag of the `room_send` that made it, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tag: Option<String>,
+    },
+    /// A member has read a room up to a post (`lamport`, `author`, `seq` name it): every
+    /// post at or before it in the room's order is read by that member.
+    RoomRead {
+        /// The room.
+        room: RoomId,
+        /// Who read.
+        reader: PeerId,
+        /// The newest post read: its Lamport time.
+        lamport: u64,
+        /// Its author.
+        author: PeerId,
+        /// Its author's number for it.
+        seq: u64,
     },
     /// Answer to `list_rooms`.
     Rooms {

@@ -56,12 +56,23 @@ pub struct RoomView {
     pub void: usize,
     /// The order keys of `posts`.
     pub counted: HashSet<OrderKey>,
+    /// Per member, the place of the newest post it has read.
+    pub reads: BTreeMap<PeerId, OrderKey>,
 }
 
 impl RoomView {
     /// Whether the event at `key` is a post that counts.
     pub fn counts(&self, key: &OrderKey) -> bool {
         self.counted.contains(key)
+    }
+
+    /// The members other than its author who have read the post at `key`.
+    pub fn read_by(&self, key: &OrderKey, author: PeerId) -> Vec<PeerId> {
+        self.reads
+            .iter()
+            .filter(|(member, upto)| **member != author && *upto >= key && self.members.contains_key(member))
+            .map(|(member, _)| *member)
+            .collect()
     }
 }
 
@@ -144,6 +155,12 @@ impl RoomLog {
     /// Everyone the events held ever named a member (see [`named_by`]).
     pub fn named(&self) -> &HashSet<PeerId> {
         &self.named
+    }
+
+    /// The event at `key` in the room's order, if held.
+    pub fn event_at(&self, key: &OrderKey) -> Option<&SignedEvent> {
+        let (lamport, author, seq) = *key;
+        self.events.get(&(author, seq)).filter(|event| event.body.lamport == lamport)
     }
 
     /// Whether `event` (author and number) is not held yet.
@@ -278,6 +295,11 @@ fn step(folded: &mut Fold, event: &SignedEvent, voiding: &HashMap<PeerId, Vec<(O
         Change::Post { text } => {
             view.posts.push((key, body.author, text.clone(), body.sent_at_ms));
             view.counted.insert(key);
+        }
+        Change::Read { lamport, author, seq } => {
+            let upto = (*lamport, *author, *seq);
+            let mark = view.reads.entry(body.author).or_insert(upto);
+            *mark = (*mark).max(upto);
         }
     }
 }

@@ -90,6 +90,16 @@ pub enum Change {
         /// The text, at most 64 KiB.
         text: String,
     },
+    /// The author has read the room up to (and including) the post at this place in the
+    /// room's order.
+    Read {
+        /// The post's Lamport time.
+        lamport: u64,
+        /// Its author.
+        author: PeerId,
+        /// Its author's number for it.
+        seq: u64,
+    },
 }
 
 /// The signed part of an event.
@@ -145,7 +155,7 @@ impl EventBody {
             Change::Add { member } => check_member(member, label)?,
             Change::Rename { name } => label("room name", name)?,
             Change::Post { text } => super::message::check_text_len(text)?,
-            Change::Remove { .. } | Change::Leave => {}
+            Change::Remove { .. } | Change::Leave | Change::Read { .. } => {}
         }
         Ok(())
     }

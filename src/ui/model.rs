@@ -344,6 +344,7 @@ impl Model {
             | Event::TransferEntries { .. }
             | Event::RoomUpdated { .. }
             | Event::RoomPosted { .. }
+            | Event::RoomRead { .. }
             | Event::Rooms { .. }
             | Event::RoomHistory { .. } => {}
         }

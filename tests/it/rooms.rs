@@ -273,3 +273,37 @@ fn lab_six_hosts_a_room_of_five_catches_up_without_its_authors_and_racing_change
     assert_eq!(three, four, "both hosts compute the same room");
     created(host(&mut hosts, 5), "Floor 3 (east)");
 }
+
+#[test]
+fn read_state_says_who_has_read_each_post() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let (mut ana, mut bo, mut cy, room, _) = three_in_a_room(&net, dirs.path(), "Reads");
+    post(&mut ana, room, "first");
+    post(&mut ana, room, "second");
+    posted(&mut bo, room, "second");
+    posted(&mut cy, room, "second");
+    bo.send(&Command::RoomMarkRead { room });
+    let (reader, upto) = ana.expect(SHORT, "bo's read mark", |event| match event {
+        Event::RoomRead { reader, seq, .. } => Some((*reader, *seq)),
+        _ => None,
+    });
+    assert_eq!(reader, bo.id);
+    assert_eq!(upto, 3, "up to ana's second post (her create was number 1)");
+    let read_by = history_read_by(&mut ana, room);
+    assert_eq!(read_by, [vec![bo.id], vec![bo.id]], "read by 1 of 2, and who");
+    post(&mut cy, room, "third");
+    posted(&mut ana, room, "third");
+    let read_by_cy = history_read_by(&mut ana, room);
+    assert_eq!(read_by_cy.last(), Some(&Vec::new()), "nobody has read the newest yet");
+}
+
+fn history_read_by(daemon: &mut Daemon, room: RoomId) -> Vec<Vec<PeerId>> {
+    daemon.send(&Command::RoomHistory { room });
+    daemon.expect(SHORT, "history", |event| match event {
+        Event::RoomHistory { room: r, posts } if *r == room => {
+            Some(posts.iter().map(|p| p.read_by.clone()).collect())
+        }
+        _ => None,
+    })
+}

@@ -92,6 +92,7 @@ impl Hub {
             }
             Command::RoomLeave { room } => core.room_change(room, Change::Leave, None, origin),
             Command::ListRooms => core.list_rooms(origin),
+            Command::RoomMarkRead { room } => core.room_mark_read(room, origin),
             Command::RoomHistory { room } => core.room_history(room, origin),
             Command::TransferEntries { transfer_id, offset, limit } => {
                 core.transfer_entries(transfer_id, offset, limit, origin);

@@ -115,7 +115,7 @@ struct Snapshot {
 
 fn post_of(key: OrderKey, author: PeerId, text: &str, sent_at_ms: u64) -> RoomPost {
     let (lamport, _, seq) = key;
-    RoomPost { author, seq, lamport, sent_at_ms, text: text.to_owned() }
+    RoomPost { author, seq, lamport, sent_at_ms, text: text.to_owned(), read_by: Vec::new() }
 }
 
 impl Core {
@@ -239,6 +239,38 @@ impl Core {
         for post in new_posts {
             self.sinks.emit(&Event::RoomPosted { room, post, tag: tag.clone() });
         }
+        // Read marks among the new events that moved a member's mark.
+        let reads: Vec<Event> = inserted
+            .iter()
+            .filter_map(|key| {
+                let event = self.rooms.logs.get(&room)?.event_at(key)?;
+                let Change::Read { lamport, author, seq } = event.body.change else { return None };
+                let reader = event.body.author;
+                (after.reads.get(&reader) == Some(&(lamport, author, seq))).then_some(Event::RoomRead {
+                    room,
+                    reader,
+                    lamport,
+                    author,
+                    seq,
+                })
+            })
+            .collect();
+        for read in reads {
+            self.sinks.emit(&read);
+        }
+    }
+
+    /// Answers `room_mark_read`: a read mark up to the newest post, if that moves ours.
+    pub fn room_mark_read(&mut self, room: RoomId, origin: Origin) {
+        let me = self.rooms.identity.peer_id();
+        let Some(view) = self.rooms.view(room) else {
+            return self.fail(origin, None, &format!("no room {room}"));
+        };
+        let Some(&((lamport, author, seq), ..)) = view.posts.last() else { return };
+        if view.reads.get(&me) >= Some(&(lamport, author, seq)) || !view.members.contains_key(&me) {
+            return;
+        }
+        self.room_act(room, Change::Read { lamport, author, seq }, None, origin);
     }
 
     /// Events of `room` that `from` sent (signatures already checked): each one is kept only
@@ -388,7 +420,10 @@ impl Core {
         let posts = view
             .posts
             .iter()
-            .map(|(key, author, text, sent_at)| post_of(*key, *author, text, *sent_at))
+            .map(|(key, author, text, sent_at)| RoomPost {
+                read_by: view.read_by(key, *author),
+                ..post_of(*key, *author, text, *sent_at)
+            })
             .collect();
         self.sinks.reply(origin, Event::RoomHistory { room, posts });
     }
