@@ -50,7 +50,8 @@ pub struct RoomView {
     pub name: String,
     /// Its members now, by id.
     pub members: BTreeMap<PeerId, Member>,
-    /// The posts that count, in the room's order: (order key, author, text, sent at).
+    /// The posts that count, in the room's order (sorted by order key): (order key,
+    /// author, text, sent at).
     pub posts: Vec<(OrderKey, PeerId, String, u64)>,
     /// Events held that do not count (a non-member's, a voided one).
     pub void: usize,

@@ -255,7 +255,14 @@ pub struct RoomEvents {
     pub room: RoomId,
     /// At most [`MAX_EVENTS_PER_FRAME`].
     pub events: Vec<WireEvent>,
+    /// The last frame of an answer to a sync that left events out: ask again for the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
+
+/// Frames of events one answer to a sync carries at most: enough that the receiver checks
+/// one frame while the next is on its way, bounded so that one answer stays small.
+pub const MAX_FRAMES_PER_ANSWER: usize = 8;
 
 /// What a member holds of one room: per author, the highest number up to which it has every
 /// event. Sent to another member, which answers with what is missing.
@@ -339,7 +346,7 @@ mod tests {
         let ana = Identity::from_private([1; 32]);
         let bo = Identity::from_private([2; 32]);
         let event = create(&ana, vec![member(&ana, "Ana"), member(&bo, "Bo")]);
-        let frame = RoomEvents { room: event.body.room, events: vec![event.to_wire()] };
+        let frame = RoomEvents { room: event.body.room, events: vec![event.to_wire()], more: true };
         let json = serde_json::to_string(&frame).unwrap();
         let back: RoomEvents = serde_json::from_str(&json).unwrap();
         assert_eq!(back.events[0].verify().unwrap(), event);

@@ -8,23 +8,31 @@ use crate::protocol::ids::RoomId;
 use crate::protocol::room::SignedEvent;
 
 impl Store {
-    /// Stores an event (its signature checked); `false` if it was held already.
-    pub fn insert_room_event(&self, event: &SignedEvent) -> Result<bool, StoreError> {
-        let sig: String = event.signature.iter().map(|b| format!("{b:02x}")).collect();
-        let inserted = self
-            .conn
-            .prepare_cached(
+    /// Stores events (their signatures checked) in one transaction: a catch-up frame of
+    /// hundreds costs one commit. Events held already are left as they are.
+    pub fn insert_room_events<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a SignedEvent>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO room_events (room, author, seq, json, sig) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![
-                event.body.room.to_string(),
-                event.body.author.to_string(),
-                to_sql_int(event.body.seq),
-                event.json,
-                sig
-            ])?;
-        Ok(inserted > 0)
+            )?;
+            for event in events {
+                let sig: String = event.signature.iter().map(|b| format!("{b:02x}")).collect();
+                insert.execute(params![
+                    event.body.room.to_string(),
+                    event.body.author.to_string(),
+                    to_sql_int(event.body.seq),
+                    event.json,
+                    sig
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Every stored room event, checked again (a damaged row is left out with a warning).

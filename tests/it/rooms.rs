@@ -307,3 +307,58 @@ fn history_read_by(daemon: &mut Daemon, room: RoomId) -> Vec<Vec<PeerId>> {
         _ => None,
     })
 }
+
+/// Catch-up benchmark (scripts/bench-rooms.sh): a member that was away while 10,000 posts
+/// were made catches up from another; prints the time, the bytes its events take against
+/// the bytes of their texts, and the CPU both spent.
+#[test]
+#[ignore = "a benchmark; run by scripts/bench-rooms.sh"]
+fn bench_catch_up() {
+    let posts: usize = std::env::var("PIGEON_ROOM_POSTS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let (mut ana, mut bo, cy, room, cy_dir) = three_in_a_room(&net, dirs.path(), "Bench");
+    cy.stop();
+    let text = |n: usize| format!("message {n:05}: the quarterly numbers are in the shared folder");
+    for n in 0..posts {
+        ana.send(&Command::RoomSend { room, text: text(n), tag: None });
+    }
+    let last = text(posts - 1);
+    bo.expect(std::time::Duration::from_secs(300), "the last post", |event| match event {
+        Event::RoomPosted { post, .. } if post.text == last => Some(()),
+        _ => None,
+    });
+    ana.stop();
+
+    let bo_cpu = crate::util::cpu_time(bo.pid());
+    let started = std::time::Instant::now();
+    let mut cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
+    let mut first = None;
+    let mut arrived = 0;
+    cy.expect(std::time::Duration::from_secs(300), "the catch-up", |event| {
+        if matches!(event, Event::RoomPosted { .. }) {
+            first.get_or_insert_with(|| started.elapsed());
+            arrived += 1;
+        }
+        (arrived == posts).then_some(())
+    });
+    let took = started.elapsed();
+    let (bo_cpu, cy_cpu) = (crate::util::cpu_time(bo.pid()) - bo_cpu, crate::util::cpu_time(cy.pid()));
+    cy.stop();
+    let db = rusqlite::Connection::open(cy_dir.join(pigeon::node::HISTORY_FILE)).unwrap();
+    let event_bytes: i64 = db
+        .query_row("SELECT SUM(LENGTH(json) + LENGTH(sig)) FROM room_events", [], |row| row.get(0))
+        .unwrap();
+    let text_bytes: usize = (0..posts).map(|n| text(n).len()).sum();
+    println!(
+        "| posts | catch-up (from start) | from first post | events / texts | CPU sender | CPU receiver |"
+    );
+    println!(
+        "| {posts} | {:.2} s | {:.2} s | {event_bytes} / {text_bytes} B ({:.1}×) | {:.2} s | {:.2} s |",
+        took.as_secs_f64(),
+        (took - first.unwrap_or_default()).as_secs_f64(),
+        event_bytes as f64 / text_bytes as f64,
+        bo_cpu.as_secs_f64(),
+        cy_cpu.as_secs_f64(),
+    );
+}

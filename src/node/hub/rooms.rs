@@ -13,8 +13,8 @@ use crate::node::sinks::Origin;
 use crate::protocol::Family;
 use crate::protocol::ids::{PeerId, RoomId};
 use crate::protocol::room::{
-    Change, EventBody, MAX_EVENTS_PER_FRAME, MAX_MEMBERS, MAX_SYNC_ROOMS, Member, RoomEvents, RoomHave,
-    RoomSync, SignedEvent, room_id,
+    Change, EventBody, MAX_EVENTS_PER_FRAME, MAX_FRAMES_PER_ANSWER, MAX_MEMBERS, MAX_SYNC_ROOMS, Member,
+    RoomEvents, RoomHave, RoomSync, SignedEvent, room_id,
 };
 use crate::secure::Identity;
 
@@ -65,7 +65,9 @@ impl Rooms {
     /// The post at `key` in `room`, as consumers see it.
     fn post(&self, room: RoomId, key: OrderKey) -> Option<RoomPost> {
         let view = self.view(room)?;
-        let (_, author, text, sent_at) = view.posts.iter().rev().find(|(at, ..)| *at == key)?;
+        // Posts are kept in the room's order.
+        let at = view.posts.binary_search_by_key(&key, |(at, ..)| *at).ok()?;
+        let (_, author, text, sent_at) = view.posts.get(at)?;
         Some(post_of(key, *author, text, *sent_at))
     }
 
@@ -195,7 +197,7 @@ impl Core {
             change,
         };
         let event = SignedEvent::sign(body, &*identity);
-        if let Err(err) = self.store.insert_room_event(&event) {
+        if let Err(err) = self.store.insert_room_events([&event]) {
             return self.fail(origin, tag, &format!("room event not stored: {err}"));
         }
         let before = self.rooms.snapshot(room);
@@ -207,7 +209,7 @@ impl Core {
         to.sort_unstable();
         to.dedup();
         to.retain(|id| *id != identity.peer_id());
-        let frame = RoomFrame::Events(RoomEvents { room, events: vec![event.to_wire()] });
+        let frame = RoomFrame::Events(RoomEvents { room, events: vec![event.to_wire()], more: false });
         for peer in to {
             self.intents.push_back(Intent::Room(peer, frame.clone()));
         }
@@ -275,13 +277,19 @@ impl Core {
 
     /// Events of `room` that `from` sent (signatures already checked): each one is kept only
     /// if its author is or was named a member; the rest are refused and counted. Returns
-    /// whether we may still lack some (a full frame: ask again).
-    pub fn room_events_received(&mut self, from: PeerId, room: RoomId, events: Vec<SignedEvent>) -> bool {
+    /// whether to ask again (the frame says more is left, and it was taken).
+    pub fn room_events_received(
+        &mut self,
+        from: PeerId,
+        room: RoomId,
+        events: Vec<SignedEvent>,
+        more: bool,
+    ) -> bool {
         let count = events.len();
         let me = self.rooms.identity.peer_id();
         let events: Vec<SignedEvent> = events.into_iter().filter(|event| event.body.room == room).collect();
         let Some(log) = self.rooms.logs.get(&room) else {
-            return self.room_discovered(from, room, events, count);
+            return self.room_discovered(from, room, events, count) && more;
         };
         // Who may have events here: those the room named, and those this batch adds.
         let mut named = log.named().clone();
@@ -293,17 +301,12 @@ impl Core {
         let (kept, refused): (Vec<SignedEvent>, Vec<SignedEvent>) =
             events.into_iter().partition(|event| named.contains(&event.body.author));
         self.room_events_refused += refused.len() as u64;
-        let kept: Vec<SignedEvent> = kept
-            .into_iter()
-            .filter(|event| log.is_new(event))
-            .filter(|event| match self.store.insert_room_event(event) {
-                Ok(_) => true,
-                Err(err) => {
-                    log::error!("cannot store an event of room {room}: {err}");
-                    false
-                }
-            })
-            .collect();
+        let kept: Vec<SignedEvent> = kept.into_iter().filter(|event| log.is_new(event)).collect();
+        if let Err(err) = self.store.insert_room_events(&kept) {
+            // Not applied either: the member sends them again on the next sync.
+            log::error!("cannot store events of room {room}: {err}");
+            return false;
+        }
         let before = self.rooms.snapshot(room);
         let inserted: Vec<OrderKey> = self
             .rooms
@@ -316,7 +319,7 @@ impl Core {
             .map(|(key, _)| key)
             .collect();
         self.tell_room_changes(room, &before, &inserted, None);
-        count >= MAX_EVENTS_PER_FRAME
+        more
     }
 
     /// The first events of a room we did not know: kept if they start a room (its create)
@@ -341,15 +344,14 @@ impl Core {
             log::info!("refused {count} events of room {room} from {from}: not a room of its and ours");
             return false;
         }
-        for event in trial.events() {
-            if let Err(err) = self.store.insert_room_event(event) {
-                log::error!("cannot store an event of room {room}: {err}");
-            }
+        if let Err(err) = self.store.insert_room_events(trial.events()) {
+            log::error!("cannot store events of room {room}: {err}");
+            return false;
         }
         let before = Snapshot { created: false, name: String::new(), members: Default::default() };
         self.rooms.logs.insert(room, trial);
         self.tell_room_changes(room, &before, &inserted, None);
-        count >= MAX_EVENTS_PER_FRAME
+        true
     }
 
     /// `from` told us what it holds: send it what it lacks of rooms it shares with us (one
@@ -375,15 +377,23 @@ impl Core {
                 self.room_events_refused += 1;
                 continue;
             }
-            let missing: Vec<_> = log
-                .missing_for(&have, MAX_EVENTS_PER_FRAME)
+            let limit = MAX_EVENTS_PER_FRAME * MAX_FRAMES_PER_ANSWER;
+            let mut missing: Vec<&SignedEvent> = log
+                .missing_for(&have, limit)
                 .into_iter()
                 .filter(|event| member || !matches!(event.body.change, Change::Post { .. }))
-                .map(SignedEvent::to_wire)
                 .collect();
-            if !missing.is_empty() {
+            // The create first: a member new to the room can place nothing before it.
+            missing.sort_by_key(|event| !matches!(event.body.change, Change::Create { .. }));
+            let missing: Vec<_> = missing.into_iter().map(SignedEvent::to_wire).collect();
+            let frames = missing.len().div_ceil(MAX_EVENTS_PER_FRAME);
+            let more = missing.len() == limit;
+            let mut missing = missing.into_iter();
+            for n in 0..frames {
+                let events: Vec<_> = missing.by_ref().take(MAX_EVENTS_PER_FRAME).collect();
+                let more = more && n + 1 == frames;
                 self.intents
-                    .push_back(Intent::Room(from, RoomFrame::Events(RoomEvents { room, events: missing })));
+                    .push_back(Intent::Room(from, RoomFrame::Events(RoomEvents { room, events, more })));
             }
             if log.lacks_from(&have) {
                 ours.push(RoomHave { room, have: log.have() });

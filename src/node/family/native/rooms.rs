@@ -17,6 +17,8 @@ use crate::protocol::room::{RoomEvents, SignedEvent};
 pub struct CheckedEvents {
     /// The room.
     pub room: RoomId,
+    /// The frame said more is left.
+    pub more: bool,
     /// The events whose authors signed them.
     pub events: Vec<SignedEvent>,
     /// How many did not verify (dropped, counted).
@@ -37,7 +39,7 @@ impl CheckedEvents {
                 }
             }
         }
-        CheckedEvents { room: frame.room, events, refused }
+        CheckedEvents { room: frame.room, more: frame.more, events, refused }
     }
 }
 
@@ -52,8 +54,8 @@ impl Native {
     pub(super) fn on_room_events(&mut self, core: &mut Core, peer: PeerId, checked: CheckedEvents) {
         core.room_events_refused += checked.refused as u64;
         let room = checked.room;
-        if core.room_events_received(peer, room, checked.events) {
-            // A full frame: there may be more.
+        if core.room_events_received(peer, room, checked.events, checked.more) {
+            // The answer left events out: ask for the rest.
             self.send_to(peer, &Frame::RoomSync(core.room_have(room)));
         }
     }
