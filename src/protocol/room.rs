@@ -194,6 +194,15 @@ impl SignedEvent {
 
     /// Checks a received event: its JSON decodes within limits and its author signed it.
     pub fn verify(json: &str, signature: Signature) -> Result<SignedEvent, DecodeError> {
+        SignedEvent::verify_with(json, signature, &mut Verifiers::default())
+    }
+
+    /// Like [`SignedEvent::verify`], reusing the authors' keys of earlier checks.
+    pub fn verify_with(
+        json: &str,
+        signature: Signature,
+        keys: &mut Verifiers,
+    ) -> Result<SignedEvent, DecodeError> {
         if json.len() > MAX_TEXT_BYTES + 4096 {
             return Err(DecodeError::TooLarge {
                 what: "room event",
@@ -203,7 +212,9 @@ impl SignedEvent {
         }
         let body: EventBody = serde_json::from_str(json)?;
         body.validate()?;
-        if !body.key.verifies(&[SIGNING_CONTEXT, json.as_bytes()].concat(), &signature) {
+        let verifier = keys.0.entry(body.key).or_insert_with(|| body.key.verifier());
+        let message = [SIGNING_CONTEXT, json.as_bytes()].concat();
+        if !verifier.as_ref().is_some_and(|verifier| verifier.verifies(&message, &signature)) {
             return Err(DecodeError::InvalidField("room event signature"));
         }
         Ok(SignedEvent { body, json: json.to_owned(), signature })
@@ -228,11 +239,22 @@ pub struct WireEvent {
 impl WireEvent {
     /// Verifies it (see [`SignedEvent::verify`]).
     pub fn verify(&self) -> Result<SignedEvent, DecodeError> {
+        self.verify_with(&mut Verifiers::default())
+    }
+
+    /// Verifies it, reusing the authors' keys of earlier checks (a frame of one author's
+    /// events turns the key into its checking form once).
+    pub fn verify_with(&self, keys: &mut Verifiers) -> Result<SignedEvent, DecodeError> {
         let signature = super::ids::parse_hex::<SIGNATURE_BYTES>(&self.sig)
             .ok_or(DecodeError::InvalidField("room event signature"))?;
-        SignedEvent::verify(self.event.get(), signature)
+        SignedEvent::verify_with(self.event.get(), signature, keys)
     }
 }
+
+/// Authors' keys in the form that checks signatures, kept for a batch of checks (a few
+/// hundred authors at most: the members of one room).
+#[derive(Debug, Default)]
+pub struct Verifiers(std::collections::HashMap<PublicKey, Option<super::keys::Verifier>>);
 
 impl PartialEq for WireEvent {
     fn eq(&self, other: &Self) -> bool {

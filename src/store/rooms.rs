@@ -40,11 +40,12 @@ impl Store {
         let mut stmt = self.conn.prepare_cached("SELECT json, sig FROM room_events")?;
         let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
         let mut events = Vec::new();
+        let mut keys = crate::protocol::room::Verifiers::default();
         for row in rows {
             let (json, sig) = row?;
             let checked = serde_json::value::RawValue::from_string(json)
                 .map_err(crate::protocol::DecodeError::from)
-                .and_then(|event| crate::protocol::room::WireEvent { event, sig }.verify());
+                .and_then(|event| crate::protocol::room::WireEvent { event, sig }.verify_with(&mut keys));
             match checked {
                 Ok(event) => events.push((event.body.room, event)),
                 Err(err) => log::warn!("left out a stored room event: {err}"),

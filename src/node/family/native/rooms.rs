@@ -11,7 +11,7 @@ use crate::node::hub::rooms::RoomFrame;
 use crate::protocol::frame::Frame;
 use crate::protocol::ids::PeerId;
 use crate::protocol::ids::RoomId;
-use crate::protocol::room::{RoomEvents, SignedEvent};
+use crate::protocol::room::{RoomEvents, SignedEvent, Verifiers};
 
 /// A room events frame whose signatures were checked (on the connection's reader thread).
 pub struct CheckedEvents {
@@ -30,8 +30,9 @@ impl CheckedEvents {
     pub fn check(frame: &RoomEvents) -> CheckedEvents {
         let mut events = Vec::with_capacity(frame.events.len());
         let mut refused = 0;
+        let mut keys = Verifiers::default();
         for wire in &frame.events {
-            match wire.verify() {
+            match wire.verify_with(&mut keys) {
                 Ok(event) => events.push(event),
                 Err(err) => {
                     refused += 1;
