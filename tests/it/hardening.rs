@@ -14,7 +14,7 @@ use pigeon::store::{MessageState, Store, Trust};
 use pigeon::{Command, Event};
 
 use crate::raw::{RawPeer, rand_bytes};
-use crate::util::{Daemon, Net, SHORT, expect_state, forge, heavy, next_seq, presence_of, send};
+use crate::util::{Daemon, Net, SHORT, expect_state, forge, heavy, next_seq, presence_of, rss_bytes, send};
 
 /// Forged announces in the flood test, and the rate they go at (the kernel's socket buffer
 /// would drop a faster burst before the node saw it).
@@ -173,16 +173,6 @@ fn only_proven_peers_hear_our_heartbeats_directly_whatever_a_claim_says() {
 
 fn big_offer(n: usize) -> Vec<Entry> {
     (0..n).map(|i| Entry { path: format!("f{i}.bin"), kind: EntryKind::File, size: 1 }).collect()
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib * 1024
 }
 
 #[test]

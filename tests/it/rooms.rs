@@ -362,3 +362,56 @@ fn bench_catch_up() {
         cy_cpu.as_secs_f64(),
     );
 }
+
+/// Memory benchmark (scripts/bench-rooms.sh): a node that 20 rooms of 250 members each
+/// include, with 100 posts in each, made and signed by a scripted member. Prints the node's
+/// resident memory before and after.
+#[test]
+#[ignore = "a benchmark; run by scripts/bench-rooms.sh"]
+fn bench_memory() {
+    use pigeon::protocol::room::{Change, EventBody, Member, RoomEvents, SignedEvent, room_id};
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut bo = Daemon::start("bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    let before = crate::util::rss_bytes(bo.pid());
+    let mut ana = RawPeer::connect(&net, (net.ip(2), net.port).into(), "ana");
+    let bo_member = {
+        let hello = std::iter::from_fn(|| ana.chat.next())
+            .find_map(|frame| match frame {
+                pigeon::protocol::frame::Frame::Hello(presence) => Some(presence),
+                _ => None,
+            })
+            .expect("bo's hello");
+        Member { id: hello.id, key: hello.key, name: "bo".into() }
+    };
+    let others: Vec<Member> = (0..248u32)
+        .map(|n| {
+            let identity = pigeon::secure::Identity::from_private(blake3::hash(&n.to_le_bytes()).into());
+            Member { id: identity.peer_id(), key: identity.public(), name: format!("member {n}") }
+        })
+        .collect();
+    let me = Member { id: ana.identity.peer_id(), key: ana.identity.public(), name: "ana".into() };
+    for r in 0..20u8 {
+        let nonce = [r; 16];
+        let room = room_id(me.id, &nonce);
+        let mut members = others.clone();
+        members.extend([me.clone(), bo_member.clone()]);
+        let mut events = Vec::new();
+        for seq in 1..=101u64 {
+            let change = if seq == 1 {
+                let nonce = nonce.iter().map(|b| format!("{b:02x}")).collect();
+                Change::Create { nonce, name: format!("room {r}"), members: members.clone() }
+            } else {
+                Change::Post { text: format!("post {seq} in room {r}: something worth reading today") }
+            };
+            let body =
+                EventBody { room, author: me.id, key: me.key, seq, lamport: seq, sent_at_ms: seq, change };
+            events.push(SignedEvent::sign(body, &ana.identity).to_wire());
+        }
+        ana.chat.send(&pigeon::protocol::frame::Frame::RoomEvents(RoomEvents { room, events, more: false }));
+        posted(&mut bo, room, &format!("post 101 in room {r}: something worth reading today"));
+    }
+    let after = crate::util::rss_bytes(bo.pid());
+    println!("| rooms | members each | posts each | resident before | resident after |");
+    println!("| 20 | 250 | 100 | {:.1} MB | {:.1} MB |", before as f64 / 1e6, after as f64 / 1e6);
+}

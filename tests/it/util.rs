@@ -523,3 +523,14 @@ pub fn forge(
     bytes.get_mut(signed..).unwrap().copy_from_slice(&signature);
     bytes
 }
+
+/// Resident memory of a process, from /proc.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
