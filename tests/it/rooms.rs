@@ -208,8 +208,7 @@ fn host(hosts: &mut [Option<Daemon>], i: usize) -> &mut Daemon {
 
 /// Waits until `daemon`'s view of `room` is `settled` (it changes only by `room_updated`).
 fn room_settles(daemon: &mut Daemon, room: RoomId, settled: impl Fn(&RoomInfo) -> bool) -> RoomInfo {
-    let info = room_info(daemon, room);
-    if settled(&info) {
+    if let Some(info) = room_info(daemon, room).filter(|info| settled(info)) {
         return info;
     }
     daemon.expect(SHORT, "the room to settle", |event| match event {
@@ -218,10 +217,11 @@ fn room_settles(daemon: &mut Daemon, room: RoomId, settled: impl Fn(&RoomInfo) -
     })
 }
 
-fn room_info(daemon: &mut Daemon, room: RoomId) -> RoomInfo {
+/// The room as `daemon` holds it now, if it does.
+fn room_info(daemon: &mut Daemon, room: RoomId) -> Option<RoomInfo> {
     daemon.send(&Command::ListRooms);
     daemon.expect(SHORT, "rooms", |event| match event {
-        Event::Rooms { rooms } => rooms.iter().find(|info| info.room == room).cloned(),
+        Event::Rooms { rooms } => Some(rooms.iter().find(|info| info.room == room).cloned()),
         _ => None,
     })
 }
@@ -414,4 +414,77 @@ fn bench_memory() {
     let after = crate::util::rss_bytes(bo.pid());
     println!("| rooms | members each | posts each | resident before | resident after |");
     println!("| 20 | 250 | 100 | {:.1} MB | {:.1} MB |", before as f64 / 1e6, after as f64 / 1e6);
+}
+
+#[test]
+fn a_relayed_event_with_a_forged_author_is_refused_and_a_replayed_change_changes_nothing() {
+    use pigeon::protocol::frame::Frame;
+    use pigeon::protocol::room::{Change, EventBody, Member, RoomEvents, SignedEvent, room_id};
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut bo = Daemon::start("bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    let mut mallory = RawPeer::connect(&net, (net.ip(2), net.port).into(), "mallory");
+    let hello = std::iter::from_fn(|| mallory.chat.next())
+        .find_map(|frame| match frame {
+            Frame::Hello(presence) => Some(presence),
+            _ => None,
+        })
+        .expect("bo's hello");
+    let cy = pigeon::secure::Identity::from_private(crate::raw::rand_bytes());
+    let member = |id: &pigeon::secure::Identity, name: &str| Member {
+        id: id.peer_id(),
+        key: id.public(),
+        name: name.into(),
+    };
+    let bo_member = Member { id: hello.id, key: hello.key, name: "bo".into() };
+    let (m, nonce) = (mallory.identity.clone(), [3u8; 16]);
+    let room = room_id(m.peer_id(), &nonce);
+    let make =
+        |author: &pigeon::secure::Identity, signer: &pigeon::secure::Identity, seq: u64, change: Change| {
+            let body = EventBody {
+                room,
+                author: author.peer_id(),
+                key: author.public(),
+                seq,
+                lamport: seq,
+                sent_at_ms: seq,
+                change,
+            };
+            let mut event = SignedEvent::sign(body, author);
+            if signer.peer_id() != author.peer_id() {
+                // The forger puts its own signature on another member's event.
+                event.signature = pigeon::protocol::keys::Signer::sign(
+                    signer,
+                    &[pigeon::protocol::room::SIGNING_CONTEXT, event.json.as_bytes()].concat(),
+                );
+            }
+            event.to_wire()
+        };
+    let nonce_hex = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let members = vec![member(&m, "mallory"), member(&cy, "cy"), bo_member];
+    let create = make(&m, &m, 1, Change::Create { nonce: nonce_hex, name: "Ops".into(), members });
+    let remove = make(&m, &m, 2, Change::Remove { member: cy.peer_id(), after_seq: 0 });
+    let add = make(&m, &m, 3, Change::Add { member: member(&cy, "cy") });
+    let send = |mallory: &mut RawPeer, events| {
+        mallory.chat.send(&Frame::RoomEvents(RoomEvents { room, events, more: false }));
+    };
+    send(&mut mallory, vec![create, remove.clone(), add]);
+    let info = room_settles(&mut bo, room, |info| info.members.len() == 3);
+    assert!(info.members.iter().any(|m| m.id == cy.peer_id()), "cy removed and added back");
+
+    // A post in cy's name that mallory signed, relayed by mallory: refused and counted.
+    let refused = bo.stats().room_events_refused;
+    send(&mut mallory, vec![make(&cy, &m, 1, Change::Post { text: "cy never said this".into() })]);
+    bo.wait_for_stats("the forged post refused", |stats| stats.room_events_refused > refused);
+    // The old removal again: held already, nothing changes; a fresh post shows it.
+    send(&mut mallory, vec![remove]);
+    send(&mut mallory, vec![make(&m, &m, 4, Change::Post { text: "still here".into() })]);
+    bo.expect(SHORT, "the fresh post", |event| match event {
+        Event::RoomPosted { post, .. } if post.text == "still here" => Some(()),
+        Event::RoomPosted { post, .. } => panic!("a forged post was shown: {}", post.text),
+        Event::RoomUpdated { room: info, .. } => panic!("a replayed change changed the room: {info:?}"),
+        _ => None,
+    });
+    assert_eq!(room_info(&mut bo, room).map(|info| info.members.len()), Some(3));
+    assert!(history(&mut bo, room).iter().all(|(_, text)| text != "cy never said this"));
 }
