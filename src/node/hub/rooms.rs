@@ -83,10 +83,10 @@ impl Rooms {
         self.logs.get(&room).map_or(0, |log| log.next_seq(member) - 1)
     }
 
-    /// Whether we share a room with `peer` (see [`Rooms::sync_for`]).
+    /// Whether we share a room with `peer` (see [`catches_up`]).
     pub fn shares_with(&self, peer: PeerId) -> bool {
         let me = self.identity.peer_id();
-        self.logs.values().any(|log| log.view().members.contains_key(&me) && log.named().contains(&peer))
+        self.logs.values().any(|log| catches_up(log, me, peer))
     }
 
     /// The rooms we are in that `peer` is (or was) a member of, and what we hold of each.
@@ -95,17 +95,19 @@ impl Rooms {
         let rooms: Vec<RoomHave> = self
             .logs
             .iter()
-            // Also rooms it was removed from: its answer lets it learn that it is out.
-            .filter(|(_, log)| {
-                let view = log.view();
-                view.members.contains_key(&me)
-                    && (view.members.contains_key(&peer) || log.named().contains(&peer))
-            })
+            .filter(|(_, log)| catches_up(log, me, peer))
             .take(MAX_SYNC_ROOMS)
             .map(|(room, log)| RoomHave { room: *room, have: log.have() })
             .collect();
         (!rooms.is_empty()).then_some(RoomSync { rooms })
     }
+}
+
+/// Whether `me` and `peer` catch up with each other in the room of `log`: we are a member,
+/// and it is or was one (the events ever named it; that covers every member). One removed,
+/// or that left, is answered too: it learns that it is out.
+fn catches_up(log: &RoomLog, me: PeerId, peer: PeerId) -> bool {
+    log.view().members.contains_key(&me) && log.named().contains(&peer)
 }
 
 /// A room's name and members at one moment.
@@ -371,9 +373,8 @@ impl Core {
             // A member now gets what it lacks. One that was removed (or left) while away gets
             // only the changes of membership and name, so it learns that it is out, and no
             // post; anyone else gets nothing.
-            let view = log.view();
-            let member = view.members.contains_key(&from);
-            if !view.members.contains_key(&me) || !(member || log.named().contains(&from)) {
+            let member = log.view().members.contains_key(&from);
+            if !catches_up(log, me, from) {
                 self.room_events_refused += 1;
                 continue;
             }

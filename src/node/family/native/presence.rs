@@ -65,7 +65,9 @@ impl Native {
     /// connection ended): one of the two connects — the lower id — and the hellos start the
     /// catch-up both ways. Dial backoff keeps this to one attempt at a time.
     fn connect_room_member(&mut self, core: &mut Core, id: PeerId, now: Instant) {
-        if self.me.id < id && core.rooms.shares_with(id) {
+        // Cheapest first: this runs for every datagram.
+        let may_dial = self.links.get(id).is_some_and(|link| link.may_dial(now));
+        if self.me.id < id && may_dial && core.rooms.shares_with(id) {
             self.dial_if_unconnected(core, id, now);
         }
     }
