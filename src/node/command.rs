@@ -81,6 +81,18 @@ pub enum Command {
         #[serde(default)]
         tag: Option<String>,
     },
+    /// Post files and folders to a room: every other member gets an offer (`transfer_added`
+    /// with `room`), and members added later get one from us too. Answered by
+    /// [`Event::RoomPosted`](super::Event::RoomPosted) with `tag`.
+    RoomSendFiles {
+        /// The room.
+        room: RoomId,
+        /// Local files and folders.
+        paths: Vec<PathBuf>,
+        /// Echoed in the answer.
+        #[serde(default)]
+        tag: Option<String>,
+    },
     /// Add a member to a room.
     RoomAdd {
         /// The room.

@@ -71,6 +71,9 @@ pub struct TransferInfo {
     pub entries_total: usize,
     /// Why it ended early, if it did.
     pub reason: String,
+    /// For files posted to a room: the room and the poster's post.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<crate::protocol::room::PostedIn>,
 }
 
 /// A group room as consumers see it.
@@ -86,6 +89,9 @@ pub struct RoomInfo {
     pub joined: bool,
     /// Posts that count.
     pub posts: usize,
+    /// Posts by others after the newest one we have read.
+    #[serde(default)]
+    pub unread: usize,
 }
 
 /// A member of a room.
@@ -108,8 +114,11 @@ pub struct RoomPost {
     pub lamport: u64,
     /// When its author wrote it, author's clock.
     pub sent_at_ms: u64,
-    /// The text.
+    /// The text (may be empty when it posts files).
     pub text: String,
+    /// Files it offers every member; each gets its own offer (`transfer_added` with `room`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<crate::protocol::room::SharedFiles>,
     /// Members other than its author who have read it (in `room_history`; empty in
     /// `room_posted`, see `room_read`).
     #[serde(default)]
@@ -177,6 +186,7 @@ impl TransferInfo {
             entries: record.entries.iter().take(LISTED_ENTRIES).map(shown_entry).collect(),
             entries_total: record.entries.len(),
             reason: record.reason.clone(),
+            room: record.room,
         }
     }
 }
@@ -516,6 +526,7 @@ mod tests {
             files_done: 0,
             reason: String::new(),
             created_ms: 0,
+            room: None,
         };
         let info = TransferInfo::from_record(&record);
         assert_eq!((info.files, info.folders, info.total_bytes), (2, 1, 1_500_500));

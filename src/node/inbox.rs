@@ -12,7 +12,7 @@ use super::event::Event;
 use super::files::Scanned;
 use super::sinks::{ClientId, Origin, Waker};
 use super::worker::WorkerReport;
-use crate::protocol::ids::PeerId;
+use crate::protocol::ids::{PeerId, RoomId};
 
 /// Requests from the node's handle and control clients.
 pub enum Input {
@@ -34,6 +34,8 @@ pub enum NetEvent {
     Scanned {
         /// Recipients.
         to: Vec<PeerId>,
+        /// The room they are posted to (then its members are the recipients).
+        room: Option<RoomId>,
         /// Tag of the command.
         tag: Option<String>,
         /// Who asked.

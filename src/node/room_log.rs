@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::protocol::ids::PeerId;
-use crate::protocol::room::{Change, MAX_MEMBERS, Member, SignedEvent};
+use crate::protocol::room::{Change, MAX_MEMBERS, Member, SharedFiles, SignedEvent};
 
 /// Where an event sits in the room's order.
 pub type OrderKey = (u64, PeerId, u64);
@@ -50,9 +50,8 @@ pub struct RoomView {
     pub name: String,
     /// Its members now, by id.
     pub members: BTreeMap<PeerId, Member>,
-    /// The posts that count, in the room's order (sorted by order key): (order key,
-    /// author, text, sent at).
-    pub posts: Vec<(OrderKey, PeerId, String, u64)>,
+    /// The posts that count, in the room's order (sorted by `key`).
+    pub posts: Vec<Posted>,
     /// Events held that do not count (a non-member's, a voided one).
     pub void: usize,
     /// The order keys of `posts`.
@@ -75,6 +74,21 @@ impl RoomView {
             .map(|(member, _)| *member)
             .collect()
     }
+}
+
+/// A post that counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// Its place in the order.
+    pub key: OrderKey,
+    /// Who wrote it.
+    pub author: PeerId,
+    /// The text.
+    pub text: String,
+    /// When, author's clock.
+    pub sent_at_ms: u64,
+    /// The files it offers, if any.
+    pub files: Option<SharedFiles>,
 }
 
 /// One room's events, and what they add up to, always up to date: an event that comes last
@@ -293,8 +307,14 @@ fn step(folded: &mut Fold, event: &SignedEvent, voiding: &HashMap<PeerId, Vec<(O
         Change::Leave => {
             view.members.remove(&body.author);
         }
-        Change::Post { text } => {
-            view.posts.push((key, body.author, text.clone(), body.sent_at_ms));
+        Change::Post { text, files } => {
+            view.posts.push(Posted {
+                key,
+                author: body.author,
+                text: text.clone(),
+                sent_at_ms: body.sent_at_ms,
+                files: files.clone(),
+            });
             view.counted.insert(key);
         }
         Change::Read { lamport, author, seq } => {
@@ -352,11 +372,11 @@ mod tests {
     }
 
     fn post(text: &str) -> Change {
-        Change::Post { text: text.into() }
+        Change::Post { text: text.into(), files: None }
     }
 
     fn texts(view: &RoomView) -> Vec<&str> {
-        view.posts.iter().map(|(_, _, text, _)| text.as_str()).collect()
+        view.posts.iter().map(|post| post.text.as_str()).collect()
     }
 
     #[test]

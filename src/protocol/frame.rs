@@ -420,7 +420,7 @@ mod tests {
             let end = TransferEnd { transfer_id, reason, failed };
             let blake3 = hash.iter().map(|b| format!("{b:02x}")).collect();
             for frame in [
-                Frame::Offer(Offer { transfer_id, entries }),
+                Frame::Offer(Offer { transfer_id, entries, room: None }),
                 Frame::Decline(end.clone()),
                 Frame::Cancel(end),
                 Frame::Fetch(Fetch { transfer_id, index, offset }),

@@ -85,10 +85,14 @@ pub enum Change {
     },
     /// The author leaves.
     Leave,
-    /// A message to the room.
+    /// A message to the room, or files the author offers every member (then `text` may be
+    /// empty).
     Post {
         /// The text, at most 64 KiB.
         text: String,
+        /// Files posted: what members see before they accept the author's offer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        files: Option<SharedFiles>,
     },
     /// The author has read the room up to (and including) the post at this place in the
     /// room's order.
@@ -101,6 +105,31 @@ pub enum Change {
         seq: u64,
     },
 }
+
+/// Files posted to a room, as the post describes them: the author offers them to every
+/// member over the pairwise connection, like any offer, tagged with the post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedFiles {
+    /// Files in the offer.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// The top-level names, at most [`MAX_SHARED_NAMES`] (sanitized where shown).
+    pub names: Vec<String>,
+}
+
+/// The room post an offer belongs to: the offerer's post `seq` in `room`, which describes
+/// the files. Carried by the offer (`room` in docs/PROTOCOL.md) and kept with the transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PostedIn {
+    /// The room.
+    pub room: RoomId,
+    /// The offerer's number for the post.
+    pub seq: u64,
+}
+
+/// Names a [`SharedFiles`] lists; the offer itself lists every entry.
+pub const MAX_SHARED_NAMES: usize = 5;
 
 /// The signed part of an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +183,19 @@ impl EventBody {
             }
             Change::Add { member } => check_member(member, label)?,
             Change::Rename { name } => label("room name", name)?,
-            Change::Post { text } => super::message::check_text_len(text)?,
+            Change::Post { text, files } => {
+                super::message::check_text_len(text)?;
+                if let Some(files) = files {
+                    if files.names.len() > MAX_SHARED_NAMES {
+                        return Err(DecodeError::TooLarge {
+                            what: "shared names",
+                            len: files.names.len(),
+                            max: MAX_SHARED_NAMES,
+                        });
+                    }
+                    files.names.iter().try_for_each(|name| label("shared name", name))?;
+                }
+            }
             Change::Remove { .. } | Change::Leave | Change::Read { .. } => {}
         }
         Ok(())
@@ -416,7 +457,7 @@ mod tests {
             seq: 2,
             lamport: 2,
             sent_at_ms: 6,
-            change: Change::Post { text },
+            change: Change::Post { text, files: None },
         };
         let long = SignedEvent::sign(post("x".repeat(MAX_TEXT_BYTES + 1)), &ana);
         assert!(SignedEvent::verify(&long.json, long.signature).is_err());

@@ -52,6 +52,9 @@ pub struct Offer {
     pub transfer_id: TransferId,
     /// What is offered.
     pub entries: Vec<Entry>,
+    /// The room post that offers these files to every member, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<super::room::PostedIn>,
 }
 
 impl Offer {
@@ -137,7 +140,7 @@ mod tests {
     use super::*;
 
     fn offer(entries: Vec<Entry>) -> Offer {
-        Offer { transfer_id: TransferId::from_bytes([3; 16]), entries }
+        Offer { transfer_id: TransferId::from_bytes([3; 16]), entries, room: None }
     }
 
     fn file(path: &str, size: u64) -> Entry {

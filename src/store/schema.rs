@@ -79,6 +79,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (room, author, seq)
     );
 ",
+    "
+    -- Files posted to a room: which post an offer belongs to (JSON, NULL for direct ones).
+    ALTER TABLE transfers ADD COLUMN room TEXT;
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Direction, Store, StoreError, parse, to_sql_int};
 use crate::protocol::ids::{PeerId, TransferId};
+use crate::protocol::room::PostedIn;
 use crate::protocol::transfer::Entry;
 
 /// Where a transfer stands. Only `Offered` and `Active` are live.
@@ -83,9 +84,11 @@ pub struct TransferRecord {
     pub reason: String,
     /// When it was created, milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// The room post it belongs to, for files posted to a room.
+    pub room: Option<PostedIn>,
 }
 
-const COLUMNS: &str = "t.id, t.peer, t.outgoing, l.entries, l.sources, t.root_names, t.state, t.files_done, t.reason, t.created_ms";
+const COLUMNS: &str = "t.id, t.peer, t.outgoing, l.entries, l.sources, t.root_names, t.state, t.files_done, t.reason, t.created_ms, t.room";
 
 /// Transfers joined with their file lists.
 const FROM: &str = "transfers t JOIN transfer_lists l ON l.id = t.id";
@@ -109,6 +112,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Result<TransferRecord, StoreError>>
     let files_done: i64 = row.get(7)?;
     let reason: String = row.get(8)?;
     let created_ms: i64 = row.get(9)?;
+    let room: Option<String> = row.get(10)?;
     Ok((|| {
         Ok(TransferRecord {
             id: parse(&id, "transfer id")?,
@@ -121,6 +125,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Result<TransferRecord, StoreError>>
             files_done: u32::try_from(files_done).map_err(|_negative| StoreError::Corrupt("files done"))?,
             reason,
             created_ms: u64::try_from(created_ms).map_err(|_negative| StoreError::Corrupt("timestamp"))?,
+            room: room.map(|room| from_json(&room, "transfer room")).transpose()?,
         })
     })())
 }
@@ -130,8 +135,8 @@ impl Store {
     pub fn insert_transfer(&mut self, transfer: &TransferRecord) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
         let inserted = tx.execute(
-            "INSERT INTO transfers (id, peer, outgoing, root_names, state, files_done, reason, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO transfers (id, peer, outgoing, root_names, state, files_done, reason, created_ms, room)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
             params![
                 transfer.id.to_string(),
                 transfer.peer.to_string(),
@@ -141,6 +146,7 @@ impl Store {
                 transfer.files_done,
                 transfer.reason,
                 to_sql_int(transfer.created_ms),
+                transfer.room.as_ref().map(json),
             ],
         )?;
         if inserted > 0 {
@@ -158,6 +164,20 @@ impl Store {
         let found = self
             .conn
             .query_row(&format!("SELECT {COLUMNS} FROM {FROM} WHERE t.id = ?1"), [id.to_string()], record)
+            .optional()?;
+        found.transpose()
+    }
+
+    /// One of our offers of the files of a room post (any member's: they list the same
+    /// files), to offer them to a member added later.
+    pub fn room_offer(&self, posted: PostedIn) -> Result<Option<TransferRecord>, StoreError> {
+        let found = self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM {FROM} WHERE t.outgoing = 1 AND t.room = ?1 LIMIT 1"),
+                [json(&posted)],
+                record,
+            )
             .optional()?;
         found.transpose()
     }
@@ -266,6 +286,7 @@ mod tests {
             files_done: 0,
             reason: String::new(),
             created_ms: 7,
+            room: Some(PostedIn { room: crate::protocol::ids::RoomId::from_bytes([4; 16]), seq: 3 }),
         };
         assert!(store.insert_transfer(&record).unwrap());
         assert!(!store.insert_transfer(&record).unwrap(), "a re-sent offer is not a new transfer");
@@ -279,6 +300,7 @@ mod tests {
         assert_eq!(loaded.entries, record.entries);
         assert_eq!((loaded.state, loaded.files_done), (TransferState::Active, 1));
         assert_eq!(loaded.root_names, record.root_names);
+        assert_eq!(loaded.room, record.room);
         assert_eq!(store.live_transfers().unwrap().len(), 1);
         store.set_transfer_state(record.id, TransferState::Completed, "").unwrap();
         assert!(store.live_transfers().unwrap().is_empty());

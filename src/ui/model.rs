@@ -585,6 +585,7 @@ mod tests {
                 size: 10,
             }],
             reason: String::new(),
+            room: None,
         };
         let id = transfer.transfer_id;
         model.apply(Event::TransferAdded { transfer, tag: None });

@@ -107,7 +107,7 @@ impl RawPeer {
     /// Offers `entries` and returns the transfer id.
     pub fn offer(&mut self, entries: Vec<Entry>) -> TransferId {
         let transfer_id = TransferId::from_bytes(rand_bytes());
-        self.chat.send(&Frame::Offer(Offer { transfer_id, entries }));
+        self.chat.send(&Frame::Offer(Offer { transfer_id, entries, room: None }));
         transfer_id
     }
 

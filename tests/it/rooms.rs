@@ -2,8 +2,10 @@
 //! was away catches up from whichever member is online (not only the authors), everyone
 //! ends with the same posts in the same order, and a non-member learns nothing.
 
-use pigeon::node::event::{RoomInfo, RoomPost};
-use pigeon::protocol::ids::{PeerId, RoomId};
+use pigeon::node::event::{RoomInfo, RoomPost, TransferInfo};
+use pigeon::protocol::ids::{PeerId, RoomId, TransferId};
+use pigeon::protocol::room::PostedIn;
+use pigeon::store::TransferState;
 use pigeon::{Command, Event};
 
 use crate::raw::RawPeer;
@@ -226,6 +228,125 @@ fn room_info(daemon: &mut Daemon, room: RoomId) -> Option<RoomInfo> {
     })
 }
 
+/// The offer a member gets for files posted to `room`.
+fn room_offer(daemon: &mut Daemon, room: RoomId) -> TransferInfo {
+    daemon.expect(SHORT, "a room file offer", |event| match event {
+        Event::TransferAdded { transfer, .. } if transfer.room.is_some_and(|p| p.room == room) => {
+            Some(transfer.clone())
+        }
+        _ => None,
+    })
+}
+
+fn transfer_ends(daemon: &mut Daemon, id: TransferId) -> TransferState {
+    daemon.expect(SHORT, "the transfer's end", |event| match event {
+        Event::TransferStateChanged { transfer_id, state, .. }
+            if *transfer_id == id && *state != TransferState::Active =>
+        {
+            Some(*state)
+        }
+        _ => None,
+    })
+}
+
+#[test]
+fn files_posted_to_a_room_are_offered_to_each_member_who_accepts_or_declines_and_to_one_added_later() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = |name: &str| dirs.path().join(name);
+    let start = |name: &str, i: u8| {
+        let mut flags = net.flags(i, 5, &dir(name));
+        flags.extend(["--download-dir".into(), dir(name).join("downloads").display().to_string()]);
+        Daemon::start(name, &flags)
+    };
+    let mut ana = start("ana", 1);
+    let mut members: Vec<Daemon> =
+        ["bo", "cy", "dee"].iter().zip(2..).map(|(name, i)| start(name, i)).collect();
+    let mut eve = start("eve", 5);
+    let ids: Vec<PeerId> = members.iter().map(|m| m.id).collect();
+    ana.expect_peers(&[ids[0], ids[1], ids[2], eve.id]);
+    ana.send(&Command::RoomCreate { name: "Design".into(), members: ids.clone(), tag: None });
+    let room = created(&mut ana, "Design").room;
+    let shared = dir("shared");
+    std::fs::create_dir_all(shared.join("mockups")).unwrap();
+    std::fs::write(shared.join("mockups/home.png"), b"not really a png").unwrap();
+    std::fs::write(shared.join("brief.txt"), "什么 and why".repeat(1000)).unwrap();
+    let paths = vec![shared.join("brief.txt"), shared.join("mockups")];
+    ana.send(&Command::RoomSendFiles { room, paths: paths.clone(), tag: Some("files".into()) });
+    let post = ana.expect(SHORT, "the files post", |event| match event {
+        Event::RoomPosted { post, tag: Some(tag), .. } if tag == "files" => Some(post.clone()),
+        _ => None,
+    });
+    let files = post.files.clone().expect("a files post describes them");
+    assert_eq!((files.files, files.names.clone()), (2, vec!["brief.txt".into(), "mockups".into()]));
+
+    // Every member sees the post and gets an offer tagged with it; bo and cy accept, dee
+    // declines.
+    let mut offers = Vec::new();
+    for member in &mut members {
+        // The post and the offer travel apart: either may come first.
+        let (mut seen, mut offer) = (None, None);
+        member.expect(SHORT, "the files post and its offer", |event| {
+            match event {
+                Event::RoomPosted { room: r, post: p, .. } if *r == room => seen = Some(p.clone()),
+                Event::TransferAdded { transfer, .. } if transfer.room.is_some() => {
+                    offer = Some(transfer.clone());
+                }
+                _ => {}
+            }
+            (seen.is_some() && offer.is_some()).then_some(())
+        });
+        let (seen, offer) = (seen.unwrap(), offer.unwrap());
+        assert_eq!((seen.author, seen.files), (ana.id, Some(files.clone())));
+        assert_eq!(offer.room, Some(PostedIn { room, seq: post.seq }), "the offer names the post");
+        offers.push(offer.transfer_id);
+    }
+    for (member, id) in members.iter_mut().zip(&offers).take(2) {
+        member.send(&Command::AcceptTransfer { transfer_id: *id, always: false });
+    }
+    members[2].send(&Command::DeclineTransfer { transfer_id: offers[2] });
+    let expected = [TransferState::Completed, TransferState::Completed, TransferState::Declined];
+    for ((member, id), state) in members.iter_mut().zip(&offers).zip(expected) {
+        assert_eq!(transfer_ends(member, *id), state);
+    }
+    let mut answers = std::collections::HashMap::new();
+    ana.expect(SHORT, "every member's answer", |event| {
+        if let Event::TransferStateChanged { transfer_id, state, .. } = event
+            && *state != TransferState::Active
+        {
+            answers.insert(*transfer_id, *state);
+        }
+        (answers.len() == offers.len()).then_some(())
+    });
+    let seen: Vec<TransferState> = offers.iter().map(|id| answers[id]).collect();
+    assert_eq!(seen, expected, "ana sees each answer");
+    for name in ["bo", "cy"] {
+        let got = std::fs::read(dir(name).join("downloads/mockups/home.png")).unwrap();
+        assert_eq!(got, b"not really a png");
+        assert!(dir(name).join("downloads/brief.txt").exists());
+    }
+    assert!(!dir("dee").join("downloads/brief.txt").exists(), "declined, nothing written");
+
+    // Eve, added later by bo, gets ana's offer too, and sees the post in the history.
+    members[0].send(&Command::RoomAdd { room, member: eve.id });
+    let late = room_offer(&mut eve, room);
+    assert_eq!((late.peer, late.files), (ana.id, 2));
+    eve.send(&Command::AcceptTransfer { transfer_id: late.transfer_id, always: false });
+    assert_eq!(transfer_ends(&mut eve, late.transfer_id), TransferState::Completed);
+    // Removed, dee hears no more: bo removes dee; a new post's offer goes to the others only.
+    members[0].send(&Command::RoomRemove { room, member: ids[2] });
+    room_settles(&mut ana, room, |info| info.members.len() == 4);
+    ana.send(&Command::RoomSendFiles { room, paths: vec![shared.join("brief.txt")], tag: None });
+    for member in members.iter_mut().take(2).chain([&mut eve]) {
+        room_offer(member, room);
+    }
+    let after = members[2].drain_for(std::time::Duration::from_millis(300));
+    assert!(
+        !after.iter().any(|e| matches!(e, Event::TransferAdded { .. } | Event::RoomPosted { .. })),
+        "a removed member gets no new post and no offer: {after:?}"
+    );
+}
+
 #[test]
 fn lab_six_hosts_a_room_of_five_catches_up_without_its_authors_and_racing_changes_converge() {
     let Some(lab) = crate::lab::lab_or_skip("r", 6) else { return };
@@ -402,7 +523,10 @@ fn bench_memory() {
                 let nonce = nonce.iter().map(|b| format!("{b:02x}")).collect();
                 Change::Create { nonce, name: format!("room {r}"), members: members.clone() }
             } else {
-                Change::Post { text: format!("post {seq} in room {r}: something worth reading today") }
+                Change::Post {
+                    text: format!("post {seq} in room {r}: something worth reading today"),
+                    files: None,
+                }
             };
             let body =
                 EventBody { room, author: me.id, key: me.key, seq, lamport: seq, sent_at_ms: seq, change };
@@ -474,11 +598,14 @@ fn a_relayed_event_with_a_forged_author_is_refused_and_a_replayed_change_changes
 
     // A post in cy's name that mallory signed, relayed by mallory: refused and counted.
     let refused = bo.stats().room_events_refused;
-    send(&mut mallory, vec![make(&cy, &m, 1, Change::Post { text: "cy never said this".into() })]);
+    send(
+        &mut mallory,
+        vec![make(&cy, &m, 1, Change::Post { text: "cy never said this".into(), files: None })],
+    );
     bo.wait_for_stats("the forged post refused", |stats| stats.room_events_refused > refused);
     // The old removal again: held already, nothing changes; a fresh post shows it.
     send(&mut mallory, vec![remove]);
-    send(&mut mallory, vec![make(&m, &m, 4, Change::Post { text: "still here".into() })]);
+    send(&mut mallory, vec![make(&m, &m, 4, Change::Post { text: "still here".into(), files: None })]);
     bo.expect(SHORT, "the fresh post", |event| match event {
         Event::RoomPosted { post, .. } if post.text == "still here" => Some(()),
         Event::RoomPosted { post, .. } => panic!("a forged post was shown: {}", post.text),

@@ -77,10 +77,13 @@ impl Hub {
                 if let Err(err) = check_text_len(&text) {
                     return core.fail(origin, tag, &format!("not posted: {err}"));
                 }
-                core.room_change(room, Change::Post { text }, tag, origin);
+                core.room_change(room, Change::Post { text, files: None }, tag, origin);
             }
+            Command::RoomSendFiles { room, paths, tag } => core.room_send_files(room, paths, tag, origin),
             Command::RoomAdd { room, member } => match core.member_of(member) {
-                Ok(member) => core.room_change(room, Change::Add { member }, None, origin),
+                Ok(member) => {
+                    core.room_change(room, Change::Add { member }, None, origin);
+                }
                 Err(err) => core.fail(origin, None, &format!("not added: {err}")),
             },
             Command::RoomRemove { room, member } => {
@@ -90,7 +93,9 @@ impl Hub {
             Command::RoomRename { room, name } => {
                 core.room_change(room, Change::Rename { name }, None, origin);
             }
-            Command::RoomLeave { room } => core.room_change(room, Change::Leave, None, origin),
+            Command::RoomLeave { room } => {
+                core.room_change(room, Change::Leave, None, origin);
+            }
             Command::ListRooms => core.list_rooms(origin),
             Command::RoomMarkRead { room } => core.room_mark_read(room, origin),
             Command::RoomHistory { room } => core.room_history(room, origin),

@@ -292,7 +292,9 @@ impl Hub {
     fn on_net(&mut self, event: NetEvent) {
         match event {
             NetEvent::Worker(report) => self.core.on_worker_report(report, Instant::now()),
-            NetEvent::Scanned { to, tag, origin, result } => self.core.on_scanned(to, tag, origin, result),
+            NetEvent::Scanned { to, room, tag, origin, result } => {
+                self.core.on_scanned(to, room, tag, origin, result);
+            }
         }
     }
 

@@ -8,15 +8,19 @@ use std::sync::Arc;
 
 use super::core::{Core, Intent, now_ms};
 use crate::node::event::{Event, RoomInfo, RoomMember, RoomPost};
-use crate::node::room_log::{Added, OrderKey, RoomLog, RoomView, named_by};
+use crate::node::room_log::{Added, OrderKey, Posted, RoomLog, RoomView, named_by};
 use crate::node::sinks::Origin;
 use crate::protocol::Family;
+use crate::protocol::ids::TransferId;
 use crate::protocol::ids::{PeerId, RoomId};
+use crate::protocol::room::PostedIn;
 use crate::protocol::room::{
-    Change, EventBody, MAX_EVENTS_PER_FRAME, MAX_FRAMES_PER_ANSWER, MAX_MEMBERS, MAX_SYNC_ROOMS, Member,
-    RoomEvents, RoomHave, RoomSync, SignedEvent, room_id,
+    Change, EventBody, MAX_EVENTS_PER_FRAME, MAX_FRAMES_PER_ANSWER, MAX_MEMBERS, MAX_SHARED_NAMES,
+    MAX_SYNC_ROOMS, Member, RoomEvents, RoomHave, RoomSync, SharedFiles, SignedEvent, room_id,
 };
+use crate::protocol::transfer::{Entry, EntryKind};
 use crate::secure::Identity;
+use crate::store::TransferState;
 
 /// Rooms we hold, at most: a peer may put us in rooms without asking, as in any messenger,
 /// but not in more than this.
@@ -66,21 +70,41 @@ impl Rooms {
     fn post(&self, room: RoomId, key: OrderKey) -> Option<RoomPost> {
         let view = self.view(room)?;
         // Posts are kept in the room's order.
-        let at = view.posts.binary_search_by_key(&key, |(at, ..)| *at).ok()?;
-        let (_, author, text, sent_at) = view.posts.get(at)?;
-        Some(post_of(key, *author, text, *sent_at))
+        let at = view.posts.binary_search_by_key(&key, |post| post.key).ok()?;
+        view.posts.get(at).map(post_of)
     }
 
     fn info(&self, room: RoomId, view: &RoomView) -> RoomInfo {
+        let me = self.identity.peer_id();
         let members = view.members.values().map(|m| RoomMember { id: m.id, name: m.name.clone() }).collect();
-        let joined = view.members.contains_key(&self.identity.peer_id());
-        RoomInfo { room, name: view.name.clone(), members, joined, posts: view.posts.len() }
+        let joined = view.members.contains_key(&me);
+        let read_upto = view.reads.get(&me);
+        let unread_from = view.posts.partition_point(|post| Some(&post.key) <= read_upto);
+        let unread = view.posts[unread_from..].iter().filter(|post| post.author != me).count();
+        RoomInfo { room, name: view.name.clone(), members, joined, posts: view.posts.len(), unread }
     }
 
     /// The highest number of `member`'s events we hold in `room` (what a removal voids
     /// above).
     pub fn last_seq_of(&self, room: RoomId, member: PeerId) -> u64 {
         self.logs.get(&room).map_or(0, |log| log.next_seq(member) - 1)
+    }
+
+    /// A room we may act in, or why not.
+    pub fn may_post(&self, room: RoomId) -> Result<&RoomView, String> {
+        let view = self.view(room).ok_or_else(|| format!("no room {room}"))?;
+        if !view.members.contains_key(&self.identity.peer_id()) {
+            return Err(format!("not a member of room {room}"));
+        }
+        Ok(view)
+    }
+
+    /// Whether we know that `peer` is not a member of `room`, or that we are not.
+    pub fn is_outsider(&self, room: RoomId, peer: PeerId) -> bool {
+        self.view(room).is_some_and(|view| {
+            view.created
+                && !(view.members.contains_key(&peer) && view.members.contains_key(&self.identity.peer_id()))
+        })
     }
 
     /// Whether we share a room with `peer` (see [`catches_up`]).
@@ -117,9 +141,17 @@ struct Snapshot {
     members: std::collections::BTreeMap<PeerId, Member>,
 }
 
-fn post_of(key: OrderKey, author: PeerId, text: &str, sent_at_ms: u64) -> RoomPost {
-    let (lamport, _, seq) = key;
-    RoomPost { author, seq, lamport, sent_at_ms, text: text.to_owned(), read_by: Vec::new() }
+fn post_of(post: &Posted) -> RoomPost {
+    let (lamport, _, seq) = post.key;
+    RoomPost {
+        author: post.author,
+        seq,
+        lamport,
+        sent_at_ms: post.sent_at_ms,
+        text: post.text.clone(),
+        files: post.files.clone(),
+        read_by: Vec::new(),
+    }
 }
 
 impl Core {
@@ -145,21 +177,58 @@ impl Core {
         self.room_act(room, change, tag, origin);
     }
 
-    /// Answers `room_send`, `room_add`, `room_remove`, `room_rename`, `room_leave`.
-    pub fn room_change(&mut self, room: RoomId, change: Change, tag: Option<String>, origin: Origin) {
-        let Some(view) = self.rooms.view(room) else {
-            return self.fail(origin, tag, &format!("no room {room}"));
+    /// Answers `room_send`, `room_add`, `room_remove`, `room_rename`, `room_leave`; returns
+    /// the number of our event, once stored.
+    pub fn room_change(
+        &mut self,
+        room: RoomId,
+        change: Change,
+        tag: Option<String>,
+        origin: Origin,
+    ) -> Option<u64> {
+        let view = match self.rooms.may_post(room) {
+            Ok(view) => view,
+            Err(err) => {
+                self.fail(origin, tag, &err);
+                return None;
+            }
         };
-        if !view.members.contains_key(&self.rooms.identity.peer_id()) {
-            return self.fail(origin, tag, &format!("not a member of room {room}"));
-        }
         if let Change::Add { member } = &change
             && view.members.len() >= MAX_MEMBERS
             && !view.members.contains_key(&member.id)
         {
-            return self.fail(origin, tag, &format!("room {room} has {MAX_MEMBERS} members already"));
+            self.fail(origin, tag, &format!("room {room} has {MAX_MEMBERS} members already"));
+            return None;
         }
-        self.room_act(room, change, tag, origin);
+        self.room_act(room, change, tag, origin)
+    }
+
+    /// Posts files to a room: the post describes them, and its number tags the offer each
+    /// member gets. Returns it and the members to offer them to (all but us).
+    pub fn post_files(
+        &mut self,
+        room: RoomId,
+        entries: &[Entry],
+        tag: Option<String>,
+        origin: Origin,
+    ) -> Option<(u64, Vec<PeerId>)> {
+        let files = entries.iter().filter(|entry| entry.kind == EntryKind::File);
+        let shared = SharedFiles {
+            files: files.clone().count() as u64,
+            bytes: files.map(|entry| entry.size).fold(0, u64::saturating_add),
+            names: entries
+                .iter()
+                .map(|entry| entry.path.as_str())
+                .filter(|path| !path.contains('/'))
+                .take(MAX_SHARED_NAMES)
+                .map(str::to_owned)
+                .collect(),
+        };
+        let change = Change::Post { text: String::new(), files: Some(shared) };
+        let seq = self.room_change(room, change, tag, origin)?;
+        let me = self.rooms.identity.peer_id();
+        let members = self.rooms.view(room)?.members.keys().copied().filter(|id| *id != me).collect();
+        Some((seq, members))
     }
 
     /// Our own membership entry.
@@ -185,8 +254,8 @@ impl Core {
         Ok(Member { id, key, name })
     }
 
-    /// Signs, stores and spreads one event of ours.
-    fn room_act(&mut self, room: RoomId, change: Change, tag: Option<String>, origin: Origin) {
+    /// Signs, stores and spreads one event of ours; returns its number once stored.
+    fn room_act(&mut self, room: RoomId, change: Change, tag: Option<String>, origin: Origin) -> Option<u64> {
         let identity = self.rooms.identity.clone();
         let log = self.rooms.logs.entry(room).or_default();
         let body = EventBody {
@@ -200,8 +269,10 @@ impl Core {
         };
         let event = SignedEvent::sign(body, &*identity);
         if let Err(err) = self.store.insert_room_events([&event]) {
-            return self.fail(origin, tag, &format!("room event not stored: {err}"));
+            self.fail(origin, tag, &format!("room event not stored: {err}"));
+            return None;
         }
+        let seq = event.body.seq;
         let before = self.rooms.snapshot(room);
         let key = (event.body.lamport, event.body.author, event.body.seq);
         self.rooms.logs.entry(room).or_default().insert(event.clone());
@@ -216,6 +287,7 @@ impl Core {
             self.intents.push_back(Intent::Room(peer, frame.clone()));
         }
         self.tell_room_changes(room, &before, &[key], tag.as_deref());
+        Some(seq)
     }
 
     /// Tells consumers what changed in a room: its name or members since `before`, and which
@@ -234,7 +306,8 @@ impl Core {
             .filter(|key| after.counts(key))
             .filter_map(|key| self.rooms.post(room, *key))
             .collect();
-        let changed = before.name != after.name || before.members != after.members || !before.created;
+        let members_changed = before.members != after.members;
+        let changed = before.name != after.name || members_changed || !before.created;
         if changed && after.created {
             let info = self.rooms.info(room, after);
             let tag = if new_posts.is_empty() { tag.clone() } else { None };
@@ -262,6 +335,65 @@ impl Core {
         for read in reads {
             self.sinks.emit(&read);
         }
+        if members_changed && before.created {
+            self.room_files_follow_members(room, before);
+        }
+    }
+
+    /// Files we posted to a room follow its membership: a member added gets our offers of
+    /// them, one removed (or that left) loses those it had not answered; when we are out,
+    /// all go.
+    fn room_files_follow_members(&mut self, room: RoomId, before: &Snapshot) {
+        let me = self.rooms.identity.peer_id();
+        let Some(after) = self.rooms.view(room) else { return };
+        let gone = |peer: &PeerId| !after.members.contains_key(peer);
+        let out: Vec<TransferId> = self
+            .transfers
+            .room_offers(room)
+            .into_iter()
+            .filter(|(_, peer)| gone(&me) || gone(peer))
+            .map(|(id, _)| id)
+            .collect();
+        let added: Vec<PeerId> = after
+            .members
+            .keys()
+            .filter(|id| !before.members.contains_key(id) && **id != me)
+            .copied()
+            .collect();
+        let ours: Vec<u64> = if gone(&me) {
+            Vec::new()
+        } else {
+            after
+                .posts
+                .iter()
+                .filter(|post| post.author == me && post.files.is_some())
+                .map(|post| post.key.2)
+                .collect()
+        };
+        for id in out {
+            self.end_transfer(id, TransferState::Cancelled, "no longer a member of the room", true);
+        }
+        for seq in ours {
+            let posted = PostedIn { room, seq };
+            let template = match self.store.room_offer(posted) {
+                Ok(Some(template)) => template,
+                Ok(None) => continue,
+                Err(err) => {
+                    log::error!("cannot look up the files of {room} post {seq}: {err}");
+                    continue;
+                }
+            };
+            for &peer in &added {
+                self.offer_listed(
+                    peer,
+                    template.entries.clone(),
+                    template.sources.clone(),
+                    Some(posted),
+                    None,
+                    Origin::Owner,
+                );
+            }
+        }
     }
 
     /// Answers `room_mark_read`: a read mark up to the newest post, if that moves ours.
@@ -270,7 +402,7 @@ impl Core {
         let Some(view) = self.rooms.view(room) else {
             return self.fail(origin, None, &format!("no room {room}"));
         };
-        let Some(&((lamport, author, seq), ..)) = view.posts.last() else { return };
+        let Some(&Posted { key: (lamport, author, seq), .. }) = view.posts.last() else { return };
         if view.reads.get(&me) >= Some(&(lamport, author, seq)) || !view.members.contains_key(&me) {
             return;
         }
@@ -431,10 +563,7 @@ impl Core {
         let posts = view
             .posts
             .iter()
-            .map(|(key, author, text, sent_at)| RoomPost {
-                read_by: view.read_by(key, *author),
-                ..post_of(*key, *author, text, *sent_at)
-            })
+            .map(|post| RoomPost { read_by: view.read_by(&post.key, post.author), ..post_of(post) })
             .collect();
         self.sinks.reply(origin, Event::RoomHistory { room, posts });
     }

@@ -15,7 +15,7 @@ use crate::node::sinks::Origin;
 use crate::node::threads::StopFlag;
 use crate::node::worker::{Report, Reporter, WorkerId, WorkerReport};
 use crate::protocol::Family;
-use crate::protocol::ids::{PeerId, TransferId};
+use crate::protocol::ids::{PeerId, RoomId, TransferId};
 use crate::protocol::names::sanitize_path;
 use crate::protocol::transfer::{Entry, EntryKind};
 use crate::store::{Direction, StoreError, TransferRecord, TransferState};
@@ -107,6 +107,20 @@ impl Transfers {
         offers
     }
 
+    /// Our offers of files posted to `room` still waiting for an answer: (transfer, peer).
+    pub fn room_offers(&self, room: RoomId) -> Vec<(TransferId, PeerId)> {
+        self.live
+            .values()
+            .map(|live| &live.record)
+            .filter(|record| {
+                record.direction == Direction::Outgoing
+                    && record.state == TransferState::Offered
+                    && record.room.is_some_and(|posted| posted.room == room)
+            })
+            .map(|record| (record.id, record.peer))
+            .collect()
+    }
+
     /// Whether a transfer may still move data (its resume or its offer needs the hub's
     /// periodic look).
     pub fn is_busy(&self) -> bool {
@@ -168,6 +182,7 @@ pub fn incoming_record(
         files_done: 0,
         reason,
         created_ms: now_ms(),
+        room: None,
     }
 }
 
@@ -200,6 +215,10 @@ impl Core {
             // Only the reason is worth keeping of an offer refused as unsafe.
             record.entries.clear();
         }
+        // A room it claims to be posted in is dropped when we know better (the offer can
+        // arrive before the room's events do; consumers show it at the post, which only a
+        // member can have made).
+        record.room = record.room.filter(|posted| !self.rooms.is_outsider(posted.room, record.peer));
         match self.store.insert_transfer(&record) {
             Ok(true) => {}
             Ok(false) => return None,

@@ -135,12 +135,15 @@ impl Native {
             return self.send_to(peer, &Frame::Decline(decline));
         }
         let refusal = offer.entries.iter().find_map(|entry| sanitize_path(&entry.path).err());
-        let record = crate::node::hub::transfers::incoming_record(
-            offer.transfer_id,
-            peer,
-            offer.entries,
-            refusal.as_ref(),
-        );
+        let record = TransferRecord {
+            room: offer.room,
+            ..crate::node::hub::transfers::incoming_record(
+                offer.transfer_id,
+                peer,
+                offer.entries,
+                refusal.as_ref(),
+            )
+        };
         let id = record.id;
         if let Some((TransferState::Failed, reason)) = core.offer_received(record) {
             self.send_to(peer, &Frame::Decline(TransferEnd { transfer_id: id, reason, failed: true }));
@@ -195,7 +198,11 @@ impl Native {
         let Some(conn) = self.conns.get(conn_id) else { return Ok(true) };
         let offers = core.transfers.offers_to(peer);
         for record in &offers {
-            let frame = Frame::Offer(Offer { transfer_id: record.id, entries: record.entries.clone() });
+            let frame = Frame::Offer(Offer {
+                transfer_id: record.id,
+                entries: record.entries.clone(),
+                room: record.room,
+            });
             if self.offered_on.get(&record.id) != Some(&conn_id) && conn.handle.send(&frame) {
                 self.offered_on.insert(record.id, conn_id);
             }

@@ -13,8 +13,9 @@ use crate::node::random_id;
 use crate::node::sinks::Origin;
 use crate::node::threads;
 use crate::protocol::frame::{Frame, HEADER_LEN, MAX_OFFER_PAYLOAD};
-use crate::protocol::ids::{PeerId, TransferId};
+use crate::protocol::ids::{PeerId, RoomId, TransferId};
 use crate::protocol::names::sanitize_path;
+use crate::protocol::room::PostedIn;
 use crate::protocol::transfer::{EntryKind, Offer};
 use crate::store::{Direction, TransferRecord, TransferState};
 
@@ -34,10 +35,38 @@ impl Core {
             self.fail(origin, tag, &"files not sent: nothing to send or no recipient");
             return;
         }
+        self.scan(to, None, paths, tag, origin);
+    }
+
+    /// Answers `room_send_files`: the files are listed first, like [`Core::send_files`].
+    pub fn room_send_files(
+        &mut self,
+        room: RoomId,
+        paths: Vec<PathBuf>,
+        tag: Option<String>,
+        origin: Origin,
+    ) {
+        if let Err(err) = self.rooms.may_post(room) {
+            return self.fail(origin, tag, &format!("files not posted: {err}"));
+        }
+        if paths.is_empty() {
+            return self.fail(origin, tag, &"files not posted: nothing to send");
+        }
+        self.scan(Vec::new(), Some(room), paths, tag, origin);
+    }
+
+    fn scan(
+        &mut self,
+        to: Vec<PeerId>,
+        room: Option<RoomId>,
+        paths: Vec<PathBuf>,
+        tag: Option<String>,
+        origin: Origin,
+    ) {
         let net = self.net.clone();
         let spawned = threads::spawn("pigeon-scan", move || {
             let result = files::scan(&paths);
-            net.send(NetEvent::Scanned { to, tag, origin, result }).ok();
+            net.send(NetEvent::Scanned { to, room, tag, origin, result }).ok();
         });
         match spawned {
             Ok(thread) => self.workers.adopt(thread),
@@ -45,10 +74,12 @@ impl Core {
         }
     }
 
-    /// The files to offer are listed: one transfer per recipient.
+    /// The files to offer are listed: one transfer per recipient; posted to `room` first
+    /// when they go to one (its members now are the recipients).
     pub fn on_scanned(
         &mut self,
         to: Vec<PeerId>,
+        room: Option<RoomId>,
         tag: Option<String>,
         origin: Origin,
         result: std::io::Result<Scanned>,
@@ -68,21 +99,52 @@ impl Core {
             self.fail(origin, tag, &format!("files not sent: {err}"));
             return;
         }
+        let (to, posted) = match room {
+            None => (to, None),
+            Some(room) => {
+                let Some((seq, members)) = self.post_files(room, &scanned.entries, tag.clone(), origin)
+                else {
+                    return;
+                };
+                (members, Some(PostedIn { room, seq }))
+            }
+        };
         for peer in to {
-            let record = TransferRecord {
-                id: random_id(TransferId::from_bytes),
+            self.offer_listed(
                 peer,
-                direction: Direction::Outgoing,
-                entries: scanned.entries.clone(),
-                sources: scanned.sources.clone(),
-                root_names: BTreeMap::new(),
-                state: TransferState::Offered,
-                files_done: 0,
-                reason: String::new(),
-                created_ms: now_ms(),
-            };
-            self.add_outgoing(record, tag.clone(), origin);
+                scanned.entries.clone(),
+                scanned.sources.clone(),
+                posted,
+                tag.clone(),
+                origin,
+            );
         }
+    }
+
+    /// Offers listed files to `peer` (for a room post: tagged with it).
+    pub fn offer_listed(
+        &mut self,
+        peer: PeerId,
+        entries: Vec<crate::protocol::transfer::Entry>,
+        sources: Vec<PathBuf>,
+        room: Option<PostedIn>,
+        tag: Option<String>,
+        origin: Origin,
+    ) {
+        let record = TransferRecord {
+            id: random_id(TransferId::from_bytes),
+            peer,
+            direction: Direction::Outgoing,
+            entries,
+            sources,
+            root_names: BTreeMap::new(),
+            state: TransferState::Offered,
+            files_done: 0,
+            reason: String::new(),
+            created_ms: now_ms(),
+            room,
+        };
+        self.add_outgoing(record, tag, origin);
     }
 
     fn live_incoming(&mut self, id: TransferId, origin: Origin) -> Option<&TransferRecord> {
@@ -217,7 +279,10 @@ impl Core {
 
 /// Whether an offer of `scanned` fits the protocol's limits.
 fn check_offer(scanned: &Scanned) -> Result<(), String> {
-    let probe = Offer { transfer_id: TransferId::from_bytes([0; 16]), entries: scanned.entries.clone() };
+    // The longest room reference there is, so that a list that fits fits in any room.
+    let room = Some(PostedIn { room: RoomId::from_bytes([0; 16]), seq: u64::MAX });
+    let probe =
+        Offer { transfer_id: TransferId::from_bytes([0; 16]), entries: scanned.entries.clone(), room };
     probe.validate().map_err(|err| err.to_string())?;
     let encoded = Frame::Offer(probe).encode().len() - HEADER_LEN;
     if encoded > MAX_OFFER_PAYLOAD {
