@@ -32,6 +32,15 @@ pub enum Action {
         /// The text (UTF-8, at most 64 KiB).
         text: String,
     },
+    /// Post files and folders to a room: every other member gets an offer to accept (exits 0
+    /// once posted).
+    Files {
+        /// The room.
+        room: String,
+        /// Files and folders.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
     /// Print a room's posts, in the room's order, with who read each (and mark them read).
     History {
         /// The room.
@@ -116,6 +125,22 @@ pub fn run(config: &Config, action: Action, wait: Duration) -> anyhow::Result<Ex
                 _ => None,
             })
         }
+        Action::Files { room, paths } => {
+            let Some(room) = find_room(session, &room)? else { return failed(format!("no room {room:?}")) };
+            let paths = match super::send_file::absolute_paths(&paths) {
+                Ok(paths) => paths,
+                Err(message) => return failed(message),
+            };
+            let tag = Some(String::from("cli-room-files"));
+            session.send(&Command::RoomSendFiles { room, paths, tag: tag.clone() })?;
+            answer(session, |event| match event {
+                Event::RoomPosted { tag: t, .. } if *t == tag => {
+                    Some(Ok(String::from("posted; members get an offer")))
+                }
+                Event::CommandFailed { error, tag: t } if *t == tag => Some(Err(error.clone())),
+                _ => None,
+            })
+        }
         Action::History { room } => {
             let Some(room) = find_room(session, &room)? else { return failed(format!("no room {room:?}")) };
             let others = list(session)?
@@ -128,10 +153,14 @@ pub fn run(config: &Config, action: Action, wait: Duration) -> anyhow::Result<Ex
                     .iter()
                     .map(|post| {
                         let read = post.read_by.len();
-                        format!(
-                            "{} {}: {}  (read by {read} of {others})",
-                            post.sent_at_ms, post.author, post.text
-                        )
+                        let mut text = post.text.clone();
+                        if let Some(files) = &post.files {
+                            let names = files.names.iter().map(|n| pigeon::protocol::names::display_path(n));
+                            let names: Vec<String> = names.collect();
+                            let noun = if files.files == 1 { "file" } else { "files" };
+                            text = format!("{text}[{} {noun}: {}]", files.files, names.join(", "));
+                        }
+                        format!("{} {}: {text}  (read by {read} of {others})", post.sent_at_ms, post.author)
                     })
                     .collect::<Vec<_>>()
                     .join("\n"))),

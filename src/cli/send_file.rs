@@ -21,18 +21,25 @@ pub fn run(
     wait: Duration,
     timeout: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
-    // Absolute paths: a node already running on this data folder has another working folder.
-    let mut absolute = Vec::new();
-    for path in paths {
-        match std::fs::canonicalize(path) {
-            Ok(path) => absolute.push(path),
-            Err(err) => {
-                eprintln!("pigeon: cannot send {}: {err}", path.display());
-                return Ok(ExitCode::from(EXIT_ERROR));
-            }
+    let absolute = match absolute_paths(paths) {
+        Ok(absolute) => absolute,
+        Err(message) => {
+            eprintln!("pigeon: {message}");
+            return Ok(ExitCode::from(EXIT_ERROR));
         }
-    }
+    };
     Session::run_reported(config, |session| transfer(session, query, absolute, wait, timeout))
+}
+
+/// `paths` made absolute: a node already running on this data folder has another working
+/// folder. The error names the path that is not there.
+pub fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    paths
+        .iter()
+        .map(|path| {
+            std::fs::canonicalize(path).map_err(|err| format!("cannot send {}: {err}", path.display()))
+        })
+        .collect()
 }
 
 fn transfer(

@@ -143,10 +143,19 @@ fn rooms_from_the_shell_create_post_list_and_read() {
         Event::RoomPosted { post, .. } if post.text == "quarter closed" => Some(()),
         _ => None,
     });
+    let report = dirs.path().join("q3.txt");
+    std::fs::write(&report, "numbers").unwrap();
+    let out = pigeon(&args(&ana_flags, &["room", "files", "Sales", &report.display().to_string()]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    bo.expect(SHORT, "the room's file offer", |event| match event {
+        Event::TransferAdded { transfer, .. } if transfer.room.is_some() => Some(()),
+        _ => None,
+    });
     let out = pigeon(&args(&ana_flags, &["room", "list"]));
-    assert!(text(&out.stdout).contains("Sales  2 members, 1 posts"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("Sales  2 members, 2 posts"), "{}", text(&out.stdout));
     let out = pigeon(&args(&ana_flags, &["room", "history", "Sales"]));
-    assert!(text(&out.stdout).contains("quarter closed"), "{}", text(&out.stdout));
+    let history = text(&out.stdout);
+    assert!(history.contains("quarter closed") && history.contains("[1 file: q3.txt]"), "{history}");
     let out = pigeon(&args(&ana_flags, &["room", "send", "Nowhere", "hi"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no room \"Nowhere\""), "{}", text(&out.stderr));
