@@ -155,7 +155,7 @@ pub fn run(config: &Config, action: Action, wait: Duration) -> anyhow::Result<Ex
                         let read = post.read_by.len();
                         let mut text = post.text.clone();
                         if let Some(files) = &post.files {
-                            let names = files.names.iter().map(|n| pigeon::protocol::names::display_path(n));
+                            let names = files.names.iter().map(|n| pigeon::node::display_path(n));
                             let names: Vec<String> = names.collect();
                             let noun = if files.files == 1 { "file" } else { "files" };
                             text = format!("{text}[{} {noun}: {}]", files.files, names.join(", "));

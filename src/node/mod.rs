@@ -55,6 +55,8 @@ pub use worker::Progress;
 pub use crate::protocol::announce::Status;
 pub use crate::protocol::ids::{MsgId, PeerId, RoomId, TransferId};
 pub use crate::protocol::keys::PublicKey;
+pub use crate::protocol::names::display_path;
+pub use crate::protocol::room::{PostedIn, SharedFiles};
 pub use crate::protocol::transfer::{Entry, EntryKind};
 pub use crate::protocol::{Family, MAX_TEXT_BYTES};
 pub use crate::store::{

@@ -13,19 +13,20 @@ use eframe::egui::{self, Align, Color32, Layout, RichText, Ui, ViewportCommand};
 
 use super::background::{Background, Job, Outcome};
 use super::compose::{self, ComposeAction};
-use super::conversation::{self, ChatView, Names};
+use super::conversation::{self, Bubble, ChatView};
 use super::fonts;
 use super::i18n::Lang;
 use super::model::Model;
 use super::peer_list::{PeerList, Selection, status_color};
 use super::picker::{Picker, Purpose};
+use super::room::{CreateRoom, RoomAction, RoomPane};
 use super::settings::{SettingsDialog, SettingsOutcome, SettingsPatch, status_name};
 use super::transfers::{self, TransferAction};
 use crate::config::Config;
-use crate::node::PeerId;
 use crate::node::Status;
 use crate::node::Trust;
 use crate::node::{Command, CommandSender, Node, SendError};
+use crate::node::{Direction, PeerId, RoomId};
 use crate::tr;
 
 /// Events taken in one frame at most, so a flood cannot freeze the window; the rest wait for
@@ -44,6 +45,9 @@ const RETRY_COMMANDS: Duration = Duration::from_millis(100);
 /// Commands kept for a busy node at most; beyond, the window says it cannot keep up.
 const MAX_UNSENT: usize = 10_000;
 
+/// Tag of the window's `room_create`: the room it makes opens.
+const CREATE_ROOM_TAG: &str = "window-room-create";
+
 /// The Pigeon window.
 pub struct PigeonApp {
     node: Node,
@@ -60,6 +64,13 @@ pub struct PigeonApp {
     selection: Selection,
     views: HashMap<PeerId, ChatView>,
     drafts: HashMap<Vec<PeerId>, String>,
+    /// The room shown instead of a conversation.
+    open_room: Option<RoomId>,
+    /// A conversation or room was just opened: the next frame puts the cursor in its box.
+    focus_compose: bool,
+    room_pane: RoomPane,
+    room_drafts: HashMap<RoomId, String>,
+    create_room: Option<CreateRoom>,
     show_transfers: bool,
     settings: Option<SettingsDialog>,
     picker: Option<Picker>,
@@ -92,7 +103,9 @@ impl PigeonApp {
         })
         .ok();
         let commands = node.commands();
-        let unsent = [Command::ListPeers, Command::ListConversations, Command::ListTransfers].into();
+        let unsent =
+            [Command::ListPeers, Command::ListConversations, Command::ListTransfers, Command::ListRooms]
+                .into();
         let lang = Lang::choose(config.settings.language.as_deref());
         Ok(PigeonApp {
             background: Background::start(&ctx)?,
@@ -107,6 +120,11 @@ impl PigeonApp {
             selection: Selection::default(),
             views: HashMap::new(),
             drafts: HashMap::new(),
+            open_room: None,
+            focus_compose: false,
+            room_pane: RoomPane::default(),
+            room_drafts: HashMap::new(),
+            create_room: None,
             show_transfers: false,
             settings: None,
             picker: None,
@@ -173,31 +191,96 @@ impl PigeonApp {
     fn take_events(&mut self, ctx: &egui::Context) {
         let focused = ctx.input(|i| i.viewport().focused.unwrap_or(true));
         let mut arrivals = Vec::new();
+        let mut created = None;
         for _ in 0..EVENTS_PER_FRAME {
             let Ok(event) = self.node.events().try_recv() else { break };
+            if let crate::Event::RoomUpdated { room, tag: Some(tag) } = &event
+                && tag == CREATE_ROOM_TAG
+            {
+                created = Some(room.room);
+            }
             arrivals.extend(self.model.apply(event));
+        }
+        if let Some(room) = created {
+            self.open_room(room);
         }
         if !self.node.events().is_empty() {
             ctx.request_repaint();
         }
         let open = self.selection.single();
         for arrival in arrivals {
-            if arrival.offer {
+            // Offers of files posted to a room show in the room.
+            if arrival.offer && arrival.room.is_none() {
                 self.show_transfers = true;
             }
-            if focused && open == Some(arrival.peer) && !arrival.offer {
-                self.mark_read(arrival.peer);
+            let seen = match arrival.room {
+                Some(room) => self.open_room == Some(room),
+                None => open == Some(arrival.peer),
+            };
+            if focused && seen && !arrival.offer {
+                self.mark_seen(arrival.room, arrival.peer);
             } else if !focused {
                 self.background.submit(Job::Notify { summary: arrival.name, body: arrival.text });
             }
         }
         if focused && !self.focused {
-            // Coming back to the window counts as reading the open conversation.
-            if let Some(peer) = open {
+            // Coming back to the window counts as reading the open conversation or room.
+            if let Some(room) = self.open_room {
+                self.mark_room_read(room);
+            } else if let Some(peer) = open {
                 self.mark_read(peer);
             }
         }
         self.focused = focused;
+    }
+
+    fn mark_seen(&mut self, room: Option<RoomId>, peer: PeerId) {
+        match room {
+            Some(room) => self.mark_room_read(room),
+            None => self.mark_read(peer),
+        }
+    }
+
+    fn mark_room_read(&mut self, room: RoomId) {
+        if self.model.rooms.get(&room).is_some_and(|r| r.unread > 0) {
+            self.model.mark_room_read(room);
+            self.send(Command::RoomMarkRead { room });
+        }
+    }
+
+    fn open_room(&mut self, room: RoomId) {
+        self.open_room = Some(room);
+        self.focus_compose = true;
+        self.selection.clear();
+        let chat = self.model.room_chats.entry(room).or_default();
+        if !chat.loaded && !chat.loading {
+            chat.loading = true;
+            self.send(Command::RoomHistory { room });
+        }
+        self.mark_room_read(room);
+    }
+
+    fn on_room_action(&mut self, room: RoomId, action: RoomAction) {
+        let command = match action {
+            RoomAction::Post(text) => Command::RoomSend { room, text, tag: None },
+            RoomAction::AttachFiles => return self.open_picker(Purpose::RoomFiles(room)),
+            RoomAction::AttachFolder => return self.open_picker(Purpose::RoomFolder(room)),
+            RoomAction::Add(member) => Command::RoomAdd { room, member },
+            RoomAction::Remove(member) => Command::RoomRemove { room, member },
+            RoomAction::Rename(name) => Command::RoomRename { room, name },
+            RoomAction::Leave => {
+                self.open_room = None;
+                Command::RoomLeave { room }
+            }
+            RoomAction::Transfer(action) => return self.on_transfer_action(action),
+        };
+        self.send(command);
+    }
+
+    fn post_files(&mut self, room: RoomId, paths: Vec<PathBuf>) {
+        if !paths.is_empty() {
+            self.send(Command::RoomSendFiles { room, paths, tag: None });
+        }
     }
 
     fn mark_read(&mut self, peer: PeerId) {
@@ -230,6 +313,7 @@ impl PigeonApp {
     }
 
     fn select(&mut self, peer: PeerId, modifiers: egui::Modifiers, order: &[PeerId]) {
+        self.open_room = None;
         self.selection.click(peer, modifiers, order);
         if let Some(single) = self.selection.single() {
             self.open_chat(single);
@@ -237,6 +321,7 @@ impl PigeonApp {
     }
 
     fn open_chat(&mut self, peer: PeerId) {
+        self.focus_compose = true;
         let chat = self.model.chats.entry(peer).or_default();
         if !chat.loading && chat.messages.len() < PAGE && !chat.has_more {
             chat.loading = true;
@@ -359,6 +444,18 @@ impl PigeonApp {
 
     fn centre(&mut self, ui: &mut Ui) {
         self.notices(ui);
+        if let Some(room) = self.open_room {
+            let input = compose::Input {
+                draft: self.room_drafts.entry(room).or_default(),
+                enabled: !self.model.stopped,
+                focus: std::mem::take(&mut self.focus_compose),
+            };
+            let actions = self.room_pane.show(ui, &mut self.model, room, input, self.lang);
+            for action in actions {
+                self.on_room_action(room, action);
+            }
+            return;
+        }
         let to: Vec<PeerId> = self.selection.peers().to_vec();
         if to.is_empty() {
             self.first_run_hint(ui);
@@ -377,7 +474,8 @@ impl PigeonApp {
         let mut action = None;
         egui::Panel::bottom("compose").resizable(false).show(ui, |ui| {
             ui.add_space(4.0);
-            action = compose::show(ui, draft, !self.model.stopped, lang);
+            let focus = std::mem::take(&mut self.focus_compose);
+            action = compose::show(ui, compose::Input { draft, enabled: !self.model.stopped, focus }, lang);
             ui.add_space(4.0);
         });
         match action {
@@ -475,8 +573,24 @@ impl PigeonApp {
             return;
         }
         let view = self.views.entry(peer).or_default();
-        let names = Names { me: &me, peer: &name };
-        if conversation::show(ui, chat, view, &names, self.lang) {
+        let messages = &chat.messages;
+        let bubble_at = |index: usize| {
+            let message = messages.get(index)?;
+            let outgoing = message.direction == Direction::Outgoing;
+            Some(Bubble {
+                sender: if outgoing { me.clone() } else { name.clone() },
+                outgoing,
+                sent_at_ms: message.sent_at_ms,
+                text: &message.text,
+                state: outgoing.then_some(message.state),
+                unconfirmed: message.unconfirmed_sender,
+                files: None,
+                footer: None,
+            })
+        };
+        let near_top =
+            conversation::show(ui, &mut chat.rows, &mut chat.prepended, view, bubble_at, self.lang);
+        if near_top && chat.has_more && !chat.loading {
             chat.loading = true;
             let before = chat.oldest_seq();
             self.send(Command::LoadHistory { peer, before, limit: PAGE });
@@ -524,6 +638,7 @@ impl PigeonApp {
             self.picker = None;
             match purpose {
                 Purpose::SendFiles(to) | Purpose::SendFolder(to) => self.send_files(to, paths),
+                Purpose::RoomFiles(room) | Purpose::RoomFolder(room) => self.post_files(room, paths),
                 Purpose::DownloadFolder => {
                     if let (Some(dialog), Some(path)) = (&mut self.settings, paths.first()) {
                         dialog.download_dir = path.display().to_string();
@@ -549,6 +664,15 @@ impl PigeonApp {
         }
         if self.safety_open {
             self.safety_dialog(ctx);
+        }
+        if let Some(dialog) = &mut self.create_room
+            && let Some(outcome) = dialog.show(ctx, &self.model, self.lang)
+        {
+            self.create_room = None;
+            if let Some((name, members)) = outcome {
+                let tag = Some(String::from(CREATE_ROOM_TAG));
+                self.send(Command::RoomCreate { name, members, tag });
+            }
         }
     }
 
@@ -603,8 +727,12 @@ impl PigeonApp {
             Some(peer) => vec![peer],
             None => self.selection.peers().to_vec(),
         };
+        let room = self.open_room.filter(|_| row_target.is_none());
         if hovering {
-            let text = if targets.is_empty() {
+            let room_name = room.and_then(|room| self.model.rooms.get(&room)).map(|r| r.info.name.clone());
+            let text = if let Some(name) = room_name {
+                tr!(self.lang, "files.drop_to", names = name).into_owned()
+            } else if targets.is_empty() {
                 tr!(self.lang, "files.pick_peer_first").into_owned()
             } else {
                 let names: Vec<String> = targets.iter().map(|&p| self.model.name_of(p)).collect();
@@ -622,7 +750,9 @@ impl PigeonApp {
                 Color32::WHITE,
             );
         }
-        if !dropped.is_empty() {
+        if let Some(room) = room {
+            self.post_files(room, dropped);
+        } else if !dropped.is_empty() {
             self.send_files(targets, dropped);
         }
     }
@@ -647,11 +777,17 @@ impl eframe::App for PigeonApp {
         let peers =
             egui::Panel::left("peers").resizable(true).default_size(250.0).min_size(180.0).show(ui, |ui| {
                 ui.add_space(6.0);
-                self.peer_list.show(ui, &self.model, &self.selection, lang)
+                self.peer_list.show(ui, &self.model, &self.selection, self.open_room, lang)
             });
         let output = peers.inner;
         if let Some((peer, modifiers)) = output.clicked {
             self.select(peer, modifiers, &output.order);
+        }
+        if let Some(room) = output.clicked_room {
+            self.open_room(room);
+        }
+        if output.new_room {
+            self.create_room = Some(CreateRoom::new(self.selection.peers()));
         }
         self.drop_rows = output.rows;
         if self.show_transfers {

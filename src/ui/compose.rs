@@ -20,8 +20,20 @@ pub enum ComposeAction {
     AttachFolder,
 }
 
-/// Draws the pane over `draft`; on send the draft is emptied.
-pub fn show(ui: &mut Ui, draft: &mut String, enabled: bool, lang: Lang) -> Option<ComposeAction> {
+/// The box's text and how it is to be drawn.
+pub struct Input<'a> {
+    /// The text typed so far; emptied on send.
+    pub draft: &'a mut String,
+    /// False once the node stopped.
+    pub enabled: bool,
+    /// Move the cursor into the box (a conversation or room was just opened: what the user
+    /// types next goes there).
+    pub focus: bool,
+}
+
+/// Draws the pane over `input`.
+pub fn show(ui: &mut Ui, input: Input<'_>, lang: Lang) -> Option<ComposeAction> {
+    let Input { draft, enabled, focus } = input;
     let mut action = None;
     let edit_id = ui.scope_id().with("compose");
     // Enter must be taken before the text box sees it, or it would insert a line break.
@@ -42,7 +54,10 @@ pub fn show(ui: &mut Ui, draft: &mut String, enabled: bool, lang: Lang) -> Optio
             .desired_width(ui.available_width() - buttons_width)
             .return_key(egui::KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter));
         egui::ScrollArea::vertical().max_height(rows as f32 * 20.0 + 12.0).show(ui, |ui| {
-            ui.add_enabled(enabled, edit);
+            let response = ui.add_enabled(enabled, edit);
+            if focus && enabled {
+                response.request_focus();
+            }
         });
         ui.vertical(|ui| {
             let send = ui.add_enabled(

@@ -1,5 +1,5 @@
-//! The receive pane: one conversation as chat bubbles with sender, time and delivery state,
-//! days separated, links clickable, text selectable.
+//! The receive pane: one conversation or room as chat bubbles with sender, time and delivery
+//! or read state, days separated, links clickable, text selectable.
 //!
 //! Only rows in view are laid out. Every row has a height — measured when it was last shown,
 //! estimated from its text before that — and a prefix sum of those heights places the rows, so
@@ -10,9 +10,9 @@
 use eframe::egui::{self, Align, Color32, Layout, Rect, RichText, Ui, UiBuilder, vec2};
 
 use super::i18n::Lang;
-use super::model::Chat;
+use super::model::RowMeta;
 use super::text::{self, Segment};
-use crate::node::{ChatMessage, Direction, MessageState};
+use crate::node::MessageState;
 use crate::tr;
 
 /// Widest a bubble gets, as a share of the pane.
@@ -42,32 +42,51 @@ pub struct ChatView {
     stale: bool,
 }
 
-/// What the pane needs from the rest of the window.
-pub struct Names<'a> {
-    /// Our display name.
-    pub me: &'a str,
-    /// The peer's display name.
-    pub peer: &'a str,
+/// One row as the pane draws it (built only for rows in view).
+pub struct Bubble<'a> {
+    /// Who wrote it.
+    pub sender: String,
+    /// Ours: drawn on the right.
+    pub outgoing: bool,
+    /// When, sender's clock.
+    pub sent_at_ms: u64,
+    /// The text.
+    pub text: &'a str,
+    /// Delivery state of a message of ours.
+    pub state: Option<MessageState>,
+    /// The sender's key was not confirmed when it arrived.
+    pub unconfirmed: bool,
+    /// Files the post offers, in one line.
+    pub files: Option<String>,
+    /// A line under the text (read state in rooms) and what hovering it tells.
+    pub footer: Option<(String, String)>,
 }
 
-/// Draws the messages of `chat`; returns true when the user scrolled near the top and older
-/// messages should be loaded.
-pub fn show(ui: &mut Ui, chat: &mut Chat, view: &mut ChatView, names: &Names<'_>, lang: Lang) -> bool {
+/// Draws the rows (`rows` says how tall, `bubble_at` what they hold); `prepended` rows just
+/// came in above. Returns true when the user scrolled near the top (older rows wanted).
+pub fn show<'a>(
+    ui: &mut Ui,
+    rows: &mut [RowMeta],
+    prepended: &mut usize,
+    view: &mut ChatView,
+    bubble_at: impl Fn(usize) -> Option<Bubble<'a>>,
+    lang: Lang,
+) -> bool {
     let width = ui.available_width();
     let bubble_width = (width * BUBBLE_SHARE).max(120.0);
     if (width - view.width).abs() > 0.5 {
-        chat.rows.iter_mut().for_each(|row| row.height = None);
+        rows.iter_mut().for_each(|row| row.height = None);
         view.width = width;
         view.stale = true;
     }
-    if chat.prepended > 0 {
+    if *prepended > 0 {
         // Older messages came in above: keep the same message at the top of the view.
-        view.correction += (0..chat.prepended).map(|i| row_height(chat, i, bubble_width)).sum::<f32>();
-        chat.prepended = 0;
+        view.correction += (0..*prepended).map(|i| row_height(rows, i, bubble_width)).sum::<f32>();
+        *prepended = 0;
         view.stale = true;
     }
-    if view.stale || view.offsets.len() != chat.messages.len() + 1 {
-        view.offsets = prefix_sums(chat, bubble_width);
+    if view.stale || view.offsets.len() != rows.len() + 1 {
+        view.offsets = prefix_sums(rows, bubble_width);
         view.stale = false;
     }
     let offsets = &view.offsets;
@@ -84,16 +103,17 @@ pub fn show(ui: &mut Ui, chat: &mut Chat, view: &mut ChatView, names: &Names<'_>
         let first = offsets.partition_point(|&top| top <= viewport.min.y).saturating_sub(1);
         let mut correction = 0.0;
         let mut remeasured = false;
-        for (index, &top) in offsets.iter().enumerate().take(chat.messages.len()).skip(first) {
+        for (index, &top) in offsets.iter().enumerate().take(rows.len()).skip(first) {
             if top > viewport.max.y {
                 break;
             }
+            let Some(bubble) = bubble_at(index) else { continue };
             let rect = Rect::from_min_size(origin + vec2(0.0, top), vec2(width, f32::MAX / 4.0));
             let mut row = ui.new_child(UiBuilder::new().max_rect(rect).layout(Layout::top_down(Align::Min)));
-            draw_row(&mut row, chat, index, bubble_width, names, lang);
+            draw_row(&mut row, rows, index, &bubble, bubble_width, lang);
             let measured = row.min_rect().height() + ROW_GAP;
-            let before = row_height(chat, index, bubble_width);
-            if let Some(meta) = chat.rows.get_mut(index) {
+            let before = row_height(rows, index, bubble_width);
+            if let Some(meta) = rows.get_mut(index) {
                 meta.height = Some(measured);
             }
             if (measured - before).abs() > 0.5 {
@@ -112,49 +132,55 @@ pub fn show(ui: &mut Ui, chat: &mut Chat, view: &mut ChatView, names: &Names<'_>
     view.offset = output.state.clamped_offset().y;
     view.correction += correction;
     view.stale |= remeasured;
-    chat.has_more && !chat.loading && view.offset < LOAD_MARGIN
+    view.offset < LOAD_MARGIN
 }
 
-fn prefix_sums(chat: &Chat, bubble_width: f32) -> Vec<f32> {
-    let mut offsets = Vec::with_capacity(chat.messages.len() + 1);
+fn prefix_sums(rows: &[RowMeta], bubble_width: f32) -> Vec<f32> {
+    let mut offsets = Vec::with_capacity(rows.len() + 1);
     let mut y = 0.0;
     offsets.push(y);
-    for index in 0..chat.messages.len() {
-        y += row_height(chat, index, bubble_width);
+    for index in 0..rows.len() {
+        y += row_height(rows, index, bubble_width);
         offsets.push(y);
     }
     offsets
 }
 
 /// The measured height of a row, or an estimate from its text.
-fn row_height(chat: &Chat, index: usize, bubble_width: f32) -> f32 {
-    let Some(meta) = chat.rows.get(index) else { return 0.0 };
+fn row_height(rows: &[RowMeta], index: usize, bubble_width: f32) -> f32 {
+    let Some(meta) = rows.get(index) else { return 0.0 };
     if let Some(height) = meta.height {
         return height;
     }
     let columns_per_line = ((bubble_width - 20.0) / (TEXT_SIZE * 0.55)).max(8.0);
     let lines = (meta.columns as f32 / columns_per_line).ceil().max(1.0) + meta.newlines as f32;
-    let separator = if starts_day(chat, index) { 30.0 } else { 0.0 };
+    let separator = if starts_day(rows, index) { 30.0 } else { 0.0 };
     separator + 16.0 + 18.0 + lines * (TEXT_SIZE * 1.3) + ROW_GAP
 }
 
-fn starts_day(chat: &Chat, index: usize) -> bool {
-    match (index.checked_sub(1).and_then(|previous| chat.rows.get(previous)), chat.rows.get(index)) {
+fn starts_day(rows: &[RowMeta], index: usize) -> bool {
+    match (index.checked_sub(1).and_then(|previous| rows.get(previous)), rows.get(index)) {
         (Some(previous), Some(row)) => previous.day != row.day,
         _ => true,
     }
 }
 
-fn draw_row(ui: &mut Ui, chat: &Chat, index: usize, bubble_width: f32, names: &Names<'_>, lang: Lang) {
-    let Some(message) = chat.messages.get(index) else { return };
-    if starts_day(chat, index) {
+fn draw_row(
+    ui: &mut Ui,
+    rows: &[RowMeta],
+    index: usize,
+    message: &Bubble<'_>,
+    bubble_width: f32,
+    lang: Lang,
+) {
+    if starts_day(rows, index) {
         ui.add_space(6.0);
         ui.vertical_centered(|ui| {
             ui.label(RichText::new(day_title(message.sent_at_ms, lang)).small().weak());
         });
         ui.add_space(6.0);
     }
-    let outgoing = message.direction == Direction::Outgoing;
+    let outgoing = message.outgoing;
     let layout = if outgoing { Layout::right_to_left(Align::Min) } else { Layout::left_to_right(Align::Min) };
     ui.with_layout(layout, |ui| {
         let fill = if outgoing {
@@ -167,7 +193,7 @@ fn draw_row(ui: &mut Ui, chat: &Chat, index: usize, bubble_width: f32, names: &N
             |ui| {
                 ui.set_max_width(bubble_width);
                 ui.with_layout(Layout::top_down(Align::Min), |ui| {
-                    bubble(ui, message, names, lang);
+                    bubble(ui, message, lang);
                 });
             },
         );
@@ -192,15 +218,13 @@ fn day_title(ms: u64, lang: Lang) -> String {
     format!("{} {weekday}", day.format("%Y-%m-%d"))
 }
 
-fn bubble(ui: &mut Ui, message: &ChatMessage, names: &Names<'_>, lang: Lang) {
-    let outgoing = message.direction == Direction::Outgoing;
-    let sender = if outgoing { names.me } else { names.peer };
+fn bubble(ui: &mut Ui, message: &Bubble<'_>, lang: Lang) {
     let time = text::local_time(message.sent_at_ms).format("%H:%M").to_string();
     ui.horizontal(|ui| {
-        ui.label(RichText::new(sender).small().strong());
+        ui.label(RichText::new(&message.sender).small().strong());
         ui.label(RichText::new(time).small().weak());
-        if outgoing {
-            let (key, color) = match message.state {
+        if let Some(state) = message.state {
+            let (key, color) = match state {
                 MessageState::Queued => ("message.queued", ui.visuals().weak_text_color()),
                 MessageState::Sent => ("message.sent", ui.visuals().weak_text_color()),
                 MessageState::Delivered => ("message.delivered", ui.visuals().text_color()),
@@ -209,10 +233,20 @@ fn bubble(ui: &mut Ui, message: &ChatMessage, names: &Names<'_>, lang: Lang) {
             ui.label(RichText::new(tr!(lang, key)).small().color(color));
         }
     });
-    if message.unconfirmed_sender {
+    if message.unconfirmed {
         ui.label(RichText::new(tr!(lang, "message.unconfirmed")).small().color(ui.visuals().warn_fg_color));
     }
-    message_text(ui, &message.text);
+    if !message.text.is_empty() {
+        message_text(ui, message.text);
+    }
+    if let Some(files) = &message.files {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.label(RichText::new(files).size(TEXT_SIZE));
+        });
+    }
+    if let Some((footer, hover)) = &message.footer {
+        ui.label(RichText::new(footer).small().weak()).on_hover_text(hover);
+    }
 }
 
 fn message_text(ui: &mut Ui, body: &str) {

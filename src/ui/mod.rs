@@ -4,7 +4,8 @@
 //!
 //! - `app`: the eframe app; owns the node and the panes' state.
 //! - `model`: what the window knows, built from node events (no egui, unit-tested).
-//! - `peer_list`, `conversation`, `compose`, `transfers`, `settings`, `picker`: the panes.
+//! - `peer_list`, `conversation`, `room`, `compose`, `transfers`, `settings`, `picker`: the
+//!   panes.
 //! - `fonts`, `i18n`, `text`: CJK fonts, translations, links and times.
 //! - `background`: the thread for disk, D-Bus and process work.
 
@@ -17,6 +18,7 @@ pub mod i18n;
 pub mod model;
 mod peer_list;
 mod picker;
+mod room;
 mod settings;
 mod startup;
 mod text;

@@ -1,5 +1,6 @@
 //! What the window knows, built only from node events: who we are, the peers (online, and
-//! offline ones we have talked to), each conversation loaded so far, transfers and notices.
+//! offline ones we have talked to), each conversation loaded so far, group rooms and their
+//! posts, transfers and notices.
 //! No egui here, so every rule is unit-tested.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,7 +10,7 @@ use crate::node::{
     ChatMessage, ConversationSummary, Direction, KnownPeer, MessageState, TransferState, Trust,
 };
 use crate::node::{Event, PeerInfo, Progress, TransferInfo};
-use crate::node::{PeerId, TransferId};
+use crate::node::{PeerId, RoomId, RoomInfo, RoomPost, TransferId};
 
 /// Most notices kept; older ones are dropped.
 const MAX_NOTICES: usize = 5;
@@ -172,13 +173,81 @@ pub struct RowMeta {
 
 impl RowMeta {
     fn of(message: &ChatMessage) -> RowMeta {
-        let columns = unicode_width::UnicodeWidthStr::width(message.text.as_str());
-        let newlines = message.text.matches('\n').count();
+        RowMeta::of_text(&message.text, message.sent_at_ms)
+    }
+
+    fn of_text(text: &str, sent_at_ms: u64) -> RowMeta {
+        let columns = unicode_width::UnicodeWidthStr::width(text);
+        let newlines = text.matches('\n').count();
         RowMeta {
             height: None,
             columns: u32::try_from(columns).unwrap_or(u32::MAX),
             newlines: u32::try_from(newlines).unwrap_or(u32::MAX),
-            day: super::text::local_day(message.sent_at_ms),
+            day: super::text::local_day(sent_at_ms),
+        }
+    }
+}
+
+/// A group room as the window lists it.
+#[derive(Debug, Clone)]
+pub struct RoomEntry {
+    /// What the node said about it last.
+    pub info: RoomInfo,
+    /// Posts by others not read yet.
+    pub unread: usize,
+}
+
+/// The posts of one room, in the room's order (the same at every member).
+#[derive(Debug, Default)]
+pub struct RoomChat {
+    /// Posts, sorted by their place in the order.
+    pub posts: Vec<RoomPost>,
+    /// In step with `posts`, as for a conversation.
+    pub rows: Vec<RowMeta>,
+    /// Posts added at the front (never: history comes whole; kept for the shared view).
+    pub prepended: usize,
+    /// The whole history was loaded.
+    pub loaded: bool,
+    /// A history request is on its way.
+    pub loading: bool,
+}
+
+/// A post's place in its room's order.
+fn order_of(post: &RoomPost) -> (u64, PeerId, u64) {
+    (post.lamport, post.author, post.seq)
+}
+
+impl RoomChat {
+    /// Adds a post in order, ignoring one already present; returns whether it was new.
+    fn insert(&mut self, post: RoomPost) -> bool {
+        match self.posts.binary_search_by_key(&order_of(&post), order_of) {
+            Ok(_) => false,
+            Err(at) => {
+                self.rows.insert(at, RowMeta::of_text(&post.text, post.sent_at_ms));
+                self.posts.insert(at, post);
+                true
+            }
+        }
+    }
+
+    /// Takes the whole history in place of what was held.
+    fn replace(&mut self, posts: Vec<RoomPost>) {
+        self.rows = posts.iter().map(|post| RowMeta::of_text(&post.text, post.sent_at_ms)).collect();
+        self.posts = posts;
+        (self.loaded, self.loading) = (true, false);
+    }
+
+    /// `reader` has read every post up to the one at `upto` in the order.
+    fn read(&mut self, reader: PeerId, upto: (u64, PeerId, u64)) {
+        let end = self.posts.partition_point(|post| order_of(post) <= upto);
+        // Marks only move forward: once a post already lists the reader, older ones do too.
+        for post in self.posts[..end].iter_mut().rev() {
+            if post.read_by.contains(&reader) {
+                break;
+            }
+            if post.author != reader {
+                post.read_by.push(reader);
+            }
         }
     }
 }
@@ -200,7 +269,9 @@ pub struct TransferView {
 pub struct Arrival {
     /// From whom.
     pub peer: PeerId,
-    /// Their name as we know it.
+    /// The room it was posted in, if it was.
+    pub room: Option<RoomId>,
+    /// Their name as we know it (and the room's, for a post in a room).
     pub name: String,
     /// The message text, or the offer's summary.
     pub text: String,
@@ -228,6 +299,10 @@ pub struct Model {
     pub peers: BTreeMap<PeerId, PeerEntry>,
     /// Conversations loaded so far.
     pub chats: HashMap<PeerId, Chat>,
+    /// Group rooms we hold (also those we left).
+    pub rooms: BTreeMap<RoomId, RoomEntry>,
+    /// Posts of the rooms opened so far (and posts that arrived since start).
+    pub room_chats: HashMap<RoomId, RoomChat>,
     /// Transfers, newest first.
     pub transfers: Vec<TransferView>,
     /// Errors for the user, newest last.
@@ -297,6 +372,7 @@ impl Model {
                     transfer.direction == Direction::Incoming && transfer.state == TransferState::Offered;
                 let arrival = offered.then(|| Arrival {
                     peer: transfer.peer,
+                    room: transfer.room.map(|posted| posted.room),
                     name: self.name_of(transfer.peer),
                     text: transfer.summary.clone(),
                     offer: true,
@@ -338,15 +414,16 @@ impl Model {
             }
             Event::ConnectFailed { addr, reason } => self.notice(format!("{addr}: {reason}")),
             Event::Stopped => self.stopped = true,
-            // Rooms reach the window with issue 15's window part; the daemon and CLI have them.
-            Event::SearchResults { .. }
-            | Event::Stats { .. }
-            | Event::TransferEntries { .. }
-            | Event::RoomUpdated { .. }
-            | Event::RoomPosted { .. }
-            | Event::RoomRead { .. }
-            | Event::Rooms { .. }
-            | Event::RoomHistory { .. } => {}
+            Event::RoomUpdated { room, .. } => self.upsert_room(room),
+            Event::Rooms { rooms } => rooms.into_iter().for_each(|room| self.upsert_room(room)),
+            Event::RoomPosted { room, post, .. } => return self.room_post(room, post),
+            Event::RoomRead { room, reader, lamport, author, seq } => {
+                if let Some(chat) = self.room_chats.get_mut(&room) {
+                    chat.read(reader, (lamport, author, seq));
+                }
+            }
+            Event::RoomHistory { room, posts } => self.room_chats.entry(room).or_default().replace(posts),
+            Event::SearchResults { .. } | Event::Stats { .. } | Event::TransferEntries { .. } => {}
         }
         None
     }
@@ -366,9 +443,39 @@ impl Model {
         }
     }
 
-    /// Unread messages over all conversations.
+    /// Our user has seen a room's posts.
+    pub fn mark_room_read(&mut self, room: RoomId) {
+        if let Some(entry) = self.rooms.get_mut(&room) {
+            entry.unread = 0;
+        }
+    }
+
+    /// Unread messages over all conversations and rooms.
     pub fn total_unread(&self) -> u64 {
-        self.peers.values().map(|p| p.unread).sum()
+        let rooms: usize = self.rooms.values().map(|r| r.unread).sum();
+        self.peers.values().map(|p| p.unread).sum::<u64>() + rooms as u64
+    }
+
+    /// Whether `peer` is online (we always are).
+    pub fn is_online(&self, peer: PeerId) -> bool {
+        self.me.id == Some(peer) || self.peers.get(&peer).is_some_and(|p| p.online)
+    }
+
+    /// Members of `room` online now, us included.
+    pub fn online_members(&self, room: RoomId) -> usize {
+        self.rooms.get(&room).map_or(0, |r| r.info.members.iter().filter(|m| self.is_online(m.id)).count())
+    }
+
+    /// The name to show for a room member: as we know the peer, else as it was added.
+    pub fn member_name(&self, room: RoomId, member: PeerId) -> String {
+        if let Some(entry) = self.peers.get(&member) {
+            return entry.name.clone();
+        }
+        let added = self.rooms.get(&room).and_then(|r| r.info.members.iter().find(|m| m.id == member));
+        match added {
+            Some(found) if !found.name.is_empty() => found.name.clone(),
+            _ => short_id(member),
+        }
     }
 
     /// The name to show for a peer (its id's start if we never learnt one).
@@ -404,7 +511,24 @@ impl Model {
             })
         });
         entry.unread += 1;
-        Some(Arrival { peer, name: entry.name.clone(), text, offer: false })
+        Some(Arrival { peer, room: None, name: entry.name.clone(), text, offer: false })
+    }
+
+    fn upsert_room(&mut self, info: RoomInfo) {
+        let unread = info.unread;
+        self.rooms.insert(info.room, RoomEntry { info, unread });
+    }
+
+    fn room_post(&mut self, room: RoomId, post: RoomPost) -> Option<Arrival> {
+        let (author, text) = (post.author, post_summary(&post));
+        if !self.room_chats.entry(room).or_default().insert(post) || Some(author) == self.me.id {
+            return None;
+        }
+        let entry = self.rooms.get_mut(&room)?;
+        entry.unread += 1;
+        let room_name = entry.info.name.clone();
+        let name = format!("{} · {room_name}", self.member_name(room, author));
+        Some(Arrival { peer: author, room: Some(room), name, text, offer: false })
     }
 
     fn upsert(&mut self, info: &PeerInfo) {
@@ -432,6 +556,17 @@ impl Model {
 
     fn transfer_mut(&mut self, id: TransferId) -> Option<&mut TransferView> {
         self.transfers.iter_mut().find(|view| view.info.transfer_id == id)
+    }
+}
+
+/// A post in one line: its text, or the names of the files it posts.
+pub fn post_summary(post: &RoomPost) -> String {
+    match &post.files {
+        Some(files) if post.text.is_empty() => {
+            let names: Vec<String> = files.names.iter().map(|n| crate::node::display_path(n)).collect();
+            format!("📎 {}", names.join(", "))
+        }
+        _ => post.text.clone(),
     }
 }
 
@@ -600,5 +735,47 @@ mod tests {
         assert_eq!(view.info.state, TransferState::Completed);
         assert_eq!(view.progress.map(|p| (p.bytes_done, p.bytes_total)), Some((10, 10)));
         assert!(view.interrupted.is_none());
+    }
+
+    fn room_post(author: u8, lamport: u64, text: &str) -> RoomPost {
+        RoomPost {
+            author: PeerId::from_bytes([author; 16]),
+            seq: lamport,
+            lamport,
+            sent_at_ms: 0,
+            text: text.into(),
+            files: None,
+            read_by: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn room_posts_keep_the_rooms_order_count_others_unread_and_take_read_marks() {
+        let mut model = Model::default();
+        let me = PeerId::from_bytes([1; 16]);
+        model.apply(Event::Started {
+            id: me,
+            name: "Ana".into(),
+            addr: String::new(),
+            key: PublicKey::from_bytes([1; 32]),
+        });
+        let room = RoomId::from_bytes([7; 16]);
+        let info =
+            RoomInfo { room, name: "Sales".into(), members: Vec::new(), joined: true, posts: 0, unread: 0 };
+        model.apply(Event::Rooms { rooms: vec![info] });
+        let arrival = model.apply(Event::RoomPosted { room, post: room_post(2, 5, "late"), tag: None });
+        assert_eq!(arrival.map(|a| (a.room, a.text)), Some((Some(room), String::from("late"))));
+        model.apply(Event::RoomPosted { room, post: room_post(3, 2, "early"), tag: None });
+        assert!(model.apply(Event::RoomPosted { room, post: room_post(1, 9, "mine"), tag: None }).is_none());
+        assert!(model.apply(Event::RoomPosted { room, post: room_post(2, 5, "late"), tag: None }).is_none());
+        let texts: Vec<&str> = model.room_chats[&room].posts.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(texts, ["early", "late", "mine"], "by Lamport time, each once");
+        assert_eq!(model.total_unread(), 2, "our own post is not unread");
+        let bo = PeerId::from_bytes([2; 16]);
+        model.apply(Event::RoomRead { room, reader: bo, lamport: 5, author: bo, seq: 5 });
+        let read: Vec<usize> = model.room_chats[&room].posts.iter().map(|p| p.read_by.len()).collect();
+        assert_eq!(read, [1, 0, 0], "bo read up to its own post: the one before counts, its own does not");
+        model.mark_room_read(room);
+        assert_eq!(model.total_unread(), 0);
     }
 }

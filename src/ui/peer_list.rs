@@ -1,5 +1,6 @@
-//! The left pane: peers grouped by group, each row with a status dot, name, host and unread
-//! badge; a filter box; several peers selectable with Ctrl- and Shift-click.
+//! The left pane: group rooms first, then peers grouped by group, each row with a status dot
+//! (a room's mark), name, detail line and unread badge; a filter box; several peers
+//! selectable with Ctrl- and Shift-click.
 
 use std::collections::BTreeSet;
 
@@ -8,9 +9,9 @@ use eframe::egui::{
 };
 
 use super::i18n::Lang;
-use super::model::{Model, PeerEntry};
-use crate::node::PeerId;
+use super::model::{Model, PeerEntry, RoomEntry};
 use crate::node::Status;
+use crate::node::{PeerId, RoomId};
 use crate::tr;
 
 /// Height of every row (group headers included), so only visible rows are laid out.
@@ -75,6 +76,11 @@ impl Selection {
     pub fn contains(&self, id: PeerId) -> bool {
         self.chosen.contains(&id)
     }
+
+    /// Nobody selected (a room was opened instead).
+    pub fn clear(&mut self) {
+        *self = Selection::default();
+    }
 }
 
 /// State of the pane that lives across frames.
@@ -84,6 +90,8 @@ pub struct PeerList {
     pub filter: String,
     /// Groups the user folded.
     collapsed: BTreeSet<String>,
+    /// The user folded the rooms.
+    rooms_folded: bool,
 }
 
 /// What happened in the pane this frame.
@@ -91,6 +99,10 @@ pub struct PeerList {
 pub struct PeerListOutput {
     /// A row was clicked with these modifiers.
     pub clicked: Option<(PeerId, Modifiers)>,
+    /// A room was clicked.
+    pub clicked_room: Option<RoomId>,
+    /// "New room" was clicked.
+    pub new_room: bool,
     /// Where each visible row is, so files dropped on a row go to that peer.
     pub rows: Vec<(Rect, PeerId)>,
     /// Peers in the order shown (for Shift-click ranges).
@@ -100,11 +112,21 @@ pub struct PeerListOutput {
 enum Row<'a> {
     Group { name: &'a str, online: usize, total: usize },
     Peer(&'a PeerEntry),
+    Rooms { count: usize },
+    Room(&'a RoomEntry),
+    NewRoom,
 }
 
 impl PeerList {
     /// Draws the pane.
-    pub fn show(&mut self, ui: &mut Ui, model: &Model, selection: &Selection, lang: Lang) -> PeerListOutput {
+    pub fn show(
+        &mut self,
+        ui: &mut Ui,
+        model: &Model,
+        selection: &Selection,
+        open_room: Option<RoomId>,
+        lang: Lang,
+    ) -> PeerListOutput {
         let mut output = PeerListOutput::default();
         ui.add(
             egui::TextEdit::singleline(&mut self.filter)
@@ -113,14 +135,14 @@ impl PeerList {
         );
         ui.add_space(4.0);
         let rows = self.rows(model, &mut output.order);
-        if rows.is_empty() {
+        if !rows.iter().any(|row| matches!(row, Row::Peer(_) | Row::Group { .. })) {
             let text = if model.peers.is_empty() {
                 tr!(lang, "peers.none_yet")
             } else {
                 tr!(lang, "peers.no_match")
             };
             ui.label(RichText::new(text).weak());
-            return output;
+            ui.add_space(4.0);
         }
         egui::ScrollArea::vertical().auto_shrink(false).show_rows(ui, ROW_HEIGHT, rows.len(), |ui, range| {
             for row in &rows[range] {
@@ -133,16 +155,63 @@ impl PeerList {
                         }
                         output.rows.push((response.rect, entry.id));
                     }
+                    Row::Rooms { count } => {
+                        let title = tr!(lang, "rooms.section");
+                        if fold_row(ui, self.rooms_folded, &format!("{title}  {count}")) {
+                            self.rooms_folded = !self.rooms_folded;
+                        }
+                    }
+                    Row::Room(entry) => {
+                        if room_row(ui, model, entry, open_room == Some(entry.info.room), lang).clicked() {
+                            output.clicked_room = Some(entry.info.room);
+                        }
+                    }
+                    Row::NewRoom => {
+                        let text = tr!(lang, "rooms.new");
+                        let (rect, response) =
+                            ui.allocate_exact_size(vec2(ui.available_width(), ROW_HEIGHT), Sense::click());
+                        response.widget_info(|| WidgetInfo::labeled(egui::Role::Button, true, &text));
+                        let color = if response.hovered() {
+                            ui.visuals().strong_text_color()
+                        } else {
+                            ui.visuals().hyperlink_color
+                        };
+                        ui.painter().text(
+                            rect.left_center() + vec2(8.0, 0.0),
+                            Align2::LEFT_CENTER,
+                            text,
+                            FontId::proportional(13.5),
+                            color,
+                        );
+                        output.new_room |= response.clicked();
+                    }
                 }
             }
         });
         output
     }
 
-    /// The rows to show: groups in name order (no group first), online peers before offline
-    /// ones, then by name; only peers that match the filter.
+    /// The rows to show: the rooms we are in (by name) and "New room", then groups in name
+    /// order (no group first), online peers before offline ones, then by name; only rooms
+    /// and peers that match the filter.
     fn rows<'a>(&self, model: &'a Model, order: &mut Vec<PeerId>) -> Vec<Row<'a>> {
         let needle = self.filter.trim().to_lowercase();
+        let mut rooms: Vec<&RoomEntry> = model
+            .rooms
+            .values()
+            .filter(|r| r.info.joined && (needle.is_empty() || r.info.name.to_lowercase().contains(&needle)))
+            .collect();
+        rooms.sort_by_cached_key(|r| (r.info.name.to_lowercase(), r.info.room));
+        let mut rows = Vec::with_capacity(model.peers.len() + rooms.len() + 10);
+        if needle.is_empty() || !rooms.is_empty() {
+            rows.push(Row::Rooms { count: rooms.len() });
+            if !self.rooms_folded {
+                rows.extend(rooms.into_iter().map(Row::Room));
+                if needle.is_empty() {
+                    rows.push(Row::NewRoom);
+                }
+            }
+        }
         let matches = |p: &PeerEntry| {
             needle.is_empty()
                 || [&p.name, &p.host, &p.group, &p.addr]
@@ -151,7 +220,6 @@ impl PeerList {
         };
         let mut peers: Vec<&PeerEntry> = model.peers.values().filter(|p| matches(p)).collect();
         peers.sort_by_cached_key(|p| (p.group.to_lowercase(), !p.online, p.name.to_lowercase(), p.id));
-        let mut rows = Vec::with_capacity(peers.len() + 8);
         for group in peers.chunk_by(|a, b| a.group.to_lowercase() == b.group.to_lowercase()) {
             let name = group[0].group.as_str();
             let online = group.iter().filter(|p| p.online).count();
@@ -165,31 +233,33 @@ impl PeerList {
     }
 
     fn group_row(&mut self, ui: &mut Ui, name: &str, online: usize, total: usize, lang: Lang) {
-        let folded = self.collapsed.contains(name);
         let title = if name.is_empty() { tr!(lang, "peers.no_group").into_owned() } else { name.to_owned() };
-        let arrow = if folded { "▶" } else { "▼" };
-        let text = format!("{arrow} {title}  {online}/{total}");
-        let (rect, response) = ui.allocate_exact_size(vec2(ui.available_width(), ROW_HEIGHT), Sense::click());
-        response.widget_info(|| WidgetInfo::labeled(egui::Role::Button, true, &text));
-        if ui.is_rect_visible(rect) {
-            let color =
-                if response.hovered() { ui.visuals().strong_text_color() } else { ui.visuals().text_color() };
-            ui.painter().text(
-                rect.left_bottom() + vec2(4.0, -8.0),
-                Align2::LEFT_BOTTOM,
-                text,
-                FontId::proportional(13.0),
-                color,
-            );
-        }
-        if response.clicked() {
-            if folded {
-                self.collapsed.remove(name);
-            } else {
-                self.collapsed.insert(name.to_owned());
-            }
+        if fold_row(ui, self.collapsed.contains(name), &format!("{title}  {online}/{total}"))
+            && !self.collapsed.remove(name)
+        {
+            self.collapsed.insert(name.to_owned());
         }
     }
+}
+
+/// A header row that folds what is under it; returns whether it was clicked.
+fn fold_row(ui: &mut Ui, folded: bool, title: &str) -> bool {
+    let arrow = if folded { "▶" } else { "▼" };
+    let text = format!("{arrow} {title}");
+    let (rect, response) = ui.allocate_exact_size(vec2(ui.available_width(), ROW_HEIGHT), Sense::click());
+    response.widget_info(|| WidgetInfo::labeled(egui::Role::Button, true, &text));
+    if ui.is_rect_visible(rect) {
+        let color =
+            if response.hovered() { ui.visuals().strong_text_color() } else { ui.visuals().text_color() };
+        ui.painter().text(
+            rect.left_bottom() + vec2(4.0, -8.0),
+            Align2::LEFT_BOTTOM,
+            text,
+            FontId::proportional(13.0),
+            color,
+        );
+    }
+    response.clicked()
 }
 
 /// The colour of a status dot.
@@ -202,16 +272,24 @@ pub fn status_color(online: bool, status: Status) -> Color32 {
     }
 }
 
-fn peer_row(ui: &mut Ui, entry: &PeerEntry, selected: bool, lang: Lang) -> egui::Response {
+/// A clickable row named `name` (with its unread count, for screen readers and tests): its
+/// background and badge drawn; the painter for the rest when it is in view.
+fn list_row(
+    ui: &mut Ui,
+    name: &str,
+    unread: u64,
+    selected: bool,
+    lang: Lang,
+) -> (egui::Response, Option<egui::Painter>) {
     let (rect, response) = ui.allocate_exact_size(vec2(ui.available_width(), ROW_HEIGHT), Sense::click());
-    let label = if entry.unread > 0 {
-        format!("{}, {}", entry.name, tr!(lang, "peers.unread", count = entry.unread))
+    let label = if unread > 0 {
+        format!("{name}, {}", tr!(lang, "peers.unread", count = unread))
     } else {
-        entry.name.clone()
+        name.to_owned()
     };
     response.widget_info(|| WidgetInfo::selected(egui::Role::Button, true, selected, &label));
     if !ui.is_rect_visible(rect) {
-        return response;
+        return (response, None);
     }
     let visuals = ui.visuals();
     let painter = ui.painter_at(rect);
@@ -220,17 +298,69 @@ fn peer_row(ui: &mut Ui, entry: &PeerEntry, selected: bool, lang: Lang) -> egui:
     } else if response.hovered() {
         painter.rect_filled(rect, 4.0, visuals.widgets.hovered.weak_bg_fill);
     }
-    let text_color = if entry.online { visuals.strong_text_color() } else { visuals.weak_text_color() };
-    let dot = rect.left_center() + vec2(12.0, 0.0);
-    painter.circle_filled(dot, 5.0, status_color(entry.online, entry.status));
+    badge(&painter, rect, unread);
+    (response, Some(painter))
+}
+
+fn room_row(ui: &mut Ui, model: &Model, entry: &RoomEntry, selected: bool, lang: Lang) -> egui::Response {
+    let info = &entry.info;
+    let (response, painter) = list_row(ui, &info.name, entry.unread as u64, selected, lang);
+    let Some(painter) = painter else { return response };
+    let (rect, visuals) = (response.rect, ui.visuals());
+    let mark = Rect::from_center_size(rect.left_center() + vec2(12.0, 0.0), vec2(18.0, 18.0));
+    painter.rect_filled(mark, 4.0, visuals.hyperlink_color);
+    painter.text(mark.center(), Align2::CENTER_CENTER, "#", FontId::proportional(12.5), Color32::WHITE);
+    let online = model.online_members(info.room);
+    let detail = tr!(lang, "rooms.members_count", count = info.members.len(), online = online);
+    row_text(&painter, rect, &info.name, &detail, visuals.strong_text_color(), visuals.weak_text_color());
+    response
+}
+
+/// A row's name and detail line, right of its dot or mark.
+fn row_text(painter: &egui::Painter, rect: Rect, name: &str, detail: &str, color: Color32, weak: Color32) {
     let left = rect.left() + 26.0;
     painter.text(
         egui::pos2(left, rect.top() + 4.0),
         Align2::LEFT_TOP,
-        &entry.name,
+        name,
         FontId::proportional(14.5),
-        text_color,
+        color,
     );
+    painter.text(
+        egui::pos2(left, rect.top() + 22.0),
+        Align2::LEFT_TOP,
+        detail,
+        FontId::proportional(11.5),
+        weak,
+    );
+}
+
+/// The unread count at a row's right end, if any.
+fn badge(painter: &egui::Painter, rect: Rect, unread: u64) {
+    if unread == 0 {
+        return;
+    }
+    let count = if unread > 99 { String::from("99+") } else { unread.to_string() };
+    let galley = painter.layout_no_wrap(count, FontId::proportional(11.5), Color32::WHITE);
+    let size = vec2(galley.size().x.max(galley.size().y) + 8.0, galley.size().y + 4.0);
+    let badge = Rect::from_center_size(rect.right_center() - vec2(size.x / 2.0 + 8.0, 0.0), size);
+    painter.rect(
+        badge,
+        size.y / 2.0,
+        Color32::from_rgb(0xd0, 0x40, 0x40),
+        Stroke::NONE,
+        egui::StrokeKind::Inside,
+    );
+    painter.galley(badge.center() - galley.size() / 2.0, galley, Color32::WHITE);
+}
+
+fn peer_row(ui: &mut Ui, entry: &PeerEntry, selected: bool, lang: Lang) -> egui::Response {
+    let (response, painter) = list_row(ui, &entry.name, entry.unread, selected, lang);
+    let Some(painter) = painter else { return response };
+    let (rect, visuals) = (response.rect, ui.visuals());
+    let text_color = if entry.online { visuals.strong_text_color() } else { visuals.weak_text_color() };
+    let dot = rect.left_center() + vec2(12.0, 0.0);
+    painter.circle_filled(dot, 5.0, status_color(entry.online, entry.status));
     let mut detail = entry.host.clone();
     if let Some(client) = &entry.client {
         detail = format!("{detail} · {client}");
@@ -238,27 +368,7 @@ fn peer_row(ui: &mut Ui, entry: &PeerEntry, selected: bool, lang: Lang) -> egui:
     if !entry.online {
         detail = format!("{detail} · {}", tr!(lang, "peers.offline"));
     }
-    painter.text(
-        egui::pos2(left, rect.top() + 22.0),
-        Align2::LEFT_TOP,
-        detail,
-        FontId::proportional(11.5),
-        visuals.weak_text_color(),
-    );
-    if entry.unread > 0 {
-        let count = if entry.unread > 99 { String::from("99+") } else { entry.unread.to_string() };
-        let galley = painter.layout_no_wrap(count, FontId::proportional(11.5), Color32::WHITE);
-        let size = vec2(galley.size().x.max(galley.size().y) + 8.0, galley.size().y + 4.0);
-        let badge = Rect::from_center_size(rect.right_center() - vec2(size.x / 2.0 + 8.0, 0.0), size);
-        painter.rect(
-            badge,
-            size.y / 2.0,
-            Color32::from_rgb(0xd0, 0x40, 0x40),
-            Stroke::NONE,
-            egui::StrokeKind::Inside,
-        );
-        painter.galley(badge.center() - galley.size() / 2.0, galley, Color32::WHITE);
-    }
+    row_text(&painter, rect, &entry.name, &detail, text_color, visuals.weak_text_color());
     response
 }
 

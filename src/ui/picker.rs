@@ -7,7 +7,7 @@ use eframe::egui;
 use egui_file::FileDialog;
 
 use super::i18n::Lang;
-use crate::node::PeerId;
+use crate::node::{PeerId, RoomId};
 use crate::tr;
 
 /// What the picked paths are for.
@@ -17,6 +17,10 @@ pub enum Purpose {
     SendFiles(Vec<PeerId>),
     /// A folder to send to these peers.
     SendFolder(Vec<PeerId>),
+    /// Files to post to a room.
+    RoomFiles(RoomId),
+    /// A folder to post to a room.
+    RoomFolder(RoomId),
     /// The new download folder (settings).
     DownloadFolder,
 }
@@ -31,8 +35,10 @@ impl Picker {
     /// Opens a picker for `purpose`, starting in `start`.
     pub fn open(purpose: Purpose, start: PathBuf, lang: Lang) -> Picker {
         let dialog = match purpose {
-            Purpose::SendFiles(_) => FileDialog::open_file().multi_select(true),
-            Purpose::SendFolder(_) | Purpose::DownloadFolder => FileDialog::select_folder(),
+            Purpose::SendFiles(_) | Purpose::RoomFiles(_) => FileDialog::open_file().multi_select(true),
+            Purpose::SendFolder(_) | Purpose::RoomFolder(_) | Purpose::DownloadFolder => {
+                FileDialog::select_folder()
+            }
         };
         let mut dialog = dialog
             .initial_path(start)

@@ -1,6 +1,7 @@
 //! Transfer cards: an incoming offer with Accept / Decline, and running or finished transfers
 //! with progress, speed, time left, cancel, retry and "open folder". The same card shows in the
-//! conversation (offers of that peer) and in the transfers panel (all of them).
+//! conversation (offers of that peer), in a room (offers of files posted there) and in the
+//! transfers panel (all of them).
 
 use eframe::egui::{self, Color32, RichText, Ui};
 
@@ -9,7 +10,7 @@ use super::model::{Model, TransferView};
 use super::text::clock_duration;
 use crate::node::human_bytes;
 use crate::node::{Direction, TransferState, Trust};
-use crate::node::{PeerId, TransferId};
+use crate::node::{PeerId, RoomId, TransferId, TransferInfo};
 use crate::tr;
 
 /// What the user asked for on a card.
@@ -27,13 +28,26 @@ pub enum TransferAction {
     OpenFolder,
 }
 
-/// Offers from `peer` waiting for an answer, as cards; returns what was clicked.
+/// Offers from `peer` waiting for an answer, as cards (those of files posted to a room show
+/// in the room); returns what was clicked.
 pub fn offers_from(ui: &mut Ui, model: &Model, peer: PeerId, lang: Lang) -> Option<TransferAction> {
+    waiting_offers(ui, model, lang, |info| info.peer == peer && info.room.is_none())
+}
+
+/// Offers of files posted to `room` waiting for an answer, as cards.
+pub fn room_offers(ui: &mut Ui, model: &Model, room: RoomId, lang: Lang) -> Option<TransferAction> {
+    waiting_offers(ui, model, lang, |info| info.room.is_some_and(|posted| posted.room == room))
+}
+
+fn waiting_offers(
+    ui: &mut Ui,
+    model: &Model,
+    lang: Lang,
+    shown: impl Fn(&TransferInfo) -> bool,
+) -> Option<TransferAction> {
     let mut action = None;
     for view in model.transfers.iter().filter(|v| {
-        v.info.peer == peer
-            && v.info.direction == Direction::Incoming
-            && v.info.state == TransferState::Offered
+        shown(&v.info) && v.info.direction == Direction::Incoming && v.info.state == TransferState::Offered
     }) {
         action = action.or(card(ui, model, view, lang));
     }
@@ -121,7 +135,8 @@ fn card(ui: &mut Ui, model: &Model, view: &TransferView, lang: Lang) -> Option<T
     action
 }
 
-fn state_text(view: &TransferView, lang: Lang) -> String {
+/// Where a transfer stands, in words.
+pub fn state_text(view: &TransferView, lang: Lang) -> String {
     let key = match (view.info.state, view.info.direction) {
         (TransferState::Offered, Direction::Incoming) => "transfers.state.offered_in",
         (TransferState::Offered, Direction::Outgoing) => "transfers.state.offered_out",

@@ -364,3 +364,72 @@ fn a_taken_port_is_explained_and_the_window_offers_a_free_one() {
     assert_ne!(app.node().local_addr().port(), net.port);
     assert!(harness.query_by_label("Welcome to Pigeon").is_some());
 }
+
+#[test]
+fn a_room_made_in_the_window_gets_posts_both_ways_shows_unread_and_can_be_left() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let (mut window, mut bo) = ana_and_bo(&net, &dirs.path().join("ana"), &dirs.path().join("bo"));
+    window.click("+ New room…");
+    window.harness.step();
+    window.harness.get_by_role_and_label(Role::TextInput, "Room name").type_text("Sales 销售");
+    window.harness.get_by_role_and_label(Role::CheckBox, "Bo").click();
+    window.click("Create");
+    let room = bo.expect(SHORT, "the room", |event| match event {
+        Event::RoomUpdated { room, .. } if room.name == "Sales 销售" => Some(room.room),
+        _ => None,
+    });
+    window.until("the room, opened", |h| {
+        h.query_all_by_label("Sales 销售").count() == 2 && h.query_by_label("2 members · 2 online").is_some()
+    });
+
+    // The cursor is in the room's box already.
+    window.harness.get_by_role(Role::MultilineTextInput).type_text("hello room");
+    window.harness.step();
+    window.harness.key_press(Key::Enter);
+    window.until("ana's post in the room", |h| h.query_by_label("hello room").is_some());
+    bo.expect(SHORT, "ana's post", |event| match event {
+        Event::RoomPosted { post, .. } if post.text == "hello room" => Some(()),
+        _ => None,
+    });
+    bo.send(&Command::RoomSend { room, text: "hi from bo".into(), tag: None });
+    window.until("bo's post in the open room", |h| h.query_by_label("hi from bo").is_some());
+    let bo_id = bo.id;
+    bo.expect(SHORT, "ana has read it", |event| match event {
+        Event::RoomRead { reader, .. } if *reader != bo_id => Some(()),
+        _ => None,
+    });
+    bo.send(&Command::RoomMarkRead { room });
+    window.until("ana's post read by bo", |h| h.query_by_label("read by 1 of 1").is_some());
+
+    // Away in a conversation, a post shows as unread on the room's row until it is opened.
+    window.click("Bo");
+    bo.send(&Command::RoomSend { room, text: "are you there?".into(), tag: None });
+    window.until("the room's unread badge", |h| h.query_by_label("Sales 销售, 1 unread").is_some());
+    assert_eq!(window.harness.state().model().total_unread(), 1);
+    window.click("Sales 销售, 1 unread");
+    window.until("the post, read", |h| {
+        h.query_by_label("are you there?").is_some()
+            && h.query_by_role_and_label(Role::Button, "Sales 销售").is_some()
+    });
+    assert_eq!(window.harness.state().model().total_unread(), 0);
+
+    // Leaving asks first; then bo sees ana gone and the room leaves ana's list.
+    window.click("Leave");
+    window.harness.step();
+    window
+        .harness
+        .query_all_by_role_and_label(Role::Button, "Leave")
+        .last()
+        .expect("the dialog's Leave")
+        .click();
+    window.harness.step();
+    bo.expect(SHORT, "ana left", |event| match event {
+        Event::RoomUpdated { room: info, .. } if info.room == room && info.members.len() == 1 => Some(()),
+        _ => None,
+    });
+    window.until("the room gone from the list", |h| {
+        h.query_by_role_and_label(Role::Button, "Sales 销售").is_none()
+            && h.query_by_label("▼ Rooms  0").is_some()
+    });
+}
