@@ -16,7 +16,7 @@ use super::transfers::{self, TransferAction};
 use crate::node::{Direction, PeerId, PostedIn, RoomId, Status, TransferState, display_path, human_bytes};
 use crate::tr;
 
-/// Narrowest the conversation gets before the member list folds away by itself.
+/// Narrowest the posts get with the member list beside them: below, the list starts folded.
 const MIN_POSTS_WIDTH: f32 = 360.0;
 
 /// What the user asked for in the pane or its dialogs.
@@ -41,22 +41,16 @@ pub enum RoomAction {
 }
 
 /// State of the pane that lives across frames.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RoomPane {
-    /// The member list is shown.
-    members_open: bool,
+    /// The user's choice to show the member list; without one it shows when there is room.
+    members_choice: Option<bool>,
     /// The rename dialog is open, with this text.
     rename: Option<String>,
     /// The "leave?" dialog is open.
     leaving: bool,
     /// Scroll state per room.
     views: HashMap<RoomId, ChatView>,
-}
-
-impl Default for RoomPane {
-    fn default() -> RoomPane {
-        RoomPane { members_open: true, rename: None, leaving: false, views: HashMap::new() }
-    }
 }
 
 impl RoomPane {
@@ -72,7 +66,12 @@ impl RoomPane {
         let mut actions = Vec::new();
         let Some(entry) = model.rooms.get(&room) else { return actions };
         let (name, joined) = (entry.info.name.clone(), entry.info.joined);
-        self.header(ui, model, room, lang);
+        let roomy = ui.available_width() >= MIN_POSTS_WIDTH + 180.0;
+        let mut members_open = self.members_choice.unwrap_or(roomy);
+        self.header(ui, model, room, &mut members_open, lang);
+        if members_open != self.members_choice.unwrap_or(roomy) {
+            self.members_choice = Some(members_open);
+        }
         ui.separator();
         egui::Panel::bottom("room-compose").resizable(false).show(ui, |ui| {
             ui.add_space(4.0);
@@ -87,8 +86,7 @@ impl RoomPane {
             }
             ui.add_space(4.0);
         });
-        let roomy = ui.available_width() >= MIN_POSTS_WIDTH + 180.0;
-        if self.members_open && joined && roomy {
+        if members_open && joined {
             egui::Panel::right("room-members").resizable(true).default_size(190.0).min_size(150.0).show(
                 ui,
                 |ui| {
@@ -119,7 +117,7 @@ impl RoomPane {
         actions
     }
 
-    fn header(&mut self, ui: &mut Ui, model: &Model, room: RoomId, lang: Lang) {
+    fn header(&mut self, ui: &mut Ui, model: &Model, room: RoomId, members_open: &mut bool, lang: Lang) {
         let Some(entry) = model.rooms.get(&room) else { return };
         let info = &entry.info;
         ui.horizontal(|ui| {
@@ -137,7 +135,7 @@ impl RoomPane {
                 if ui.button(tr!(lang, "rooms.rename")).clicked() {
                     self.rename = Some(info.name.clone());
                 }
-                ui.toggle_value(&mut self.members_open, tr!(lang, "rooms.members"));
+                ui.toggle_value(members_open, tr!(lang, "rooms.members"));
             });
         });
     }
@@ -260,7 +258,13 @@ fn posts_ui(ui: &mut Ui, model: &Model, room: RoomId, chat: &mut RoomChat, view:
             let names: Vec<String> = files.names.iter().map(|n| display_path(n)).collect();
             let posted = PostedIn { room, seq: post.seq };
             let state = files_state(model, posted, post.author, outgoing, lang);
-            format!("📎 {} · {}: {}\n{state}", files.files, human_bytes(files.bytes), names.join(", "))
+            let size = human_bytes(files.bytes);
+            let count = if files.files == 1 {
+                tr!(lang, "rooms.one_file", size = size)
+            } else {
+                tr!(lang, "rooms.files_count", count = files.files, size = size)
+            };
+            format!("📎 {}\n{count} · {state}", names.join(", "))
         });
         Some(Bubble {
             sender: model.member_name(room, post.author),
@@ -289,9 +293,13 @@ fn files_state(model: &Model, posted: PostedIn, author: PeerId, ours: bool, lang
         }
         return tr!(lang, "rooms.files_received", count = done, total = offers.len()).into_owned();
     }
-    mine.find(|t| t.info.direction == Direction::Incoming && t.info.peer == author)
-        .map(|view| transfers::state_text(view, lang))
-        .unwrap_or_default()
+    match mine.find(|t| t.info.direction == Direction::Incoming && t.info.peer == author) {
+        Some(view) if view.info.state == TransferState::Offered => {
+            tr!(lang, "rooms.files_answer").into_owned()
+        }
+        Some(view) => transfers::state_text(view, lang),
+        None => tr!(lang, "rooms.files_not_offered").into_owned(),
+    }
 }
 
 /// The "new room" dialog: a name and members picked from the Pigeon peers.
