@@ -429,6 +429,74 @@ fn history_read_by(daemon: &mut Daemon, room: RoomId) -> Vec<Vec<PeerId>> {
     })
 }
 
+/// Post latency benchmark (scripts/bench-rooms.sh, root): a room of 50 members on 50 hosts
+/// of a namespace lab; one member posts PIGEON_ROOM_LATENCY_POSTS posts (default 100), one at
+/// a time, each once every member has stored the one before. Prints p50/p99 of the time from
+/// the post to all 49 others having stored it, and the poster's CPU per post.
+/// Posts of the latency benchmark reported apart, as the connections' warm-up.
+const COLD_POSTS: usize = 5;
+
+#[test]
+#[ignore = "benchmark: scripts/bench-rooms.sh"]
+fn bench_post_latency() {
+    let posts: usize =
+        std::env::var("PIGEON_ROOM_LATENCY_POSTS").ok().and_then(|n| n.parse().ok()).unwrap_or(100);
+    let hosts = 50;
+    let Some(lab) = crate::lab::lab_or_skip("rl", hosts) else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let mut members: Vec<Daemon> = (0..hosts)
+        .map(|i| {
+            let flags = vec!["--data-dir".into(), dirs.path().join(format!("h{i}")).display().to_string()];
+            Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags)
+        })
+        .collect();
+    let ids: Vec<PeerId> = members.iter().map(|m| m.id).collect();
+    members[0].expect_peers_within(&ids[1..], std::time::Duration::from_secs(60));
+    members[0].send(&Command::RoomCreate { name: "Everyone".into(), members: ids[1..].to_vec(), tag: None });
+    let room = created(&mut members[0], "Everyone").room;
+    for member in &mut members[1..] {
+        created(member, "Everyone");
+    }
+    let (poster, others) = members.split_first_mut().unwrap();
+    // A first post warms up every connection; it is not counted.
+    let mut latencies = Vec::with_capacity(posts);
+    let cpu_before = crate::util::cpu_time(poster.pid());
+    for n in 0..=posts {
+        let text = format!("post {n}: lunch is at noon today");
+        let started = std::time::Instant::now();
+        poster.send(&Command::RoomSend { room, text: text.clone(), tag: None });
+        for member in others.iter_mut() {
+            posted(member, room, &text);
+        }
+        if n > 0 {
+            latencies.push(started.elapsed());
+        }
+    }
+    let cpu = crate::util::cpu_time(poster.pid()) - cpu_before;
+    // The first posts can meet connections still opening between members that only just
+    // found each other; they are reported apart.
+    let settled: Vec<std::time::Duration> = latencies.iter().skip(COLD_POSTS).copied().collect();
+    let percentile = |sorted: &[std::time::Duration], share: f64| {
+        sorted[((sorted.len() as f64 * share) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
+    };
+    let cold = latencies.iter().take(COLD_POSTS).max().copied().unwrap_or_default();
+    latencies.sort();
+    let mut settled = settled;
+    settled.sort();
+    println!(
+        "| members | posts | to all stored: p50 | p99 | first {COLD_POSTS} posts, slowest | after them: p50 | p99 | poster CPU per post |"
+    );
+    println!(
+        "| {hosts} | {posts} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} ms |",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        cold.as_secs_f64() * 1e3,
+        percentile(&settled, 0.5),
+        percentile(&settled, 0.99),
+        cpu.as_secs_f64() * 1e3 / (posts + 1) as f64,
+    );
+}
+
 /// Catch-up benchmark (scripts/bench-rooms.sh): a member that was away while 10,000 posts
 /// were made catches up from another; prints the time, the bytes its events take against
 /// the bytes of their texts, and the CPU both spent.
