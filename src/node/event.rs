@@ -246,6 +246,13 @@ pub struct Stats {
     /// not a member asking for a room's events.
     #[serde(default)]
     pub room_events_refused: u64,
+    /// Bytes of room events frames received, as framed (compressed; encryption adds 16
+    /// bytes per record of up to 64 KiB).
+    #[serde(default)]
+    pub room_bytes_received: u64,
+    /// Room events received in frames, second copies included (compare with the posts held).
+    #[serde(default)]
+    pub room_events_received: u64,
     /// Events dropped because a consumer did not keep up.
     pub dropped_events: u64,
     /// Peers online now.

@@ -152,7 +152,7 @@ impl Frame {
             Frame::Chunk(bytes) => (KIND_CHUNK, bytes.clone()),
             Frame::FileEnd(end) => (KIND_FILE_END, json(end)),
             Frame::Done(done) => (KIND_DONE, json(done)),
-            Frame::RoomEvents(events) => (KIND_ROOM_EVENTS, json(events)),
+            Frame::RoomEvents(events) => (KIND_ROOM_EVENTS, deflate(&json(events))),
             Frame::RoomSync(sync) => (KIND_ROOM_SYNC, json(sync)),
             Frame::Unknown { kind } => (*kind, Vec::new()),
         };
@@ -177,6 +177,32 @@ fn json<T: Serialize>(value: &T) -> Vec<u8> {
 
 fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
     Ok(serde_json::from_slice(payload)?)
+}
+
+/// How hard room events are compressed: level 1 already removes what repeats from event to
+/// event (room, author, key); higher levels cost the sender more for little (docs/BENCHMARKS.md).
+const DEFLATE_LEVEL: u8 = 1;
+
+/// Room events travel compressed (raw DEFLATE): every event repeats its room, author and
+/// key, and signatures in hex are half redundancy. Only members' events share a frame, so
+/// a peer that could sway the compressed size by what it writes can read the rest anyway.
+fn deflate(json: &[u8]) -> Vec<u8> {
+    miniz_oxide::deflate::compress_to_vec(json, DEFLATE_LEVEL)
+}
+
+/// The JSON of a compressed payload, never more than [`MAX_FRAME_PAYLOAD`] bytes of it (a
+/// few compressed bytes can stand for gigabytes).
+fn inflate(payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    miniz_oxide::inflate::decompress_to_vec_with_limit(payload, MAX_FRAME_PAYLOAD).map_err(|err| {
+        match err.status {
+            miniz_oxide::inflate::TINFLStatus::HasMoreOutput => DecodeError::TooLarge {
+                what: "room events",
+                len: MAX_FRAME_PAYLOAD + 1,
+                max: MAX_FRAME_PAYLOAD,
+            },
+            _ => DecodeError::InvalidField("room events (not DEFLATE)"),
+        }
+    })
 }
 
 /// Decodes the first frame in `buf`: `Ok(Some((frame, consumed)))`, `Ok(None)` when more
@@ -229,7 +255,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
         KIND_CHUNK => Frame::Chunk(payload.to_vec()),
         KIND_FILE_END => Frame::FileEnd(parse(payload)?),
         KIND_ROOM_EVENTS => {
-            let events: RoomEvents = parse(payload)?;
+            let events: RoomEvents = parse(&inflate(payload)?)?;
             events.validate()?;
             Frame::RoomEvents(events)
         }
@@ -331,6 +357,25 @@ mod tests {
         let (frame, used) = decode(&bytes).unwrap().unwrap();
         assert_eq!(frame, Frame::Unknown { kind: 0x63 });
         assert_eq!(used, 11);
+    }
+
+    #[test]
+    fn room_events_travel_compressed_and_a_payload_inflating_past_the_limit_is_refused() {
+        let room = crate::protocol::ids::RoomId::from_bytes([3; 16]);
+        let empty = Frame::RoomEvents(RoomEvents { room, events: Vec::new(), more: true });
+        let bytes = empty.encode();
+        assert_eq!(decode(&bytes).unwrap().unwrap().0, empty);
+        assert!(!bytes[HEADER_LEN..].starts_with(b"{"), "not plain JSON");
+        // Two MiB of spaces (valid JSON padding) compress to a few kilobytes.
+        let bomb = deflate(&vec![b' '; 2 * MAX_FRAME_PAYLOAD]);
+        let len = u32::try_from(bomb.len()).unwrap();
+        let mut frame = encode_header(Header { kind: KIND_ROOM_EVENTS, len: bomb.len() }).to_vec();
+        frame.extend_from_slice(&bomb);
+        assert!(len < 16 * 1024);
+        assert!(matches!(decode(&frame), Err(DecodeError::TooLarge { what: "room events", .. })));
+        let mut garbage = encode_header(Header { kind: KIND_ROOM_EVENTS, len: 4 }).to_vec();
+        garbage.extend_from_slice(b"\xff\xff\xff\xff");
+        assert!(matches!(decode(&garbage), Err(DecodeError::InvalidField(_))));
     }
 
     #[test]

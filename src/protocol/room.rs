@@ -311,6 +311,38 @@ impl Clone for WireEvent {
     }
 }
 
+/// Bytes of events (JSON and signature) a frame carries at most, so that a frame of the
+/// longest posts still fits [`MAX_FRAME_PAYLOAD`](super::frame::MAX_FRAME_PAYLOAD) once
+/// wrapped (room id, `more`, quoting), whatever it compresses to.
+pub const MAX_EVENT_BYTES_PER_FRAME: usize = super::frame::MAX_FRAME_PAYLOAD - 16 * 1024;
+
+/// What wrapping one event in a frame adds to its JSON and signature (`{"event":,"sig":""},`).
+const EVENT_WRAPPING_BYTES: usize = 24;
+
+/// Splits events, in their order, into frames of at most [`MAX_EVENTS_PER_FRAME`] events
+/// and [`MAX_EVENT_BYTES_PER_FRAME`] bytes (a frame of 256 posts of 64 KiB would be 16 MiB,
+/// which no receiver takes).
+pub fn into_frames(events: Vec<WireEvent>) -> Vec<Vec<WireEvent>> {
+    let mut frames: Vec<Vec<WireEvent>> = Vec::new();
+    let mut bytes = 0;
+    for event in events {
+        let size = event.event.get().len() + event.sig.len() + EVENT_WRAPPING_BYTES;
+        match frames.last_mut() {
+            Some(frame)
+                if frame.len() < MAX_EVENTS_PER_FRAME && bytes + size <= MAX_EVENT_BYTES_PER_FRAME =>
+            {
+                bytes += size;
+                frame.push(event);
+            }
+            _ => {
+                bytes = size;
+                frames.push(vec![event]);
+            }
+        }
+    }
+    frames
+}
+
 /// Body of the `room_events` frame: events of one room, new or asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomEvents {
@@ -378,12 +410,26 @@ impl RoomSync {
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, reason = "in tests a panic is a failure report")]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::secure::Identity;
 
     fn member(identity: &Identity, name: &str) -> Member {
         Member { id: identity.peer_id(), key: identity.public(), name: name.into() }
+    }
+
+    /// A post by `author` in `room`, numbered and timed `seq`, as it travels.
+    pub(crate) fn signed_post(author: &Identity, room: RoomId, seq: u64, text: String) -> WireEvent {
+        let body = EventBody {
+            room,
+            author: author.peer_id(),
+            key: author.public(),
+            seq,
+            lamport: seq,
+            sent_at_ms: 0,
+            change: Change::Post { text, files: None },
+        };
+        SignedEvent::sign(body, author).to_wire()
     }
 
     pub(crate) fn create(ana: &Identity, members: Vec<Member>) -> SignedEvent {
@@ -420,6 +466,23 @@ mod tests {
         let forged = json.replace("Sales", "Sa1es");
         let forged: RoomEvents = serde_json::from_str(&forged).unwrap();
         assert_eq!(forged.events[0].verify(), Err(DecodeError::InvalidField("room event signature")));
+    }
+
+    #[test]
+    fn frames_hold_at_most_256_events_and_never_more_bytes_than_a_receiver_takes() {
+        let ana = Identity::from_private([1; 32]);
+        let room = RoomId::from_bytes([2; 16]);
+        let post = |seq: u64, len: usize| signed_post(&ana, room, seq, "x".repeat(len));
+        let small: Vec<usize> =
+            into_frames((1..=300).map(|seq| post(seq, 10)).collect()).iter().map(Vec::len).collect();
+        assert_eq!(small, [256, 44]);
+        let long = into_frames((1..=40).map(|seq| post(seq, 60_000)).collect());
+        assert!(long.len() > 2);
+        for frame in &long {
+            let json = serde_json::to_vec(&RoomEvents { room, events: frame.clone(), more: true }).unwrap();
+            assert!(json.len() <= crate::protocol::frame::MAX_FRAME_PAYLOAD, "{} bytes", json.len());
+        }
+        assert_eq!(long.iter().map(Vec::len).sum::<usize>(), 40);
     }
 
     #[test]

@@ -135,6 +135,8 @@ impl Hub {
             dropped_events: self.core.sinks.dropped,
             offers_refused: self.core.offers_refused,
             room_events_refused: self.core.room_events_refused,
+            room_bytes_received: self.core.room_bytes_received,
+            room_events_received: self.core.room_events_received,
             peers_online: self.core.peers.len(),
             ..Stats::default()
         };

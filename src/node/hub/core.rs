@@ -79,6 +79,10 @@ pub struct Core {
     pub offers_refused: u64,
     /// Room events refused (see `Stats::room_events_refused`).
     pub room_events_refused: u64,
+    /// Bytes of room events frames received (see `Stats::room_bytes_received`).
+    pub room_bytes_received: u64,
+    /// Room events received in frames (see `Stats::room_events_received`).
+    pub room_events_received: u64,
     /// Group rooms.
     pub rooms: super::rooms::Rooms,
     /// Our profile.
@@ -123,6 +127,8 @@ impl Core {
         Ok(Core {
             offers_refused: 0,
             room_events_refused: 0,
+            room_bytes_received: 0,
+            room_events_received: 0,
             rooms,
             me,
             store,

@@ -16,7 +16,7 @@ use crate::protocol::ids::{PeerId, RoomId};
 use crate::protocol::room::PostedIn;
 use crate::protocol::room::{
     Change, EventBody, MAX_EVENTS_PER_FRAME, MAX_FRAMES_PER_ANSWER, MAX_MEMBERS, MAX_SHARED_NAMES,
-    MAX_SYNC_ROOMS, Member, RoomEvents, RoomHave, RoomSync, SharedFiles, SignedEvent, room_id,
+    MAX_SYNC_ROOMS, Member, RoomEvents, RoomHave, RoomSync, SharedFiles, SignedEvent, into_frames, room_id,
 };
 use crate::protocol::transfer::{Entry, EntryKind};
 use crate::secure::Identity;
@@ -411,7 +411,9 @@ impl Core {
 
     /// Events of `room` that `from` sent (signatures already checked): each one is kept only
     /// if its author is or was named a member; the rest are refused and counted. Returns
-    /// whether to ask again (the frame says more is left, and it was taken).
+    /// whether to ask again: the frame says more is left, and it brought something new (one
+    /// that brought nothing new is a second answer to the same question, as when both ends
+    /// sent their holdings at once; asking again for it would double every answer after).
     pub fn room_events_received(
         &mut self,
         from: PeerId,
@@ -453,7 +455,7 @@ impl Core {
             .map(|(key, _)| key)
             .collect();
         self.tell_room_changes(room, &before, &inserted, None);
-        more
+        more && !inserted.is_empty()
     }
 
     /// The first events of a room we did not know: kept if they start a room (its create)
@@ -518,13 +520,14 @@ impl Core {
                 .collect();
             // The create first: a member new to the room can place nothing before it.
             missing.sort_by_key(|event| !matches!(event.body.change, Change::Create { .. }));
-            let missing: Vec<_> = missing.into_iter().map(SignedEvent::to_wire).collect();
-            let frames = missing.len().div_ceil(MAX_EVENTS_PER_FRAME);
-            let more = missing.len() == limit;
-            let mut missing = missing.into_iter();
-            for n in 0..frames {
-                let events: Vec<_> = missing.by_ref().take(MAX_EVENTS_PER_FRAME).collect();
-                let more = more && n + 1 == frames;
+            let taken = missing.len();
+            let mut frames = into_frames(missing.into_iter().map(SignedEvent::to_wire).collect());
+            // Long posts make more frames than the answer carries: the rest is asked for again.
+            let more = taken == limit || frames.len() > MAX_FRAMES_PER_ANSWER;
+            frames.truncate(MAX_FRAMES_PER_ANSWER);
+            let last = frames.len();
+            for (n, events) in frames.into_iter().enumerate() {
+                let more = more && n + 1 == last;
                 self.intents
                     .push_back(Intent::Room(from, RoomFrame::Events(RoomEvents { room, events, more })));
             }

@@ -173,9 +173,10 @@ fn secure_and_read(
         // Signatures of room events are checked here, on the connection's own thread: a
         // catch-up of thousands costs the hub nothing but storing them.
         let report = match frame {
-            Frame::RoomEvents(events) => {
-                Report::RoomEvents { conn: id, checked: CheckedEvents::check(&events) }
-            }
+            Frame::RoomEvents(events) => Report::RoomEvents {
+                conn: id,
+                checked: CheckedEvents::check(&events, reader.last_frame_bytes),
+            },
             frame => Report::Frame { conn: id, frame },
         };
         if net.send(report).is_err() {
@@ -255,6 +256,8 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
     /// Offset of the first unconsumed byte in `buf`.
     start: usize,
+    /// Bytes the frame handed out last took, header included.
+    last_frame_bytes: usize,
 }
 
 impl<R: Read> FrameReader<SecureReader<R>> {
@@ -267,7 +270,7 @@ impl<R: Read> FrameReader<SecureReader<R>> {
 impl<R: Read> FrameReader<R> {
     /// Wraps a byte source.
     pub fn new(inner: R) -> Self {
-        FrameReader { inner, buf: Vec::with_capacity(READ_CHUNK), start: 0 }
+        FrameReader { inner, buf: Vec::with_capacity(READ_CHUNK), start: 0, last_frame_bytes: 0 }
     }
 
     /// The next frame, `None` at a clean end of stream (between frames).
@@ -276,6 +279,7 @@ impl<R: Read> FrameReader<R> {
             let pending = self.buf.get(self.start..).unwrap_or_default();
             if let Some((frame, used)) = frame::decode(pending)? {
                 self.start += used;
+                self.last_frame_bytes = used;
                 return Ok(Some(frame));
             }
             if self.start > 0 {

@@ -8,10 +8,11 @@ use std::time::Instant;
 use super::{Dial, Native};
 use crate::node::hub::core::Core;
 use crate::node::hub::rooms::RoomFrame;
+use crate::protocol::DecodeError;
 use crate::protocol::frame::Frame;
 use crate::protocol::ids::PeerId;
 use crate::protocol::ids::RoomId;
-use crate::protocol::room::{RoomEvents, SignedEvent, Verifiers};
+use crate::protocol::room::{RoomEvents, SignedEvent, Verifiers, WireEvent};
 
 /// A room events frame whose signatures were checked (on the connection's reader thread).
 pub struct CheckedEvents {
@@ -23,16 +24,40 @@ pub struct CheckedEvents {
     pub events: Vec<SignedEvent>,
     /// How many did not verify (dropped, counted).
     pub refused: usize,
+    /// The frame's size as it came (compressed).
+    pub wire_bytes: usize,
 }
 
+/// Events checked per helper thread at least: below, a thread costs more than it saves.
+const EVENTS_PER_CHECKER: usize = 64;
+
 impl CheckedEvents {
-    /// Checks every event of `frame`.
-    pub fn check(frame: &RoomEvents) -> CheckedEvents {
+    /// Checks every event of `frame`, spread over the machine's cores (a catch-up is a run
+    /// of full frames, and checking signatures is most of its cost: see docs/BENCHMARKS.md).
+    pub fn check(frame: &RoomEvents, wire_bytes: usize) -> CheckedEvents {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let parts = cores.min(frame.events.len() / EVENTS_PER_CHECKER).max(1);
+        let chunk = frame.events.len().div_ceil(parts).max(1);
+        let checked: Vec<Vec<Result<SignedEvent, DecodeError>>> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = frame.events[chunk.min(frame.events.len())..]
+                .chunks(chunk)
+                .map(|part| {
+                    let helper = std::thread::Builder::new().name("pigeon-verify".into());
+                    (part, helper.spawn_scoped(scope, move || check_all(part)))
+                })
+                .collect();
+            let mut checked = vec![check_all(&frame.events[..chunk.min(frame.events.len())])];
+            for (part, helper) in helpers {
+                // A helper that could not start (or panicked) leaves its part to this thread.
+                let result = helper.ok().and_then(|helper| helper.join().ok());
+                checked.push(result.unwrap_or_else(|| check_all(part)));
+            }
+            checked
+        });
         let mut events = Vec::with_capacity(frame.events.len());
         let mut refused = 0;
-        let mut keys = Verifiers::default();
-        for wire in &frame.events {
-            match wire.verify_with(&mut keys) {
+        for result in checked.into_iter().flatten() {
+            match result {
                 Ok(event) => events.push(event),
                 Err(err) => {
                     refused += 1;
@@ -40,8 +65,13 @@ impl CheckedEvents {
                 }
             }
         }
-        CheckedEvents { room: frame.room, more: frame.more, events, refused }
+        CheckedEvents { room: frame.room, more: frame.more, events, refused, wire_bytes }
     }
+}
+
+fn check_all(events: &[WireEvent]) -> Vec<Result<SignedEvent, DecodeError>> {
+    let mut keys = Verifiers::default();
+    events.iter().map(|wire| wire.verify_with(&mut keys)).collect()
 }
 
 impl Native {
@@ -54,6 +84,8 @@ impl Native {
 
     pub(super) fn on_room_events(&mut self, core: &mut Core, peer: PeerId, checked: CheckedEvents) {
         core.room_events_refused += checked.refused as u64;
+        core.room_bytes_received += checked.wire_bytes as u64;
+        core.room_events_received += (checked.events.len() + checked.refused) as u64;
         let room = checked.room;
         if core.room_events_received(peer, room, checked.events, checked.more) {
             // The answer left events out: ask for the rest.
@@ -82,5 +114,27 @@ impl Native {
             let addr = link.tcp_addr();
             self.dial(core, Dial::Peer(peer), addr);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::room::tests::signed_post;
+    use crate::secure::Identity;
+
+    #[test]
+    fn a_frame_checked_on_several_threads_keeps_its_order_and_drops_only_the_forged_event() {
+        let ana = Identity::from_private([1; 32]);
+        let room = RoomId::from_bytes([2; 16]);
+        let post = |seq: u64| signed_post(&ana, room, seq, format!("post {seq}"));
+        let mut events: Vec<WireEvent> = (1..=256).map(post).collect();
+        // One event late in the frame (another thread's part) carries another's signature.
+        events[200].sig = events[10].sig.clone();
+        let checked = CheckedEvents::check(&RoomEvents { room, events, more: true }, 0);
+        assert_eq!((checked.refused, checked.more), (1, true));
+        let seqs: Vec<u64> = checked.events.iter().map(|event| event.body.seq).collect();
+        let expected: Vec<u64> = (1..=256).filter(|&seq| seq != 201).collect();
+        assert_eq!(seqs, expected);
     }
 }
