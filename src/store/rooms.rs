@@ -35,18 +35,15 @@ impl Store {
         Ok(())
     }
 
-    /// Every stored room event, checked again (a damaged row is left out with a warning).
+    /// Every stored room event, decoded again (a damaged row is left out with a warning; its
+    /// signature was checked when it arrived).
     pub fn room_events(&self) -> Result<Vec<(RoomId, SignedEvent)>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT json, sig FROM room_events")?;
         let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
         let mut events = Vec::new();
-        let mut keys = crate::protocol::room::Verifiers::default();
         for row in rows {
             let (json, sig) = row?;
-            let checked = serde_json::value::RawValue::from_string(json)
-                .map_err(crate::protocol::DecodeError::from)
-                .and_then(|event| crate::protocol::room::WireEvent { event, sig }.verify_with(&mut keys));
-            match checked {
+            match SignedEvent::from_store(json, &sig) {
                 Ok(event) => events.push((event.body.room, event)),
                 Err(err) => log::warn!("left out a stored room event: {err}"),
             }

@@ -594,22 +594,28 @@ fn bench_catch_up() {
     let (bo_cpu, cy_cpu) = (crate::util::cpu_time(bo.pid()) - bo_cpu, crate::util::cpu_time(cy.pid()));
     let wire_bytes = cy.stats().room_bytes_received;
     cy.stop();
+    // A node holding them starts (loads and decodes every event) in:
+    let restarted = std::time::Instant::now();
+    let cy = Daemon::start("cy", &net.flags(3, 3, &cy_dir));
+    let start_time = restarted.elapsed();
+    cy.stop();
     let db = rusqlite::Connection::open(cy_dir.join(pigeon::node::HISTORY_FILE)).unwrap();
     let event_bytes: i64 = db
         .query_row("SELECT SUM(LENGTH(json) + LENGTH(sig)) FROM room_events", [], |row| row.get(0))
         .unwrap();
     let text_bytes: usize = (0..posts).map(|n| text(n).len()).sum();
     println!(
-        "| posts | catch-up (from start) | from first post | on the wire / texts | stored / texts | CPU sender | CPU receiver |"
+        "| posts | catch-up (from start) | from first post | on the wire / texts | stored / texts | CPU sender | CPU receiver | restart holding them |"
     );
     println!(
-        "| {posts} | {:.2} s | {:.2} s | {wire_bytes} / {text_bytes} B ({:.2}×) | {event_bytes} B ({:.1}×) | {:.2} s | {:.2} s |",
+        "| {posts} | {:.2} s | {:.2} s | {wire_bytes} / {text_bytes} B ({:.2}×) | {event_bytes} B ({:.1}×) | {:.2} s | {:.2} s | {:.2} s |",
         took.as_secs_f64(),
         (took - first.unwrap_or_default()).as_secs_f64(),
         wire_bytes as f64 / text_bytes as f64,
         event_bytes as f64 / text_bytes as f64,
         bo_cpu.as_secs_f64(),
         cy_cpu.as_secs_f64(),
+        start_time.as_secs_f64(),
     );
 }
 
