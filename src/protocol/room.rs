@@ -235,7 +235,7 @@ impl SignedEvent {
 
     /// An event read back from our own store, where only checked events go (or ours): its
     /// JSON is decoded and its limits checked, its signature not again — that took a node
-    /// 1.5 s per 10,000 events at every start. Whoever it is relayed to checks it anyway.
+    /// a second per 10,000 events at every start. Whoever it is relayed to checks it anyway.
     pub fn from_store(json: String, sig: &str) -> Result<SignedEvent, DecodeError> {
         let signature = super::ids::parse_hex::<SIGNATURE_BYTES>(sig)
             .ok_or(DecodeError::InvalidField("room event signature"))?;
