@@ -90,18 +90,47 @@ impl Settings {
         }
     }
 
-    /// Writes the settings file whole or not at all.
-    pub fn write(&self, path: &Path) -> Result<(), ConfigError> {
-        let write_err = |source| ConfigError::Write { path: path.to_path_buf(), source };
-        let text = toml::to_string_pretty(self).map_err(|err| write_err(std::io::Error::other(err)))?;
-        if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder).map_err(write_err)?;
+    /// Changes the settings file by `change`, writing only the keys whose values it
+    /// changed: the rest stays as the file had it, and a default the file leaves out stays
+    /// out (so a value in effect for one session, or a default of today, is never saved
+    /// by a change to something else).
+    pub fn update_file(path: &Path, change: impl FnOnce(&mut Settings)) -> Result<(), ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        };
+        let parse_err = |source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) };
+        let mut file: toml::Table = toml::from_str(&text).map_err(parse_err)?;
+        let before: Settings = toml::from_str(&text).map_err(parse_err)?;
+        let mut after = before.clone();
+        change(&mut after);
+        let table = |settings: &Settings| toml::Table::try_from(settings).unwrap_or_default();
+        let (old, new) = (table(&before), table(&after));
+        let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for key in keys {
+            if old.get(key) != new.get(key) {
+                match new.get(key) {
+                    Some(value) => file.insert(key.clone(), value.clone()),
+                    None => file.remove(key),
+                };
+            }
         }
-        // A crash mid-write leaves the old file, never half a new one.
-        let partial = path.with_extension("toml.partial");
-        std::fs::write(&partial, text).map_err(write_err)?;
-        std::fs::rename(&partial, path).map_err(write_err)
+        write_atomically(path, &toml::to_string_pretty(&file))
     }
+}
+
+/// Writes `text` (or the reason it could not be made) to `path` whole or not at all.
+fn write_atomically(path: &Path, text: &Result<String, toml::ser::Error>) -> Result<(), ConfigError> {
+    let write_err = |source| ConfigError::Write { path: path.to_path_buf(), source };
+    let text = text.as_ref().map_err(|err| write_err(std::io::Error::other(err.to_string())))?;
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(write_err)?;
+    }
+    // A crash mid-write leaves the old file, never half a new one.
+    let partial = path.with_extension("toml.partial");
+    std::fs::write(&partial, text).map_err(write_err)?;
+    std::fs::rename(&partial, path).map_err(write_err)
 }
 
 impl Default for Settings {
@@ -201,15 +230,31 @@ mod tests {
     }
 
     #[test]
-    fn saved_settings_load_back() {
+    fn saved_settings_load_back_and_only_what_changed_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::load(Some(dir.path())).unwrap();
-        let mut settings = config.settings.clone();
-        settings.name = String::from("飞鸽 Ana");
-        settings.targets = vec![String::from("10.8.0.255")];
-        settings.language = Some(String::from("zh-CN"));
-        settings.write(&config.config_file).unwrap();
-        assert_eq!(Config::load(Some(dir.path())).unwrap().settings, settings);
+        std::fs::write(&config.config_file, "group = \"R&D\"\n").unwrap();
+        let change = |settings: &mut Settings| {
+            settings.name = String::from("飞鸽 Ana");
+            settings.targets = vec![String::from("10.8.0.255")];
+            settings.language = Some(String::from("zh-CN"));
+        };
+        Settings::update_file(&config.config_file, change).unwrap();
+        let mut expected = Settings { group: String::from("R&D"), ..Settings::default() };
+        change(&mut expected);
+        assert_eq!(Config::load(Some(dir.path())).unwrap().settings, expected);
+        let file: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&config.config_file).unwrap()).unwrap();
+        let keys: Vec<&str> = file.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["group", "language", "name", "targets"],
+            "no default written (bind, broadcast, ipmsg…)"
+        );
+        // Back to "follow the system": the key goes.
+        Settings::update_file(&config.config_file, |settings| settings.language = None).unwrap();
+        let text = std::fs::read_to_string(&config.config_file).unwrap();
+        assert!(!text.contains("language") && text.contains("name"), "{text}");
     }
 
     #[test]

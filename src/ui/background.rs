@@ -89,10 +89,7 @@ fn run(job: Job) -> Option<Outcome> {
         Job::SaveSettings(file, patch) => {
             // Patch what is on disk, not what is in effect: flags given for this session only
             // must not be saved.
-            let saved = Settings::read(&file).and_then(|mut settings| {
-                patch.apply(&mut settings);
-                settings.write(&file)
-            });
+            let saved = Settings::update_file(&file, |settings| patch.apply(settings));
             Some(Outcome::SettingsSaved(saved.map_err(|err: ConfigError| err.to_string())))
         }
         Job::Notify { summary, body } => {
