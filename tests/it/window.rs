@@ -207,6 +207,9 @@ fn a_new_display_name_from_settings_reaches_the_other_node_and_the_settings_file
     });
     let saved = std::fs::read_to_string(&config_file).unwrap();
     assert!(!saved.contains(&net.ip(1).to_string()), "the session's address is not saved: {saved}");
+    // Nor any other value the user did not touch (this window runs without broadcast).
+    let keys: toml::Table = toml::from_str(&saved).unwrap();
+    assert_eq!(keys.keys().collect::<Vec<_>>(), ["name"], "only the name changed: {saved}");
 }
 
 /// A file dropped from the desktop, as winit reports it.
