@@ -367,7 +367,7 @@ mod tests {
         let room = room_id(ana.id(), &nonce);
         let mut list: Vec<Member> = members.iter().map(|m| m.member()).collect();
         list.push(ana.member());
-        let nonce = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let nonce = crate::protocol::ids::to_hex(&nonce);
         (room, ana.make(room, 1, Change::Create { nonce, name: "Sales".into(), members: list }))
     }
 

@@ -295,10 +295,6 @@ mod tests {
         }
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     #[test]
     fn documented_examples_decode_and_reencode_byte_exactly() {
         let announce = Datagram::Announce(ana()).encode(&ana_identity());
@@ -307,7 +303,7 @@ mod tests {
         let (body, signature) = body.split_at(body.len() - SIGNATURE_BYTES);
         assert_eq!(std::str::from_utf8(body).unwrap(), ANNOUNCE_BODY);
         // Signatures are deterministic: the one printed in docs/PROTOCOL.md.
-        assert_eq!(hex(signature), ANNOUNCE_SIGNATURE);
+        assert_eq!(crate::protocol::ids::to_hex(signature), ANNOUNCE_SIGNATURE);
         assert_eq!(Datagram::decode(&announce).unwrap(), Datagram::Announce(ana()));
         let goodbye = Goodbye { id: ana().id, key: ana().key, seq: 1_764_633_601_000 };
         let bye = Datagram::Goodbye(goodbye.clone()).encode(&ana_identity());

@@ -152,7 +152,7 @@ impl Frame {
             Frame::Chunk(bytes) => (KIND_CHUNK, bytes.clone()),
             Frame::FileEnd(end) => (KIND_FILE_END, json(end)),
             Frame::Done(done) => (KIND_DONE, json(done)),
-            Frame::RoomEvents(events) => (KIND_ROOM_EVENTS, deflate(json(events))),
+            Frame::RoomEvents(events) => (KIND_ROOM_EVENTS, compress(json(events))),
             Frame::RoomSync(sync) => (KIND_ROOM_SYNC, json(sync)),
             Frame::Unknown { kind } => (*kind, Vec::new()),
         };
@@ -193,7 +193,7 @@ const COMPRESS_FROM: usize = 4 * 1024;
 /// key, and signatures in hex are half redundancy. Only members' events share a frame, so
 /// a peer that could sway the compressed size by what it writes can read the rest anyway.
 /// A zlib stream never starts with `{`, so the receiver tells the two apart.
-fn deflate(json: Vec<u8>) -> Vec<u8> {
+fn compress(json: Vec<u8>) -> Vec<u8> {
     if json.len() < COMPRESS_FROM {
         return json;
     }
@@ -202,7 +202,7 @@ fn deflate(json: Vec<u8>) -> Vec<u8> {
 
 /// The JSON of a payload, inflated if it is compressed, never to more than
 /// [`MAX_FRAME_PAYLOAD`] bytes (a few compressed bytes can stand for gigabytes).
-fn inflate(payload: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, DecodeError> {
+fn decompress(payload: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, DecodeError> {
     if payload.first() == Some(&b'{') {
         return Ok(std::borrow::Cow::Borrowed(payload));
     }
@@ -265,7 +265,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
         KIND_CHUNK => Frame::Chunk(payload.to_vec()),
         KIND_FILE_END => Frame::FileEnd(parse(payload)?),
         KIND_ROOM_EVENTS => {
-            let events: RoomEvents = parse(&inflate(payload)?)?;
+            let events: RoomEvents = parse(&decompress(payload)?)?;
             events.validate()?;
             Frame::RoomEvents(events)
         }
@@ -373,7 +373,8 @@ mod tests {
     fn room_events_travel_compressed_and_a_payload_inflating_past_the_limit_is_refused() {
         let room = crate::protocol::ids::RoomId::from_bytes([3; 16]);
         let ana = crate::secure::Identity::from_private([1; 32]);
-        let post = |seq| crate::protocol::room::tests::signed_post(&ana, room, seq, format!("post {seq}"));
+        let post =
+            |seq| crate::protocol::room::tests::signed_post(&ana, room, seq, format!("post {seq}")).to_wire();
         let short = Frame::RoomEvents(RoomEvents { room, events: vec![post(1)], more: false });
         let long = Frame::RoomEvents(RoomEvents { room, events: (1..=40).map(post).collect(), more: true });
         for (frame, plain) in [(short, true), (long, false)] {
@@ -382,7 +383,7 @@ mod tests {
             assert_eq!(decode(&bytes).unwrap().unwrap().0, frame);
         }
         // Two MiB of spaces (valid JSON padding) compress to a few kilobytes.
-        let bomb = deflate(vec![b' '; 2 * MAX_FRAME_PAYLOAD]);
+        let bomb = compress(vec![b' '; 2 * MAX_FRAME_PAYLOAD]);
         let len = u32::try_from(bomb.len()).unwrap();
         let mut frame = encode_header(Header { kind: KIND_ROOM_EVENTS, len: bomb.len() }).to_vec();
         frame.extend_from_slice(&bomb);
@@ -478,7 +479,7 @@ mod tests {
                 })
                 .collect();
             let end = TransferEnd { transfer_id, reason, failed };
-            let blake3 = hash.iter().map(|b| format!("{b:02x}")).collect();
+            let blake3 = crate::protocol::ids::to_hex(&hash);
             for frame in [
                 Frame::Offer(Offer { transfer_id, entries, room: None }),
                 Frame::Decline(end.clone()),

@@ -85,6 +85,11 @@ hex_id!(
     RoomId
 );
 
+/// Bytes as lower-case hex digits, two per byte (what [`parse_hex`] reads back).
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Parses exactly `2 * N` hex digits (either case) into `N` bytes.
 pub(crate) fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     let digits = text.as_bytes();

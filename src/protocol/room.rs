@@ -237,10 +237,8 @@ impl SignedEvent {
     /// JSON is decoded and its limits checked, its signature not again — that took a node
     /// a second per 10,000 events at every start. Whoever it is relayed to checks it anyway.
     pub fn from_store(json: String, sig: &str) -> Result<SignedEvent, DecodeError> {
-        let signature = super::ids::parse_hex::<SIGNATURE_BYTES>(sig)
-            .ok_or(DecodeError::InvalidField("room event signature"))?;
-        let body: EventBody = serde_json::from_str(&json)?;
-        body.validate()?;
+        let signature = parse_signature(sig)?;
+        let body = decode_body(&json)?;
         Ok(SignedEvent { body, json, signature })
     }
 
@@ -255,15 +253,7 @@ impl SignedEvent {
         signature: Signature,
         keys: &mut Verifiers,
     ) -> Result<SignedEvent, DecodeError> {
-        if json.len() > MAX_TEXT_BYTES + 4096 {
-            return Err(DecodeError::TooLarge {
-                what: "room event",
-                len: json.len(),
-                max: MAX_TEXT_BYTES + 4096,
-            });
-        }
-        let body: EventBody = serde_json::from_str(json)?;
-        body.validate()?;
+        let body = decode_body(json)?;
         let verifier = keys.0.entry(body.key).or_insert_with(|| body.key.verifier());
         let message = [SIGNING_CONTEXT, json.as_bytes()].concat();
         if !verifier.as_ref().is_some_and(|verifier| verifier.verifies(&message, &signature)) {
@@ -275,8 +265,27 @@ impl SignedEvent {
     /// The form of the event inside frames (and in the store).
     pub fn to_wire(&self) -> WireEvent {
         let event = RawValue::from_string(self.json.clone()).expect("our own JSON is JSON");
-        WireEvent { event, sig: self.signature.iter().map(|b| format!("{b:02x}")).collect() }
+        WireEvent { event, sig: super::ids::to_hex(&self.signature) }
     }
+}
+
+/// An event's body from its JSON, within the limits a decoder enforces.
+fn decode_body(json: &str) -> Result<EventBody, DecodeError> {
+    if json.len() > MAX_TEXT_BYTES + 4096 {
+        return Err(DecodeError::TooLarge {
+            what: "room event",
+            len: json.len(),
+            max: MAX_TEXT_BYTES + 4096,
+        });
+    }
+    let body: EventBody = serde_json::from_str(json)?;
+    body.validate()?;
+    Ok(body)
+}
+
+/// A signature from its 128 hex digits.
+fn parse_signature(sig: &str) -> Result<Signature, DecodeError> {
+    super::ids::parse_hex::<SIGNATURE_BYTES>(sig).ok_or(DecodeError::InvalidField("room event signature"))
 }
 
 /// An event in a frame: the author's JSON, untouched, beside its signature in hex.
@@ -297,9 +306,7 @@ impl WireEvent {
     /// Verifies it, reusing the authors' keys of earlier checks (a frame of one author's
     /// events turns the key into its checking form once).
     pub fn verify_with(&self, keys: &mut Verifiers) -> Result<SignedEvent, DecodeError> {
-        let signature = super::ids::parse_hex::<SIGNATURE_BYTES>(&self.sig)
-            .ok_or(DecodeError::InvalidField("room event signature"))?;
-        SignedEvent::verify_with(self.event.get(), signature, keys)
+        SignedEvent::verify_with(self.event.get(), parse_signature(&self.sig)?, keys)
     }
 }
 
@@ -330,28 +337,32 @@ pub const MAX_EVENT_BYTES_PER_FRAME: usize = super::frame::MAX_FRAME_PAYLOAD - 1
 /// What wrapping one event in a frame adds to its JSON and signature (`{"event":,"sig":""},`).
 const EVENT_WRAPPING_BYTES: usize = 24;
 
-/// Splits events, in their order, into frames of at most [`MAX_EVENTS_PER_FRAME`] events
-/// and [`MAX_EVENT_BYTES_PER_FRAME`] bytes (a frame of 256 posts of 64 KiB would be 16 MiB,
-/// which no receiver takes).
-pub fn into_frames(events: Vec<WireEvent>) -> Vec<Vec<WireEvent>> {
+/// Packs events, in their order, into at most `max_frames` frames of at most
+/// [`MAX_EVENTS_PER_FRAME`] events and [`MAX_EVENT_BYTES_PER_FRAME`] bytes (a frame of 256
+/// posts of 64 KiB would be 16 MiB, which no receiver takes). Only the events packed are
+/// turned into their wire form; returns the frames and whether events were left over.
+pub fn into_frames<'a>(
+    events: impl IntoIterator<Item = &'a SignedEvent>,
+    max_frames: usize,
+) -> (Vec<Vec<WireEvent>>, bool) {
     let mut frames: Vec<Vec<WireEvent>> = Vec::new();
     let mut bytes = 0;
     for event in events {
-        let size = event.event.get().len() + event.sig.len() + EVENT_WRAPPING_BYTES;
-        match frames.last_mut() {
-            Some(frame)
-                if frame.len() < MAX_EVENTS_PER_FRAME && bytes + size <= MAX_EVENT_BYTES_PER_FRAME =>
-            {
-                bytes += size;
-                frame.push(event);
-            }
-            _ => {
-                bytes = size;
-                frames.push(vec![event]);
-            }
+        let size = event.json.len() + 2 * SIGNATURE_BYTES + EVENT_WRAPPING_BYTES;
+        let fits = frames.last().is_some_and(|frame| {
+            frame.len() < MAX_EVENTS_PER_FRAME && bytes + size <= MAX_EVENT_BYTES_PER_FRAME
+        });
+        if let (true, Some(frame)) = (fits, frames.last_mut()) {
+            bytes += size;
+            frame.push(event.to_wire());
+        } else if frames.len() == max_frames {
+            return (frames, true);
+        } else {
+            bytes = size;
+            frames.push(vec![event.to_wire()]);
         }
     }
-    frames
+    (frames, false)
 }
 
 /// Body of the `room_events` frame: events of one room, new or asked for.
@@ -429,8 +440,8 @@ pub(crate) mod tests {
         Member { id: identity.peer_id(), key: identity.public(), name: name.into() }
     }
 
-    /// A post by `author` in `room`, numbered and timed `seq`, as it travels.
-    pub(crate) fn signed_post(author: &Identity, room: RoomId, seq: u64, text: String) -> WireEvent {
+    /// A post by `author` in `room`, numbered and timed `seq`.
+    pub(crate) fn signed_post(author: &Identity, room: RoomId, seq: u64, text: String) -> SignedEvent {
         let body = EventBody {
             room,
             author: author.peer_id(),
@@ -440,7 +451,7 @@ pub(crate) mod tests {
             sent_at_ms: 0,
             change: Change::Post { text, files: None },
         };
-        SignedEvent::sign(body, author).to_wire()
+        SignedEvent::sign(body, author)
     }
 
     pub(crate) fn create(ana: &Identity, members: Vec<Member>) -> SignedEvent {
@@ -453,7 +464,7 @@ pub(crate) mod tests {
             lamport: 1,
             sent_at_ms: 5,
             change: Change::Create {
-                nonce: nonce.iter().map(|b| format!("{b:02x}")).collect(),
+                nonce: crate::protocol::ids::to_hex(&nonce),
                 name: "Sales".into(),
                 members,
             },
@@ -484,11 +495,14 @@ pub(crate) mod tests {
         let ana = Identity::from_private([1; 32]);
         let room = RoomId::from_bytes([2; 16]);
         let post = |seq: u64, len: usize| signed_post(&ana, room, seq, "x".repeat(len));
-        let small: Vec<usize> =
-            into_frames((1..=300).map(|seq| post(seq, 10)).collect()).iter().map(Vec::len).collect();
-        assert_eq!(small, [256, 44]);
-        let long = into_frames((1..=40).map(|seq| post(seq, 60_000)).collect());
-        assert!(long.len() > 2);
+        let short: Vec<SignedEvent> = (1..=300).map(|seq| post(seq, 10)).collect();
+        let (frames, left) = into_frames(&short, usize::MAX);
+        assert_eq!((frames.iter().map(Vec::len).collect::<Vec<_>>(), left), (vec![256, 44], false));
+        let (frames, left) = into_frames(&short, 1);
+        assert_eq!((frames.len(), frames[0].len(), left), (1, 256, true), "only what fits is packed");
+        let long: Vec<SignedEvent> = (1..=40).map(|seq| post(seq, 60_000)).collect();
+        let (long, left) = into_frames(&long, usize::MAX);
+        assert!(long.len() > 2 && !left);
         for frame in &long {
             let json = serde_json::to_vec(&RoomEvents { room, events: frame.clone(), more: true }).unwrap();
             assert!(json.len() <= crate::protocol::frame::MAX_FRAME_PAYLOAD, "{} bytes", json.len());

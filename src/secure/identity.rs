@@ -130,7 +130,7 @@ fn write_private(path: &Path, private: &[u8; KEY_BYTES]) -> io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file: File = options.open(&temporary)?;
-    let hex: String = private.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::protocol::ids::to_hex(private);
     file.write_all(format!("{hex}\n").as_bytes())?;
     file.sync_all()?;
     fs::rename(&temporary, path)

@@ -21,7 +21,7 @@ impl Store {
                  ON CONFLICT DO NOTHING",
             )?;
             for event in events {
-                let sig: String = event.signature.iter().map(|b| format!("{b:02x}")).collect();
+                let sig = crate::protocol::ids::to_hex(&event.signature);
                 insert.execute(params![
                     event.body.room.to_string(),
                     event.body.author.to_string(),

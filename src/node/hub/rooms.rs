@@ -172,7 +172,7 @@ impl Core {
         }
         let nonce: [u8; 16] = crate::node::random_id(|bytes| bytes);
         let room = room_id(self.rooms.identity.peer_id(), &nonce);
-        let nonce = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let nonce = crate::protocol::ids::to_hex(&nonce);
         let change = Change::Create { nonce, name: name.to_owned(), members: list };
         self.room_act(room, change, tag, origin);
     }
@@ -520,11 +520,9 @@ impl Core {
                 .collect();
             // The create first: a member new to the room can place nothing before it.
             missing.sort_by_key(|event| !matches!(event.body.change, Change::Create { .. }));
-            let taken = missing.len();
-            let mut frames = into_frames(missing.into_iter().map(SignedEvent::to_wire).collect());
-            // Long posts make more frames than the answer carries: the rest is asked for again.
-            let more = taken == limit || frames.len() > MAX_FRAMES_PER_ANSWER;
-            frames.truncate(MAX_FRAMES_PER_ANSWER);
+            // Long posts make more frames than an answer carries: the rest is asked for again.
+            let (frames, left) = into_frames(missing.iter().copied(), MAX_FRAMES_PER_ANSWER);
+            let more = missing.len() == limit || left;
             let last = frames.len();
             for (n, events) in frames.into_iter().enumerate() {
                 let more = more && n + 1 == last;

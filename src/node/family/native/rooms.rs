@@ -127,7 +127,7 @@ mod tests {
     fn a_frame_checked_on_several_threads_keeps_its_order_and_drops_only_the_forged_event() {
         let ana = Identity::from_private([1; 32]);
         let room = RoomId::from_bytes([2; 16]);
-        let post = |seq: u64| signed_post(&ana, room, seq, format!("post {seq}"));
+        let post = |seq: u64| signed_post(&ana, room, seq, format!("post {seq}")).to_wire();
         let mut events: Vec<WireEvent> = (1..=256).map(post).collect();
         // One event late in the frame (another thread's part) carries another's signature.
         events[200].sig = events[10].sig.clone();
