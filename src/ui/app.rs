@@ -588,8 +588,7 @@ impl PigeonApp {
                 footer: None,
             })
         };
-        let near_top =
-            conversation::show(ui, &mut chat.rows, &mut chat.prepended, view, bubble_at, self.lang);
+        let near_top = conversation::show(ui, &mut chat.rows, &mut 0, view, bubble_at, self.lang);
         if near_top && chat.has_more && !chat.loading {
             chat.loading = true;
             let before = chat.oldest_seq();
@@ -729,7 +728,7 @@ impl PigeonApp {
         };
         let room = self.open_room.filter(|_| row_target.is_none());
         if hovering {
-            let room_name = room.and_then(|room| self.model.rooms.get(&room)).map(|r| r.info.name.clone());
+            let room_name = room.and_then(|room| self.model.rooms.get(&room)).map(|r| r.name.clone());
             let text = if let Some(name) = room_name {
                 tr!(self.lang, "files.drop_to", names = name).into_owned()
             } else if targets.is_empty() {

@@ -188,15 +188,6 @@ impl RowMeta {
     }
 }
 
-/// A group room as the window lists it.
-#[derive(Debug, Clone)]
-pub struct RoomEntry {
-    /// What the node said about it last.
-    pub info: RoomInfo,
-    /// Posts by others not read yet.
-    pub unread: usize,
-}
-
 /// The posts of one room, in the room's order (the same at every member).
 #[derive(Debug, Default)]
 pub struct RoomChat {
@@ -204,8 +195,6 @@ pub struct RoomChat {
     pub posts: Vec<RoomPost>,
     /// In step with `posts`, as for a conversation.
     pub rows: Vec<RowMeta>,
-    /// Posts added at the front (never: history comes whole; kept for the shared view).
-    pub prepended: usize,
     /// The whole history was loaded.
     pub loaded: bool,
     /// A history request is on its way.
@@ -299,8 +288,9 @@ pub struct Model {
     pub peers: BTreeMap<PeerId, PeerEntry>,
     /// Conversations loaded so far.
     pub chats: HashMap<PeerId, Chat>,
-    /// Group rooms we hold (also those we left).
-    pub rooms: BTreeMap<RoomId, RoomEntry>,
+    /// Group rooms we hold (also those we left), as the node said, with `unread` kept up to
+    /// date here as posts arrive and are read.
+    pub rooms: BTreeMap<RoomId, RoomInfo>,
     /// Posts of the rooms opened so far (and posts that arrived since start).
     pub room_chats: HashMap<RoomId, RoomChat>,
     /// Transfers, newest first.
@@ -463,7 +453,7 @@ impl Model {
 
     /// Members of `room` online now, us included.
     pub fn online_members(&self, room: RoomId) -> usize {
-        self.rooms.get(&room).map_or(0, |r| r.info.members.iter().filter(|m| self.is_online(m.id)).count())
+        self.rooms.get(&room).map_or(0, |r| r.members.iter().filter(|m| self.is_online(m.id)).count())
     }
 
     /// The name to show for a room member: as we know the peer, else as it was added.
@@ -471,7 +461,7 @@ impl Model {
         if let Some(entry) = self.peers.get(&member) {
             return entry.name.clone();
         }
-        let added = self.rooms.get(&room).and_then(|r| r.info.members.iter().find(|m| m.id == member));
+        let added = self.rooms.get(&room).and_then(|r| r.members.iter().find(|m| m.id == member));
         match added {
             Some(found) if !found.name.is_empty() => found.name.clone(),
             _ => short_id(member),
@@ -515,8 +505,7 @@ impl Model {
     }
 
     fn upsert_room(&mut self, info: RoomInfo) {
-        let unread = info.unread;
-        self.rooms.insert(info.room, RoomEntry { info, unread });
+        self.rooms.insert(info.room, info);
     }
 
     fn room_post(&mut self, room: RoomId, post: RoomPost) -> Option<Arrival> {
@@ -526,7 +515,7 @@ impl Model {
         }
         let entry = self.rooms.get_mut(&room)?;
         entry.unread += 1;
-        let room_name = entry.info.name.clone();
+        let room_name = entry.name.clone();
         let name = format!("{} · {room_name}", self.member_name(room, author));
         Some(Arrival { peer: author, room: Some(room), name, text, offer: false })
     }

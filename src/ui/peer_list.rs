@@ -9,9 +9,9 @@ use eframe::egui::{
 };
 
 use super::i18n::Lang;
-use super::model::{Model, PeerEntry, RoomEntry};
+use super::model::{Model, PeerEntry};
 use crate::node::Status;
-use crate::node::{PeerId, RoomId};
+use crate::node::{PeerId, RoomId, RoomInfo};
 use crate::tr;
 
 /// Height of every row (group headers included), so only visible rows are laid out.
@@ -113,7 +113,7 @@ enum Row<'a> {
     Group { name: &'a str, online: usize, total: usize },
     Peer(&'a PeerEntry),
     Rooms { count: usize },
-    Room(&'a RoomEntry),
+    Room(&'a RoomInfo),
     NewRoom,
 }
 
@@ -162,8 +162,8 @@ impl PeerList {
                         }
                     }
                     Row::Room(entry) => {
-                        if room_row(ui, model, entry, open_room == Some(entry.info.room), lang).clicked() {
-                            output.clicked_room = Some(entry.info.room);
+                        if room_row(ui, model, entry, open_room == Some(entry.room), lang).clicked() {
+                            output.clicked_room = Some(entry.room);
                         }
                     }
                     Row::NewRoom => {
@@ -196,12 +196,12 @@ impl PeerList {
     /// and peers that match the filter.
     fn rows<'a>(&self, model: &'a Model, order: &mut Vec<PeerId>) -> Vec<Row<'a>> {
         let needle = self.filter.trim().to_lowercase();
-        let mut rooms: Vec<&RoomEntry> = model
+        let mut rooms: Vec<&RoomInfo> = model
             .rooms
             .values()
-            .filter(|r| r.info.joined && (needle.is_empty() || r.info.name.to_lowercase().contains(&needle)))
+            .filter(|r| r.joined && (needle.is_empty() || r.name.to_lowercase().contains(&needle)))
             .collect();
-        rooms.sort_by_cached_key(|r| (r.info.name.to_lowercase(), r.info.room));
+        rooms.sort_by_cached_key(|r| (r.name.to_lowercase(), r.room));
         let mut rows = Vec::with_capacity(model.peers.len() + rooms.len() + 10);
         if needle.is_empty() || !rooms.is_empty() {
             rows.push(Row::Rooms { count: rooms.len() });
@@ -302,9 +302,8 @@ fn list_row(
     (response, Some(painter))
 }
 
-fn room_row(ui: &mut Ui, model: &Model, entry: &RoomEntry, selected: bool, lang: Lang) -> egui::Response {
-    let info = &entry.info;
-    let (response, painter) = list_row(ui, &info.name, entry.unread as u64, selected, lang);
+fn room_row(ui: &mut Ui, model: &Model, info: &RoomInfo, selected: bool, lang: Lang) -> egui::Response {
+    let (response, painter) = list_row(ui, &info.name, info.unread as u64, selected, lang);
     let Some(painter) = painter else { return response };
     let (rect, visuals) = (response.rect, ui.visuals());
     let mark = Rect::from_center_size(rect.left_center() + vec2(12.0, 0.0), vec2(18.0, 18.0));

@@ -65,7 +65,7 @@ impl RoomPane {
     ) -> Vec<RoomAction> {
         let mut actions = Vec::new();
         let Some(entry) = model.rooms.get(&room) else { return actions };
-        let (name, joined) = (entry.info.name.clone(), entry.info.joined);
+        let (name, joined) = (entry.name.clone(), entry.joined);
         let roomy = ui.available_width() >= MIN_POSTS_WIDTH + 180.0;
         let mut members_open = self.members_choice.unwrap_or(roomy);
         self.header(ui, model, room, &mut members_open, lang);
@@ -118,8 +118,7 @@ impl RoomPane {
     }
 
     fn header(&mut self, ui: &mut Ui, model: &Model, room: RoomId, members_open: &mut bool, lang: Lang) {
-        let Some(entry) = model.rooms.get(&room) else { return };
-        let info = &entry.info;
+        let Some(info) = model.rooms.get(&room) else { return };
         ui.horizontal(|ui| {
             ui.heading(&info.name);
             let online = model.online_members(room);
@@ -190,7 +189,7 @@ impl RoomPane {
 }
 
 fn members_ui(ui: &mut Ui, model: &Model, room: RoomId, lang: Lang) -> Option<RoomAction> {
-    let info = &model.rooms.get(&room)?.info;
+    let info = model.rooms.get(&room)?;
     let mut action = None;
     ui.add_space(6.0);
     ui.strong(tr!(lang, "rooms.members"));
@@ -239,7 +238,7 @@ fn members_ui(ui: &mut Ui, model: &Model, room: RoomId, lang: Lang) -> Option<Ro
 }
 
 fn posts_ui(ui: &mut Ui, model: &Model, room: RoomId, chat: &mut RoomChat, view: &mut ChatView, lang: Lang) {
-    let members = model.rooms.get(&room).map_or(0, |r| r.info.members.len());
+    let members = model.rooms.get(&room).map_or(0, |r| r.members.len());
     let posts = &chat.posts;
     let bubble_at = |index: usize| {
         let post = posts.get(index)?;
@@ -278,7 +277,7 @@ fn posts_ui(ui: &mut Ui, model: &Model, room: RoomId, chat: &mut RoomChat, view:
         })
     };
     // Rooms load whole: there are never older posts to ask for.
-    conversation::show(ui, &mut chat.rows, &mut chat.prepended, view, bubble_at, lang);
+    conversation::show(ui, &mut chat.rows, &mut 0, view, bubble_at, lang);
 }
 
 /// Where the files of a post stand for us: our offer's state (we received it), or how many
