@@ -86,7 +86,7 @@ hex_id!(
 );
 
 /// Bytes as lower-case hex digits, two per byte (what [`parse_hex`] reads back).
-pub fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
