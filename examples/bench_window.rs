@@ -91,7 +91,7 @@ fn main() {
         harness.state_mut().apply(Event::PeerJoined { peer: peer(n) });
     }
     let messages: Vec<ChatMessage> = (0..MESSAGES).map(|n| message(talker.id, n)).collect();
-    harness.state_mut().apply(Event::History { peer: talker.id, messages, has_more: false });
+    harness.state_mut().apply(Event::History { peer: talker.id, messages, has_more: false, after: None });
     println!("filled {PEERS} peers and {MESSAGES} messages in {:?}", started.elapsed());
     harness.step();
     harness.get_by_label(&talker.name).click();

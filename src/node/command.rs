@@ -47,6 +47,10 @@ pub enum Command {
         /// Only messages with a `seq` below this (omit for the newest page).
         #[serde(default)]
         before: Option<i64>,
+        /// Instead, the page of messages right after this `seq` (towards the present), for a
+        /// conversation opened at an older message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<i64>,
         /// Page size, at most 500.
         #[serde(default = "default_page")]
         limit: usize,
@@ -54,8 +58,11 @@ pub enum Command {
     /// Search all history for a text; answered by
     /// [`Event::SearchResults`](super::Event::SearchResults).
     Search {
-        /// Text to look for (case-insensitive for ASCII).
+        /// Text to look for (case-insensitive).
         query: String,
+        /// Only in the conversation with this peer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<PeerId>,
         /// Most results, at most 500.
         #[serde(default = "default_page")]
         limit: usize,

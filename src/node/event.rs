@@ -351,8 +351,11 @@ pub enum Event {
         peer: PeerId,
         /// Oldest first.
         messages: Vec<ChatMessage>,
-        /// Whether older messages exist beyond this page.
+        /// Whether older messages exist beyond this page (newer ones, for a page `after`).
         has_more: bool,
+        /// The request's `after`: this page follows that message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<i64>,
     },
     /// Answer to `search`.
     SearchResults {

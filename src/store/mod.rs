@@ -189,6 +189,9 @@ fn known_peer(row: &Row<'_>, at: [usize; 6]) -> rusqlite::Result<Result<KnownPee
     })())
 }
 
+/// Characters in the pieces the search index is made of (SQLite's trigram tokenizer).
+const TRIGRAM: usize = 3;
+
 const MESSAGE_COLUMNS: &str = "seq, msg_id, peer, outgoing, text, sent_at_ms, state, unconfirmed_sender";
 
 impl Store {
@@ -427,14 +430,59 @@ impl Store {
         .collect()
     }
 
-    /// Messages whose text contains `query` (case-insensitive for ASCII), newest first.
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
+    /// The `limit` messages with `peer` that come right after `after`, oldest first (a page
+    /// towards the present, for a conversation opened at a search result).
+    pub fn history_after(
+        &self,
+        peer: PeerId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        self.messages(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE peer = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ),
+            params![peer.to_string(), after, to_sql_int(limit)],
+        )
+    }
+
+    /// Messages whose text contains `query` (case-insensitive), newest first; only those
+    /// with `peer` when one is given.
+    ///
+    /// Three characters or more are looked up in the trigram index, so the time depends on
+    /// the matches, not on the size of the history. Shorter queries (a two-character Chinese
+    /// word, say) cannot use a trigram index: they read the history from the newest message
+    /// back and stop at `limit` matches.
+    pub fn search(
+        &self,
+        query: &str,
+        peer: Option<PeerId>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let peer = peer.map(|peer| peer.to_string());
+        if query.chars().count() >= TRIGRAM {
+            let phrase = format!("\"{}\"", query.replace('"', "\"\""));
+            return self.messages(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM (
+                        SELECT m.* FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid
+                        WHERE messages_fts MATCH ?1 AND (?2 IS NULL OR m.peer = ?2)
+                        ORDER BY messages_fts.rowid DESC LIMIT ?3
+                    )"
+                ),
+                params![phrase, peer, to_sql_int(limit)],
+            );
+        }
         let pattern = format!("%{}%", escape_like(query));
         self.messages(
             &format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE text LIKE ?1 ESCAPE '\\' ORDER BY seq DESC LIMIT ?2"
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE text LIKE ?1 ESCAPE '\\' AND (?2 IS NULL OR peer = ?2)
+                 ORDER BY seq DESC LIMIT ?3"
             ),
-            params![pattern, to_sql_int(limit)],
+            params![pattern, peer, to_sql_int(limit)],
         )
     }
 

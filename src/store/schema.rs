@@ -83,6 +83,25 @@ const MIGRATIONS: &[&str] = &[
     -- Files posted to a room: which post an offer belongs to (JSON, NULL for direct ones).
     ALTER TABLE transfers ADD COLUMN room TEXT;
 ",
+    "
+    -- Search: every message's text in a trigram index, so a substring of three characters or
+    -- more (Chinese included) is found without reading the whole history. The index holds
+    -- no copy of the text (it reads it from `messages`); triggers keep it in step.
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        text, content = 'messages', content_rowid = 'seq', tokenize = 'trigram'
+    );
+    INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+    END;
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

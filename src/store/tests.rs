@@ -72,11 +72,42 @@ fn search_finds_substrings_and_treats_wildcards_literally() {
     store.insert_incoming(msg(1), peer(1), "Lunch at 12?", 1, false).unwrap();
     store.insert_outgoing(msg(2), peer(2), "午饭 100% yes", 2).unwrap();
     store.insert_incoming(msg(3), peer(1), "nothing here", 3, false).unwrap();
-    assert_eq!(store.search("lunch", 10).unwrap().len(), 1);
-    assert_eq!(store.search("午饭", 10).unwrap()[0].msg_id, msg(2));
-    assert_eq!(store.search("100%", 10).unwrap().len(), 1);
-    assert_eq!(store.search("%", 10).unwrap().len(), 1);
-    assert_eq!(store.search("_", 10).unwrap().len(), 0);
+    store.insert_incoming(msg(4), peer(2), "明天下午三点开会 LUNCH", 4, false).unwrap();
+    let found = |query: &str, with: Option<PeerId>| -> Vec<MsgId> {
+        store.search(query, with, 10).unwrap().iter().map(|m| m.msg_id).collect()
+    };
+    // Through the trigram index (three characters or more), newest first, any case.
+    assert_eq!(found("lunch", None), [msg(4), msg(1)]);
+    assert_eq!(found("下午三点", None), [msg(4)]);
+    assert_eq!(found("100%", None), [msg(2)]);
+    assert_eq!(found("lunch", Some(peer(1))), [msg(1)]);
+    assert_eq!(found("\"yes", None), Vec::<MsgId>::new());
+    // Shorter ones by reading the history.
+    assert_eq!(found("午饭", None), [msg(2)]);
+    assert_eq!(found("%", None), [msg(2)]);
+    assert_eq!(found("_", None), Vec::<MsgId>::new());
+    assert_eq!(found("at", Some(peer(2))), Vec::<MsgId>::new());
+    assert_eq!(found("", None), Vec::<MsgId>::new());
+}
+
+#[test]
+fn messages_stored_before_the_search_index_are_found_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pigeon.db");
+    {
+        let store = Store::open(&path).unwrap();
+        store.insert_incoming(msg(1), peer(1), "会议纪要已经发出", 1, false).unwrap();
+    }
+    // As a file from before migration 7: no index, no triggers.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete;
+         DROP TRIGGER messages_fts_update; DROP TABLE messages_fts; PRAGMA user_version = 6;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.search("纪要已", None, 10).unwrap().len(), 1);
 }
 
 #[test]

@@ -20,6 +20,7 @@ use super::model::Model;
 use super::peer_list::{PeerList, Selection, status_color};
 use super::picker::{Picker, Purpose};
 use super::room::{CreateRoom, RoomAction, RoomPane};
+use super::search::{self, SearchAction, SearchBar};
 use super::settings::{SettingsDialog, SettingsOutcome, SettingsPatch, status_name};
 use super::transfers::{self, TransferAction};
 use crate::config::Config;
@@ -72,6 +73,7 @@ pub struct PigeonApp {
     room_drafts: HashMap<RoomId, String>,
     create_room: Option<CreateRoom>,
     show_transfers: bool,
+    search: SearchBar,
     settings: Option<SettingsDialog>,
     picker: Option<Picker>,
     safety_open: bool,
@@ -126,6 +128,7 @@ impl PigeonApp {
             room_drafts: HashMap::new(),
             create_room: None,
             show_transfers: false,
+            search: SearchBar::default(),
             settings: None,
             picker: None,
             safety_open: false,
@@ -325,9 +328,33 @@ impl PigeonApp {
         let chat = self.model.chats.entry(peer).or_default();
         if !chat.loading && chat.messages.len() < PAGE && !chat.has_more {
             chat.loading = true;
-            self.send(Command::LoadHistory { peer, before: None, limit: PAGE });
+            self.send(Command::LoadHistory { peer, before: None, after: None, limit: PAGE });
         }
         self.mark_read(peer);
+    }
+
+    fn on_search_action(&mut self, action: SearchAction) {
+        match action {
+            SearchAction::Query(query, peer) => {
+                self.model.start_search(query.clone(), peer);
+                self.send(Command::Search { query, peer, limit: search::RESULTS });
+            }
+            SearchAction::Open(peer, seq) => {
+                self.search.close();
+                self.open_chat_at(peer, seq);
+            }
+        }
+    }
+
+    /// Opens the conversation with `peer` at the message `seq`, loading the pages around it
+    /// when they are not held.
+    fn open_chat_at(&mut self, peer: PeerId, seq: i64) {
+        if !self.model.open_chat_at(peer, seq) {
+            let half = PAGE / 2;
+            self.send(Command::LoadHistory { peer, before: Some(seq + 1), after: None, limit: half });
+            self.send(Command::LoadHistory { peer, before: None, after: Some(seq), limit: half });
+        }
+        self.select(peer, egui::Modifiers::NONE, &[]);
     }
 
     fn apply_settings(&mut self, patch: &SettingsPatch) {
@@ -401,6 +428,7 @@ impl PigeonApp {
                 self.apply_settings(&SettingsPatch { status: Some(chosen), ..SettingsPatch::default() });
             }
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                self.search.field_ui(ui, lang);
                 if ui.button(tr!(lang, "top.settings")).clicked() {
                     self.settings =
                         Some(SettingsDialog::new(&self.config.settings, &self.config.download_dir()));
@@ -444,6 +472,12 @@ impl PigeonApp {
 
     fn centre(&mut self, ui: &mut Ui) {
         self.notices(ui);
+        if self.search.open {
+            if let Some(action) = self.search.results_ui(ui, &self.model, self.lang) {
+                self.on_search_action(action);
+            }
+            return;
+        }
         if let Some(room) = self.open_room {
             let input = compose::Input {
                 draft: self.room_drafts.entry(room).or_default(),
@@ -480,6 +514,11 @@ impl PigeonApp {
         });
         match action {
             Some(ComposeAction::Send(text)) => {
+                for &peer in &to {
+                    if self.model.back_to_present(peer) {
+                        self.send(Command::LoadHistory { peer, before: None, after: None, limit: PAGE });
+                    }
+                }
                 self.send(Command::SendMessage { to: to.clone(), text, tag: None });
             }
             Some(ComposeAction::AttachFiles) => self.open_picker(Purpose::SendFiles(to.clone())),
@@ -573,7 +612,11 @@ impl PigeonApp {
             return;
         }
         let view = self.views.entry(peer).or_default();
+        if let Some(index) = chat.take_scroll_request() {
+            view.scroll_to(index);
+        }
         let messages = &chat.messages;
+        let focus = chat.focus;
         let bubble_at = |index: usize| {
             let message = messages.get(index)?;
             let outgoing = message.direction == Direction::Outgoing;
@@ -586,14 +629,29 @@ impl PigeonApp {
                 unconfirmed: message.unconfirmed_sender,
                 files: None,
                 footer: None,
+                marked: focus == Some(message.seq),
             })
         };
-        let near_top = conversation::show(ui, &mut chat.rows, &mut 0, view, bubble_at, self.lang);
-        if near_top && chat.has_more && !chat.loading {
+        let at_present = !chat.has_newer;
+        let near = conversation::show(
+            ui,
+            &mut chat.rows,
+            &mut chat.prepended,
+            view,
+            at_present,
+            bubble_at,
+            self.lang,
+        );
+        let mut pages = Vec::new();
+        if near.top && chat.has_more && !chat.loading {
             chat.loading = true;
-            let before = chat.oldest_seq();
-            self.send(Command::LoadHistory { peer, before, limit: PAGE });
+            pages.push(Command::LoadHistory { peer, before: chat.oldest_seq(), after: None, limit: PAGE });
         }
+        if near.bottom && chat.has_newer && !chat.loading_newer {
+            chat.loading_newer = true;
+            pages.push(Command::LoadHistory { peer, before: None, after: chat.newest_seq(), limit: PAGE });
+        }
+        pages.into_iter().for_each(|page| self.send(page));
     }
 
     fn first_run_hint(&self, ui: &mut Ui) {
@@ -767,6 +825,10 @@ impl eframe::App for PigeonApp {
 
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::F)) {
+            let current = if self.open_room.is_none() { self.selection.single() } else { None };
+            self.search.start(current);
+        }
         egui::Panel::top("top").show(ui, |ui| {
             ui.add_space(4.0);
             self.top_bar(ui);
@@ -800,6 +862,9 @@ impl eframe::App for PigeonApp {
             }
         }
         egui::CentralPanel::default().show(ui, |ui| self.centre(ui));
+        if let Some(action) = self.search.due(&ctx) {
+            self.on_search_action(action);
+        }
         self.dialogs(&ctx);
         self.dropped_files(&ctx);
         if !self.first_frame_logged {

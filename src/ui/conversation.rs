@@ -40,6 +40,29 @@ pub struct ChatView {
     offsets: Vec<f32>,
     /// A row was added or re-measured since `offsets` was built.
     stale: bool,
+    /// A row to bring into view (a search result), and the frames left to settle it: the
+    /// rows around it are measured as they show, which moves it, so the view re-aims until
+    /// the row stays where it was put.
+    scroll_to: Option<(usize, u8)>,
+}
+
+/// Frames a jump to a row may take to settle (each measures the rows in view).
+const SETTLE_FRAMES: u8 = 8;
+
+impl ChatView {
+    /// Brings row `index` into view in the next frame.
+    pub fn scroll_to(&mut self, index: usize) {
+        self.scroll_to = Some((index, SETTLE_FRAMES));
+    }
+}
+
+/// Which ends of the loaded rows the user scrolled near, so the caller loads more there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NearEdges {
+    /// Older rows are wanted.
+    pub top: bool,
+    /// Newer rows are wanted.
+    pub bottom: bool,
 }
 
 /// One row as the pane draws it (built only for rows in view).
@@ -60,18 +83,22 @@ pub struct Bubble<'a> {
     pub files: Option<String>,
     /// A line under the text (read state in rooms) and what hovering it tells.
     pub footer: Option<(String, String)>,
+    /// The row the user jumped to (a search result): outlined.
+    pub marked: bool,
 }
 
 /// Draws the rows (`rows` says how tall, `bubble_at` what they hold); `prepended` rows just
-/// came in above. Returns true when the user scrolled near the top (older rows wanted).
+/// came in above. `at_present` says the last row is the newest there is, so the view follows
+/// new rows as they come. Returns which ends the user scrolled near.
 pub fn show<'a>(
     ui: &mut Ui,
     rows: &mut [RowMeta],
     prepended: &mut usize,
     view: &mut ChatView,
+    at_present: bool,
     bubble_at: impl Fn(usize) -> Option<Bubble<'a>>,
     lang: Lang,
-) -> bool {
+) -> NearEdges {
     let width = ui.available_width();
     let bubble_width = (width * BUBBLE_SHARE).max(120.0);
     if (width - view.width).abs() > 0.5 {
@@ -92,8 +119,16 @@ pub fn show<'a>(
     let offsets = &view.offsets;
     let total = offsets.last().copied().unwrap_or(0.0);
 
-    let mut area = egui::ScrollArea::vertical().auto_shrink(false).stick_to_bottom(true).animated(false);
-    if view.correction != 0.0 {
+    let mut area =
+        egui::ScrollArea::vertical().auto_shrink(false).stick_to_bottom(at_present).animated(false);
+    let aim = view.scroll_to.and_then(|(index, _)| offsets.get(index)).map(|top| {
+        // A third of the way down, so what led to it shows above.
+        (top - ui.available_height() / 3.0).max(0.0)
+    });
+    if let Some(aim) = aim {
+        area = area.vertical_scroll_offset(aim);
+        view.correction = 0.0;
+    } else if view.correction != 0.0 {
         area = area.vertical_scroll_offset((view.offset + view.correction).max(0.0));
         view.correction = 0.0;
     }
@@ -132,7 +167,17 @@ pub fn show<'a>(
     view.offset = output.state.clamped_offset().y;
     view.correction += correction;
     view.stale |= remeasured;
-    view.offset < LOAD_MARGIN
+    if let (Some((index, frames)), Some(aim)) = (view.scroll_to, aim) {
+        let settled = !remeasured && (view.offset - aim).abs() < 1.0;
+        view.scroll_to = (!settled && frames > 1).then_some((index, frames - 1));
+        if view.scroll_to.is_some() {
+            ui.ctx().request_repaint();
+            // Not settled: no page is asked for on the way.
+            return NearEdges::default();
+        }
+    }
+    let viewport_height = output.inner_rect.height();
+    NearEdges { top: view.offset < LOAD_MARGIN, bottom: view.offset + viewport_height > total - LOAD_MARGIN }
 }
 
 fn prefix_sums(rows: &[RowMeta], bubble_width: f32) -> Vec<f32> {
@@ -188,15 +233,22 @@ fn draw_row(
         } else {
             ui.visuals().faint_bg_color
         };
-        egui::Frame::new().fill(fill).corner_radius(8.0).inner_margin(egui::Margin::symmetric(10, 6)).show(
-            ui,
-            |ui| {
+        let stroke = if message.marked {
+            egui::Stroke::new(2.0, ui.visuals().selection.stroke.color)
+        } else {
+            egui::Stroke::NONE
+        };
+        egui::Frame::new()
+            .fill(fill)
+            .stroke(stroke)
+            .corner_radius(8.0)
+            .inner_margin(egui::Margin::symmetric(10, 6))
+            .show(ui, |ui| {
                 ui.set_max_width(bubble_width);
                 ui.with_layout(Layout::top_down(Align::Min), |ui| {
                     bubble(ui, message, lang);
                 });
-            },
-        );
+            });
     });
 }
 

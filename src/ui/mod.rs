@@ -4,7 +4,7 @@
 //!
 //! - `app`: the eframe app; owns the node and the panes' state.
 //! - `model`: what the window knows, built from node events (no egui, unit-tested).
-//! - `peer_list`, `conversation`, `room`, `compose`, `transfers`, `settings`, `picker`: the
+//! - `peer_list`, `conversation`, `room`, `compose`, `search`, `transfers`, `settings`, `picker`: the
 //!   panes.
 //! - `fonts`, `i18n`, `text`: CJK fonts, translations, links and times.
 //! - `background`: the thread for disk, D-Bus and process work.
@@ -19,6 +19,7 @@ pub mod model;
 mod peer_list;
 mod picker;
 mod room;
+mod search;
 mod settings;
 mod startup;
 mod text;

@@ -101,8 +101,18 @@ pub struct Chat {
     pub messages: Vec<ChatMessage>,
     /// Whether older messages exist in history that are not loaded yet.
     pub has_more: bool,
+    /// Whether newer messages exist that are not loaded: the conversation was opened at an
+    /// older message (a search result) and the present is pages away. Arriving messages
+    /// are then not added (they would leave a gap); they load with the pages towards them.
+    pub has_newer: bool,
     /// A page request is on its way.
     pub loading: bool,
+    /// A request for the page of newer messages is on its way.
+    pub loading_newer: bool,
+    /// The message the view was asked to show (a search result): scrolled to, marked.
+    pub focus: Option<i64>,
+    /// The view has yet to bring `focus` into view.
+    scroll_to_focus: bool,
     /// What the view needs to place each row without laying it out, in step with
     /// `messages`.
     pub rows: Vec<RowMeta>,
@@ -111,6 +121,15 @@ pub struct Chat {
 }
 
 impl Chat {
+    /// Adds a message that just happened (sent or received). Returns whether it was new; one
+    /// beyond a gap to the present is new but not held.
+    fn add_live(&mut self, message: ChatMessage) -> bool {
+        if self.has_newer && self.messages.last().is_some_and(|last| message.seq > last.seq) {
+            return true;
+        }
+        self.insert(message)
+    }
+
     /// Adds one message in `seq` order, ignoring one already present. Returns whether it was
     /// new.
     fn insert(&mut self, message: ChatMessage) -> bool {
@@ -141,6 +160,43 @@ impl Chat {
             self.has_more = has_more;
         }
         self.loading = false;
+    }
+
+    /// Merges a page of messages that follow what is held (oldest first).
+    fn merge_newer(&mut self, page: Vec<ChatMessage>, has_more: bool) {
+        for message in page {
+            self.insert(message);
+        }
+        self.has_newer = has_more;
+        self.loading_newer = false;
+    }
+
+    /// Forgets what is held and waits for the pages around `seq` (the app asks for them).
+    fn open_at(&mut self, seq: i64) {
+        *self = Chat {
+            has_more: true,
+            has_newer: true,
+            loading: true,
+            loading_newer: true,
+            focus: Some(seq),
+            scroll_to_focus: true,
+            ..Chat::default()
+        };
+    }
+
+    /// The row to bring into view, once: the focused message's, when it has arrived.
+    pub fn take_scroll_request(&mut self) -> Option<usize> {
+        if !self.scroll_to_focus {
+            return None;
+        }
+        let index = self.messages.binary_search_by_key(&self.focus?, |m| m.seq).ok()?;
+        self.scroll_to_focus = false;
+        Some(index)
+    }
+
+    /// The `seq` to pass as `after` for the next newer page.
+    pub fn newest_seq(&self) -> Option<i64> {
+        self.messages.last().map(|m| m.seq)
     }
 
     /// The `seq` to pass as `before` for the next older page.
@@ -301,6 +357,19 @@ pub struct Model {
     pub safety: Option<SafetyNumber>,
     /// The node has stopped: nothing more will happen.
     pub stopped: bool,
+    /// The search asked for last and what it found.
+    pub search: Option<Search>,
+}
+
+/// A search of the history.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// What was asked.
+    pub query: String,
+    /// Only in this conversation.
+    pub peer: Option<PeerId>,
+    /// The answer, newest first, once it came.
+    pub results: Option<Vec<ChatMessage>>,
 }
 
 impl Model {
@@ -340,7 +409,7 @@ impl Model {
                 self.safety = Some(SafetyNumber { peer, code, trust });
             }
             Event::MessageQueued { message, .. } => {
-                self.chats.entry(message.peer).or_default().insert(message);
+                self.chats.entry(message.peer).or_default().add_live(message);
             }
             Event::MessageStateChanged { msg_id, peer, state } => {
                 if let Some(chat) = self.chats.get_mut(&peer) {
@@ -348,7 +417,10 @@ impl Model {
                 }
             }
             Event::MessageReceived { message } => return self.receive(message),
-            Event::History { peer, messages, has_more } => {
+            Event::History { peer, messages, has_more, after: Some(_) } => {
+                self.chats.entry(peer).or_default().merge_newer(messages, has_more);
+            }
+            Event::History { peer, messages, has_more, after: None } => {
                 let chat = self.chats.entry(peer).or_default();
                 // A page that starts before what we hold answers a request for older messages.
                 let older = match (messages.first(), chat.messages.first()) {
@@ -413,7 +485,12 @@ impl Model {
                 }
             }
             Event::RoomHistory { room, posts } => self.room_chats.entry(room).or_default().replace(posts),
-            Event::SearchResults { .. } | Event::Stats { .. } | Event::TransferEntries { .. } => {}
+            Event::SearchResults { query, messages } => {
+                if let Some(search) = self.search.as_mut().filter(|search| search.query == query) {
+                    search.results = Some(messages);
+                }
+            }
+            Event::Stats { .. } | Event::TransferEntries { .. } => {}
         }
         None
     }
@@ -431,6 +508,35 @@ impl Model {
                 message.state = MessageState::Read;
             }
         }
+    }
+
+    /// Asks for a search: answers to earlier ones are ignored from now on.
+    pub fn start_search(&mut self, query: String, peer: Option<PeerId>) {
+        self.search = Some(Search { query, peer, results: None });
+    }
+
+    /// Opens the conversation with `peer` at the message `seq`: kept when it is loaded
+    /// already (true), else the conversation is emptied to wait for the pages around it
+    /// (false: the caller asks for them).
+    pub fn open_chat_at(&mut self, peer: PeerId, seq: i64) -> bool {
+        let chat = self.chats.entry(peer).or_default();
+        if chat.messages.binary_search_by_key(&seq, |m| m.seq).is_ok() {
+            (chat.focus, chat.scroll_to_focus) = (Some(seq), true);
+            return true;
+        }
+        chat.open_at(seq);
+        false
+    }
+
+    /// Leaves an older part of the conversation with `peer` for the present (our user writes
+    /// there): true when the newest page has to be asked for.
+    pub fn back_to_present(&mut self, peer: PeerId) -> bool {
+        let chat = self.chats.entry(peer).or_default();
+        if !chat.has_newer {
+            return false;
+        }
+        *chat = Chat { loading: true, ..Chat::default() };
+        true
     }
 
     /// Our user has seen a room's posts.
@@ -487,7 +593,7 @@ impl Model {
     fn receive(&mut self, message: ChatMessage) -> Option<Arrival> {
         let peer = message.peer;
         let text = message.text.clone();
-        if !self.chats.entry(peer).or_default().insert(message) {
+        if !self.chats.entry(peer).or_default().add_live(message) {
             return None;
         }
         let entry = self.peers.entry(peer).or_insert_with(|| {
@@ -629,18 +735,45 @@ mod tests {
         let peer = PeerId::from_bytes([1; 16]);
         model.apply(Event::MessageQueued { message: message(1, 30, Direction::Outgoing), tag: None });
         let page = |range: std::ops::Range<i64>| range.map(|s| message(1, s, Direction::Incoming)).collect();
-        model.apply(Event::History { peer, messages: page(20..31), has_more: true });
+        model.apply(Event::History { peer, messages: page(20..31), has_more: true, after: None });
         assert_eq!(seqs(&model, 1), (20..31).collect::<Vec<_>>());
         assert!(model.chats[&peer].has_more);
-        model.apply(Event::History { peer, messages: page(10..20), has_more: false });
+        model.apply(Event::History { peer, messages: page(10..20), has_more: false, after: None });
         assert_eq!(seqs(&model, 1), (10..31).collect::<Vec<_>>());
         assert_eq!(model.chats[&peer].prepended, 10);
         assert!(!model.chats[&peer].has_more);
         assert_eq!(model.chats[&peer].rows.len(), 21);
         // A later newest page (after a reconnect, say) adds nothing twice and keeps has_more.
-        model.apply(Event::History { peer, messages: page(25..32), has_more: true });
+        model.apply(Event::History { peer, messages: page(25..32), has_more: true, after: None });
         assert_eq!(seqs(&model, 1), (10..32).collect::<Vec<_>>());
         assert!(!model.chats[&peer].has_more);
+    }
+
+    #[test]
+    fn a_conversation_opened_at_an_old_message_fills_towards_the_present_without_gaps() {
+        let mut model = Model::default();
+        let peer = PeerId::from_bytes([1; 16]);
+        let page = |range: std::ops::Range<i64>| range.map(|s| message(1, s, Direction::Incoming)).collect();
+        model.apply(Event::History { peer, messages: page(90..100), has_more: true, after: None });
+        assert!(model.open_chat_at(peer, 95), "a held message is only focused");
+        assert!(!model.open_chat_at(peer, 40));
+        assert!(seqs(&model, 1).is_empty());
+        model.apply(Event::History { peer, messages: page(30..41), has_more: true, after: None });
+        // A message arriving now lies beyond the gap: counted, not shown.
+        model.apply(Event::MessageReceived { message: message(1, 100, Direction::Incoming) });
+        model.apply(Event::History { peer, messages: page(45..50), has_more: true, after: Some(40) });
+        let chat = &model.chats[&peer];
+        assert_eq!(seqs(&model, 1), (30..41).chain(45..50).collect::<Vec<_>>());
+        assert!(chat.has_more && chat.has_newer && chat.focus == Some(40));
+        assert_eq!(model.peers[&peer].unread, 1);
+        model.apply(Event::History { peer, messages: page(95..101), has_more: false, after: Some(49) });
+        assert_eq!(*seqs(&model, 1).last().unwrap(), 100);
+        assert!(!model.chats[&peer].has_newer);
+        model.apply(Event::MessageReceived { message: message(1, 101, Direction::Incoming) });
+        assert_eq!(*seqs(&model, 1).last().unwrap(), 101);
+        let chat = model.chats.get_mut(&peer).unwrap();
+        assert_eq!(chat.take_scroll_request(), Some(10));
+        assert_eq!(chat.take_scroll_request(), None);
     }
 
     #[test]

@@ -274,10 +274,11 @@ fn posts_ui(ui: &mut Ui, model: &Model, room: RoomId, chat: &mut RoomChat, view:
             unconfirmed: false,
             files,
             footer,
+            marked: false,
         })
     };
     // Rooms load whole: there are never older posts to ask for.
-    conversation::show(ui, &mut chat.rows, &mut 0, view, bubble_at, lang);
+    conversation::show(ui, &mut chat.rows, &mut 0, view, true, bubble_at, lang);
 }
 
 /// Where the files of a post stand for us: our offer's state (we received it), or how many

@@ -1,4 +1,5 @@
-//! Text helpers of the window, free of egui: links inside messages, times and durations.
+//! Text helpers of the window, free of egui: links inside messages, search matches, times
+//! and durations.
 
 use chrono::{DateTime, Local, NaiveDate, TimeZone};
 
@@ -61,6 +62,60 @@ pub fn link_target(link: &str) -> String {
     if link.starts_with("www.") { format!("https://{link}") } else { link.to_owned() }
 }
 
+/// Where `query` first occurs in `text`, ignoring case (as the search index does), as a byte
+/// range of `text`.
+pub fn find_match(text: &str, query: &str) -> Option<std::ops::Range<usize>> {
+    let wanted: Vec<char> = query.chars().flat_map(char::to_lowercase).collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    text.char_indices().find_map(|(start, _)| {
+        let mut folded =
+            text[start..].char_indices().flat_map(|(at, c)| c.to_lowercase().map(move |l| (at, l)));
+        let mut end = start;
+        for want in &wanted {
+            let (at, got) = folded.next()?;
+            if got != *want {
+                return None;
+            }
+            end = start + at;
+        }
+        let last_len = text[end..].chars().next().map_or(0, char::len_utf8);
+        Some(start..end + last_len)
+    })
+}
+
+/// About `context` characters of `text` on each side of `found`, with "…" where cut, as the
+/// snippet and the match's range inside it.
+pub fn snippet(
+    text: &str,
+    found: std::ops::Range<usize>,
+    context: usize,
+) -> (String, std::ops::Range<usize>) {
+    let flat = |s: &str| s.replace(['\n', '\r', '\t'], " ");
+    let before_start =
+        text[..found.start].char_indices().rev().nth(context.saturating_sub(1)).map(|(at, _)| at);
+    let after_end = text[found.end..].char_indices().nth(context).map(|(at, _)| found.end + at);
+    let mut out = String::new();
+    if let Some(at) = before_start.filter(|&at| at > 0) {
+        out.push('…');
+        out.push_str(&flat(&text[at..found.start]));
+    } else {
+        out.push_str(&flat(&text[..found.start]));
+    }
+    let start = out.len();
+    out.push_str(&flat(&text[found.clone()]));
+    let end = out.len();
+    match after_end {
+        Some(at) => {
+            out.push_str(&flat(&text[found.end..at]));
+            out.push('…');
+        }
+        None => out.push_str(&flat(&text[found.end..])),
+    }
+    (out, start..end)
+}
+
 /// Local date and time of a message timestamp (milliseconds since the Unix epoch).
 pub fn local_time(ms: u64) -> DateTime<Local> {
     let ms = i64::try_from(ms).unwrap_or(i64::MAX);
@@ -82,6 +137,22 @@ pub fn clock_duration(secs: u64) -> String {
 mod tests {
     use super::*;
     use Segment::{Link, Text};
+
+    #[test]
+    fn matches_ignore_case_and_snippets_keep_the_match() {
+        assert_eq!(find_match("Lunch at NOON", "noon"), Some(9..13));
+        assert_eq!(find_match("明天下午三点开会", "三点"), Some(12..18));
+        assert_eq!(find_match("ÄRGER", "ärg"), Some(0..4));
+        assert_eq!(find_match("abc", "abcd"), None);
+        assert_eq!(find_match("abc", ""), None);
+        let text = "one two three four five six seven eight nine";
+        let found = find_match(text, "five").unwrap();
+        let (cut, at) = snippet(text, found, 6);
+        assert_eq!(cut, "… four five six s…");
+        assert_eq!(&cut[at], "five");
+        let (whole, at) = snippet("a\nb 午饭 c", find_match("a\nb 午饭 c", "午饭").unwrap(), 10);
+        assert_eq!((whole.as_str(), &whole[at.clone()]), ("a b 午饭 c", "午饭"));
+    }
 
     #[test]
     fn links_are_found_without_trailing_punctuation() {

@@ -153,7 +153,7 @@ fn history_pages_and_search() {
     let (older, more) = history_page(ana, bo_id, Some(page[0].seq), 3);
     assert!(!more);
     assert_eq!(texts(&older), ["first", "note 0"]);
-    ana.send(&Command::Search { query: "NOTE".into(), limit: 10 });
+    ana.send(&Command::Search { query: "NOTE".into(), peer: None, limit: 10 });
     let found = ana.expect(SHORT, "search results", |event| match event {
         Event::SearchResults { messages, .. } => Some(messages.len()),
         _ => None,

@@ -149,7 +149,7 @@ fn an_announce_claiming_an_offline_peer_does_not_receive_its_messages() {
         frames.iter().all(|frame| !matches!(frame, Frame::Message(_))),
         "no message reaches the impostor: {frames:?}"
     );
-    bo.send(&Command::LoadHistory { peer: ana_id, before: None, limit: 10 });
+    bo.send(&Command::LoadHistory { peer: ana_id, before: None, after: None, limit: 10 });
     let state = bo.expect(SHORT, "history", |event| match event {
         Event::History { messages, .. } => messages.iter().find(|m| m.msg_id == msg_id).map(|m| m.state),
         _ => None,

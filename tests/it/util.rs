@@ -333,7 +333,7 @@ pub fn history_page(
     before: Option<i64>,
     limit: usize,
 ) -> (Vec<pigeon::store::ChatMessage>, bool) {
-    daemon.send(&Command::LoadHistory { peer, before, limit });
+    daemon.send(&Command::LoadHistory { peer, before, after: None, limit });
     daemon.expect(SHORT, "history page", |event| match event {
         Event::History { messages, has_more, .. } => Some((messages.clone(), *has_more)),
         _ => None,

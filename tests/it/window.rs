@@ -436,3 +436,69 @@ fn a_room_made_in_the_window_gets_posts_both_ways_shows_unread_and_can_be_left()
             && h.query_by_label("▼ Rooms  0").is_some()
     });
 }
+
+/// Writes `count` messages with one made-up peer straight into a fresh history file in `dir`
+/// (one statement: a node would take minutes to receive them); the one numbered `needle_at`
+/// says `needle`. Returns the peer's id.
+fn history_of(dir: &Path, name: &str, count: u32, needle_at: u32, needle: &str) -> pigeon::node::PeerId {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(pigeon::node::HISTORY_FILE);
+    drop(pigeon::store::Store::open(&path).unwrap());
+    let peer = "c0ffee00c0ffee00c0ffee00c0ffee00";
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO peers (id, name, grp, host, addr, last_seen_ms) VALUES (?1, ?2, '', 'cara-pc', '', 0)",
+        (peer, name),
+    )
+    .unwrap();
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO messages (msg_id, peer, outgoing, text, sent_at_ms, state)
+         SELECT printf('%032x', i), ?2, i % 2, CASE WHEN i = ?3 THEN ?4 ELSE '今天的第 ' || i || ' 条消息 number ' || i END,
+                1700000000000 + i * 1000, 3 FROM n",
+        (count, peer, needle_at, needle),
+    )
+    .unwrap();
+    peer.parse().unwrap()
+}
+
+#[test]
+fn search_finds_a_chinese_phrase_among_100_000_messages_and_opens_the_conversation_there() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().join("ana");
+    let needle = "项目周报请在周五前发给我";
+    let cara = history_of(&dir, "Cara", 100_000, 1_234, needle);
+    // The newest match is in another conversation.
+    let conn = rusqlite::Connection::open(dir.join(pigeon::node::HISTORY_FILE)).unwrap();
+    conn.execute(
+        "INSERT INTO messages (msg_id, peer, outgoing, text, sent_at_ms, state)
+         VALUES ('0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d', 'da00da00da00da00da00da00da00da00', 0, '周报请在这里', 1800000000000, 3)",
+        (),
+    )
+    .unwrap();
+    let mut window = Window::open(&net, 1, 1, &dir, "Ana");
+    window.until("Cara from history", |h| h.query_by_role_and_label(Role::Button, "Cara").is_some());
+    window.harness.key_press_modifiers(Modifiers::COMMAND, Key::F);
+    window.harness.step();
+    // A substring from inside the message, not a word of its own.
+    window.harness.event(egui::Event::Text("周报请在".into()));
+    window.until("both results", |h| h.query_by_label_contains("2 found").is_some());
+    assert_eq!(window.harness.query_all_by_label("Cara").count(), 2, "the peer list and the result");
+    // Down to the older one, Enter opens it.
+    window.harness.key_press(Key::ArrowDown);
+    window.harness.step();
+    window.harness.key_press(Key::Enter);
+    window.until("the message in its conversation", |h| {
+        h.query_by_label(needle).is_some() && h.query_by_label_contains("Messages with").is_none()
+    });
+    let chat = &window.harness.state().model().chats[&cara];
+    let found = chat.messages.iter().find(|m| m.text == needle).expect("loaded");
+    assert_eq!(chat.focus, Some(found.seq));
+    assert!(chat.has_more && chat.has_newer, "the pages around it, not the whole history");
+    // Searching again from Cara's conversation can keep to it.
+    window.harness.key_press_modifiers(Modifiers::COMMAND, Key::F);
+    window.harness.step();
+    window.harness.get_by_label("Only with Cara").click();
+    window.until("only Cara's message", |h| h.query_by_label_contains("1 found").is_some());
+}

@@ -29,11 +29,15 @@ impl Hub {
                 Ok(conversations) => core.sinks.reply(origin, Event::Conversations { conversations }),
                 Err(err) => core.fail(origin, None, &err),
             },
-            Command::LoadHistory { peer, before, limit } => load_history(core, peer, before, limit, origin),
-            Command::Search { query, limit } => match core.store.search(&query, limit.min(MAX_PAGE)) {
-                Ok(messages) => core.sinks.reply(origin, Event::SearchResults { query, messages }),
-                Err(err) => core.fail(origin, None, &err),
-            },
+            Command::LoadHistory { peer, before, after, limit } => {
+                load_history(core, peer, Page { before, after, limit }, origin);
+            }
+            Command::Search { query, peer, limit } => {
+                match core.store.search(&query, peer, limit.min(MAX_PAGE)) {
+                    Ok(messages) => core.sinks.reply(origin, Event::SearchResults { query, messages }),
+                    Err(err) => core.fail(origin, None, &err),
+                }
+            }
             Command::Connect { addr } => self.connect(&addr, origin),
             Command::SetProfile { name, group, status } => {
                 if let Some(name) = name {
@@ -171,15 +175,34 @@ fn send_message(core: &mut Core, to: &[PeerId], text: &str, tag: Option<String>,
     }
 }
 
-fn load_history(core: &mut Core, peer: PeerId, before: Option<i64>, limit: usize, origin: Origin) {
-    let limit = limit.min(MAX_PAGE);
-    match core.store.history(peer, before, limit + 1) {
-        Ok(mut messages) => {
-            let has_more = messages.len() > limit;
+/// Which page of a conversation `load_history` asks for.
+#[derive(Clone, Copy)]
+struct Page {
+    before: Option<i64>,
+    after: Option<i64>,
+    limit: usize,
+}
+
+fn load_history(core: &mut Core, peer: PeerId, page: Page, origin: Origin) {
+    let limit = page.limit.min(MAX_PAGE);
+    // One more than asked says whether there are more beyond the page.
+    let loaded = match page.after {
+        Some(after) => core.store.history_after(peer, after, limit + 1).map(|mut newer| {
+            let has_more = newer.len() > limit;
+            newer.truncate(limit);
+            (newer, has_more)
+        }),
+        None => core.store.history(peer, page.before, limit + 1).map(|mut older| {
+            let has_more = older.len() > limit;
             if has_more {
-                messages.remove(0);
+                older.remove(0);
             }
-            core.sinks.reply(origin, Event::History { peer, messages, has_more });
+            (older, has_more)
+        }),
+    };
+    match loaded {
+        Ok((messages, has_more)) => {
+            core.sinks.reply(origin, Event::History { peer, messages, has_more, after: page.after });
         }
         Err(err) => core.fail(origin, None, &err),
     }
