@@ -3,6 +3,7 @@
 # Xvfb display, never the real network or screen.
 #  1. frame time with 1,000 peers and a 100,000-message conversation (examples/bench_window.rs)
 #  2. time from launch to the first frame, idle CPU over IDLE_SECS (default 60) and memory
+#  3. idle CPU with a text field focused (its caret blinks for 10 s after input, then stays)
 # Usage: scripts/bench-window.sh   (IDLE_SECS=10 for a quick run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,3 +34,16 @@ hz=$(getconf CLK_TCK)
 awk -v t=$((after - before)) -v hz="$hz" -v s="$idle" \
     'BEGIN { printf "idle CPU: %.2f%% of one core (%d ticks in %d s)\n", 100 * t / hz / s, t, s }'
 grep -E "VmRSS|VmHWM" "/proc/$app/status"
+echo "== idle with the search field focused (Ctrl+F), from 1 s and from 11 s after the key"
+window=$(DISPLAY=$display xdotool search --name Pigeon | head -1)
+DISPLAY=$display xdotool windowfocus --sync "$window" key ctrl+f
+idle_cpu() { # label seconds
+    local before after
+    before=$(ticks); sleep "$2"; after=$(ticks)
+    awk -v t=$((after - before)) -v hz="$hz" -v s="$2" -v what="$1" \
+        'BEGIN { printf "%s: %.2f%% of one core (%d ticks in %d s)\n", what, 100 * t / hz / s, t, s }'
+}
+sleep 1
+idle_cpu "focused, caret blinking (1-10 s)" 9
+sleep 1
+idle_cpu "focused, caret steady (after 11 s)" "$idle"

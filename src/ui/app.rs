@@ -46,6 +46,11 @@ const RETRY_COMMANDS: Duration = Duration::from_millis(100);
 /// Commands kept for a busy node at most; beyond, the window says it cannot keep up.
 const MAX_UNSENT: usize = 10_000;
 
+/// The text cursor blinks this long after the last key or pointer input, then stays lit (as
+/// GTK's `cursor-blink-timeout`): blinking repaints the whole window twice a second, which
+/// costs a few per cent of a core with software OpenGL.
+const CARET_BLINKS_FOR: Duration = Duration::from_secs(10);
+
 /// Tag of the window's `room_create`: the room it makes opens.
 const CREATE_ROOM_TAG: &str = "window-room-create";
 
@@ -83,6 +88,10 @@ pub struct PigeonApp {
     drop_rows: Vec<(egui::Rect, PeerId)>,
     started: Instant,
     first_frame_logged: bool,
+    /// Last key or pointer input, for the caret's blinking.
+    last_input: Instant,
+    /// Whether the caret blinks now.
+    caret_blinks: bool,
 }
 
 impl PigeonApp {
@@ -137,6 +146,8 @@ impl PigeonApp {
             drop_rows: Vec::new(),
             started: Instant::now(),
             first_frame_logged: false,
+            last_input: Instant::now(),
+            caret_blinks: true,
         })
     }
 
@@ -299,10 +310,29 @@ impl PigeonApp {
             match outcome {
                 Outcome::SettingsSaved(Ok(())) => {}
                 Outcome::TargetsResolved(Ok(targets)) => self.send(Command::SetTargets { targets }),
-                Outcome::SettingsSaved(Err(error))
-                | Outcome::OpenFailed(error)
-                | Outcome::TargetsResolved(Err(error)) => self.model.notice(error),
+                Outcome::OpenFailed { target, missing } => {
+                    let key = if missing { "open.no_opener" } else { "open.failed" };
+                    self.model.notice(tr!(self.lang, key, target = target).into_owned());
+                }
+                Outcome::SettingsSaved(Err(error)) | Outcome::TargetsResolved(Err(error)) => {
+                    self.model.notice(error);
+                }
             }
+        }
+    }
+
+    fn caret(&mut self, ctx: &egui::Context) {
+        if ctx.input(|i| !i.events.is_empty() || i.pointer.is_moving()) {
+            self.last_input = Instant::now();
+        }
+        let idle = self.last_input.elapsed();
+        let blinks = idle < CARET_BLINKS_FOR;
+        if blinks {
+            ctx.request_repaint_after(CARET_BLINKS_FOR - idle);
+        }
+        if blinks != self.caret_blinks {
+            self.caret_blinks = blinks;
+            ctx.all_styles_mut(|style| style.visuals.text_cursor.blink = blinks);
         }
     }
 
@@ -392,7 +422,7 @@ impl PigeonApp {
             TransferAction::Cancel(transfer_id) => Command::CancelTransfer { transfer_id },
             TransferAction::Retry(transfer_id) => Command::RetryTransfer { transfer_id },
             TransferAction::OpenFolder => {
-                self.background.submit(Job::OpenFolder(self.config.download_dir()));
+                self.background.submit(Job::Open(self.config.download_dir().display().to_string()));
                 return;
             }
         };
@@ -771,6 +801,24 @@ impl PigeonApp {
         }
     }
 
+    /// Links clicked this frame open with the desktop's browser, off the window's thread
+    /// (eframe would start it on this thread, and only with its `links` feature).
+    fn open_links(&mut self, ctx: &egui::Context) {
+        let mut links = Vec::new();
+        ctx.output_mut(|output| {
+            output.commands.retain(|command| match command {
+                egui::OutputCommand::OpenUrl(open) => {
+                    links.push(open.url.clone());
+                    false
+                }
+                _ => true,
+            });
+        });
+        for link in links {
+            self.background.submit(Job::Open(link));
+        }
+    }
+
     /// Files dragged over the window: a hint while hovering, a transfer when dropped (to the
     /// peer row under the pointer, else to the selected peers).
     fn dropped_files(&mut self, ctx: &egui::Context) {
@@ -821,6 +869,7 @@ impl eframe::App for PigeonApp {
         self.take_events(ctx);
         self.take_outcomes();
         self.update_title(ctx);
+        self.caret(ctx);
     }
 
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
@@ -867,6 +916,7 @@ impl eframe::App for PigeonApp {
         }
         self.dialogs(&ctx);
         self.dropped_files(&ctx);
+        self.open_links(&ctx);
         if !self.first_frame_logged {
             self.first_frame_logged = true;
             log::info!("first frame after {} ms", self.started.elapsed().as_millis());

@@ -1,5 +1,6 @@
 //! Work the window hands off so its thread never waits on the disk or another process:
-//! saving settings, desktop notifications (D-Bus), opening a folder in the file manager.
+//! saving settings, desktop notifications (D-Bus), opening a folder, file or link with the
+//! desktop's program for it.
 //!
 //! One named thread takes jobs from a bounded queue; a job's outcome comes back through a
 //! second queue that the window drains each frame (the thread wakes the window for it).
@@ -27,8 +28,8 @@ pub enum Job {
         /// The message.
         body: String,
     },
-    /// Show a folder in the file manager.
-    OpenFolder(PathBuf),
+    /// Open a folder, file or web address with the desktop's program for it.
+    Open(String),
     /// Resolve extra targets (host names may need DNS) for the node.
     ResolveTargets(Vec<String>, u16),
 }
@@ -38,8 +39,13 @@ pub enum Job {
 pub enum Outcome {
     /// The settings file was written (or why not).
     SettingsSaved(Result<(), String>),
-    /// The file manager could not be started.
-    OpenFailed(String),
+    /// Nothing opened the target.
+    OpenFailed {
+        /// What was to be opened.
+        target: String,
+        /// The opener is not installed (else it ran and failed).
+        missing: bool,
+    },
     /// Extra targets as addresses, or why one does not resolve.
     TargetsResolved(Result<Vec<String>, String>),
 }
@@ -105,7 +111,7 @@ fn run(job: Job) -> Option<Outcome> {
                 .map(|addrs| addrs.iter().map(ToString::to_string).collect())
                 .map_err(|err| err.to_string()),
         )),
-        Job::OpenFolder(folder) => {
+        Job::Open(target) => {
             let opener = if cfg!(target_os = "macos") {
                 "open"
             } else if cfg!(windows) {
@@ -113,9 +119,17 @@ fn run(job: Job) -> Option<Outcome> {
             } else {
                 "xdg-open"
             };
-            match std::process::Command::new(opener).arg(&folder).status() {
-                Ok(_) => None,
-                Err(err) => Some(Outcome::OpenFailed(format!("{opener} {}: {err}", folder.display()))),
+            match std::process::Command::new(opener).arg(&target).status() {
+                Ok(status) if status.success() => None,
+                Ok(status) => {
+                    log::warn!("{opener} {target}: {status}");
+                    Some(Outcome::OpenFailed { target, missing: false })
+                }
+                Err(err) => {
+                    log::warn!("{opener} {target}: {err}");
+                    let missing = err.kind() == std::io::ErrorKind::NotFound;
+                    Some(Outcome::OpenFailed { target, missing })
+                }
             }
         }
     }

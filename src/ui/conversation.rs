@@ -238,17 +238,30 @@ fn draw_row(
         } else {
             egui::Stroke::NONE
         };
-        egui::Frame::new()
-            .fill(fill)
-            .stroke(stroke)
-            .corner_radius(8.0)
-            .inner_margin(egui::Margin::symmetric(10, 6))
-            .show(ui, |ui| {
-                ui.set_max_width(bubble_width);
-                ui.with_layout(Layout::top_down(Align::Min), |ui| {
-                    bubble(ui, message, lang);
-                });
-            });
+        // The bubble senses clicks beneath its text, so a right-click anywhere on it (the
+        // text's own labels included) opens its menu, and links and selection still work.
+        let scope = ui.scope_builder(UiBuilder::new().sense(egui::Sense::click()), |ui| {
+            egui::Frame::new()
+                .fill(fill)
+                .stroke(stroke)
+                .corner_radius(8.0)
+                .inner_margin(egui::Margin::symmetric(10, 6))
+                .show(ui, |ui| {
+                    ui.set_max_width(bubble_width);
+                    ui.with_layout(Layout::top_down(Align::Min), |ui| bubble(ui, message, lang)).inner
+                })
+                .inner
+        });
+        let menu_on = match scope.inner {
+            Some(text) => scope.response | text,
+            None => scope.response,
+        };
+        menu_on.context_menu(|ui| {
+            if ui.button(tr!(lang, "message.copy")).clicked() {
+                ui.ctx().copy_text(message.text.to_owned());
+                ui.close();
+            }
+        });
     });
 }
 
@@ -270,7 +283,8 @@ fn day_title(ms: u64, lang: Lang) -> String {
     format!("{} {weekday}", day.format("%Y-%m-%d"))
 }
 
-fn bubble(ui: &mut Ui, message: &Bubble<'_>, lang: Lang) {
+/// Draws a bubble's content; returns the response of its text, if it has text.
+fn bubble(ui: &mut Ui, message: &Bubble<'_>, lang: Lang) -> Option<egui::Response> {
     let time = text::local_time(message.sent_at_ms).format("%H:%M").to_string();
     ui.horizontal(|ui| {
         ui.label(RichText::new(&message.sender).small().strong());
@@ -288,9 +302,7 @@ fn bubble(ui: &mut Ui, message: &Bubble<'_>, lang: Lang) {
     if message.unconfirmed {
         ui.label(RichText::new(tr!(lang, "message.unconfirmed")).small().color(ui.visuals().warn_fg_color));
     }
-    if !message.text.is_empty() {
-        message_text(ui, message.text);
-    }
+    let text = (!message.text.is_empty()).then(|| message_text(ui, message.text));
     if let Some(files) = &message.files {
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.label(RichText::new(files).size(TEXT_SIZE));
@@ -299,26 +311,35 @@ fn bubble(ui: &mut Ui, message: &Bubble<'_>, lang: Lang) {
     if let Some((footer, hover)) = &message.footer {
         ui.label(RichText::new(footer).small().weak()).on_hover_text(hover);
     }
+    text
 }
 
-fn message_text(ui: &mut Ui, body: &str) {
+/// The text with its links; returns the union of its pieces' responses.
+fn message_text(ui: &mut Ui, body: &str) -> egui::Response {
     let segments = text::segments(body);
     let font = egui::FontId::proportional(TEXT_SIZE);
     if let [Segment::Text(plain)] = segments.as_slice() {
-        ui.add(egui::Label::new(RichText::new(*plain).font(font)).wrap());
-        return;
+        return ui.add(egui::Label::new(RichText::new(*plain).font(font)).wrap());
     }
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 0.0;
+        let mut pieces: Option<egui::Response> = None;
         for segment in segments {
-            match segment {
+            let piece = match segment {
                 Segment::Text(plain) => {
-                    ui.add(egui::Label::new(RichText::new(plain).font(font.clone())).wrap());
+                    ui.add(egui::Label::new(RichText::new(plain).font(font.clone())).wrap())
                 }
                 Segment::Link(link) => {
-                    ui.hyperlink_to(RichText::new(link).font(font.clone()), text::link_target(link));
+                    ui.hyperlink_to(RichText::new(link).font(font.clone()), text::link_target(link))
                 }
-            }
+            };
+            pieces = Some(match pieces {
+                Some(before) => before | piece,
+                None => piece,
+            });
         }
-    });
+        pieces
+    })
+    .inner
+    .unwrap_or_else(|| ui.response())
 }

@@ -502,3 +502,31 @@ fn search_finds_a_chinese_phrase_among_100_000_messages_and_opens_the_conversati
     window.harness.get_by_label("Only with Cara").click();
     window.until("only Cara's message", |h| h.query_by_label_contains("1 found").is_some());
 }
+
+#[test]
+fn a_message_copied_from_its_menu_reaches_the_clipboard() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let (mut window, mut bo) = ana_and_bo(&net, &dirs.path().join("ana"), &dirs.path().join("bo"));
+    let ana = window.harness.state().node().id();
+    bo.send(&Command::SendMessage { to: vec![ana], text: "复制这句话 please".into(), tag: None });
+    window.until("the message", |h| h.query_by_label("Bo, 1 unread").is_some());
+    window.click("Bo, 1 unread");
+    window.until("the message shown", |h| h.query_by_label("复制这句话 please").is_some());
+    window.harness.get_by_label("复制这句话 please").click_secondary();
+    window.until("the message's menu", |h| h.query_by_role_and_label(Role::Button, "Copy text").is_some());
+    window.harness.get_by_role_and_label(Role::Button, "Copy text").click();
+    window.harness.step();
+    let copied: Vec<&str> = window
+        .harness
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .filter_map(|command| match command {
+            egui::OutputCommand::CopyText(text) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copied, ["复制这句话 please"]);
+}
