@@ -48,6 +48,34 @@ pub enum ConfigError {
     NoHome,
 }
 
+/// The window's colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    /// As the desktop is (dark when it says so, else light).
+    #[default]
+    System,
+    /// Dark text on light backgrounds.
+    Light,
+    /// Light text on dark backgrounds.
+    Dark,
+}
+
+/// How large the window's text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextSize {
+    /// A notch smaller: more on screen.
+    Small,
+    /// Message text of 14 points.
+    #[default]
+    Normal,
+    /// A notch larger.
+    Large,
+    /// Two notches larger.
+    Larger,
+}
+
 /// User-chosen settings, as stored in `config.toml`. Missing keys take their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -73,6 +101,10 @@ pub struct Settings {
     pub auto_accept: bool,
     /// Language of the window (`en`, `zh-CN`); `None` follows the system locale.
     pub language: Option<String>,
+    /// Light or dark window, or as the desktop is.
+    pub theme: Theme,
+    /// Size of the window's text.
+    pub text_size: TextSize,
     /// Talk to IP Messenger clients (IP Messenger, FeiQ, iptux) too.
     pub ipmsg: bool,
     /// UDP port of IP Messenger (2425 for every real client; others for tests).
@@ -146,6 +178,8 @@ impl Default for Settings {
             download_dir: None,
             auto_accept: false,
             language: None,
+            theme: Theme::System,
+            text_size: TextSize::Normal,
             ipmsg: true,
             ipmsg_port: crate::protocol::ipmsg::IPMSG_PORT,
         }

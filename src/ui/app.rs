@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eframe::egui::{self, Align, Color32, Layout, RichText, Ui, ViewportCommand};
+use eframe::egui::{self, Align, Layout, RichText, Ui, ViewportCommand};
 
 use super::background::{Background, Job, Outcome};
 use super::compose::{self, ComposeAction};
@@ -17,11 +17,12 @@ use super::conversation::{self, Bubble, ChatView};
 use super::fonts;
 use super::i18n::Lang;
 use super::model::Model;
-use super::peer_list::{PeerList, Selection, status_color};
+use super::peer_list::{PeerList, Selection};
 use super::picker::{Picker, Purpose};
 use super::room::{CreateRoom, RoomAction, RoomPane};
 use super::search::{self, SearchAction, SearchBar};
 use super::settings::{SettingsDialog, SettingsOutcome, SettingsPatch, status_name};
+use super::theme;
 use super::transfers::{self, TransferAction};
 use crate::config::Config;
 use crate::node::Status;
@@ -50,6 +51,10 @@ const MAX_UNSENT: usize = 10_000;
 /// GTK's `cursor-blink-timeout`): blinking repaints the whole window twice a second, which
 /// costs a few per cent of a core with software OpenGL.
 const CARET_BLINKS_FOR: Duration = Duration::from_secs(10);
+
+/// Narrower than this, the transfers list floats over the conversation instead of taking a
+/// column beside it (peer list 250 + conversation 450 + list 320, roughly).
+const TRANSFERS_BESIDE_FROM: f32 = 1020.0;
 
 /// Tag of the window's `room_create`: the room it makes opens.
 const CREATE_ROOM_TAG: &str = "window-room-create";
@@ -105,6 +110,7 @@ impl PigeonApp {
     ) -> std::io::Result<PigeonApp> {
         let ctx = ctx.clone();
         fonts::install(&ctx);
+        theme::install(&ctx, config.settings.theme, config.settings.text_size);
         let repaint = ctx.clone();
         // The node was just started: its queue is empty, and if it stopped already the
         // window says so when its Stopped event arrives.
@@ -410,6 +416,10 @@ impl PigeonApp {
         }
         patch.apply(&mut self.config.settings);
         self.lang = Lang::choose(self.config.settings.language.as_deref());
+        if patch.theme.is_some() || patch.text_size.is_some() {
+            theme::install(&self.ctx, self.config.settings.theme, self.config.settings.text_size);
+            self.caret_blinks = true;
+        }
         if patch.needs_restart() {
             self.model.notice(tr!(self.lang, "settings.restart_needed").into_owned());
         }
@@ -442,7 +452,7 @@ impl PigeonApp {
         let lang = self.lang;
         ui.horizontal(|ui| {
             let status = self.config.settings.status;
-            ui.label(RichText::new("●").color(status_color(true, status)));
+            ui.label(RichText::new("●").color(theme::status_color(ui.visuals(), true, status)));
             let me = ui.label(RichText::new(&self.model.me.name).strong());
             let mut chosen = status;
             egui::ComboBox::from_id_salt("my-status")
@@ -570,20 +580,17 @@ impl PigeonApp {
         let Some(entry) = self.model.peers.get(&peer) else { return };
         let mut wants_code = false;
         let mut accept = false;
-        ui.horizontal(|ui| {
-            ui.heading(&entry.name);
-            let mut place = if entry.addr.is_empty() {
-                entry.host.clone()
-            } else {
-                format!("{} · {}", entry.host, entry.addr)
-            };
-            if let Some(client) = &entry.client {
-                place = format!("{place} · {client}");
-            }
-            ui.label(RichText::new(place).weak());
-            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+        let mut place =
+            if entry.addr.is_empty() { entry.host.clone() } else { format!("{} · {}", entry.host, entry.addr) };
+        if let Some(client) = &entry.client {
+            place = format!("{place} · {client}");
+        }
+        // The trust state and its button first, from the right; name and place take what is
+        // left and are cut with "…" rather than drawn over it.
+        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+            {
                 let (key, color) = match entry.trust {
-                    Some(Trust::Verified) => ("trust.verified", Color32::from_rgb(0x30, 0xa0, 0x50)),
+                    Some(Trust::Verified) => ("trust.verified", theme::palette(ui.visuals()).good),
                     Some(Trust::KeyChanged | Trust::Replaced) => {
                         ("trust.changed", ui.visuals().error_fg_color)
                     }
@@ -596,6 +603,10 @@ impl PigeonApp {
                     wants_code = true;
                 }
                 ui.label(RichText::new(tr!(lang, key)).color(color));
+            }
+            ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
+                ui.add(egui::Label::new(RichText::new(&entry.name).heading()).truncate());
+                ui.add(egui::Label::new(RichText::new(&place).weak()).truncate());
             });
         });
         if let Some((_, was_verified)) = entry.key_changed_from {
@@ -776,7 +787,8 @@ impl PigeonApp {
             let name = self.model.name_of(safety.peer);
             ui.label(tr!(lang, "trust.compare", name = name));
             ui.add_space(8.0);
-            ui.label(RichText::new(&safety.code).monospace().size(22.0));
+            let digits = egui::TextStyle::Heading.resolve(ui.style()).size * 1.2;
+            ui.label(RichText::new(&safety.code).monospace().size(digits));
             ui.add_space(8.0);
             ui.horizontal(|ui| {
                 if safety.trust == Trust::Verified {
@@ -846,13 +858,13 @@ impl PigeonApp {
             let painter =
                 ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop")));
             let screen = ctx.content_rect();
-            painter.rect_filled(screen, 0.0, Color32::from_black_alpha(160));
+            painter.rect_filled(screen, 0.0, theme::SHADE);
             painter.text(
                 screen.center(),
                 egui::Align2::CENTER_CENTER,
                 text,
-                egui::FontId::proportional(22.0),
-                Color32::WHITE,
+                egui::TextStyle::Heading.resolve(&ctx.global_style()),
+                theme::ON_SHADE,
             );
         }
         if let Some(room) = room {
@@ -884,8 +896,14 @@ impl eframe::App for PigeonApp {
             ui.add_space(4.0);
         });
         let lang = self.lang;
-        let peers =
-            egui::Panel::left("peers").resizable(true).default_size(250.0).min_size(180.0).show(ui, |ui| {
+        let width = ctx.content_rect().width();
+        // On a narrow window the list leaves the conversation most of the width.
+        let peers = egui::Panel::left("peers")
+            .resizable(true)
+            .default_size(250.0)
+            .min_size(180.0)
+            .max_size((width * 0.4).max(180.0))
+            .show(ui, |ui| {
                 ui.add_space(6.0);
                 self.peer_list.show(ui, &self.model, &self.selection, self.open_room, lang)
             });
@@ -900,13 +918,28 @@ impl eframe::App for PigeonApp {
             self.create_room = Some(CreateRoom::new(self.selection.peers()));
         }
         self.drop_rows = output.rows;
-        if self.show_transfers {
+        if self.show_transfers && width >= TRANSFERS_BESIDE_FROM {
             let action = egui::Panel::right("transfers").resizable(true).default_size(320.0).show(ui, |ui| {
                 ui.add_space(6.0);
                 ui.heading(tr!(lang, "top.transfers"));
                 transfers::panel(ui, &self.model, lang)
             });
             if let Some(action) = action.inner {
+                self.on_transfer_action(action);
+            }
+        } else if self.show_transfers {
+            // Too narrow to share: the list floats over the conversation until closed.
+            let mut open = true;
+            let action = egui::Window::new(tr!(lang, "top.transfers"))
+                .open(&mut open)
+                .anchor(egui::Align2::RIGHT_TOP, [-8.0, 44.0])
+                .collapsible(false)
+                .resizable(false)
+                .default_width(320.0)
+                .max_height(ctx.content_rect().height() - 80.0)
+                .show(&ctx, |ui| transfers::panel(ui, &self.model, lang));
+            self.show_transfers = open;
+            if let Some(action) = action.and_then(|shown| shown.inner).flatten() {
                 self.on_transfer_action(action);
             }
         }

@@ -1,7 +1,7 @@
-//! The send pane: a multi-line box where Enter sends and Shift+Enter starts a new line, a
-//! Send button and buttons to attach files or a folder.
+//! The send pane: buttons to attach files or a folder above a multi-line box where Enter
+//! sends and Shift+Enter starts a new line, with the Send button at its right.
 
-use eframe::egui::{self, Key, Modifiers, Ui};
+use eframe::egui::{self, Align, Key, Layout, Modifiers, Ui};
 
 use super::i18n::Lang;
 use crate::tr;
@@ -45,36 +45,33 @@ pub fn show(ui: &mut Ui, input: Input<'_>, lang: Lang) -> Option<ComposeAction> 
         action = take(draft);
     }
     ui.horizontal(|ui| {
-        let buttons_width = 170.0;
+        if ui.add_enabled(enabled, egui::Button::new(tr!(lang, "compose.attach_files")).small()).clicked() {
+            action = Some(ComposeAction::AttachFiles);
+        }
+        if ui.add_enabled(enabled, egui::Button::new(tr!(lang, "compose.attach_folder")).small()).clicked() {
+            action = Some(ComposeAction::AttachFolder);
+        }
+    });
+    // Send at the right, the box takes the rest of the width, however narrow the window.
+    ui.with_layout(Layout::right_to_left(Align::Max), |ui| {
+        let send =
+            ui.add_enabled(enabled && !draft.trim().is_empty(), egui::Button::new(tr!(lang, "compose.send")));
+        if send.clicked() {
+            action = take(draft);
+        }
+        let line = egui::TextStyle::Body.resolve(ui.style()).size * 1.35;
         let rows = draft.lines().count().clamp(2, MAX_ROWS);
         let edit = egui::TextEdit::multiline(draft)
             .id(edit_id)
             .hint_text(tr!(lang, "compose.hint"))
             .desired_rows(2)
-            .desired_width(ui.available_width() - buttons_width)
+            .desired_width(ui.available_width())
             .return_key(egui::KeyboardShortcut::new(Modifiers::SHIFT, Key::Enter));
-        egui::ScrollArea::vertical().max_height(rows as f32 * 20.0 + 12.0).show(ui, |ui| {
+        egui::ScrollArea::vertical().max_height(rows as f32 * line + 12.0).show(ui, |ui| {
             let response = ui.add_enabled(enabled, edit);
             if focus && enabled {
                 response.request_focus();
             }
-        });
-        ui.vertical(|ui| {
-            let send = ui.add_enabled(
-                enabled && !draft.trim().is_empty(),
-                egui::Button::new(tr!(lang, "compose.send")),
-            );
-            if send.clicked() {
-                action = take(draft);
-            }
-            ui.horizontal(|ui| {
-                if ui.add_enabled(enabled, egui::Button::new(tr!(lang, "compose.attach_files"))).clicked() {
-                    action = Some(ComposeAction::AttachFiles);
-                }
-                if ui.add_enabled(enabled, egui::Button::new(tr!(lang, "compose.attach_folder"))).clicked() {
-                    action = Some(ComposeAction::AttachFolder);
-                }
-            });
         });
     });
     action

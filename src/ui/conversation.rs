@@ -7,19 +7,17 @@
 //! from its estimate above the visible area, the scroll position moves by the difference, so
 //! what the user reads stays put.
 
-use eframe::egui::{self, Align, Color32, Layout, Rect, RichText, Ui, UiBuilder, vec2};
+use eframe::egui::{self, Align, Layout, Rect, RichText, Ui, UiBuilder, vec2};
 
 use super::i18n::Lang;
 use super::model::RowMeta;
 use super::text::{self, Segment};
+use super::theme;
 use crate::node::MessageState;
 use crate::tr;
 
 /// Widest a bubble gets, as a share of the pane.
 const BUBBLE_SHARE: f32 = 0.72;
-
-/// Font size of message text.
-const TEXT_SIZE: f32 = 14.0;
 
 /// Space between rows.
 const ROW_GAP: f32 = 6.0;
@@ -32,8 +30,8 @@ const LOAD_MARGIN: f32 = 400.0;
 pub struct ChatView {
     /// Scroll offset of the last frame.
     offset: f32,
-    /// Width the heights were measured at; a different width invalidates them.
-    width: f32,
+    /// Width and text size the heights were measured at; a change invalidates them.
+    measured_at: Measure,
     /// Scroll correction to apply in the next frame.
     correction: f32,
     /// Top of each row and, last, the total height; rebuilt when `stale`.
@@ -54,6 +52,15 @@ impl ChatView {
     pub fn scroll_to(&mut self, index: usize) {
         self.scroll_to = Some((index, SETTLE_FRAMES));
     }
+}
+
+/// What the height of a row depends on besides its text.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Measure {
+    /// Widest a bubble gets.
+    bubble_width: f32,
+    /// Points of message text.
+    text_size: f32,
 }
 
 /// Which ends of the loaded rows the user scrolled near, so the caller loads more there.
@@ -101,19 +108,22 @@ pub fn show<'a>(
 ) -> NearEdges {
     let width = ui.available_width();
     let bubble_width = (width * BUBBLE_SHARE).max(120.0);
-    if (width - view.width).abs() > 0.5 {
+    let measure = Measure { bubble_width, text_size: egui::TextStyle::Body.resolve(ui.style()).size };
+    if (measure.bubble_width - view.measured_at.bubble_width).abs() > 0.5
+        || measure.text_size != view.measured_at.text_size
+    {
         rows.iter_mut().for_each(|row| row.height = None);
-        view.width = width;
+        view.measured_at = measure;
         view.stale = true;
     }
     if *prepended > 0 {
         // Older messages came in above: keep the same message at the top of the view.
-        view.correction += (0..*prepended).map(|i| row_height(rows, i, bubble_width)).sum::<f32>();
+        view.correction += (0..*prepended).map(|i| row_height(rows, i, measure)).sum::<f32>();
         *prepended = 0;
         view.stale = true;
     }
     if view.stale || view.offsets.len() != rows.len() + 1 {
-        view.offsets = prefix_sums(rows, bubble_width);
+        view.offsets = prefix_sums(rows, measure);
         view.stale = false;
     }
     let offsets = &view.offsets;
@@ -147,7 +157,7 @@ pub fn show<'a>(
             let mut row = ui.new_child(UiBuilder::new().max_rect(rect).layout(Layout::top_down(Align::Min)));
             draw_row(&mut row, rows, index, &bubble, bubble_width, lang);
             let measured = row.min_rect().height() + ROW_GAP;
-            let before = row_height(rows, index, bubble_width);
+            let before = row_height(rows, index, measure);
             if let Some(meta) = rows.get_mut(index) {
                 meta.height = Some(measured);
             }
@@ -180,27 +190,28 @@ pub fn show<'a>(
     NearEdges { top: view.offset < LOAD_MARGIN, bottom: view.offset + viewport_height > total - LOAD_MARGIN }
 }
 
-fn prefix_sums(rows: &[RowMeta], bubble_width: f32) -> Vec<f32> {
+fn prefix_sums(rows: &[RowMeta], measure: Measure) -> Vec<f32> {
     let mut offsets = Vec::with_capacity(rows.len() + 1);
     let mut y = 0.0;
     offsets.push(y);
     for index in 0..rows.len() {
-        y += row_height(rows, index, bubble_width);
+        y += row_height(rows, index, measure);
         offsets.push(y);
     }
     offsets
 }
 
 /// The measured height of a row, or an estimate from its text.
-fn row_height(rows: &[RowMeta], index: usize, bubble_width: f32) -> f32 {
+fn row_height(rows: &[RowMeta], index: usize, measure: Measure) -> f32 {
     let Some(meta) = rows.get(index) else { return 0.0 };
     if let Some(height) = meta.height {
         return height;
     }
-    let columns_per_line = ((bubble_width - 20.0) / (TEXT_SIZE * 0.55)).max(8.0);
+    let Measure { bubble_width, text_size } = measure;
+    let columns_per_line = ((bubble_width - 20.0) / (text_size * 0.55)).max(8.0);
     let lines = (meta.columns as f32 / columns_per_line).ceil().max(1.0) + meta.newlines as f32;
     let separator = if starts_day(rows, index) { 30.0 } else { 0.0 };
-    separator + 16.0 + 18.0 + lines * (TEXT_SIZE * 1.3) + ROW_GAP
+    separator + 16.0 + 18.0 + lines * (text_size * 1.3) + ROW_GAP
 }
 
 fn starts_day(rows: &[RowMeta], index: usize) -> bool {
@@ -226,18 +237,13 @@ fn draw_row(
         ui.add_space(6.0);
     }
     let outgoing = message.outgoing;
-    let layout = if outgoing { Layout::right_to_left(Align::Min) } else { Layout::left_to_right(Align::Min) };
+    // Top-down, aligned to one side: a right-to-left layout would stretch our bubbles to
+    // their widest.
+    let layout = Layout::top_down(if outgoing { Align::Max } else { Align::Min });
     ui.with_layout(layout, |ui| {
-        let fill = if outgoing {
-            ui.visuals().selection.bg_fill.gamma_multiply(0.35)
-        } else {
-            ui.visuals().faint_bg_color
-        };
-        let stroke = if message.marked {
-            egui::Stroke::new(2.0, ui.visuals().selection.stroke.color)
-        } else {
-            egui::Stroke::NONE
-        };
+        let palette = theme::palette(ui.visuals());
+        let fill = if outgoing { palette.bubble_out } else { palette.bubble_in };
+        let stroke = if message.marked { egui::Stroke::new(2.0, palette.accent) } else { egui::Stroke::NONE };
         // The bubble senses clicks beneath its text, so a right-click anywhere on it (the
         // text's own labels included) opens its menu, and links and selection still work.
         let scope = ui.scope_builder(UiBuilder::new().sense(egui::Sense::click()), |ui| {
@@ -294,7 +300,7 @@ fn bubble(ui: &mut Ui, message: &Bubble<'_>, lang: Lang) -> Option<egui::Respons
                 MessageState::Queued => ("message.queued", ui.visuals().weak_text_color()),
                 MessageState::Sent => ("message.sent", ui.visuals().weak_text_color()),
                 MessageState::Delivered => ("message.delivered", ui.visuals().text_color()),
-                MessageState::Read => ("message.read", Color32::from_rgb(0x30, 0x90, 0xd0)),
+                MessageState::Read => ("message.read", theme::palette(ui.visuals()).accent),
             };
             ui.label(RichText::new(tr!(lang, key)).small().color(color));
         }
@@ -305,7 +311,7 @@ fn bubble(ui: &mut Ui, message: &Bubble<'_>, lang: Lang) -> Option<egui::Respons
     let text = (!message.text.is_empty()).then(|| message_text(ui, message.text));
     if let Some(files) = &message.files {
         egui::Frame::group(ui.style()).show(ui, |ui| {
-            ui.label(RichText::new(files).size(TEXT_SIZE));
+            ui.label(RichText::new(files));
         });
     }
     if let Some((footer, hover)) = &message.footer {
@@ -317,7 +323,7 @@ fn bubble(ui: &mut Ui, message: &Bubble<'_>, lang: Lang) -> Option<egui::Respons
 /// The text with its links; returns the union of its pieces' responses.
 fn message_text(ui: &mut Ui, body: &str) -> egui::Response {
     let segments = text::segments(body);
-    let font = egui::FontId::proportional(TEXT_SIZE);
+    let font = egui::TextStyle::Body.resolve(ui.style());
     if let [Segment::Text(plain)] = segments.as_slice() {
         return ui.add(egui::Label::new(RichText::new(*plain).font(font)).wrap());
     }

@@ -6,7 +6,8 @@
 //! - `model`: what the window knows, built from node events (no egui, unit-tested).
 //! - `peer_list`, `conversation`, `room`, `compose`, `search`, `transfers`, `settings`, `picker`: the
 //!   panes.
-//! - `fonts`, `i18n`, `text`: CJK fonts, translations, links and times.
+//! - `fonts`, `i18n`, `text`, `theme`: CJK fonts, translations, links and times, colours and
+//!   text sizes.
 //! - `background`: the thread for disk, D-Bus and process work.
 
 mod app;
@@ -23,6 +24,7 @@ mod search;
 mod settings;
 mod startup;
 mod text;
+mod theme;
 mod transfers;
 
 use std::sync::Arc;

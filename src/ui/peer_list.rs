@@ -5,17 +5,22 @@
 use std::collections::BTreeSet;
 
 use eframe::egui::{
-    self, Align2, Color32, FontId, Modifiers, Rect, RichText, Sense, Stroke, Ui, WidgetInfo, vec2,
+    self, Align2, Color32, Modifiers, Rect, RichText, Sense, Stroke, TextStyle, Ui, WidgetInfo, vec2,
 };
 
 use super::i18n::Lang;
 use super::model::{Model, PeerEntry};
-use crate::node::Status;
+use super::settings::status_name;
+use super::theme;
 use crate::node::{PeerId, RoomId, RoomInfo};
 use crate::tr;
 
-/// Height of every row (group headers included), so only visible rows are laid out.
-const ROW_HEIGHT: f32 = 40.0;
+/// Height of every row (group headers included), so only visible rows are laid out: a name
+/// and a detail line with some air, growing with the text size.
+fn row_height(ui: &Ui) -> f32 {
+    let style = ui.style();
+    TextStyle::Body.resolve(style).size + TextStyle::Small.resolve(style).size + 14.0
+}
 
 /// Which peers the user picked; the conversation shows when exactly one is.
 #[derive(Debug, Default, Clone)]
@@ -144,7 +149,8 @@ impl PeerList {
             ui.label(RichText::new(text).weak());
             ui.add_space(4.0);
         }
-        egui::ScrollArea::vertical().auto_shrink(false).show_rows(ui, ROW_HEIGHT, rows.len(), |ui, range| {
+        let height = row_height(ui);
+        egui::ScrollArea::vertical().auto_shrink(false).show_rows(ui, height, rows.len(), |ui, range| {
             for row in &rows[range] {
                 match row {
                     Row::Group { name, online, total } => self.group_row(ui, name, *online, *total, lang),
@@ -169,7 +175,7 @@ impl PeerList {
                     Row::NewRoom => {
                         let text = tr!(lang, "rooms.new");
                         let (rect, response) =
-                            ui.allocate_exact_size(vec2(ui.available_width(), ROW_HEIGHT), Sense::click());
+                            ui.allocate_exact_size(vec2(ui.available_width(), height), Sense::click());
                         response.widget_info(|| WidgetInfo::labeled(egui::Role::Button, true, &text));
                         let color = if response.hovered() {
                             ui.visuals().strong_text_color()
@@ -180,7 +186,7 @@ impl PeerList {
                             rect.left_center() + vec2(8.0, 0.0),
                             Align2::LEFT_CENTER,
                             text,
-                            FontId::proportional(13.5),
+                            TextStyle::Button.resolve(ui.style()),
                             color,
                         );
                         output.new_room |= response.clicked();
@@ -246,7 +252,7 @@ impl PeerList {
 fn fold_row(ui: &mut Ui, folded: bool, title: &str) -> bool {
     let arrow = if folded { "▶" } else { "▼" };
     let text = format!("{arrow} {title}");
-    let (rect, response) = ui.allocate_exact_size(vec2(ui.available_width(), ROW_HEIGHT), Sense::click());
+    let (rect, response) = ui.allocate_exact_size(vec2(ui.available_width(), row_height(ui)), Sense::click());
     response.widget_info(|| WidgetInfo::labeled(egui::Role::Button, true, &text));
     if ui.is_rect_visible(rect) {
         let color =
@@ -255,21 +261,11 @@ fn fold_row(ui: &mut Ui, folded: bool, title: &str) -> bool {
             rect.left_bottom() + vec2(4.0, -8.0),
             Align2::LEFT_BOTTOM,
             text,
-            FontId::proportional(13.0),
+            TextStyle::Button.resolve(ui.style()),
             color,
         );
     }
     response.clicked()
-}
-
-/// The colour of a status dot.
-pub fn status_color(online: bool, status: Status) -> Color32 {
-    match (online, status) {
-        (false, _) => Color32::GRAY,
-        (true, Status::Away) => Color32::from_rgb(0xe0, 0xa0, 0x20),
-        (true, Status::Busy) => Color32::from_rgb(0xd0, 0x40, 0x40),
-        (true, Status::Online | Status::Unknown) => Color32::from_rgb(0x30, 0xb0, 0x50),
-    }
 }
 
 /// A clickable row named `name` (with its unread count, for screen readers and tests): its
@@ -281,7 +277,7 @@ fn list_row(
     selected: bool,
     lang: Lang,
 ) -> (egui::Response, Option<egui::Painter>) {
-    let (rect, response) = ui.allocate_exact_size(vec2(ui.available_width(), ROW_HEIGHT), Sense::click());
+    let (rect, response) = ui.allocate_exact_size(vec2(ui.available_width(), row_height(ui)), Sense::click());
     let label = if unread > 0 {
         format!("{name}, {}", tr!(lang, "peers.unread", count = unread))
     } else {
@@ -298,76 +294,89 @@ fn list_row(
     } else if response.hovered() {
         painter.rect_filled(rect, 4.0, visuals.widgets.hovered.weak_bg_fill);
     }
-    badge(&painter, rect, unread);
+    badge(&painter, rect, unread, ui.style());
     (response, Some(painter))
 }
 
 fn room_row(ui: &mut Ui, model: &Model, info: &RoomInfo, selected: bool, lang: Lang) -> egui::Response {
     let (response, painter) = list_row(ui, &info.name, info.unread as u64, selected, lang);
     let Some(painter) = painter else { return response };
-    let (rect, visuals) = (response.rect, ui.visuals());
+    let rect = response.rect;
+    let palette = theme::palette(ui.visuals());
     let mark = Rect::from_center_size(rect.left_center() + vec2(12.0, 0.0), vec2(18.0, 18.0));
-    painter.rect_filled(mark, 4.0, visuals.hyperlink_color);
-    painter.text(mark.center(), Align2::CENTER_CENTER, "#", FontId::proportional(12.5), Color32::WHITE);
+    painter.rect_filled(mark, 4.0, palette.accent);
+    painter.text(
+        mark.center(),
+        Align2::CENTER_CENTER,
+        "#",
+        TextStyle::Small.resolve(ui.style()),
+        palette.panel,
+    );
     let online = model.online_members(info.room);
     let detail = tr!(lang, "rooms.members_count", count = info.members.len(), online = online);
-    row_text(&painter, rect, &info.name, &detail, visuals.strong_text_color(), visuals.weak_text_color());
+    row_text(ui, &painter, rect, [&info.name, &detail], row_colors(ui, true, selected));
     response
 }
 
+/// The colours of a row's name and detail line: readable on the selection when selected, the
+/// name quieter for a peer offline.
+fn row_colors(ui: &Ui, online: bool, selected: bool) -> [Color32; 2] {
+    let palette = theme::palette(ui.visuals());
+    match (selected, online) {
+        (true, _) => [palette.strong, palette.on_selection],
+        (false, true) => [palette.strong, palette.weak],
+        (false, false) => [palette.weak, palette.weak],
+    }
+}
+
 /// A row's name and detail line, right of its dot or mark.
-fn row_text(painter: &egui::Painter, rect: Rect, name: &str, detail: &str, color: Color32, weak: Color32) {
+fn row_text(
+    ui: &Ui,
+    painter: &egui::Painter,
+    rect: Rect,
+    [name, detail]: [&str; 2],
+    [color, weak]: [Color32; 2],
+) {
     let left = rect.left() + 26.0;
-    painter.text(
-        egui::pos2(left, rect.top() + 4.0),
-        Align2::LEFT_TOP,
-        name,
-        FontId::proportional(14.5),
-        color,
-    );
-    painter.text(
-        egui::pos2(left, rect.top() + 22.0),
-        Align2::LEFT_TOP,
-        detail,
-        FontId::proportional(11.5),
-        weak,
-    );
+    let (body, small) = (TextStyle::Body.resolve(ui.style()), TextStyle::Small.resolve(ui.style()));
+    let detail_top = rect.top() + 6.0 + body.size;
+    painter.text(egui::pos2(left, rect.top() + 4.0), Align2::LEFT_TOP, name, body, color);
+    painter.text(egui::pos2(left, detail_top), Align2::LEFT_TOP, detail, small, weak);
 }
 
 /// The unread count at a row's right end, if any.
-fn badge(painter: &egui::Painter, rect: Rect, unread: u64) {
+fn badge(painter: &egui::Painter, rect: Rect, unread: u64, style: &egui::Style) {
     if unread == 0 {
         return;
     }
     let count = if unread > 99 { String::from("99+") } else { unread.to_string() };
-    let galley = painter.layout_no_wrap(count, FontId::proportional(11.5), Color32::WHITE);
+    let galley = painter.layout_no_wrap(count, TextStyle::Small.resolve(style), theme::ON_BADGE);
     let size = vec2(galley.size().x.max(galley.size().y) + 8.0, galley.size().y + 4.0);
     let badge = Rect::from_center_size(rect.right_center() - vec2(size.x / 2.0 + 8.0, 0.0), size);
     painter.rect(
         badge,
         size.y / 2.0,
-        Color32::from_rgb(0xd0, 0x40, 0x40),
+        theme::palette(&style.visuals).badge,
         Stroke::NONE,
         egui::StrokeKind::Inside,
     );
-    painter.galley(badge.center() - galley.size() / 2.0, galley, Color32::WHITE);
+    painter.galley(badge.center() - galley.size() / 2.0, galley, theme::ON_BADGE);
 }
 
 fn peer_row(ui: &mut Ui, entry: &PeerEntry, selected: bool, lang: Lang) -> egui::Response {
     let (response, painter) = list_row(ui, &entry.name, entry.unread, selected, lang);
     let Some(painter) = painter else { return response };
-    let (rect, visuals) = (response.rect, ui.visuals());
-    let text_color = if entry.online { visuals.strong_text_color() } else { visuals.weak_text_color() };
+    let rect = response.rect;
     let dot = rect.left_center() + vec2(12.0, 0.0);
-    painter.circle_filled(dot, 5.0, status_color(entry.online, entry.status));
-    let mut detail = entry.host.clone();
+    painter.circle_filled(dot, 5.0, theme::status_color(ui.visuals(), entry.online, entry.status));
+    // The state in words too: a dot's colour alone says nothing to many eyes.
+    let state =
+        if entry.online { status_name(entry.status, lang) } else { tr!(lang, "peers.offline").into_owned() };
+    let mut detail = format!("{state} · {}", entry.host);
     if let Some(client) = &entry.client {
         detail = format!("{detail} · {client}");
     }
-    if !entry.online {
-        detail = format!("{detail} · {}", tr!(lang, "peers.offline"));
-    }
-    row_text(&painter, rect, &entry.name, &detail, text_color, visuals.weak_text_color());
+    row_text(ui, &painter, rect, [&entry.name, &detail], row_colors(ui, entry.online, selected));
     response
 }
 

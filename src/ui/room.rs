@@ -11,7 +11,7 @@ use super::compose::{self, ComposeAction};
 use super::conversation::{self, Bubble, ChatView};
 use super::i18n::Lang;
 use super::model::{Model, RoomChat, short_id};
-use super::peer_list::status_color;
+use super::theme;
 use super::transfers::{self, TransferAction};
 use crate::node::{Direction, PeerId, PostedIn, RoomId, Status, TransferState, display_path, human_bytes};
 use crate::tr;
@@ -200,7 +200,7 @@ fn members_ui(ui: &mut Ui, model: &Model, room: RoomId, lang: Lang) -> Option<Ro
         for (offline, name, id) in &members {
             ui.horizontal(|ui| {
                 let status = model.peers.get(id).map_or(Status::Online, |p| p.status);
-                ui.label(RichText::new("●").color(status_color(!offline, status)));
+                ui.label(RichText::new("●").color(theme::status_color(ui.visuals(), !offline, status)));
                 let me = model.me.id == Some(*id);
                 let shown = if me { format!("{name} ({})", tr!(lang, "rooms.you")) } else { name.clone() };
                 let text = if *offline { RichText::new(shown).weak() } else { RichText::new(shown) };

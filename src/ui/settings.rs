@@ -1,5 +1,5 @@
-//! The settings dialog: display name, group, status, language, download folder, auto-accept,
-//! port and extra targets. Only the fields the user changed are written to the settings file,
+//! The settings dialog: display name, group, status, language, theme, text size, download
+//! folder, auto-accept, port and extra targets. Only the fields the user changed are written to the settings file,
 //! so flags given for one session (`--bind`, `--no-broadcast` …) are never saved by accident.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use eframe::egui::{self, RichText};
 
 use super::i18n::Lang;
-use crate::config::Settings;
+use crate::config::{Settings, TextSize, Theme};
 use crate::node::Status;
 use crate::tr;
 
@@ -18,6 +18,8 @@ pub struct SettingsDialog {
     group: String,
     status: Status,
     language: Option<Lang>,
+    theme: Theme,
+    text_size: TextSize,
     /// Set by the folder picker too.
     pub download_dir: String,
     /// The download folder in effect when the dialog opened (finding it reads the disk, so
@@ -52,6 +54,10 @@ pub struct SettingsPatch {
     pub status: Option<Status>,
     /// Language (`Some(None)`: follow the system).
     pub language: Option<Option<Lang>>,
+    /// Light, dark or as the desktop is.
+    pub theme: Option<Theme>,
+    /// Text size.
+    pub text_size: Option<TextSize>,
     /// Download folder.
     pub download_dir: Option<PathBuf>,
     /// Auto-accept.
@@ -78,6 +84,12 @@ impl SettingsPatch {
         }
         if let Some(language) = self.language {
             settings.language = language.map(|lang| lang.code().to_owned());
+        }
+        if let Some(theme) = self.theme {
+            settings.theme = theme;
+        }
+        if let Some(text_size) = self.text_size {
+            settings.text_size = text_size;
         }
         if let Some(dir) = &self.download_dir {
             settings.download_dir = Some(dir.clone());
@@ -110,6 +122,8 @@ impl SettingsDialog {
             group: settings.group.clone(),
             status: settings.status,
             language: settings.language.as_deref().map(|code| Lang::choose(Some(code))),
+            theme: settings.theme,
+            text_size: settings.text_size,
             download_dir: download_dir.display().to_string(),
             current_download_dir: download_dir.to_path_buf(),
             auto_accept: settings.auto_accept,
@@ -135,32 +149,25 @@ impl SettingsDialog {
             egui::Grid::new("settings-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
                 labelled_text(ui, &tr!(lang, "settings.name"), &mut self.name);
                 labelled_text(ui, &tr!(lang, "settings.group"), &mut self.group);
-                let label = ui.label(tr!(lang, "settings.status"));
-                egui::ComboBox::from_id_salt("settings-status")
-                    .selected_text(status_name(self.status, lang))
-                    .show_ui(ui, |ui| {
-                        for status in [Status::Online, Status::Away, Status::Busy] {
-                            ui.selectable_value(&mut self.status, status, status_name(status, lang));
-                        }
-                    })
-                    .response
-                    .labelled_by(label.id);
-                ui.end_row();
-                let label = ui.label(tr!(lang, "settings.language"));
-                egui::ComboBox::from_id_salt("settings-language")
-                    .selected_text(match self.language {
-                        Some(chosen) => chosen.native_name().to_owned(),
-                        None => tr!(lang, "settings.language_system").into_owned(),
-                    })
-                    .show_ui(ui, |ui| {
-                        ui.selectable_value(&mut self.language, None, tr!(lang, "settings.language_system"));
-                        for choice in Lang::ALL {
-                            ui.selectable_value(&mut self.language, Some(choice), choice.native_name());
-                        }
-                    })
-                    .response
-                    .labelled_by(label.id);
-                ui.end_row();
+                let statuses =
+                    [Status::Online, Status::Away, Status::Busy].map(|s| (s, status_name(s, lang)));
+                choice(ui, &tr!(lang, "settings.status"), &mut self.status, &statuses);
+                let mut languages = vec![(None, tr!(lang, "settings.language_system").into_owned())];
+                languages.extend(Lang::ALL.map(|l| (Some(l), l.native_name().to_owned())));
+                choice(ui, &tr!(lang, "settings.language"), &mut self.language, &languages);
+                let themes = [
+                    (Theme::System, tr!(lang, "settings.theme_system").into_owned()),
+                    (Theme::Light, tr!(lang, "settings.theme_light").into_owned()),
+                    (Theme::Dark, tr!(lang, "settings.theme_dark").into_owned()),
+                ];
+                choice(ui, &tr!(lang, "settings.theme"), &mut self.theme, &themes);
+                let sizes = [
+                    (TextSize::Small, tr!(lang, "settings.text_small").into_owned()),
+                    (TextSize::Normal, tr!(lang, "settings.text_normal").into_owned()),
+                    (TextSize::Large, tr!(lang, "settings.text_large").into_owned()),
+                    (TextSize::Larger, tr!(lang, "settings.text_larger").into_owned()),
+                ];
+                choice(ui, &tr!(lang, "settings.text_size"), &mut self.text_size, &sizes);
                 ui.label(tr!(lang, "settings.download_dir"));
                 ui.horizontal(|ui| {
                     ui.add(egui::TextEdit::singleline(&mut self.download_dir).desired_width(300.0));
@@ -233,6 +240,8 @@ impl SettingsDialog {
             group: changed(&self.group, &current.group),
             status: (self.status != current.status).then_some(self.status),
             language: (self.language != current_language).then_some(self.language),
+            theme: (self.theme != current.theme).then_some(self.theme),
+            text_size: (self.text_size != current.text_size).then_some(self.text_size),
             download_dir: (download_dir != self.current_download_dir).then_some(download_dir),
             auto_accept: (self.auto_accept != current.auto_accept).then_some(self.auto_accept),
             ipmsg: (self.ipmsg != current.ipmsg).then_some(self.ipmsg),
@@ -240,6 +249,23 @@ impl SettingsDialog {
             targets: (targets != current.targets).then_some(targets),
         })
     }
+}
+
+/// A labelled drop-down of `options` (value and its name), in a grid row.
+fn choice<T: PartialEq + Copy>(ui: &mut egui::Ui, label: &str, value: &mut T, options: &[(T, String)]) {
+    let label = ui.label(label);
+    let shown =
+        options.iter().find(|(option, _)| option == value).map(|(_, name)| name.clone()).unwrap_or_default();
+    egui::ComboBox::from_id_salt(label.id)
+        .selected_text(shown)
+        .show_ui(ui, |ui| {
+            for (option, name) in options {
+                ui.selectable_value(value, *option, name);
+            }
+        })
+        .response
+        .labelled_by(label.id);
+    ui.end_row();
 }
 
 fn labelled_text(ui: &mut egui::Ui, label: &str, value: &mut String) {

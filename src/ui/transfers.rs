@@ -8,6 +8,7 @@ use eframe::egui::{self, Color32, RichText, Ui};
 use super::i18n::Lang;
 use super::model::{Model, TransferView};
 use super::text::clock_duration;
+use super::theme;
 use crate::node::human_bytes;
 use crate::node::{Direction, TransferState, Trust};
 use crate::node::{PeerId, RoomId, TransferId, TransferInfo};
@@ -152,7 +153,7 @@ pub fn state_text(view: &TransferView, lang: Lang) -> String {
 
 fn state_color(ui: &Ui, view: &TransferView) -> Color32 {
     match view.info.state {
-        TransferState::Completed => Color32::from_rgb(0x30, 0xa0, 0x50),
+        TransferState::Completed => theme::palette(ui.visuals()).good,
         TransferState::Failed => ui.visuals().error_fg_color,
         TransferState::Active if view.interrupted.is_some() => ui.visuals().warn_fg_color,
         _ => ui.visuals().weak_text_color(),
