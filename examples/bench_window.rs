@@ -1,5 +1,5 @@
 //! Frame time of the full window, measured in process: 1,000 peers in 20 groups and a
-//! conversation of 100,000 messages, scrolled from the bottom towards the top and back, one
+//! conversation of 100,000 rows (every 20th a transfer's card), scrolled from the bottom towards the top and back, one
 //! wheel step per frame. The window is drawn by egui_kittest without a GPU, so the time is
 //! the CPU cost of a frame (layout and tessellation), which is what keeps a window smooth on
 //! a slow machine. Run through `scripts/bench-window.sh`.
@@ -13,10 +13,11 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use pigeon::node::PeerInfo;
+use pigeon::node::TransferInfo;
 use pigeon::protocol::announce::Status;
-use pigeon::protocol::ids::{MsgId, PeerId};
+use pigeon::protocol::ids::{MsgId, PeerId, TransferId};
 use pigeon::protocol::keys::PublicKey;
-use pigeon::store::{ChatMessage, Direction, MessageState, Trust};
+use pigeon::store::{ChatMessage, Direction, MessageState, TransferState, Trust};
 use pigeon::ui::{PigeonApp, WINDOW_SIZE};
 use pigeon::{Config, Event, Node};
 
@@ -25,6 +26,8 @@ const MESSAGES: u32 = 100_000;
 const FRAMES: usize = 600;
 /// Points per wheel event: enough to cross all 100,000 messages in `FRAMES / 2` frames.
 const WHEEL_STEP: f32 = 25_000.0;
+/// Every this many rows, a transfer's card.
+const CARD_EVERY: u32 = 20;
 
 fn id(n: u32) -> [u8; 16] {
     let mut bytes = [0u8; 16];
@@ -65,6 +68,31 @@ fn message(peer: PeerId, n: u32) -> ChatMessage {
         sent_at_ms: 1_790_000_000_000 + u64::from(n) * 60_000,
         state: MessageState::Read,
         unconfirmed_sender: false,
+        transfer: n.is_multiple_of(CARD_EVERY).then(|| TransferId::from_bytes(id(n))),
+    }
+}
+
+fn transfer(peer: PeerId, n: u32) -> TransferInfo {
+    let state = [TransferState::Completed, TransferState::Offered, TransferState::Declined]
+        [(n / CARD_EVERY % 3) as usize];
+    TransferInfo {
+        transfer_id: TransferId::from_bytes(id(n)),
+        peer,
+        direction: if n.is_multiple_of(2) { Direction::Incoming } else { Direction::Outgoing },
+        state,
+        files: 3,
+        folders: 1,
+        total_bytes: 12_345_678,
+        summary: format!("3 files in 1 folder, 12.3 MB: 报告 {n}, photo-{n}.jpg"),
+        entries: Vec::new(),
+        entries_total: 4,
+        reason: String::new(),
+        room: None,
+        names: vec![format!("报告 {n}"), format!("photo-{n}.jpg")],
+        more_names: false,
+        created_ms: 1_790_000_000_000 + u64::from(n) * 60_000,
+        row: Some(i64::from(n) + 1),
+        saved_in: None,
     }
 }
 
@@ -91,7 +119,14 @@ fn main() {
         harness.state_mut().apply(Event::PeerJoined { peer: peer(n) });
     }
     let messages: Vec<ChatMessage> = (0..MESSAGES).map(|n| message(talker.id, n)).collect();
-    harness.state_mut().apply(Event::History { peer: talker.id, messages, has_more: false, after: None });
+    let transfers = (0..MESSAGES).step_by(CARD_EVERY as usize).map(|n| transfer(talker.id, n)).collect();
+    harness.state_mut().apply(Event::History {
+        peer: talker.id,
+        messages,
+        has_more: false,
+        after: None,
+        transfers,
+    });
     println!("filled {PEERS} peers and {MESSAGES} messages in {:?}", started.elapsed());
     harness.step();
     harness.get_by_label(&talker.name).click();

@@ -74,6 +74,22 @@ pub struct TransferInfo {
     /// For files posted to a room: the room and the poster's post.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<crate::protocol::room::PostedIn>,
+    /// The first top-level files and folders as they are named on disk (a name taken at the
+    /// receiver gets " (1)"), for consumers that word the summary themselves.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// More top-level names exist than `names` lists.
+    #[serde(default)]
+    pub more_names: bool,
+    /// When it was offered, milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub created_ms: u64,
+    /// Its row in the conversation's history (a `seq`; direct transfers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<i64>,
+    /// Receiver: the folder its files are saved in, once accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_in: Option<std::path::PathBuf>,
 }
 
 /// A group room as consumers see it.
@@ -145,17 +161,7 @@ impl TransferInfo {
         let total_bytes = record.entries.iter().map(|e| e.size).sum();
         // The first component of every entry, once each: the top-level names, also when an
         // offer lists nested files without their folder.
-        let mut top: Vec<String> = Vec::new();
-        for entry in &record.entries {
-            let shown = display_path(&entry.path);
-            let first = shown.split('/').next().unwrap_or_default();
-            if !top.iter().any(|name| name == first) {
-                top.push(first.to_owned());
-            }
-            if top.len() > SUMMARY_NAMES {
-                break;
-            }
-        }
+        let top = record.top_names(SUMMARY_NAMES + 1);
         let mut names = top.iter().take(SUMMARY_NAMES).cloned().collect::<Vec<_>>().join(", ");
         if top.len() > SUMMARY_NAMES {
             names.push_str(", …");
@@ -187,6 +193,11 @@ impl TransferInfo {
             entries_total: record.entries.len(),
             reason: record.reason.clone(),
             room: record.room,
+            names: top.iter().take(SUMMARY_NAMES).cloned().collect(),
+            more_names: top.len() > SUMMARY_NAMES,
+            created_ms: record.created_ms,
+            row: record.row,
+            saved_in: record.saved_in.clone(),
         }
     }
 }
@@ -356,6 +367,9 @@ pub enum Event {
         /// The request's `after`: this page follows that message.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<i64>,
+        /// The transfers the page's transfer rows stand for.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        transfers: Vec<TransferInfo>,
     },
     /// Answer to `search`.
     SearchResults {
@@ -537,10 +551,18 @@ mod tests {
             reason: String::new(),
             created_ms: 0,
             room: None,
+            row: None,
+            saved_in: None,
         };
         let info = TransferInfo::from_record(&record);
         assert_eq!((info.files, info.folders, info.total_bytes), (2, 1, 1_500_500));
         assert_eq!(info.summary, "2 files in 1 folder, 1.5 MB: Photos, notes.txt");
+        // Names taken at the receiver: the summary says where the files went.
+        let root_names = [("Photos", "Photos (1)"), ("notes.txt", "notes (2).txt")];
+        let root_names = root_names.map(|(a, b)| (a.to_owned(), b.to_owned())).into();
+        let placed = TransferInfo::from_record(&TransferRecord { root_names, ..record.clone() });
+        assert_eq!(placed.names, ["Photos (1)", "notes (2).txt"]);
+        assert!(placed.summary.ends_with(": Photos (1), notes (2).txt"));
         // An IP Messenger folder: one name and a total size until it arrives.
         let unlisted = TransferRecord { entries: vec![entry("idir", EntryKind::Dir, 13)], ..record };
         assert_eq!(TransferInfo::from_record(&unlisted).summary, "1 folder, 13 B: idir");

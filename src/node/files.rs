@@ -140,6 +140,14 @@ pub fn local_components(components: &[String], root_names: &BTreeMap<String, Str
     local
 }
 
+/// For a top-level file (`place` of one component) that `place_file` put at `placed` under
+/// another name: the name offered and the one it got.
+pub fn renamed_top(place: &[String], placed: &Path) -> Option<(String, String)> {
+    let [offered] = place else { return None };
+    let local = placed.file_name()?.to_string_lossy().into_owned();
+    (local != *offered).then(|| (offered.clone(), local))
+}
+
 /// Moves a verified partial file into place under `root`, never overwriting: an existing
 /// name gets " (n)" added. Returns where the file went.
 pub fn place_file(root: &Path, components: &[String], part: &Path) -> io::Result<PathBuf> {

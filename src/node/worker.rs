@@ -48,6 +48,14 @@ pub enum Report {
     /// Receiver: what a folder offered without its contents turned out to hold (IP
     /// Messenger folders are offered as one name and a total size).
     Contents(Vec<Entry>),
+    /// Receiver: a top-level file was placed under another name than offered (` (1)`
+    /// added: the name was taken), so consumers show where it went.
+    Placed {
+        /// The name offered.
+        top: String,
+        /// The name it has on disk.
+        local: String,
+    },
     /// Every file is at the receiver, verified.
     Finished,
     /// The connection broke; the transfer can resume from where it stopped.

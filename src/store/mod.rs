@@ -22,7 +22,7 @@ pub use transfers::{TransferRecord, TransferState};
 pub use trust::Trust;
 
 use crate::protocol::Family;
-use crate::protocol::ids::{MsgId, PeerId};
+use crate::protocol::ids::{MsgId, PeerId, TransferId};
 
 /// How long a write waits for a lock held by another process (a `pigeon` CLI reading the same
 /// file) before it gives up.
@@ -113,6 +113,10 @@ pub struct ChatMessage {
     /// [`Trust::KeyChanged`]): shown marked, because it may not be from who it claims.
     #[serde(default)]
     pub unconfirmed_sender: bool,
+    /// This row stands for a transfer of files (its text lists their names): shown as the
+    /// transfer's card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferId>,
 }
 
 /// One conversation in history, for a list of chats.
@@ -192,7 +196,8 @@ fn known_peer(row: &Row<'_>, at: [usize; 6]) -> rusqlite::Result<Result<KnownPee
 /// Characters in the pieces the search index is made of (SQLite's trigram tokenizer).
 const TRIGRAM: usize = 3;
 
-const MESSAGE_COLUMNS: &str = "seq, msg_id, peer, outgoing, text, sent_at_ms, state, unconfirmed_sender";
+const MESSAGE_COLUMNS: &str =
+    "seq, msg_id, peer, outgoing, text, sent_at_ms, state, unconfirmed_sender, transfer";
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -312,6 +317,7 @@ impl Store {
             sent_at_ms: draft.sent_at_ms,
             state,
             unconfirmed_sender: draft.unconfirmed_sender,
+            transfer: None,
         }))
     }
 
@@ -535,6 +541,7 @@ struct RawMessage {
     sent_at_ms: i64,
     state: i64,
     unconfirmed_sender: bool,
+    transfer: Option<String>,
 }
 
 fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
@@ -547,6 +554,7 @@ fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
         sent_at_ms: row.get(5)?,
         state: row.get(6)?,
         unconfirmed_sender: row.get(7)?,
+        transfer: row.get(8)?,
     })
 }
 
@@ -562,6 +570,7 @@ impl RawMessage {
                 .map_err(|_negative| StoreError::Corrupt("timestamp"))?,
             state: MessageState::from_code(self.state)?,
             unconfirmed_sender: self.unconfirmed_sender,
+            transfer: self.transfer.map(|id| parse(&id, "transfer id")).transpose()?,
         })
     }
 }

@@ -102,6 +102,15 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
     END;
 ",
+    "
+    -- Files in the conversation: each direct transfer has a row in its conversation's
+    -- history (`transfer` names it; its text lists the file names, so search finds them),
+    -- and the transfer knows that row. The folder an accepted offer is saved in is kept,
+    -- so a later change of the download folder neither splits it nor loses where it went.
+    ALTER TABLE messages ADD COLUMN transfer TEXT;
+    ALTER TABLE transfers ADD COLUMN row INTEGER;
+    ALTER TABLE transfers ADD COLUMN saved_in TEXT;
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -3,13 +3,14 @@
 //! chosen folder names on the receiver).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 use super::{Direction, Store, StoreError, parse, to_sql_int};
 use crate::protocol::ids::{PeerId, TransferId};
+use crate::protocol::names::display_path;
 use crate::protocol::room::PostedIn;
 use crate::protocol::transfer::Entry;
 
@@ -86,9 +87,37 @@ pub struct TransferRecord {
     pub created_ms: u64,
     /// The room post it belongs to, for files posted to a room.
     pub room: Option<PostedIn>,
+    /// Its row in the conversation's history (`seq`), for a direct transfer once stored.
+    pub row: Option<i64>,
+    /// Receiver: the folder it is saved in, chosen when it was accepted.
+    pub saved_in: Option<PathBuf>,
 }
 
-const COLUMNS: &str = "t.id, t.peer, t.outgoing, l.entries, l.sources, t.root_names, t.state, t.files_done, t.reason, t.created_ms, t.room";
+impl TransferRecord {
+    /// The first `limit` top-level files and folders, once each, as they are (or will be)
+    /// named on disk: shown and sanitized, with the names chosen at the receiver when one
+    /// was taken.
+    pub fn top_names(&self, limit: usize) -> Vec<String> {
+        let mut top: Vec<String> = Vec::new();
+        for entry in &self.entries {
+            if top.len() == limit {
+                break;
+            }
+            let shown = display_path(&entry.path);
+            let first = shown.split('/').next().unwrap_or_default();
+            let placed = self.root_names.get(first).map_or(first, String::as_str);
+            if !top.iter().any(|name| name == placed) {
+                top.push(placed.to_owned());
+            }
+        }
+        top
+    }
+}
+
+/// Names a transfer's row in the history lists (and search finds).
+const NAMES_IN_HISTORY: usize = 50;
+
+const COLUMNS: &str = "t.id, t.peer, t.outgoing, l.entries, l.sources, t.root_names, t.state, t.files_done, t.reason, t.created_ms, t.room, t.row, t.saved_in";
 
 /// Transfers joined with their file lists.
 const FROM: &str = "transfers t JOIN transfer_lists l ON l.id = t.id";
@@ -113,6 +142,8 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Result<TransferRecord, StoreError>>
     let reason: String = row.get(8)?;
     let created_ms: i64 = row.get(9)?;
     let room: Option<String> = row.get(10)?;
+    let history_row: Option<i64> = row.get(11)?;
+    let saved_in: Option<String> = row.get(12)?;
     Ok((|| {
         Ok(TransferRecord {
             id: parse(&id, "transfer id")?,
@@ -126,13 +157,17 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Result<TransferRecord, StoreError>>
             reason,
             created_ms: u64::try_from(created_ms).map_err(|_negative| StoreError::Corrupt("timestamp"))?,
             room: room.map(|room| from_json(&room, "transfer room")).transpose()?,
+            row: history_row,
+            saved_in: saved_in.map(PathBuf::from),
         })
     })())
 }
 
 impl Store {
-    /// Records a new transfer; `false` if one with this id exists (a re-sent offer).
-    pub fn insert_transfer(&mut self, transfer: &TransferRecord) -> Result<bool, StoreError> {
+    /// Records a new transfer, and for a direct one its row in the conversation (whose
+    /// `seq` it returns in `transfer.row`); `false` if one with this id exists (a re-sent
+    /// offer).
+    pub fn insert_transfer(&mut self, transfer: &mut TransferRecord) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
         let inserted = tx.execute(
             "INSERT INTO transfers (id, peer, outgoing, root_names, state, files_done, reason, created_ms, room)
@@ -154,6 +189,25 @@ impl Store {
                 "INSERT INTO transfer_lists (id, entries, sources) VALUES (?1, ?2, ?3)",
                 params![transfer.id.to_string(), json(&transfer.entries), json(&transfer.sources)],
             )?;
+        }
+        if inserted > 0 && transfer.room.is_none() {
+            // Never in the outbox (delivered) and no read receipt to send (reported), but
+            // unread like a message until the conversation is seen.
+            tx.execute(
+                "INSERT INTO messages (msg_id, peer, outgoing, text, sent_at_ms, state, read_reported, transfer)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?1)",
+                params![
+                    transfer.id.to_string(),
+                    transfer.peer.to_string(),
+                    transfer.direction == Direction::Outgoing,
+                    transfer.top_names(NAMES_IN_HISTORY).join(", "),
+                    to_sql_int(transfer.created_ms),
+                    crate::store::MessageState::Delivered.code(),
+                ],
+            )?;
+            let row = tx.last_insert_rowid();
+            tx.execute("UPDATE transfers SET row = ?1 WHERE id = ?2", params![row, transfer.id.to_string()])?;
+            transfer.row = Some(row);
         }
         tx.commit()?;
         Ok(inserted > 0)
@@ -237,6 +291,15 @@ impl Store {
         Ok(())
     }
 
+    /// Records the folder an accepted offer is saved in.
+    pub fn set_saved_in(&self, id: TransferId, folder: &Path) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE transfers SET saved_in = ?1 WHERE id = ?2",
+            params![folder.to_string_lossy(), id.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// Replaces the entries of a transfer (receiver): what a folder offered as one name
     /// turned out to hold.
     pub fn set_transfer_entries(&self, id: TransferId, entries: &[Entry]) -> Result<(), StoreError> {
@@ -287,9 +350,11 @@ mod tests {
             reason: String::new(),
             created_ms: 7,
             room: Some(PostedIn { room: crate::protocol::ids::RoomId::from_bytes([4; 16]), seq: 3 }),
+            row: None,
+            saved_in: None,
         };
-        assert!(store.insert_transfer(&record).unwrap());
-        assert!(!store.insert_transfer(&record).unwrap(), "a re-sent offer is not a new transfer");
+        assert!(store.insert_transfer(&mut record).unwrap());
+        assert!(!store.insert_transfer(&mut record).unwrap(), "a re-sent offer is not a new transfer");
         store.set_transfer_state(record.id, TransferState::Active, "").unwrap();
         store.set_files_done(record.id, 1).unwrap();
         record.root_names.insert("Photos".into(), "Photos (1)".into());
@@ -301,10 +366,64 @@ mod tests {
         assert_eq!((loaded.state, loaded.files_done), (TransferState::Active, 1));
         assert_eq!(loaded.root_names, record.root_names);
         assert_eq!(loaded.room, record.room);
+        assert_eq!(loaded.row, None, "files posted to a room are shown in the room");
         assert_eq!(store.live_transfers().unwrap().len(), 1);
         store.set_transfer_state(record.id, TransferState::Completed, "").unwrap();
         assert!(store.live_transfers().unwrap().is_empty());
         assert_eq!(store.recent_transfers(5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_direct_transfer_has_a_row_in_its_conversation_that_is_unread_but_never_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let peer = PeerId::from_bytes([2; 16]);
+        let entry = |path: &str, kind| Entry { path: path.into(), kind, size: 3 };
+        let mut incoming = TransferRecord {
+            id: TransferId::from_bytes([1; 16]),
+            peer,
+            direction: Direction::Incoming,
+            entries: vec![
+                entry("Photos", EntryKind::Dir),
+                entry("Photos/a.jpg", EntryKind::File),
+                entry("会议纪要.txt", EntryKind::File),
+            ],
+            sources: Vec::new(),
+            root_names: BTreeMap::new(),
+            state: TransferState::Offered,
+            files_done: 0,
+            reason: String::new(),
+            created_ms: 7,
+            room: None,
+            row: None,
+            saved_in: None,
+        };
+        assert!(store.insert_transfer(&mut incoming).unwrap());
+        let mut outgoing = TransferRecord {
+            id: TransferId::from_bytes([3; 16]),
+            direction: Direction::Outgoing,
+            row: None,
+            ..incoming.clone()
+        };
+        assert!(store.insert_transfer(&mut outgoing).unwrap());
+        let rows = store.history(peer, None, 10).unwrap();
+        assert_eq!(
+            rows.iter().map(|m| m.transfer).collect::<Vec<_>>(),
+            [Some(incoming.id), Some(outgoing.id)]
+        );
+        assert_eq!(rows[0].text, "Photos, 会议纪要.txt");
+        assert_eq!((incoming.row, outgoing.row), (Some(rows[0].seq), Some(rows[1].seq)));
+        assert_eq!(store.transfer(incoming.id).unwrap().unwrap().row, incoming.row);
+        assert_eq!(store.search("纪要", None, 10).unwrap().len(), 2, "file names are found");
+        // Unread until seen, but neither in the outbox nor owed a read receipt.
+        assert_eq!(store.conversations().unwrap()[0].unread, 1);
+        assert!(store.undelivered(peer).unwrap().is_empty());
+        store.mark_read(peer).unwrap();
+        assert!(store.unreported_reads(peer, 10).unwrap().is_empty());
+        // The folder an offer is saved in is kept.
+        store.set_saved_in(incoming.id, std::path::Path::new("/home/ana/下载")).unwrap();
+        let saved = store.transfer(incoming.id).unwrap().unwrap().saved_in;
+        assert_eq!(saved.as_deref(), Some(std::path::Path::new("/home/ana/下载")));
     }
 
     #[test]

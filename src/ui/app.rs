@@ -229,15 +229,12 @@ impl PigeonApp {
         }
         let open = self.selection.single();
         for arrival in arrivals {
-            // Offers of files posted to a room show in the room.
-            if arrival.offer && arrival.room.is_none() {
-                self.show_transfers = true;
-            }
             let seen = match arrival.room {
                 Some(room) => self.open_room == Some(room),
                 None => open == Some(arrival.peer),
             };
-            if focused && seen && !arrival.offer {
+            // An offer shows as a card in its conversation, where a message would.
+            if focused && seen && (!arrival.offer || arrival.room.is_none()) {
                 self.mark_seen(arrival.room, arrival.peer);
             } else if !focused {
                 self.background.submit(Job::Notify { summary: arrival.name, body: arrival.text });
@@ -431,8 +428,14 @@ impl PigeonApp {
             TransferAction::Decline(transfer_id) => Command::DeclineTransfer { transfer_id },
             TransferAction::Cancel(transfer_id) => Command::CancelTransfer { transfer_id },
             TransferAction::Retry(transfer_id) => Command::RetryTransfer { transfer_id },
-            TransferAction::OpenFolder => {
-                self.background.submit(Job::Open(self.config.download_dir().display().to_string()));
+            TransferAction::Open(id) | TransferAction::OpenFolder(id) => {
+                let Some(view) = self.model.transfer(id) else { return };
+                let folder = view.info.saved_in.clone().unwrap_or_else(|| self.config.download_dir());
+                let target = match (action, view.info.names.as_slice()) {
+                    (TransferAction::Open(_), [name]) => folder.join(name),
+                    _ => folder,
+                };
+                self.background.submit(Job::Open(target.display().to_string()));
                 return;
             }
         };
@@ -443,8 +446,9 @@ impl PigeonApp {
         if to.is_empty() {
             self.model.notice(tr!(self.lang, "files.pick_peer_first").into_owned());
         } else if !paths.is_empty() {
+            // To one peer the transfer shows in the conversation; to several, in the list.
+            self.show_transfers |= to.len() > 1;
             self.send(Command::SendFiles { to, paths, tag: None });
-            self.show_transfers = true;
         }
     }
 
@@ -567,9 +571,6 @@ impl PigeonApp {
         }
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some(peer) = self.selection.single() {
-                if let Some(action) = transfers::offers_from(ui, &self.model, peer, lang) {
-                    self.on_transfer_action(action);
-                }
                 self.messages(ui, peer);
             }
         });
@@ -580,35 +581,43 @@ impl PigeonApp {
         let Some(entry) = self.model.peers.get(&peer) else { return };
         let mut wants_code = false;
         let mut accept = false;
-        let mut place =
-            if entry.addr.is_empty() { entry.host.clone() } else { format!("{} · {}", entry.host, entry.addr) };
+        let mut place = if entry.addr.is_empty() {
+            entry.host.clone()
+        } else {
+            format!("{} · {}", entry.host, entry.addr)
+        };
         if let Some(client) = &entry.client {
             place = format!("{place} · {client}");
         }
         // The trust state and its button first, from the right; name and place take what is
         // left and are cut with "…" rather than drawn over it.
-        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-            {
-                let (key, color) = match entry.trust {
-                    Some(Trust::Verified) => ("trust.verified", theme::palette(ui.visuals()).good),
-                    Some(Trust::KeyChanged | Trust::Replaced) => {
-                        ("trust.changed", ui.visuals().error_fg_color)
+        let height = egui::TextStyle::Heading.resolve(ui.style()).size * 1.5;
+        ui.allocate_ui_with_layout(
+            egui::vec2(ui.available_width(), height),
+            Layout::right_to_left(Align::Center),
+            |ui| {
+                {
+                    let (key, color) = match entry.trust {
+                        Some(Trust::Verified) => ("trust.verified", theme::palette(ui.visuals()).good),
+                        Some(Trust::KeyChanged | Trust::Replaced) => {
+                            ("trust.changed", ui.visuals().error_fg_color)
+                        }
+                        Some(Trust::Unverified) => ("trust.unverified", ui.visuals().weak_text_color()),
+                        Some(Trust::Unencrypted) => ("trust.unencrypted", ui.visuals().warn_fg_color),
+                        None => ("trust.unknown", ui.visuals().weak_text_color()),
+                    };
+                    let has_key = entry.trust.is_some_and(|trust| trust != Trust::Unencrypted);
+                    if has_key && ui.button(tr!(lang, "trust.safety_number")).clicked() {
+                        wants_code = true;
                     }
-                    Some(Trust::Unverified) => ("trust.unverified", ui.visuals().weak_text_color()),
-                    Some(Trust::Unencrypted) => ("trust.unencrypted", ui.visuals().warn_fg_color),
-                    None => ("trust.unknown", ui.visuals().weak_text_color()),
-                };
-                let has_key = entry.trust.is_some_and(|trust| trust != Trust::Unencrypted);
-                if has_key && ui.button(tr!(lang, "trust.safety_number")).clicked() {
-                    wants_code = true;
+                    ui.label(RichText::new(tr!(lang, key)).color(color));
                 }
-                ui.label(RichText::new(tr!(lang, key)).color(color));
-            }
-            ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
-                ui.add(egui::Label::new(RichText::new(&entry.name).heading()).truncate());
-                ui.add(egui::Label::new(RichText::new(&place).weak()).truncate());
-            });
-        });
+                ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
+                    ui.add(egui::Label::new(RichText::new(&entry.name).heading()).truncate());
+                    ui.add(egui::Label::new(RichText::new(&place).weak()).truncate());
+                });
+            },
+        );
         if let Some((_, was_verified)) = entry.key_changed_from {
             egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(8).corner_radius(4).show(
                 ui,
@@ -656,11 +665,17 @@ impl PigeonApp {
         if let Some(index) = chat.take_scroll_request() {
             view.scroll_to(index);
         }
-        let messages = &chat.messages;
-        let focus = chat.focus;
+        // The rows' heights are written while the cards read the rest of the model.
+        let (mut rows, mut prepended) = (std::mem::take(&mut chat.rows), std::mem::take(&mut chat.prepended));
+        let model = &self.model;
+        let Some(chat) = model.chats.get(&peer) else { return };
         let bubble_at = |index: usize| {
-            let message = messages.get(index)?;
+            let message = chat.messages.get(index)?;
             let outgoing = message.direction == Direction::Outgoing;
+            let card = message
+                .transfer
+                .and_then(|id| model.transfer(id))
+                .map(|view| conversation::Card { model, view });
             Some(Bubble {
                 sender: if outgoing { me.clone() } else { name.clone() },
                 outgoing,
@@ -670,29 +685,27 @@ impl PigeonApp {
                 unconfirmed: message.unconfirmed_sender,
                 files: None,
                 footer: None,
-                marked: focus == Some(message.seq),
+                marked: chat.focus == Some(message.seq),
+                card,
             })
         };
         let at_present = !chat.has_newer;
-        let near = conversation::show(
-            ui,
-            &mut chat.rows,
-            &mut chat.prepended,
-            view,
-            at_present,
-            bubble_at,
-            self.lang,
-        );
-        let mut pages = Vec::new();
-        if near.top && chat.has_more && !chat.loading {
+        let shown = conversation::show(ui, &mut rows, &mut prepended, view, at_present, bubble_at, self.lang);
+        let Some(chat) = self.model.chats.get_mut(&peer) else { return };
+        (chat.rows, chat.prepended) = (rows, prepended);
+        let mut commands = Vec::new();
+        if shown.near.top && chat.has_more && !chat.loading {
             chat.loading = true;
-            pages.push(Command::LoadHistory { peer, before: chat.oldest_seq(), after: None, limit: PAGE });
+            commands.push(Command::LoadHistory { peer, before: chat.oldest_seq(), after: None, limit: PAGE });
         }
-        if near.bottom && chat.has_newer && !chat.loading_newer {
+        if shown.near.bottom && chat.has_newer && !chat.loading_newer {
             chat.loading_newer = true;
-            pages.push(Command::LoadHistory { peer, before: None, after: chat.newest_seq(), limit: PAGE });
+            commands.push(Command::LoadHistory { peer, before: None, after: chat.newest_seq(), limit: PAGE });
         }
-        pages.into_iter().for_each(|page| self.send(page));
+        commands.into_iter().for_each(|command| self.send(command));
+        if let Some(action) = shown.action {
+            self.on_transfer_action(action);
+        }
     }
 
     fn first_run_hint(&self, ui: &mut Ui) {

@@ -53,7 +53,7 @@ pub fn show(ui: &mut Ui, input: Input<'_>, lang: Lang) -> Option<ComposeAction> 
         }
     });
     // Send at the right, the box takes the rest of the width, however narrow the window.
-    ui.with_layout(Layout::right_to_left(Align::Max), |ui| {
+    ui.with_layout(Layout::right_to_left(Align::Min), |ui| {
         let send =
             ui.add_enabled(enabled && !draft.trim().is_empty(), egui::Button::new(tr!(lang, "compose.send")));
         if send.clicked() {

@@ -10,9 +10,10 @@
 use eframe::egui::{self, Align, Layout, Rect, RichText, Ui, UiBuilder, vec2};
 
 use super::i18n::Lang;
-use super::model::RowMeta;
+use super::model::{Model, RowMeta, TransferView};
 use super::text::{self, Segment};
 use super::theme;
+use super::transfers::{self, Place, TransferAction};
 use crate::node::MessageState;
 use crate::tr;
 
@@ -92,11 +93,30 @@ pub struct Bubble<'a> {
     pub footer: Option<(String, String)>,
     /// The row the user jumped to (a search result): outlined.
     pub marked: bool,
+    /// A transfer of files: drawn as its card instead of a bubble.
+    pub card: Option<Card<'a>>,
+}
+
+/// A transfer shown in the timeline, and what its card needs to know.
+pub struct Card<'a> {
+    /// Names and trust of peers.
+    pub model: &'a Model,
+    /// The transfer.
+    pub view: &'a TransferView,
+}
+
+/// What happened in the timeline this frame.
+#[derive(Debug, Default)]
+pub struct Shown {
+    /// The ends the user scrolled near.
+    pub near: NearEdges,
+    /// A button on a transfer's card.
+    pub action: Option<TransferAction>,
 }
 
 /// Draws the rows (`rows` says how tall, `bubble_at` what they hold); `prepended` rows just
 /// came in above. `at_present` says the last row is the newest there is, so the view follows
-/// new rows as they come. Returns which ends the user scrolled near.
+/// new rows as they come. Returns which ends the user scrolled near and what was clicked.
 pub fn show<'a>(
     ui: &mut Ui,
     rows: &mut [RowMeta],
@@ -105,14 +125,14 @@ pub fn show<'a>(
     at_present: bool,
     bubble_at: impl Fn(usize) -> Option<Bubble<'a>>,
     lang: Lang,
-) -> NearEdges {
+) -> Shown {
     let width = ui.available_width();
     let bubble_width = (width * BUBBLE_SHARE).max(120.0);
     let measure = Measure { bubble_width, text_size: egui::TextStyle::Body.resolve(ui.style()).size };
     if (measure.bubble_width - view.measured_at.bubble_width).abs() > 0.5
         || measure.text_size != view.measured_at.text_size
     {
-        rows.iter_mut().for_each(|row| row.height = None);
+        rows.iter_mut().for_each(|row| (row.height, row.width) = (None, None));
         view.measured_at = measure;
         view.stale = true;
     }
@@ -148,6 +168,7 @@ pub fn show<'a>(
         let first = offsets.partition_point(|&top| top <= viewport.min.y).saturating_sub(1);
         let mut correction = 0.0;
         let mut remeasured = false;
+        let mut action = None;
         for (index, &top) in offsets.iter().enumerate().take(rows.len()).skip(first) {
             if top > viewport.max.y {
                 break;
@@ -155,11 +176,17 @@ pub fn show<'a>(
             let Some(bubble) = bubble_at(index) else { continue };
             let rect = Rect::from_min_size(origin + vec2(0.0, top), vec2(width, f32::MAX / 4.0));
             let mut row = ui.new_child(UiBuilder::new().max_rect(rect).layout(Layout::top_down(Align::Min)));
-            draw_row(&mut row, rows, index, &bubble, bubble_width, lang);
+            let (clicked, drawn_width) = draw_row(&mut row, rows, index, &bubble, bubble_width, lang);
+            action = action.or(clicked);
             let measured = row.min_rect().height() + ROW_GAP;
             let before = row_height(rows, index, measure);
             if let Some(meta) = rows.get_mut(index) {
                 meta.height = Some(measured);
+                if bubble.outgoing && meta.width.is_none_or(|w| (w - drawn_width).abs() > 0.5) {
+                    // Drawn at a guessed place: once more where it belongs.
+                    ui.ctx().request_repaint();
+                }
+                meta.width = Some(drawn_width);
             }
             if (measured - before).abs() > 0.5 {
                 remeasured = true;
@@ -171,9 +198,9 @@ pub fn show<'a>(
         if remeasured {
             ui.ctx().request_repaint();
         }
-        (correction, remeasured)
+        (correction, remeasured, action)
     });
-    let (correction, remeasured) = output.inner;
+    let (correction, remeasured, action) = output.inner;
     view.offset = output.state.clamped_offset().y;
     view.correction += correction;
     view.stale |= remeasured;
@@ -183,11 +210,15 @@ pub fn show<'a>(
         if view.scroll_to.is_some() {
             ui.ctx().request_repaint();
             // Not settled: no page is asked for on the way.
-            return NearEdges::default();
+            return Shown { near: NearEdges::default(), action };
         }
     }
     let viewport_height = output.inner_rect.height();
-    NearEdges { top: view.offset < LOAD_MARGIN, bottom: view.offset + viewport_height > total - LOAD_MARGIN }
+    let near = NearEdges {
+        top: view.offset < LOAD_MARGIN,
+        bottom: view.offset + viewport_height > total - LOAD_MARGIN,
+    };
+    Shown { near, action }
 }
 
 fn prefix_sums(rows: &[RowMeta], measure: Measure) -> Vec<f32> {
@@ -211,6 +242,10 @@ fn row_height(rows: &[RowMeta], index: usize, measure: Measure) -> f32 {
     let columns_per_line = ((bubble_width - 20.0) / (text_size * 0.55)).max(8.0);
     let lines = (meta.columns as f32 / columns_per_line).ceil().max(1.0) + meta.newlines as f32;
     let separator = if starts_day(rows, index) { 30.0 } else { 0.0 };
+    if meta.card {
+        // Title, what it holds, a progress bar or a line of state, buttons.
+        return separator + 4.0 * text_size * 1.6 + 24.0 + ROW_GAP;
+    }
     separator + 16.0 + 18.0 + lines * (text_size * 1.3) + ROW_GAP
 }
 
@@ -221,6 +256,8 @@ fn starts_day(rows: &[RowMeta], index: usize) -> bool {
     }
 }
 
+/// Draws one row (a day's title first if it starts one); returns what was clicked on it and
+/// how wide its bubble or card came out.
 fn draw_row(
     ui: &mut Ui,
     rows: &[RowMeta],
@@ -228,7 +265,8 @@ fn draw_row(
     message: &Bubble<'_>,
     bubble_width: f32,
     lang: Lang,
-) {
+) -> (Option<TransferAction>, f32) {
+    let width = rows.get(index).and_then(|row| row.width);
     if starts_day(rows, index) {
         ui.add_space(6.0);
         ui.vertical_centered(|ui| {
@@ -236,39 +274,64 @@ fn draw_row(
         });
         ui.add_space(6.0);
     }
-    let outgoing = message.outgoing;
-    // Top-down, aligned to one side: a right-to-left layout would stretch our bubbles to
-    // their widest.
-    let layout = Layout::top_down(if outgoing { Align::Max } else { Align::Min });
-    ui.with_layout(layout, |ui| {
-        let palette = theme::palette(ui.visuals());
-        let fill = if outgoing { palette.bubble_out } else { palette.bubble_in };
-        let stroke = if message.marked { egui::Stroke::new(2.0, palette.accent) } else { egui::Stroke::NONE };
-        // The bubble senses clicks beneath its text, so a right-click anywhere on it (the
-        // text's own labels included) opens its menu, and links and selection still work.
-        let scope = ui.scope_builder(UiBuilder::new().sense(egui::Sense::click()), |ui| {
-            egui::Frame::new()
-                .fill(fill)
-                .stroke(stroke)
-                .corner_radius(8.0)
-                .inner_margin(egui::Margin::symmetric(10, 6))
-                .show(ui, |ui| {
-                    ui.set_max_width(bubble_width);
-                    ui.with_layout(Layout::top_down(Align::Min), |ui| bubble(ui, message, lang)).inner
-                })
-                .inner
-        });
-        let menu_on = match scope.inner {
-            Some(text) => scope.response | text,
-            None => scope.response,
-        };
-        menu_on.context_menu(|ui| {
-            if ui.button(tr!(lang, "message.copy")).clicked() {
-                ui.ctx().copy_text(message.text.to_owned());
-                ui.close();
+    // Ours sit at the right edge: indented by what their width left over last time they
+    // were drawn (a layout from the right would stretch them to their widest).
+    let indent = if message.outgoing {
+        (ui.available_width() - width.unwrap_or(bubble_width).min(bubble_width)).max(0.0)
+    } else {
+        0.0
+    };
+    ui.horizontal(|ui| {
+        let spacing = std::mem::take(&mut ui.spacing_mut().item_spacing.x);
+        ui.add_space(indent);
+        ui.vertical(|ui| {
+            ui.spacing_mut().item_spacing.x = spacing;
+            ui.set_max_width(bubble_width);
+            match &message.card {
+                Some(card) => {
+                    let drawn =
+                        ui.scope(|ui| transfers::card_ui(ui, card.model, card.view, Place::Timeline, lang));
+                    (drawn.inner, drawn.response.rect.width())
+                }
+                None => (None, bubble_frame(ui, message, bubble_width, lang)),
             }
-        });
+        })
+        .inner
+    })
+    .inner
+}
+
+/// A message's bubble with its right-click menu; returns its width.
+fn bubble_frame(ui: &mut Ui, message: &Bubble<'_>, bubble_width: f32, lang: Lang) -> f32 {
+    let palette = theme::palette(ui.visuals());
+    let fill = if message.outgoing { palette.bubble_out } else { palette.bubble_in };
+    let stroke = if message.marked { egui::Stroke::new(2.0, palette.accent) } else { egui::Stroke::NONE };
+    // The bubble senses clicks beneath its text, so a right-click anywhere on it (the text's
+    // own labels included) opens its menu, and links and selection still work.
+    let scope = ui.scope_builder(UiBuilder::new().sense(egui::Sense::click()), |ui| {
+        egui::Frame::new()
+            .fill(fill)
+            .stroke(stroke)
+            .corner_radius(8.0)
+            .inner_margin(egui::Margin::symmetric(10, 6))
+            .show(ui, |ui| {
+                ui.set_max_width(bubble_width);
+                bubble(ui, message, lang)
+            })
+            .inner
     });
+    let width = scope.response.rect.width();
+    let menu_on = match scope.inner {
+        Some(text) => scope.response | text,
+        None => scope.response,
+    };
+    menu_on.context_menu(|ui| {
+        if ui.button(tr!(lang, "message.copy")).clicked() {
+            ui.ctx().copy_text(message.text.to_owned());
+            ui.close();
+        }
+    });
+    width
 }
 
 /// "Today", "Yesterday" or "2026-11-20 Friday", in the window's language.

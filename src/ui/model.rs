@@ -88,6 +88,18 @@ impl PeerEntry {
         }
     }
 
+    /// A peer we know nothing of but its id (a message from it arrived first).
+    fn unknown(id: PeerId) -> PeerEntry {
+        PeerEntry::offline(KnownPeer {
+            id,
+            name: String::new(),
+            group: String::new(),
+            host: String::new(),
+            addr: String::new(),
+            family: Default::default(),
+        })
+    }
+
     fn update(&mut self, info: &PeerInfo) {
         let (unread, key_changed_from) = (self.unread, self.key_changed_from);
         *self = PeerEntry { unread, key_changed_from, ..PeerEntry::from_info(info) };
@@ -219,17 +231,21 @@ impl Chat {
 pub struct RowMeta {
     /// Height as last laid out, or `None` before it was shown (or after a resize).
     pub height: Option<f32>,
+    /// Width of its bubble or card as last laid out, likewise.
+    pub width: Option<f32>,
     /// Display columns of the text (CJK characters count two).
     pub columns: u32,
     /// Line breaks in the text.
     pub newlines: u32,
     /// Local calendar day it was sent on.
     pub day: chrono::NaiveDate,
+    /// Drawn as a transfer's card.
+    pub card: bool,
 }
 
 impl RowMeta {
     fn of(message: &ChatMessage) -> RowMeta {
-        RowMeta::of_text(&message.text, message.sent_at_ms)
+        RowMeta { card: message.transfer.is_some(), ..RowMeta::of_text(&message.text, message.sent_at_ms) }
     }
 
     fn of_text(text: &str, sent_at_ms: u64) -> RowMeta {
@@ -237,9 +253,11 @@ impl RowMeta {
         let newlines = text.matches('\n').count();
         RowMeta {
             height: None,
+            width: None,
             columns: u32::try_from(columns).unwrap_or(u32::MAX),
             newlines: u32::try_from(newlines).unwrap_or(u32::MAX),
             day: super::text::local_day(sent_at_ms),
+            card: false,
         }
     }
 }
@@ -417,10 +435,12 @@ impl Model {
                 }
             }
             Event::MessageReceived { message } => return self.receive(message),
-            Event::History { peer, messages, has_more, after: Some(_) } => {
+            Event::History { peer, messages, has_more, after: Some(_), transfers } => {
+                transfers.into_iter().for_each(|info| self.know_transfer(info));
                 self.chats.entry(peer).or_default().merge_newer(messages, has_more);
             }
-            Event::History { peer, messages, has_more, after: None } => {
+            Event::History { peer, messages, has_more, after: None, transfers } => {
+                transfers.into_iter().for_each(|info| self.know_transfer(info));
                 let chat = self.chats.entry(peer).or_default();
                 // A page that starts before what we hold answers a request for older messages.
                 let older = match (messages.first(), chat.messages.first()) {
@@ -439,6 +459,16 @@ impl Model {
                     text: transfer.summary.clone(),
                     offer: true,
                 });
+                if let (Some(row), None) = (transfer.row, transfer.room) {
+                    let incoming = transfer.direction == Direction::Incoming;
+                    let added = self.chats.entry(transfer.peer).or_default().add_live(row_of(&transfer, row));
+                    if added && incoming {
+                        self.peers
+                            .entry(transfer.peer)
+                            .or_insert_with(|| PeerEntry::unknown(transfer.peer))
+                            .unread += 1;
+                    }
+                }
                 self.add_transfer(transfer);
                 return arrival;
             }
@@ -596,16 +626,7 @@ impl Model {
         if !self.chats.entry(peer).or_default().add_live(message) {
             return None;
         }
-        let entry = self.peers.entry(peer).or_insert_with(|| {
-            PeerEntry::offline(KnownPeer {
-                id: peer,
-                name: String::new(),
-                group: String::new(),
-                host: String::new(),
-                addr: String::new(),
-                family: Default::default(),
-            })
-        });
+        let entry = self.peers.entry(peer).or_insert_with(|| PeerEntry::unknown(peer));
         entry.unread += 1;
         Some(Arrival { peer, room: None, name: entry.name.clone(), text, offer: false })
     }
@@ -645,12 +666,40 @@ impl Model {
         if let Some(view) = self.transfer_mut(info.transfer_id) {
             view.info = info;
         } else {
-            self.transfers.insert(0, TransferView { info, progress: None, interrupted: None });
+            let at = self.transfers.partition_point(|view| view.info.created_ms > info.created_ms);
+            self.transfers.insert(at, TransferView { info, progress: None, interrupted: None });
         }
+    }
+
+    /// A transfer met in history: added if new (what this session saw of it is newer).
+    fn know_transfer(&mut self, info: TransferInfo) {
+        if self.transfer(info.transfer_id).is_none() {
+            self.add_transfer(info);
+        }
+    }
+
+    /// The transfer with this id, if known.
+    pub fn transfer(&self, id: TransferId) -> Option<&TransferView> {
+        self.transfers.iter().find(|view| view.info.transfer_id == id)
     }
 
     fn transfer_mut(&mut self, id: TransferId) -> Option<&mut TransferView> {
         self.transfers.iter_mut().find(|view| view.info.transfer_id == id)
+    }
+}
+
+/// The history row of a transfer, as the node stored it (the row's `seq` is `row`).
+fn row_of(info: &TransferInfo, row: i64) -> ChatMessage {
+    ChatMessage {
+        seq: row,
+        msg_id: crate::node::MsgId::from_bytes(*info.transfer_id.as_bytes()),
+        peer: info.peer,
+        direction: info.direction,
+        text: info.names.join(", "),
+        sent_at_ms: info.created_ms,
+        state: MessageState::Delivered,
+        unconfirmed_sender: false,
+        transfer: Some(info.transfer_id),
     }
 }
 
@@ -706,6 +755,7 @@ mod tests {
                 MessageState::Delivered
             },
             unconfirmed_sender: false,
+            transfer: None,
         }
     }
 
@@ -735,16 +785,34 @@ mod tests {
         let peer = PeerId::from_bytes([1; 16]);
         model.apply(Event::MessageQueued { message: message(1, 30, Direction::Outgoing), tag: None });
         let page = |range: std::ops::Range<i64>| range.map(|s| message(1, s, Direction::Incoming)).collect();
-        model.apply(Event::History { peer, messages: page(20..31), has_more: true, after: None });
+        model.apply(Event::History {
+            peer,
+            messages: page(20..31),
+            has_more: true,
+            after: None,
+            transfers: vec![],
+        });
         assert_eq!(seqs(&model, 1), (20..31).collect::<Vec<_>>());
         assert!(model.chats[&peer].has_more);
-        model.apply(Event::History { peer, messages: page(10..20), has_more: false, after: None });
+        model.apply(Event::History {
+            peer,
+            messages: page(10..20),
+            has_more: false,
+            after: None,
+            transfers: vec![],
+        });
         assert_eq!(seqs(&model, 1), (10..31).collect::<Vec<_>>());
         assert_eq!(model.chats[&peer].prepended, 10);
         assert!(!model.chats[&peer].has_more);
         assert_eq!(model.chats[&peer].rows.len(), 21);
         // A later newest page (after a reconnect, say) adds nothing twice and keeps has_more.
-        model.apply(Event::History { peer, messages: page(25..32), has_more: true, after: None });
+        model.apply(Event::History {
+            peer,
+            messages: page(25..32),
+            has_more: true,
+            after: None,
+            transfers: vec![],
+        });
         assert_eq!(seqs(&model, 1), (10..32).collect::<Vec<_>>());
         assert!(!model.chats[&peer].has_more);
     }
@@ -754,19 +822,43 @@ mod tests {
         let mut model = Model::default();
         let peer = PeerId::from_bytes([1; 16]);
         let page = |range: std::ops::Range<i64>| range.map(|s| message(1, s, Direction::Incoming)).collect();
-        model.apply(Event::History { peer, messages: page(90..100), has_more: true, after: None });
+        model.apply(Event::History {
+            peer,
+            messages: page(90..100),
+            has_more: true,
+            after: None,
+            transfers: vec![],
+        });
         assert!(model.open_chat_at(peer, 95), "a held message is only focused");
         assert!(!model.open_chat_at(peer, 40));
         assert!(seqs(&model, 1).is_empty());
-        model.apply(Event::History { peer, messages: page(30..41), has_more: true, after: None });
+        model.apply(Event::History {
+            peer,
+            messages: page(30..41),
+            has_more: true,
+            after: None,
+            transfers: vec![],
+        });
         // A message arriving now lies beyond the gap: counted, not shown.
         model.apply(Event::MessageReceived { message: message(1, 100, Direction::Incoming) });
-        model.apply(Event::History { peer, messages: page(45..50), has_more: true, after: Some(40) });
+        model.apply(Event::History {
+            peer,
+            messages: page(45..50),
+            has_more: true,
+            after: Some(40),
+            transfers: vec![],
+        });
         let chat = &model.chats[&peer];
         assert_eq!(seqs(&model, 1), (30..41).chain(45..50).collect::<Vec<_>>());
         assert!(chat.has_more && chat.has_newer && chat.focus == Some(40));
         assert_eq!(model.peers[&peer].unread, 1);
-        model.apply(Event::History { peer, messages: page(95..101), has_more: false, after: Some(49) });
+        model.apply(Event::History {
+            peer,
+            messages: page(95..101),
+            has_more: false,
+            after: Some(49),
+            transfers: vec![],
+        });
         assert_eq!(*seqs(&model, 1).last().unwrap(), 100);
         assert!(!model.chats[&peer].has_newer);
         model.apply(Event::MessageReceived { message: message(1, 101, Direction::Incoming) });
@@ -843,6 +935,11 @@ mod tests {
             }],
             reason: String::new(),
             room: None,
+            names: vec!["a.bin".into()],
+            more_names: false,
+            created_ms: 0,
+            row: None,
+            saved_in: None,
         };
         let id = transfer.transfer_id;
         model.apply(Event::TransferAdded { transfer, tag: None });

@@ -1,17 +1,17 @@
 //! Transfer cards: an incoming offer with Accept / Decline, and running or finished transfers
-//! with progress, speed, time left, cancel, retry and "open folder". The same card shows in the
-//! conversation (offers of that peer), in a room (offers of files posted there) and in the
-//! transfers panel (all of them).
+//! with progress, speed, time left, cancel, retry, "open" and "open folder". The same card
+//! shows in the conversation's timeline (at the time it was offered), in a room (offers of
+//! files posted there) and in the transfers panel (all of them, with peer and time).
 
 use eframe::egui::{self, Color32, RichText, Ui};
 
 use super::i18n::Lang;
 use super::model::{Model, TransferView};
-use super::text::clock_duration;
+use super::text::{self, clock_duration};
 use super::theme;
 use crate::node::human_bytes;
 use crate::node::{Direction, TransferState, Trust};
-use crate::node::{PeerId, RoomId, TransferId, TransferInfo};
+use crate::node::{RoomId, TransferId, TransferInfo};
 use crate::tr;
 
 /// What the user asked for on a card.
@@ -25,32 +25,30 @@ pub enum TransferAction {
     Cancel(TransferId),
     /// Try again from where it stopped.
     Retry(TransferId),
-    /// Show the download folder.
-    OpenFolder,
+    /// Open what arrived (the one file, or the one folder) with the desktop's program.
+    Open(TransferId),
+    /// Show the folder it was saved in.
+    OpenFolder(TransferId),
 }
 
-/// Offers from `peer` waiting for an answer, as cards (those of files posted to a room show
-/// in the room); returns what was clicked.
-pub fn offers_from(ui: &mut Ui, model: &Model, peer: PeerId, lang: Lang) -> Option<TransferAction> {
-    waiting_offers(ui, model, lang, |info| info.peer == peer && info.room.is_none())
+/// Where a card is drawn: the timeline shows it on its side, the panel says with whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// In the conversation or room, at its time.
+    Timeline,
+    /// In the list of every transfer.
+    Panel,
 }
 
 /// Offers of files posted to `room` waiting for an answer, as cards.
 pub fn room_offers(ui: &mut Ui, model: &Model, room: RoomId, lang: Lang) -> Option<TransferAction> {
-    waiting_offers(ui, model, lang, |info| info.room.is_some_and(|posted| posted.room == room))
-}
-
-fn waiting_offers(
-    ui: &mut Ui,
-    model: &Model,
-    lang: Lang,
-    shown: impl Fn(&TransferInfo) -> bool,
-) -> Option<TransferAction> {
     let mut action = None;
     for view in model.transfers.iter().filter(|v| {
-        shown(&v.info) && v.info.direction == Direction::Incoming && v.info.state == TransferState::Offered
+        v.info.room.is_some_and(|posted| posted.room == room)
+            && v.info.direction == Direction::Incoming
+            && v.info.state == TransferState::Offered
     }) {
-        action = action.or(card(ui, model, view, lang));
+        action = action.or(card_ui(ui, model, view, Place::Panel, lang));
     }
     action
 }
@@ -64,29 +62,46 @@ pub fn panel(ui: &mut Ui, model: &Model, lang: Lang) -> Option<TransferAction> {
     }
     egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
         for view in &model.transfers {
-            action = action.or(card(ui, model, view, lang));
+            action = action.or(card_ui(ui, model, view, Place::Panel, lang));
             ui.add_space(4.0);
         }
     });
     action
 }
 
-fn card(ui: &mut Ui, model: &Model, view: &TransferView, lang: Lang) -> Option<TransferAction> {
+/// One transfer as a card; returns what was clicked.
+pub fn card_ui(
+    ui: &mut Ui,
+    model: &Model,
+    view: &TransferView,
+    place: Place,
+    lang: Lang,
+) -> Option<TransferAction> {
     let info = &view.info;
     let id = info.transfer_id;
-    let name = model.name_of(info.peer);
     let mut action = None;
-    egui::Frame::group(ui.style()).show(ui, |ui| {
-        ui.set_width(ui.available_width());
-        let title = match info.direction {
-            Direction::Incoming => tr!(lang, "transfers.from", name = name),
-            Direction::Outgoing => tr!(lang, "transfers.to", name = name),
+    egui::Frame::group(ui.style()).fill(theme::palette(ui.visuals()).field).show(ui, |ui| {
+        if place == Place::Panel {
+            ui.set_width(ui.available_width());
+        }
+        let name = model.name_of(info.peer);
+        let title = match (place, info.direction) {
+            (Place::Panel, Direction::Incoming) => tr!(lang, "transfers.from", name = name),
+            (Place::Panel, Direction::Outgoing) => tr!(lang, "transfers.to", name = name),
+            (Place::Timeline, Direction::Incoming) => tr!(lang, "transfers.files_from", name = name),
+            (Place::Timeline, Direction::Outgoing) => tr!(lang, "transfers.files_to", name = name),
+        };
+        let when = text::local_time(info.created_ms);
+        let when = match place {
+            Place::Timeline => when.format("%H:%M").to_string(),
+            Place::Panel => when.format("%Y-%m-%d %H:%M").to_string(),
         };
         ui.horizontal(|ui| {
             ui.label(RichText::new(title).strong());
+            ui.label(RichText::new(when).small().weak());
             ui.label(RichText::new(state_text(view, lang)).small().color(state_color(ui, view)));
         });
-        ui.label(&info.summary);
+        ui.label(summary(info, lang));
         if info.state == TransferState::Active {
             let progress = view.progress.unwrap_or_default();
             let total = progress.bytes_total.max(info.total_bytes).max(1);
@@ -120,8 +135,15 @@ fn card(ui: &mut Ui, model: &Model, view: &TransferView, lang: Lang) -> Option<T
                 &[("transfers.cancel", TransferAction::Cancel(id))]
             }
             (TransferState::Failed, _) => &[("transfers.retry", TransferAction::Retry(id))],
+            // One thing arrived: it can be opened; several: their folder.
+            (TransferState::Completed, Direction::Incoming) if info.names.len() == 1 && !info.more_names => {
+                &[
+                    ("transfers.open", TransferAction::Open(id)),
+                    ("transfers.open_folder", TransferAction::OpenFolder(id)),
+                ]
+            }
             (TransferState::Completed, Direction::Incoming) => {
-                &[("transfers.open_folder", TransferAction::OpenFolder)]
+                &[("transfers.open_folder", TransferAction::OpenFolder(id))]
             }
             _ => &[],
         };
@@ -134,6 +156,35 @@ fn card(ui: &mut Ui, model: &Model, view: &TransferView, lang: Lang) -> Option<T
         });
     });
     action
+}
+
+/// What a transfer holds, in the window's language: "2 files in 1 folder, 1.5 MB: Photos,
+/// notes.txt", with the names as they are on disk.
+pub fn summary(info: &TransferInfo, lang: Lang) -> String {
+    let size = human_bytes(info.total_bytes);
+    // An IP Messenger folder is offered as one name and a total size: until it arrives
+    // nobody knows its files, and "0 files" would be wrong.
+    let files = || match info.files {
+        1 => tr!(lang, "transfers.one_file"),
+        count => tr!(lang, "transfers.files", count = count),
+    };
+    let folders = || match info.folders {
+        1 => tr!(lang, "transfers.one_folder"),
+        count => tr!(lang, "transfers.folders", count = count),
+    };
+    let counts = match (info.files, info.folders) {
+        (0, folders_count) if folders_count > 0 => folders(),
+        (_, 0) => files(),
+        _ => tr!(lang, "transfers.files_in_folders", files = files(), folders = folders()),
+    };
+    if info.names.is_empty() {
+        return tr!(lang, "transfers.summary_unnamed", counts = counts, size = size).into_owned();
+    }
+    let mut names = info.names.join(", ");
+    if info.more_names {
+        names.push_str(", …");
+    }
+    tr!(lang, "transfers.summary", counts = counts, size = size, names = names).into_owned()
 }
 
 /// Where a transfer stands, in words.

@@ -157,7 +157,7 @@ fn an_arriving_message_shows_unread_until_the_conversation_is_opened() {
 }
 
 #[test]
-fn an_offered_file_is_accepted_with_a_click_and_arrives() {
+fn an_offered_file_is_accepted_in_the_conversation_and_its_card_shows_the_name_it_got() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
     let ana_dir = dirs.path().join("ana");
@@ -165,19 +165,32 @@ fn an_offered_file_is_accepted_with_a_click_and_arrives() {
     let content: Vec<u8> = (0..3_000_000u32).map(|n| (n % 251) as u8).collect();
     let source = dirs.path().join("report.bin");
     std::fs::write(&source, &content).unwrap();
+    // A file of that name is there already: the new one gets another.
+    std::fs::create_dir_all(ana_dir.join("downloads")).unwrap();
+    std::fs::write(ana_dir.join("downloads/report.bin"), b"older").unwrap();
     let ana = window.harness.state().node().id();
     bo.send(&Command::SendFiles { to: vec![ana], paths: vec![source], tag: None });
-    window.until("the offer card", |h| h.query_by_label("Accept").is_some());
+    // The offer counts as unread, like a message, and waits in the conversation.
+    window.until("the offer, unread", |h| h.query_by_label("Bo, 1 unread").is_some());
+    window.click("Bo, 1 unread");
+    window.until("the offer card", |h| h.query_by_label_contains("Files from Bo").is_some());
     window.click("Accept");
     window.until("the transfer, done", |h| h.query_by_label("done").is_some());
+    window
+        .until("the name it was saved as", |h| h.query_by_label("1 file, 3.0 MB: report (1).bin").is_some());
     let view = &window.harness.state().model().transfers[0];
     assert_eq!(view.info.state, TransferState::Completed);
-    assert!(window.shows("Open folder"));
-    assert_eq!(std::fs::read(ana_dir.join("downloads/report.bin")).unwrap(), content);
+    assert!(window.shows("Open") && window.shows("Open folder"));
+    assert_eq!(std::fs::read(ana_dir.join("downloads/report (1).bin")).unwrap(), content);
+    assert_eq!(std::fs::read(ana_dir.join("downloads/report.bin")).unwrap(), b"older");
     bo.expect(SHORT, "completion at the sender", |event| match event {
         Event::TransferStateChanged { state: TransferState::Completed, .. } => Some(()),
         _ => None,
     });
+    // The sender's history holds the transfer at its place too.
+    let (rows, _) = crate::util::history_page(&mut bo, ana, None, 10);
+    let row = rows.iter().find(|m| m.transfer == Some(view.info.transfer_id)).expect("a row at the sender");
+    assert_eq!(row.text, "report.bin");
 }
 
 #[test]

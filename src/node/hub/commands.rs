@@ -6,7 +6,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use super::Hub;
 use super::core::{Core, now_ms};
 use crate::node::command::{Command, MAX_PAGE};
-use crate::node::event::{Event, Stats};
+use crate::node::event::{Event, Stats, TransferInfo};
 use crate::node::random_id;
 use crate::node::sinks::Origin;
 use crate::protocol::Family;
@@ -202,7 +202,21 @@ fn load_history(core: &mut Core, peer: PeerId, page: Page, origin: Origin) {
     };
     match loaded {
         Ok((messages, has_more)) => {
-            core.sinks.reply(origin, Event::History { peer, messages, has_more, after: page.after });
+            let transfers = messages
+                .iter()
+                .filter_map(|message| message.transfer)
+                .filter_map(|id| match core.transfers.record(id) {
+                    Some(live) => Some(TransferInfo::from_record(live)),
+                    None => core
+                        .store
+                        .transfer(id)
+                        .ok()
+                        .flatten()
+                        .map(|stored| TransferInfo::from_record(&stored)),
+                })
+                .collect();
+            core.sinks
+                .reply(origin, Event::History { peer, messages, has_more, after: page.after, transfers });
         }
         Err(err) => core.fail(origin, None, &err),
     }

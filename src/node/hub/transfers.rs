@@ -6,6 +6,7 @@
 //! when the hub applies an [`Intent::Fetch`], or when its peer fetches from us.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::core::{Core, Intent, now_ms};
@@ -74,10 +75,17 @@ impl Transfers {
         self.live.insert(record.id, Live { record, worker: None, resume });
     }
 
-    fn set_root_names(&mut self, id: TransferId, root_names: BTreeMap<String, String>) {
+    fn set_accepted(&mut self, id: TransferId, root_names: BTreeMap<String, String>, saved_in: PathBuf) {
         if let Some(live) = self.live.get_mut(&id) {
             live.record.root_names = root_names;
+            live.record.saved_in = Some(saved_in);
         }
+    }
+
+    fn set_placed(&mut self, id: TransferId, top: String, local: String) -> Option<&TransferRecord> {
+        let live = self.live.get_mut(&id)?;
+        live.record.root_names.insert(top, local);
+        Some(&live.record)
     }
 
     fn ready_to_resume(&mut self, id: TransferId, now: Instant) {
@@ -183,6 +191,8 @@ pub fn incoming_record(
         reason,
         created_ms: now_ms(),
         room: None,
+        row: None,
+        saved_in: None,
     }
 }
 
@@ -196,8 +206,8 @@ impl FetchJob {
 
 impl Core {
     /// Records a transfer we offer and queues the offer for its peer.
-    pub fn add_outgoing(&mut self, record: TransferRecord, tag: Option<String>, origin: Origin) {
-        if let Err(err) = self.store.insert_transfer(&record) {
+    pub fn add_outgoing(&mut self, mut record: TransferRecord, tag: Option<String>, origin: Origin) {
+        if let Err(err) = self.store.insert_transfer(&mut record) {
             self.fail(origin, tag, &err);
             return;
         }
@@ -219,7 +229,7 @@ impl Core {
         // arrive before the room's events do; consumers show it at the post, which only a
         // member can have made).
         record.room = record.room.filter(|posted| !self.rooms.is_outsider(posted.room, record.peer));
-        match self.store.insert_transfer(&record) {
+        match self.store.insert_transfer(&mut record) {
             Ok(true) => {}
             Ok(false) => return None,
             Err(err) => {
@@ -256,6 +266,12 @@ impl Core {
         Some(reason)
     }
 
+    /// The folder an incoming transfer's files go to: the one chosen when it was accepted
+    /// (the download folder then), else today's.
+    pub fn saved_in(&self, record: &TransferRecord) -> PathBuf {
+        record.saved_in.clone().unwrap_or_else(|| self.receiving.download_dir.clone())
+    }
+
     /// Moves a live transfer to `state` (not an ending: see [`Core::end_transfer`]).
     pub fn set_transfer_state(&mut self, id: TransferId, state: TransferState, reason: &str) {
         if let Some(live) = self.transfers.live.get_mut(&id) {
@@ -286,8 +302,8 @@ impl Core {
         if live.record.direction == Direction::Incoming && state != TransferState::Completed {
             // Partial data is worthless once the transfer is over, and a folder reserved for it
             // that stayed empty would look like a download.
-            let download_dir = &self.receiving.download_dir;
-            files::remove_staging(&files::staging_dir(download_dir, id));
+            let download_dir = self.saved_in(&live.record);
+            files::remove_staging(&files::staging_dir(&download_dir, id));
             for folder in live.record.root_names.values() {
                 std::fs::remove_dir(download_dir.join(folder)).ok();
             }
@@ -322,6 +338,13 @@ impl Core {
                 }
             }
             Report::Contents(entries) => self.contents_found(id, entries),
+            Report::Placed { top, local } => {
+                let Some(record) = self.transfers.set_placed(id, top, local) else { return };
+                if let Err(err) = self.store.set_root_names(id, &record.root_names) {
+                    log::error!("cannot record where a file of {id} went: {err}");
+                }
+                self.sinks.emit(&Event::TransferUpdated { transfer: TransferInfo::from_record(record) });
+            }
             // The sender completes when the receiver confirms, which is what Finished means on
             // both sides; the receiver says so to the sender.
             Report::Finished => self.end_transfer(id, TransferState::Completed, "", incoming),

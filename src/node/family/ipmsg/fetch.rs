@@ -213,7 +213,10 @@ fn receive_file(
         out.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime)).ok();
     }
     drop(out);
-    files::place_file(&job.download_dir, file.place, &part)?;
+    let placed = files::place_file(&job.download_dir, file.place, &part)?;
+    if let Some((top, local)) = files::renamed_top(file.place, &placed) {
+        job.reporter.send(Report::Placed { top, local });
+    }
     Ok(())
 }
 

@@ -121,7 +121,7 @@ impl IpMsg {
             me: (super::VERSION.to_vec(), self.user.as_bytes().to_vec(), self.host.as_bytes().to_vec()),
             items,
             files_done: record.files_done,
-            download_dir: core.receiving.download_dir.clone(),
+            download_dir: core.saved_in(&record),
             id: record.id,
             stop: job.stop,
             reporter: job.reporter,

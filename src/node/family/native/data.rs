@@ -60,6 +60,7 @@ impl Native {
     pub(super) fn start_receiving(&mut self, core: &mut Core, job: FetchJob) -> Result<(), String> {
         let record = job.record;
         let link = self.links.get(record.peer).ok_or_else(|| format!("{} is not online", record.peer))?;
+        let download_dir = core.saved_in(&record);
         let receive = ReceiveJob {
             id: record.id,
             peer_addr: link.tcp_addr(),
@@ -69,7 +70,7 @@ impl Native {
             entries: record.entries,
             places: job.places,
             files_done: record.files_done,
-            download_dir: core.receiving.download_dir.clone(),
+            download_dir,
             stop: job.stop,
             reporter: job.reporter,
         };

@@ -141,7 +141,10 @@ fn receive_files(job: &ReceiveJob) -> Result<(), Stop> {
         meter.start_file(index32, already);
         let part = part_path(index);
         receive_file(&mut data, (index32, entry), &part, already, &mut buffers, &mut meter)?;
-        files::place_file(&job.download_dir, place, &part).map_err(|err| disk(&err))?;
+        let placed = files::place_file(&job.download_dir, place, &part).map_err(|err| disk(&err))?;
+        if let Some((top, local)) = files::renamed_top(place, &placed) {
+            job.reporter.send(Report::Placed { top, local });
+        }
         job.reporter.send(Report::FilesDone(index32 + 1));
     }
     meter.report();

@@ -143,6 +143,8 @@ impl Core {
             reason: String::new(),
             created_ms: now_ms(),
             room,
+            row: None,
+            saved_in: None,
         };
         self.add_outgoing(record, tag, origin);
     }
@@ -176,13 +178,14 @@ impl Core {
         // Each top-level folder gets a fresh local name now, so a second "Photos" never
         // mixes into the first.
         let mut root_names = BTreeMap::new();
+        let saved_in = self.receiving.download_dir.clone();
         for top in top_folders {
-            match files::reserve_folder(&self.receiving.download_dir, &top) {
+            match files::reserve_folder(&saved_in, &top) {
                 Ok(local) => {
                     root_names.insert(top, local);
                 }
                 Err(err) => {
-                    let folder = self.receiving.download_dir.display();
+                    let folder = saved_in.display();
                     self.end_transfer(
                         id,
                         TransferState::Failed,
@@ -196,11 +199,15 @@ impl Core {
         let stored = self
             .store
             .set_root_names(id, &root_names)
+            .and_then(|()| self.store.set_saved_in(id, &saved_in))
             .and_then(|()| if always { self.store.trust_sender(peer) } else { Ok(()) });
         if let Err(err) = stored {
             log::error!("cannot record acceptance of {id}: {err}");
         }
-        self.transfers.set_root_names(id, root_names);
+        self.transfers.set_accepted(id, root_names, saved_in);
+        if let Some(record) = self.transfers.record(id) {
+            self.sinks.emit(&Event::TransferUpdated { transfer: TransferInfo::from_record(record) });
+        }
         self.set_transfer_state(id, TransferState::Active, "");
         self.intents.push_back(Intent::Fetch(id));
     }
