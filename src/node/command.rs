@@ -191,6 +191,17 @@ pub enum Command {
         #[serde(default)]
         always: bool,
     },
+    /// Accept every future offer from `peer` without asking (`on`), or ask again (`off`);
+    /// answered by [`Event::AutoAcceptFrom`](super::Event::AutoAcceptFrom).
+    SetAutoAcceptFrom {
+        /// The sender.
+        peer: PeerId,
+        /// Accept without asking.
+        on: bool,
+    },
+    /// Ask which peers' offers are accepted without asking; answered by
+    /// [`Event::AutoAcceptFrom`](super::Event::AutoAcceptFrom).
+    ListAutoAcceptFrom,
     /// Decline an offered transfer.
     DeclineTransfer {
         /// Which transfer.

@@ -504,6 +504,12 @@ pub enum Event {
         /// The page.
         entries: Vec<Entry>,
     },
+    /// The peers whose offers are accepted without asking ("always accept"), after a change
+    /// (to everyone) or as the answer to `list_auto_accept_from`.
+    AutoAcceptFrom {
+        /// By id.
+        peers: Vec<PeerId>,
+    },
     /// The node has stopped; always the last event.
     Stopped,
 }

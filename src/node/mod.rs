@@ -15,6 +15,7 @@ mod backoff;
 pub mod command;
 mod control;
 mod doorbell;
+pub mod ending;
 pub mod event;
 mod family;
 mod files;

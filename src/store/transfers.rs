@@ -319,6 +319,19 @@ impl Store {
             .is_some())
     }
 
+    /// Stops accepting `peer`'s offers without asking.
+    pub fn distrust_sender(&self, peer: PeerId) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM trusted_senders WHERE peer = ?1", [peer.to_string()])?;
+        Ok(())
+    }
+
+    /// The peers whose offers are accepted without asking, by id.
+    pub fn trusted_senders(&self) -> Result<Vec<PeerId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT peer FROM trusted_senders ORDER BY peer")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        rows.map(|id| parse(&id?, "peer id")).collect()
+    }
+
     /// Accepts every future offer from `peer` without asking.
     pub fn trust_sender(&self, peer: PeerId) -> Result<(), StoreError> {
         self.conn.execute(
@@ -435,5 +448,8 @@ mod tests {
         store.trust_sender(peer).unwrap();
         store.trust_sender(peer).unwrap();
         assert!(store.is_trusted_sender(peer).unwrap());
+        assert_eq!(store.trusted_senders().unwrap(), [peer]);
+        store.distrust_sender(peer).unwrap();
+        assert!(!store.is_trusted_sender(peer).unwrap() && store.trusted_senders().unwrap().is_empty());
     }
 }

@@ -17,7 +17,7 @@ use super::conversation::{self, Bubble, ChatView};
 use super::fonts;
 use super::i18n::Lang;
 use super::model::Model;
-use super::peer_list::{PeerList, Selection};
+use super::peer_list::{PeerAction, PeerList, Selection};
 use super::picker::{Picker, Purpose};
 use super::room::{CreateRoom, RoomAction, RoomPane};
 use super::search::{self, SearchAction, SearchBar};
@@ -120,9 +120,14 @@ impl PigeonApp {
         })
         .ok();
         let commands = node.commands();
-        let unsent =
-            [Command::ListPeers, Command::ListConversations, Command::ListTransfers, Command::ListRooms]
-                .into();
+        let unsent = [
+            Command::ListPeers,
+            Command::ListConversations,
+            Command::ListTransfers,
+            Command::ListRooms,
+            Command::ListAutoAcceptFrom,
+        ]
+        .into();
         let lang = Lang::choose(config.settings.language.as_deref());
         Ok(PigeonApp {
             background: Background::start(&ctx)?,
@@ -364,6 +369,46 @@ impl PigeonApp {
             self.send(Command::LoadHistory { peer, before: None, after: None, limit: PAGE });
         }
         self.mark_read(peer);
+    }
+
+    fn on_peer_action(&mut self, action: PeerAction) {
+        match action {
+            PeerAction::Write(peer) => self.select(peer, egui::Modifiers::NONE, &[]),
+            PeerAction::SendFiles(peer) => self.open_picker(Purpose::SendFiles(vec![peer])),
+            PeerAction::SendFolder(peer) => self.open_picker(Purpose::SendFolder(vec![peer])),
+            PeerAction::SafetyNumber(peer) => self.ask_safety_number(peer),
+            PeerAction::AutoAccept(peer, on) => self.send(Command::SetAutoAcceptFrom { peer, on }),
+            PeerAction::Select(peers) => {
+                self.open_room = None;
+                self.selection.clear();
+                let order = peers.clone();
+                for peer in peers {
+                    self.selection.click(peer, egui::Modifiers::COMMAND, &order);
+                }
+                self.focus_compose = true;
+            }
+        }
+    }
+
+    /// Up/Down in the filter box: the next or previous peer of the list, opened.
+    fn step_selection(&mut self, step: isize, order: &[PeerId]) {
+        let at = self.selection.single().and_then(|peer| order.iter().position(|&p| p == peer));
+        let next = match at {
+            Some(at) => at.checked_add_signed(step).filter(|&next| next < order.len()),
+            None => (!order.is_empty()).then_some(0),
+        };
+        if let Some(&peer) = next.and_then(|next| order.get(next)) {
+            self.select(peer, egui::Modifiers::NONE, order);
+            // The keyboard stays in the list while stepping.
+            self.focus_compose = false;
+            self.peer_list.focus_filter = true;
+        }
+    }
+
+    fn ask_safety_number(&mut self, peer: PeerId) {
+        self.safety_open = true;
+        self.model.safety = None;
+        self.send(Command::SafetyNumber { peer });
     }
 
     fn on_search_action(&mut self, action: SearchAction) {
@@ -639,9 +684,7 @@ impl PigeonApp {
             );
         }
         if wants_code {
-            self.safety_open = true;
-            self.model.safety = None;
-            self.send(Command::SafetyNumber { peer });
+            self.ask_safety_number(peer);
         }
         if accept {
             self.send(Command::AcceptKey { peer });
@@ -760,12 +803,17 @@ impl PigeonApp {
         if self.picker.is_none()
             && let Some(dialog) = &mut self.settings
         {
-            match dialog.show(ctx, &self.config.settings, self.lang) {
+            let always: Vec<(PeerId, String)> =
+                self.model.auto_accept_from.iter().map(|&peer| (peer, self.model.name_of(peer))).collect();
+            match dialog.show(ctx, &self.config.settings, &always, self.lang) {
                 Some(SettingsOutcome::Save(patch)) => {
                     self.settings = None;
                     self.apply_settings(&patch);
                 }
                 Some(SettingsOutcome::Cancel) => self.settings = None,
+                Some(SettingsOutcome::StopAutoAccept(peer)) => {
+                    self.send(Command::SetAutoAcceptFrom { peer, on: false });
+                }
                 Some(SettingsOutcome::BrowseDownloadDir) => {
                     let start = dialog.current_download_dir().to_path_buf();
                     self.picker = Some(Picker::open(Purpose::DownloadFolder, start, self.lang));
@@ -899,6 +947,9 @@ impl eframe::App for PigeonApp {
 
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::K)) {
+            self.peer_list.focus_filter = true;
+        }
         if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::F)) {
             let current = if self.open_room.is_none() { self.selection.single() } else { None };
             self.search.start(current);
@@ -926,6 +977,12 @@ impl eframe::App for PigeonApp {
         }
         if let Some(room) = output.clicked_room {
             self.open_room(room);
+        }
+        if let Some(action) = output.action {
+            self.on_peer_action(action);
+        }
+        if let Some(step) = output.step {
+            self.step_selection(step, &output.order);
         }
         if output.new_room {
             self.create_room = Some(CreateRoom::new(self.selection.peers()));

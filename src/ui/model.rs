@@ -377,6 +377,8 @@ pub struct Model {
     pub stopped: bool,
     /// The search asked for last and what it found.
     pub search: Option<Search>,
+    /// Peers whose offers are accepted without asking.
+    pub auto_accept_from: Vec<PeerId>,
 }
 
 /// A search of the history.
@@ -520,6 +522,7 @@ impl Model {
                     search.results = Some(messages);
                 }
             }
+            Event::AutoAcceptFrom { peers } => self.auto_accept_from = peers,
             Event::Stats { .. } | Event::TransferEntries { .. } => {}
         }
         None

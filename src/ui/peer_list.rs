@@ -1,6 +1,7 @@
 //! The left pane: group rooms first, then peers grouped by group, each row with a status dot
-//! (a room's mark), name, detail line and unread badge; a filter box; several peers
-//! selectable with Ctrl- and Shift-click.
+//! (a room's mark), name, detail line and unread badge; a filter box (Ctrl+K, then Up/Down
+//! to move through the list); several peers selectable with Ctrl- and Shift-click, or a whole
+//! group from its header's menu; a menu on each peer.
 
 use std::collections::BTreeSet;
 
@@ -97,6 +98,25 @@ pub struct PeerList {
     collapsed: BTreeSet<String>,
     /// The user folded the rooms.
     rooms_folded: bool,
+    /// The filter box should take the keyboard in the next frame (Ctrl+K).
+    pub focus_filter: bool,
+}
+
+/// What a peer's menu asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAction {
+    /// Open the conversation.
+    Write(PeerId),
+    /// Pick files to send.
+    SendFiles(PeerId),
+    /// Pick a folder to send.
+    SendFolder(PeerId),
+    /// Show the safety number.
+    SafetyNumber(PeerId),
+    /// Accept its files without asking, or ask again.
+    AutoAccept(PeerId, bool),
+    /// Select these peers (a whole group) to write to all of them.
+    Select(Vec<PeerId>),
 }
 
 /// What happened in the pane this frame.
@@ -112,10 +132,14 @@ pub struct PeerListOutput {
     pub rows: Vec<(Rect, PeerId)>,
     /// Peers in the order shown (for Shift-click ranges).
     pub order: Vec<PeerId>,
+    /// Something asked of a peer's or a group's menu.
+    pub action: Option<PeerAction>,
+    /// Up (-1) or Down (+1) was pressed in the filter box: move the selection.
+    pub step: Option<isize>,
 }
 
 enum Row<'a> {
-    Group { name: &'a str, online: usize, total: usize },
+    Group { name: &'a str, online: usize, total: usize, members: Vec<PeerId> },
     Peer(&'a PeerEntry),
     Rooms { count: usize },
     Room(&'a RoomInfo),
@@ -133,11 +157,23 @@ impl PeerList {
         lang: Lang,
     ) -> PeerListOutput {
         let mut output = PeerListOutput::default();
-        ui.add(
+        let filter = ui.add(
             egui::TextEdit::singleline(&mut self.filter)
                 .hint_text(tr!(lang, "peers.filter"))
                 .desired_width(f32::INFINITY),
         );
+        if std::mem::take(&mut self.focus_filter) {
+            filter.request_focus();
+        }
+        if filter.has_focus() {
+            let (up, down) =
+                ui.input(|i| (i.key_pressed(egui::Key::ArrowUp), i.key_pressed(egui::Key::ArrowDown)));
+            output.step = match (up, down) {
+                (true, false) => Some(-1),
+                (false, true) => Some(1),
+                _ => None,
+            };
+        }
         ui.add_space(4.0);
         let rows = self.rows(model, &mut output.order);
         if !rows.iter().any(|row| matches!(row, Row::Peer(_) | Row::Group { .. })) {
@@ -153,17 +189,28 @@ impl PeerList {
         egui::ScrollArea::vertical().auto_shrink(false).show_rows(ui, height, rows.len(), |ui, range| {
             for row in &rows[range] {
                 match row {
-                    Row::Group { name, online, total } => self.group_row(ui, name, *online, *total, lang),
+                    Row::Group { name, online, total, members } => {
+                        let response = self.group_row(ui, name, *online, *total, lang);
+                        response.context_menu(|ui| {
+                            if ui.button(tr!(lang, "peers.write_to_group", count = members.len())).clicked() {
+                                output.action = Some(PeerAction::Select(members.clone()));
+                                ui.close();
+                            }
+                        });
+                    }
                     Row::Peer(entry) => {
                         let response = peer_row(ui, entry, selection.contains(entry.id), lang);
                         if response.clicked() {
                             output.clicked = Some((entry.id, ui.input(|i| i.modifiers)));
                         }
+                        response.context_menu(|ui| {
+                            output.action = output.action.take().or(peer_menu(ui, model, entry, lang));
+                        });
                         output.rows.push((response.rect, entry.id));
                     }
                     Row::Rooms { count } => {
                         let title = tr!(lang, "rooms.section");
-                        if fold_row(ui, self.rooms_folded, &format!("{title}  {count}")) {
+                        if fold_row(ui, self.rooms_folded, &format!("{title}  {count}")).clicked() {
                             self.rooms_folded = !self.rooms_folded;
                         }
                     }
@@ -229,7 +276,8 @@ impl PeerList {
         for group in peers.chunk_by(|a, b| a.group.to_lowercase() == b.group.to_lowercase()) {
             let name = group[0].group.as_str();
             let online = group.iter().filter(|p| p.online).count();
-            rows.push(Row::Group { name, online, total: group.len() });
+            let members = group.iter().map(|p| p.id).collect();
+            rows.push(Row::Group { name, online, total: group.len(), members });
             if !self.collapsed.contains(name) {
                 order.extend(group.iter().map(|p| p.id));
                 rows.extend(group.iter().map(|p| Row::Peer(p)));
@@ -238,18 +286,49 @@ impl PeerList {
         rows
     }
 
-    fn group_row(&mut self, ui: &mut Ui, name: &str, online: usize, total: usize, lang: Lang) {
+    fn group_row(
+        &mut self,
+        ui: &mut Ui,
+        name: &str,
+        online: usize,
+        total: usize,
+        lang: Lang,
+    ) -> egui::Response {
         let title = if name.is_empty() { tr!(lang, "peers.no_group").into_owned() } else { name.to_owned() };
-        if fold_row(ui, self.collapsed.contains(name), &format!("{title}  {online}/{total}"))
-            && !self.collapsed.remove(name)
-        {
+        let response = fold_row(ui, self.collapsed.contains(name), &format!("{title}  {online}/{total}"));
+        if response.clicked() && !self.collapsed.remove(name) {
             self.collapsed.insert(name.to_owned());
         }
+        response
     }
 }
 
-/// A header row that folds what is under it; returns whether it was clicked.
-fn fold_row(ui: &mut Ui, folded: bool, title: &str) -> bool {
+/// A peer's menu: write, send, safety number, always accept.
+fn peer_menu(ui: &mut Ui, model: &Model, entry: &PeerEntry, lang: Lang) -> Option<PeerAction> {
+    let mut action = None;
+    let mut item = |ui: &mut Ui, key: &str, chosen: PeerAction| {
+        if ui.button(tr!(lang, key)).clicked() {
+            action = Some(chosen);
+            ui.close();
+        }
+    };
+    item(ui, "peers.menu.write", PeerAction::Write(entry.id));
+    item(ui, "peers.menu.send_files", PeerAction::SendFiles(entry.id));
+    item(ui, "peers.menu.send_folder", PeerAction::SendFolder(entry.id));
+    // IP Messenger peers have no key: no safety number, and no proof of who sends.
+    if entry.trust.is_some_and(|trust| trust != crate::node::Trust::Unencrypted) {
+        item(ui, "peers.menu.safety_number", PeerAction::SafetyNumber(entry.id));
+        let mut always = model.auto_accept_from.contains(&entry.id);
+        if ui.checkbox(&mut always, tr!(lang, "peers.menu.always_accept")).changed() {
+            action = Some(PeerAction::AutoAccept(entry.id, always));
+            ui.close();
+        }
+    }
+    action
+}
+
+/// A header row that folds what is under it.
+fn fold_row(ui: &mut Ui, folded: bool, title: &str) -> egui::Response {
     let arrow = if folded { "▶" } else { "▼" };
     let text = format!("{arrow} {title}");
     let (rect, response) = ui.allocate_exact_size(vec2(ui.available_width(), row_height(ui)), Sense::click());
@@ -265,7 +344,7 @@ fn fold_row(ui: &mut Ui, folded: bool, title: &str) -> bool {
             color,
         );
     }
-    response.clicked()
+    response
 }
 
 /// A clickable row named `name` (with its unread count, for screen readers and tests): its

@@ -298,7 +298,7 @@ fn files_state(model: &Model, posted: PostedIn, author: PeerId, ours: bool, lang
         Some(view) if view.info.state == TransferState::Offered => {
             tr!(lang, "rooms.files_answer").into_owned()
         }
-        Some(view) => transfers::state_text(view, lang),
+        Some(view) => transfers::state_text(model, view, lang),
         None => tr!(lang, "rooms.files_not_offered").into_owned(),
     }
 }

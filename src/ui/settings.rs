@@ -8,7 +8,7 @@ use eframe::egui::{self, RichText};
 
 use super::i18n::Lang;
 use crate::config::{Settings, TextSize, Theme};
-use crate::node::Status;
+use crate::node::{PeerId, Status};
 use crate::tr;
 
 /// The dialog's fields while it is open.
@@ -41,6 +41,8 @@ pub enum SettingsOutcome {
     Cancel,
     /// The user wants to pick the download folder.
     BrowseDownloadDir,
+    /// Ask again before accepting this peer's files (applies at once).
+    StopAutoAccept(PeerId),
 }
 
 /// The fields the user changed (`None`: left as it was).
@@ -139,8 +141,15 @@ impl SettingsDialog {
         &self.current_download_dir
     }
 
-    /// Draws the dialog; `current` is what is in effect, to tell what changed.
-    pub fn show(&mut self, ctx: &egui::Context, current: &Settings, lang: Lang) -> Option<SettingsOutcome> {
+    /// Draws the dialog; `current` is what is in effect, to tell what changed;
+    /// `auto_accept_from` the peers whose files are accepted without asking, with names.
+    pub fn show(
+        &mut self,
+        ctx: &egui::Context,
+        current: &Settings,
+        auto_accept_from: &[(PeerId, String)],
+        lang: Lang,
+    ) -> Option<SettingsOutcome> {
         let mut outcome = None;
         let modal = egui::Modal::new(egui::Id::unique("settings")).show(ctx, |ui| {
             ui.set_width(440.0);
@@ -178,6 +187,21 @@ impl SettingsDialog {
                 ui.end_row();
                 ui.label("");
                 ui.checkbox(&mut self.auto_accept, tr!(lang, "settings.auto_accept"));
+                ui.end_row();
+                ui.label(tr!(lang, "settings.always_from"));
+                ui.vertical(|ui| {
+                    if auto_accept_from.is_empty() {
+                        ui.label(RichText::new(tr!(lang, "settings.always_from_none")).weak());
+                    }
+                    for (peer, name) in auto_accept_from {
+                        ui.horizontal(|ui| {
+                            ui.label(name);
+                            if ui.small_button(tr!(lang, "settings.always_from_remove")).clicked() {
+                                outcome = Some(SettingsOutcome::StopAutoAccept(*peer));
+                            }
+                        });
+                    }
+                });
                 ui.end_row();
                 ui.label("");
                 ui.checkbox(&mut self.ipmsg, tr!(lang, "settings.ipmsg"));

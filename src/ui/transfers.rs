@@ -9,6 +9,7 @@ use super::i18n::Lang;
 use super::model::{Model, TransferView};
 use super::text::{self, clock_duration};
 use super::theme;
+use crate::node::ending::Ending;
 use crate::node::human_bytes;
 use crate::node::{Direction, TransferState, Trust};
 use crate::node::{RoomId, TransferId, TransferInfo};
@@ -99,25 +100,29 @@ pub fn card_ui(
         ui.horizontal(|ui| {
             ui.label(RichText::new(title).strong());
             ui.label(RichText::new(when).small().weak());
-            ui.label(RichText::new(state_text(view, lang)).small().color(state_color(ui, view)));
+            ui.label(RichText::new(state_text(model, view, lang)).small().color(state_color(ui, view)));
         });
         ui.label(summary(info, lang));
         if info.state == TransferState::Active {
             let progress = view.progress.unwrap_or_default();
             let total = progress.bytes_total.max(info.total_bytes).max(1);
             let fraction = progress.bytes_done as f32 / total as f32;
-            let mut detail =
-                format!("{:.0}% · {}/s", fraction * 100.0, human_bytes(progress.rate_bytes_per_sec));
-            if let Some(eta) = progress.eta_secs {
-                detail.push_str(" · ");
-                detail.push_str(&tr!(lang, "transfers.left", time = clock_duration(eta)));
+            let mut detail = format!("{:.0}%", fraction * 100.0);
+            // A stalled transfer has no speed worth showing (the last one would be a lie).
+            let moving = view.interrupted.is_none() && model.is_online(info.peer);
+            if moving {
+                detail.push_str(&format!(" · {}/s", human_bytes(progress.rate_bytes_per_sec)));
+                if let Some(eta) = progress.eta_secs {
+                    detail.push_str(" · ");
+                    detail.push_str(&tr!(lang, "transfers.left", time = clock_duration(eta)));
+                }
             }
             ui.add(egui::ProgressBar::new(fraction).text(detail));
             if let Some(reason) = &view.interrupted {
                 ui.label(RichText::new(tr!(lang, "transfers.reconnecting", reason = reason)).small().weak());
             }
-        } else if !info.reason.is_empty() {
-            ui.label(RichText::new(&info.reason).small().weak());
+        } else if let Some(detail) = ending_detail(info) {
+            ui.label(RichText::new(detail).small().weak());
         }
         // IP Messenger peers cannot prove who they are: no "always" for them.
         let authenticated = model.peers.get(&info.peer).is_none_or(|p| p.trust != Some(Trust::Unencrypted));
@@ -187,19 +192,49 @@ pub fn summary(info: &TransferInfo, lang: Lang) -> String {
     tr!(lang, "transfers.summary", counts = counts, size = size, names = names).into_owned()
 }
 
-/// Where a transfer stands, in words.
-pub fn state_text(view: &TransferView, lang: Lang) -> String {
-    let key = match (view.info.state, view.info.direction) {
+/// Where a transfer stands, in words: who ended it, or why it waits.
+pub fn state_text(model: &Model, view: &TransferView, lang: Lang) -> String {
+    let info = &view.info;
+    let name = model.name_of(info.peer);
+    let ending = Ending::of(&info.reason);
+    let key = match (info.state, info.direction) {
         (TransferState::Offered, Direction::Incoming) => "transfers.state.offered_in",
         (TransferState::Offered, Direction::Outgoing) => "transfers.state.offered_out",
         (TransferState::Active, _) if view.interrupted.is_some() => "transfers.state.interrupted",
+        // Both ends say it waits: the sender's side has no worker to tell it the link broke.
+        (TransferState::Active, _) if !model.is_online(info.peer) => "transfers.state.waiting_for_peer",
         (TransferState::Active, _) => "transfers.state.active",
         (TransferState::Completed, _) => "transfers.state.completed",
-        (TransferState::Declined, _) => "transfers.state.declined",
-        (TransferState::Cancelled, _) => "transfers.state.cancelled",
-        (TransferState::Failed, _) => "transfers.state.failed",
+        (TransferState::Declined, _) if ending == Ending::DeclinedHere => "transfers.state.declined_here",
+        (TransferState::Declined, _) => "transfers.state.declined_there",
+        (TransferState::Cancelled, _) => match ending {
+            Ending::CancelledHere => "transfers.state.cancelled_here",
+            Ending::NoLongerMember => "transfers.state.not_a_member",
+            _ => "transfers.state.cancelled_there",
+        },
+        (TransferState::Failed, _) => match ending {
+            Ending::FailedThere(_) => "transfers.state.failed_there",
+            Ending::Refused(_) => "transfers.state.refused",
+            _ => "transfers.state.failed",
+        },
     };
-    tr!(lang, key).into_owned()
+    tr!(lang, key, name = name).into_owned()
+}
+
+/// What the ending's words leave out: the other side's reason, or our error.
+fn ending_detail(info: &TransferInfo) -> Option<&str> {
+    if matches!(info.state, TransferState::Offered | TransferState::Active | TransferState::Completed) {
+        return None;
+    }
+    let detail = match Ending::of(&info.reason) {
+        Ending::DeclinedThere(detail)
+        | Ending::CancelledThere(detail)
+        | Ending::FailedThere(detail)
+        | Ending::Refused(detail)
+        | Ending::Other(detail) => detail,
+        Ending::DeclinedHere | Ending::CancelledHere | Ending::NoLongerMember => "",
+    };
+    (!detail.is_empty()).then_some(detail)
 }
 
 fn state_color(ui: &Ui, view: &TransferView) -> Color32 {

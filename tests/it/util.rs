@@ -340,7 +340,7 @@ pub fn history_page(
     })
 }
 
-/// Every incoming message of `receiver`'s conversation with `sender`, oldest first, over as
+/// Every incoming text message of `receiver`'s conversation with `sender`, oldest first, over as
 /// many history pages as it takes.
 pub fn incoming_texts(receiver: &mut Daemon, sender: PeerId) -> Vec<String> {
     let mut texts = Vec::new();
@@ -348,8 +348,11 @@ pub fn incoming_texts(receiver: &mut Daemon, sender: PeerId) -> Vec<String> {
     loop {
         let (page, has_more) = history_page(receiver, sender, before, 500);
         before = page.first().map(|m| m.seq);
-        let incoming =
-            page.into_iter().filter(|m| m.direction == pigeon::store::Direction::Incoming).map(|m| m.text);
+        // Text messages only: a transfer's row lists file names.
+        let incoming = page
+            .into_iter()
+            .filter(|m| m.direction == pigeon::store::Direction::Incoming && m.transfer.is_none())
+            .map(|m| m.text);
         texts.splice(0..0, incoming);
         if !has_more {
             return texts;

@@ -543,3 +543,32 @@ fn a_message_copied_from_its_menu_reaches_the_clipboard() {
         .collect();
     assert_eq!(copied, ["复制这句话 please"]);
 }
+
+#[test]
+fn always_accept_is_set_from_a_peers_menu_and_undone_in_settings() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let (mut window, mut bo) = ana_and_bo(&net, &dirs.path().join("ana"), &dirs.path().join("bo"));
+    window.harness.get_by_role_and_label(Role::Button, "Bo").click_secondary();
+    window.until("Bo's menu", |h| h.query_by_label("Always accept their files").is_some());
+    window.harness.get_by_label("Always accept their files").click();
+    let bo_id = bo.id;
+    window.until("Bo accepted without asking", |h| h.state().model().auto_accept_from == [bo_id]);
+    // It holds: an offer from Bo arrives without a question.
+    let source = dirs.path().join("note.txt");
+    std::fs::write(&source, b"hi").unwrap();
+    let ana = window.harness.state().node().id();
+    bo.send(&Command::SendFiles { to: vec![ana], paths: vec![source.clone()], tag: None });
+    window.until("the file, taken at once", |h| {
+        h.state().model().transfers.first().is_some_and(|t| t.info.state == TransferState::Completed)
+    });
+    window.click("Settings");
+    window.until("the list in settings", |h| h.query_by_label("Ask again").is_some());
+    window.click("Ask again");
+    window.until("nobody accepted without asking", |h| h.state().model().auto_accept_from.is_empty());
+    window.until("the list, empty", |h| h.query_by_label_contains("Nobody").is_some());
+    bo.send(&Command::SendFiles { to: vec![ana], paths: vec![source], tag: None });
+    window.until("the next offer waits", |h| {
+        h.state().model().transfers.first().is_some_and(|t| t.info.state == TransferState::Offered)
+    });
+}

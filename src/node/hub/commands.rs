@@ -71,7 +71,21 @@ impl Hub {
             }
             Command::Stats => self.stats(origin),
             Command::SendFiles { to, paths, tag } => core.send_files(to, paths, tag, origin),
-            Command::AcceptTransfer { transfer_id, always } => core.accept(transfer_id, always, origin),
+            Command::AcceptTransfer { transfer_id, always } => {
+                core.accept(transfer_id, always, origin);
+                if always {
+                    auto_accept_from(core, None);
+                }
+            }
+            Command::SetAutoAcceptFrom { peer, on } => {
+                let changed =
+                    if on { core.store.trust_sender(peer) } else { core.store.distrust_sender(peer) };
+                match changed {
+                    Ok(()) => auto_accept_from(core, None),
+                    Err(err) => core.fail(origin, None, &err),
+                }
+            }
+            Command::ListAutoAcceptFrom => auto_accept_from(core, Some(origin)),
             Command::DeclineTransfer { transfer_id } => core.decline(transfer_id, origin),
             Command::CancelTransfer { transfer_id } => core.cancel(transfer_id, origin),
             Command::RetryTransfer { transfer_id } => core.retry(transfer_id, origin),
@@ -172,6 +186,18 @@ fn send_message(core: &mut Core, to: &[PeerId], text: &str, tag: Option<String>,
             }
         }
         core.queue_for(peer);
+    }
+}
+
+/// Tells who is accepted without asking: to `origin` (its question), else to everyone (a
+/// change).
+fn auto_accept_from(core: &mut Core, origin: Option<Origin>) {
+    match core.store.trusted_senders() {
+        Ok(peers) => match origin {
+            Some(origin) => core.sinks.reply(origin, Event::AutoAcceptFrom { peers }),
+            None => core.sinks.emit(&Event::AutoAcceptFrom { peers }),
+        },
+        Err(err) => log::error!("cannot read the peers accepted without asking: {err}"),
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::core::{Core, Intent, now_ms};
+use crate::node::ending::Ending;
 use crate::node::event::{Event, RoomInfo, RoomMember, RoomPost};
 use crate::node::room_log::{Added, OrderKey, Posted, RoomLog, RoomView, named_by};
 use crate::node::sinks::Origin;
@@ -371,7 +372,7 @@ impl Core {
                 .collect()
         };
         for id in out {
-            self.end_transfer(id, TransferState::Cancelled, "no longer a member of the room", true);
+            self.end_transfer(id, TransferState::Cancelled, &Ending::NoLongerMember.reason(), true);
         }
         for seq in ours {
             let posted = PostedIn { room, seq };

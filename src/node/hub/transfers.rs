@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::core::{Core, Intent, now_ms};
+use crate::node::ending::Ending;
 use crate::node::event::{Event, TransferInfo};
 use crate::node::files;
 use crate::node::sinks::Origin;
@@ -176,7 +177,7 @@ pub fn incoming_record(
     refusal: Option<&impl std::fmt::Display>,
 ) -> TransferRecord {
     let (state, reason) = match refusal {
-        Some(refusal) => (TransferState::Failed, format!("refused an unsafe offer: {refusal}")),
+        Some(refusal) => (TransferState::Failed, Ending::Refused(&refusal.to_string()).reason()),
         None => (TransferState::Offered, String::new()),
     };
     TransferRecord {

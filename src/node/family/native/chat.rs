@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::Native;
 use super::connection::ConnId;
+use crate::node::ending::Ending;
 use crate::node::event::Event;
 use crate::node::family::Adapter;
 use crate::node::hub::core::Core;
@@ -263,20 +264,14 @@ fn end_frame(record: &TransferRecord) -> Option<Frame> {
 /// The other side declined, cancelled, failed or completed a transfer.
 fn on_transfer_answer(core: &mut Core, peer: PeerId, frame: Frame) {
     let (id, state, reason) = match frame {
-        Frame::Decline(end) => {
-            (end.transfer_id, TransferState::Declined, format!("declined: {}", end.reason))
-        }
-        Frame::Cancel(end) if end.failed => {
-            (end.transfer_id, TransferState::Failed, format!("failed at the other end: {}", end.reason))
-        }
-        Frame::Cancel(end) => (
-            end.transfer_id,
-            TransferState::Cancelled,
-            format!("cancelled by the other side: {}", end.reason),
-        ),
+        Frame::Decline(end) => (end.transfer_id, TransferState::Declined, end.reason),
+        Frame::Cancel(end) if end.failed => (end.transfer_id, TransferState::Failed, end.reason),
+        Frame::Cancel(end) => (end.transfer_id, TransferState::Cancelled, end.reason),
         Frame::Done(done) => (done.transfer_id, TransferState::Completed, String::new()),
         _ => return,
     };
+    let reason =
+        if state == TransferState::Completed { reason } else { Ending::from_peer(state, &reason).reason() };
     if core.transfers.record(id).is_some_and(|record| record.peer == peer) {
         core.end_transfer(id, state, &reason, false);
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::super::core::{Core, Intent, now_ms};
+use crate::node::ending::Ending;
 use crate::node::event::{Event, TransferInfo, shown_entry};
 use crate::node::files::{self, Scanned};
 use crate::node::inbox::NetEvent;
@@ -216,7 +217,7 @@ impl Core {
     pub fn decline(&mut self, id: TransferId, origin: Origin) {
         let Some(record) = self.live_incoming(id, origin) else { return };
         if record.state == TransferState::Offered {
-            self.end_transfer(id, TransferState::Declined, "declined", true);
+            self.end_transfer(id, TransferState::Declined, &Ending::DeclinedHere.reason(), true);
         }
     }
 
@@ -226,7 +227,7 @@ impl Core {
             self.fail(origin, None, &format!("no running transfer {id}"));
             return;
         }
-        self.end_transfer(id, TransferState::Cancelled, "cancelled", true);
+        self.end_transfer(id, TransferState::Cancelled, &Ending::CancelledHere.reason(), true);
     }
 
     /// The user retries a failed or interrupted incoming transfer, from where it stopped.
