@@ -69,6 +69,7 @@ fn message(peer: PeerId, n: u32) -> ChatMessage {
         state: MessageState::Read,
         unconfirmed_sender: false,
         transfer: n.is_multiple_of(CARD_EVERY).then(|| TransferId::from_bytes(id(n))),
+        also_to: Vec::new(),
     }
 }
 

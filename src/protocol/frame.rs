@@ -301,6 +301,7 @@ mod tests {
             msg_id: "0f0e0d0c0b0a09080706050403020100".parse().unwrap(),
             sent_at_ms: 1_795_338_000_000,
             text: "你好, Bo!".into(),
+            also_to: Vec::new(),
         }
     }
 
@@ -447,7 +448,7 @@ mod tests {
     proptest! {
         #[test]
         fn message_round_trips(text in "\\PC{0,200}", sent_at_ms in any::<u64>(), id in any::<[u8; 16]>()) {
-            let frame = Frame::Message(WireMessage { msg_id: MsgId::from_bytes(id), sent_at_ms, text });
+            let frame = Frame::Message(WireMessage { msg_id: MsgId::from_bytes(id), sent_at_ms, text, also_to: Vec::new() });
             let bytes = frame.encode();
             prop_assert_eq!(decode(&bytes).unwrap(), Some((frame, bytes.len())));
         }

@@ -41,6 +41,10 @@ pub const PROTOCOL_VERSION: u8 = 2;
 /// that one message never stalls a connection or bloats the history database.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
+/// Most other recipients a message names (`also_to`): a message to more people says so for
+/// the first 64, which is what a person can take in.
+pub const MAX_ALSO_TO: usize = 64;
+
 /// Longest display name, group or host name in bytes of UTF-8, so that a presence always fits
 /// one unfragmented datagram.
 pub const MAX_LABEL_BYTES: usize = 128;

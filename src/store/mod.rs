@@ -117,6 +117,9 @@ pub struct ChatMessage {
     /// transfer's card.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferId>,
+    /// The other people the same message went to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_to: Vec<PeerId>,
 }
 
 /// One conversation in history, for a list of chats.
@@ -197,7 +200,7 @@ fn known_peer(row: &Row<'_>, at: [usize; 6]) -> rusqlite::Result<Result<KnownPee
 const TRIGRAM: usize = 3;
 
 const MESSAGE_COLUMNS: &str =
-    "seq, msg_id, peer, outgoing, text, sent_at_ms, state, unconfirmed_sender, transfer";
+    "seq, msg_id, peer, outgoing, text, sent_at_ms, state, unconfirmed_sender, transfer, also_to";
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -254,13 +257,15 @@ impl Store {
         rows.map(|row| row?).collect()
     }
 
-    /// Adds an outgoing message (state `Queued`) and returns it with its history position.
+    /// Adds an outgoing message (state `Queued`), which also went to `also_to`, and returns
+    /// it with its history position.
     pub fn insert_outgoing(
         &self,
         msg_id: MsgId,
         peer: PeerId,
         text: &str,
         sent_at_ms: u64,
+        also_to: &[PeerId],
     ) -> Result<ChatMessage, StoreError> {
         let message = Draft {
             msg_id,
@@ -269,6 +274,7 @@ impl Store {
             text,
             sent_at_ms,
             unconfirmed_sender: false,
+            also_to,
         };
         self.insert(&message, MessageState::Queued)?
             .ok_or(StoreError::Corrupt("duplicate outgoing message id"))
@@ -284,8 +290,28 @@ impl Store {
         sent_at_ms: u64,
         unconfirmed_sender: bool,
     ) -> Result<Option<ChatMessage>, StoreError> {
-        let message =
-            Draft { msg_id, peer, direction: Direction::Incoming, text, sent_at_ms, unconfirmed_sender };
+        self.insert_incoming_to_many(msg_id, peer, text, sent_at_ms, unconfirmed_sender, &[])
+    }
+
+    /// [`Store::insert_incoming`] of a message that also went to `also_to`.
+    pub fn insert_incoming_to_many(
+        &self,
+        msg_id: MsgId,
+        peer: PeerId,
+        text: &str,
+        sent_at_ms: u64,
+        unconfirmed_sender: bool,
+        also_to: &[PeerId],
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        let message = Draft {
+            msg_id,
+            peer,
+            direction: Direction::Incoming,
+            text,
+            sent_at_ms,
+            unconfirmed_sender,
+            also_to,
+        };
         self.insert(&message, MessageState::Delivered)
     }
 
@@ -293,8 +319,8 @@ impl Store {
         let inserted = self
             .conn
             .prepare_cached(
-                "INSERT INTO messages (msg_id, peer, outgoing, text, sent_at_ms, state, unconfirmed_sender)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (peer, outgoing, msg_id) DO NOTHING",
+                "INSERT INTO messages (msg_id, peer, outgoing, text, sent_at_ms, state, unconfirmed_sender, also_to)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (peer, outgoing, msg_id) DO NOTHING",
             )?
             .execute(params![
                 draft.msg_id.to_string(),
@@ -304,6 +330,7 @@ impl Store {
                 to_sql_int(draft.sent_at_ms),
                 state.code(),
                 draft.unconfirmed_sender,
+                (!draft.also_to.is_empty()).then(|| serde_json::to_string(draft.also_to).unwrap_or_default()),
             ])?;
         if inserted == 0 {
             return Ok(None);
@@ -318,6 +345,7 @@ impl Store {
             state,
             unconfirmed_sender: draft.unconfirmed_sender,
             transfer: None,
+            also_to: draft.also_to.to_vec(),
         }))
     }
 
@@ -529,6 +557,7 @@ struct Draft<'a> {
     text: &'a str,
     sent_at_ms: u64,
     unconfirmed_sender: bool,
+    also_to: &'a [PeerId],
 }
 
 /// A row as SQLite returns it, before the ids are parsed.
@@ -542,6 +571,7 @@ struct RawMessage {
     state: i64,
     unconfirmed_sender: bool,
     transfer: Option<String>,
+    also_to: Option<String>,
 }
 
 fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
@@ -555,6 +585,7 @@ fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
         state: row.get(6)?,
         unconfirmed_sender: row.get(7)?,
         transfer: row.get(8)?,
+        also_to: row.get(9)?,
     })
 }
 
@@ -571,6 +602,12 @@ impl RawMessage {
             state: MessageState::from_code(self.state)?,
             unconfirmed_sender: self.unconfirmed_sender,
             transfer: self.transfer.map(|id| parse(&id, "transfer id")).transpose()?,
+            also_to: match self.also_to {
+                Some(json) => {
+                    serde_json::from_str(&json).map_err(|_corrupt| StoreError::Corrupt("also_to"))?
+                }
+                None => Vec::new(),
+            },
         })
     }
 }

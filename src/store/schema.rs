@@ -110,6 +110,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN transfer TEXT;
     ALTER TABLE transfers ADD COLUMN row INTEGER;
     ALTER TABLE transfers ADD COLUMN saved_in TEXT;
+    -- Who else a message went to (JSON list of peer ids; NULL when nobody).
+    ALTER TABLE messages ADD COLUMN also_to TEXT;
 ",
 ];
 

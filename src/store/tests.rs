@@ -28,7 +28,7 @@ fn incoming_duplicates_are_kept_once() {
 #[test]
 fn outgoing_states_only_move_forward_and_only_for_the_right_peer() {
     let (_dir, store) = store();
-    store.insert_outgoing(msg(1), peer(2), "yo", 1).unwrap();
+    store.insert_outgoing(msg(1), peer(2), "yo", 1, &[]).unwrap();
     assert!(!store.advance_outgoing(peer(3), msg(1), MessageState::Delivered).unwrap());
     assert!(store.advance_outgoing(peer(2), msg(1), MessageState::Delivered).unwrap());
     assert!(!store.advance_outgoing(peer(2), msg(1), MessageState::Sent).unwrap());
@@ -40,9 +40,9 @@ fn outgoing_states_only_move_forward_and_only_for_the_right_peer() {
 #[test]
 fn outbox_lists_undelivered_oldest_first() {
     let (_dir, store) = store();
-    store.insert_outgoing(msg(1), peer(2), "one", 1).unwrap();
-    store.insert_outgoing(msg(2), peer(2), "two", 2).unwrap();
-    store.insert_outgoing(msg(3), peer(4), "three", 3).unwrap();
+    store.insert_outgoing(msg(1), peer(2), "one", 1, &[]).unwrap();
+    store.insert_outgoing(msg(2), peer(2), "two", 2, &[]).unwrap();
+    store.insert_outgoing(msg(3), peer(4), "three", 3, &[]).unwrap();
     store.advance_outgoing(peer(2), msg(1), MessageState::Sent).unwrap();
     let texts: Vec<_> = store.undelivered(peer(2)).unwrap().into_iter().map(|m| m.text).collect();
     assert_eq!(texts, ["one", "two"]);
@@ -70,7 +70,7 @@ fn history_pages_backwards() {
 fn search_finds_substrings_and_treats_wildcards_literally() {
     let (_dir, store) = store();
     store.insert_incoming(msg(1), peer(1), "Lunch at 12?", 1, false).unwrap();
-    store.insert_outgoing(msg(2), peer(2), "午饭 100% yes", 2).unwrap();
+    store.insert_outgoing(msg(2), peer(2), "午饭 100% yes", 2, &[]).unwrap();
     store.insert_incoming(msg(3), peer(1), "nothing here", 3, false).unwrap();
     store.insert_incoming(msg(4), peer(2), "明天下午三点开会 LUNCH", 4, false).unwrap();
     let found = |query: &str, with: Option<PeerId>| -> Vec<MsgId> {
@@ -164,7 +164,7 @@ fn conversations_list_unread_counts_newest_first_and_names_when_known() {
     store.remember_peer(&known, 1).unwrap();
     store.insert_incoming(msg(1), peer(1), "one", 10, false).unwrap();
     store.insert_incoming(msg(2), peer(1), "two", 20, false).unwrap();
-    store.insert_outgoing(msg(3), peer(2), "to a stranger", 30).unwrap();
+    store.insert_outgoing(msg(3), peer(2), "to a stranger", 30, &[]).unwrap();
     let list = store.conversations().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!((list[0].peer.id, list[0].unread, list[0].last_at_ms), (peer(2), 0, 30));
@@ -183,14 +183,14 @@ fn the_log_is_cut_back_after_a_checkpoint() {
     let text = "x".repeat(1000);
     for n in 0..2000u32 {
         let id = MsgId::from_bytes(u128::from(n).to_le_bytes());
-        store.insert_outgoing(id, peer(1), &text, u64::from(n)).unwrap();
+        store.insert_outgoing(id, peer(1), &text, u64::from(n), &[]).unwrap();
         store.advance_outgoing(peer(1), id, MessageState::Delivered).unwrap();
     }
     let busiest = std::fs::metadata(&wal).unwrap().len();
     assert!(busiest > 2 * JOURNAL_SIZE_LIMIT as u64, "the test writes enough: {busiest} B");
     checkpointer.checkpoint().unwrap();
     // The next write starts the log over and cuts it back.
-    store.insert_outgoing(msg(200), peer(1), "after", 1).unwrap();
+    store.insert_outgoing(msg(200), peer(1), "after", 1, &[]).unwrap();
     let after = std::fs::metadata(&wal).unwrap().len();
     assert!(after <= JOURNAL_SIZE_LIMIT as u64, "log of {after} B after a checkpoint (was {busiest} B)");
 }

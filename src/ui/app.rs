@@ -16,7 +16,7 @@ use super::compose::{self, ComposeAction};
 use super::conversation::{self, Bubble, ChatView};
 use super::fonts;
 use super::i18n::Lang;
-use super::model::Model;
+use super::model::{Model, ToMany};
 use super::peer_list::{PeerAction, PeerList, Selection};
 use super::picker::{Picker, Purpose};
 use super::room::{CreateRoom, RoomAction, RoomPane};
@@ -614,10 +614,9 @@ impl PigeonApp {
             Some(ComposeAction::AttachFolder) => self.open_picker(Purpose::SendFolder(to.clone())),
             None => {}
         }
-        egui::CentralPanel::default().show(ui, |ui| {
-            if let Some(peer) = self.selection.single() {
-                self.messages(ui, peer);
-            }
+        egui::CentralPanel::default().show(ui, |ui| match self.selection.single() {
+            Some(peer) => self.messages(ui, peer),
+            None => self.to_many_ui(ui, &to),
         });
     }
 
@@ -692,6 +691,7 @@ impl PigeonApp {
     }
 
     fn messages(&mut self, ui: &mut Ui, peer: PeerId) {
+        let lang = self.lang;
         let name = self.model.name_of(peer);
         let me = self.model.me.name.clone();
         let Some(chat) = self.model.chats.get_mut(&peer) else { return };
@@ -729,11 +729,12 @@ impl PigeonApp {
                 files: None,
                 footer: None,
                 marked: chat.focus == Some(message.seq),
+                also_to: (!message.also_to.is_empty()).then(|| names_line(model, &message.also_to, lang)),
                 card,
             })
         };
         let at_present = !chat.has_newer;
-        let shown = conversation::show(ui, &mut rows, &mut prepended, view, at_present, bubble_at, self.lang);
+        let shown = conversation::show(ui, &mut rows, &mut prepended, view, at_present, bubble_at, lang);
         let Some(chat) = self.model.chats.get_mut(&peer) else { return };
         (chat.rows, chat.prepended) = (rows, prepended);
         let mut commands = Vec::new();
@@ -749,6 +750,44 @@ impl PigeonApp {
         if let Some(action) = shown.action {
             self.on_transfer_action(action);
         }
+    }
+
+    /// What was written this session to exactly these people: one entry per message, with
+    /// where each copy stands (each also sits in its recipient's conversation).
+    fn to_many_ui(&self, ui: &mut Ui, to: &[PeerId]) {
+        let lang = self.lang;
+        let mut key = to.to_vec();
+        key.sort_unstable();
+        let sent: Vec<&ToMany> = self.model.to_many.iter().filter(|entry| entry.to == key).collect();
+        if sent.is_empty() {
+            ui.label(RichText::new(tr!(lang, "chat.to_many_hint")).weak());
+            return;
+        }
+        egui::ScrollArea::vertical().auto_shrink(false).stick_to_bottom(true).show(ui, |ui| {
+            let palette = theme::palette(ui.visuals());
+            for entry in sent {
+                egui::Frame::new()
+                    .fill(palette.bubble_out)
+                    .corner_radius(8.0)
+                    .inner_margin(egui::Margin::symmetric(10, 6))
+                    .show(ui, |ui| {
+                        let time = super::text::local_time(entry.sent_at_ms).format("%H:%M").to_string();
+                        ui.label(RichText::new(time).small().weak());
+                        ui.label(&entry.text);
+                        ui.horizontal_wrapped(|ui| {
+                            for (peer, _, state) in &entry.copies {
+                                let state = conversation::state_name(*state, lang);
+                                ui.label(
+                                    RichText::new(format!("{} · {state}", self.model.name_of(*peer)))
+                                        .small()
+                                        .weak(),
+                                );
+                            }
+                        });
+                    });
+                ui.add_space(6.0);
+            }
+        });
     }
 
     fn first_run_hint(&self, ui: &mut Ui) {
@@ -1024,5 +1063,17 @@ impl eframe::App for PigeonApp {
             self.first_frame_logged = true;
             log::info!("first frame after {} ms", self.started.elapsed().as_millis());
         }
+    }
+}
+
+/// "Also to Bo, Marta and 3 others": who else a message went to.
+fn names_line(model: &Model, peers: &[PeerId], lang: Lang) -> String {
+    /// Names listed before the rest are counted.
+    const NAMED: usize = 3;
+    let names: Vec<String> = peers.iter().take(NAMED).map(|&peer| model.name_of(peer)).collect();
+    let names = names.join(", ");
+    match peers.len().saturating_sub(NAMED) {
+        0 => tr!(lang, "message.also_to", names = names).into_owned(),
+        more => tr!(lang, "message.also_to_more", names = names, count = more).into_owned(),
     }
 }

@@ -93,6 +93,8 @@ pub struct Bubble<'a> {
     pub footer: Option<(String, String)>,
     /// The row the user jumped to (a search result): outlined.
     pub marked: bool,
+    /// "Also to Bo, Marta": who else the message went to.
+    pub also_to: Option<String>,
     /// A transfer of files: drawn as its card instead of a bubble.
     pub card: Option<Card<'a>>,
 }
@@ -334,6 +336,17 @@ fn bubble_frame(ui: &mut Ui, message: &Bubble<'_>, bubble_width: f32, lang: Lang
     width
 }
 
+/// Where a message of ours stands, in a word.
+pub fn state_name(state: MessageState, lang: Lang) -> String {
+    let key = match state {
+        MessageState::Queued => "message.queued",
+        MessageState::Sent => "message.sent",
+        MessageState::Delivered => "message.delivered",
+        MessageState::Read => "message.read",
+    };
+    tr!(lang, key).into_owned()
+}
+
 /// "Today", "Yesterday" or "2026-11-20 Friday", in the window's language.
 fn day_title(ms: u64, lang: Lang) -> String {
     let day = text::local_day(ms);
@@ -359,15 +372,18 @@ fn bubble(ui: &mut Ui, message: &Bubble<'_>, lang: Lang) -> Option<egui::Respons
         ui.label(RichText::new(&message.sender).small().strong());
         ui.label(RichText::new(time).small().weak());
         if let Some(state) = message.state {
-            let (key, color) = match state {
-                MessageState::Queued => ("message.queued", ui.visuals().weak_text_color()),
-                MessageState::Sent => ("message.sent", ui.visuals().weak_text_color()),
-                MessageState::Delivered => ("message.delivered", ui.visuals().text_color()),
-                MessageState::Read => ("message.read", theme::palette(ui.visuals()).accent),
+            let palette = theme::palette(ui.visuals());
+            let color = match state {
+                MessageState::Queued | MessageState::Sent => palette.weak,
+                MessageState::Delivered => palette.text,
+                MessageState::Read => palette.accent,
             };
-            ui.label(RichText::new(tr!(lang, key)).small().color(color));
+            ui.label(RichText::new(state_name(state, lang)).small().color(color));
         }
     });
+    if let Some(also_to) = &message.also_to {
+        ui.label(RichText::new(also_to).small().weak());
+    }
     if message.unconfirmed {
         ui.label(RichText::new(tr!(lang, "message.unconfirmed")).small().color(ui.visuals().warn_fg_color));
     }

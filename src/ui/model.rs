@@ -379,6 +379,22 @@ pub struct Model {
     pub search: Option<Search>,
     /// Peers whose offers are accepted without asking.
     pub auto_accept_from: Vec<PeerId>,
+    /// Messages written to several people at once this session, oldest first: one entry
+    /// each, with every recipient's state.
+    pub to_many: Vec<ToMany>,
+}
+
+/// One message written to several people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToMany {
+    /// The recipients, sorted: which selection it was written to.
+    pub to: Vec<PeerId>,
+    /// The text.
+    pub text: String,
+    /// When it was sent.
+    pub sent_at_ms: u64,
+    /// Each recipient's copy and where it stands, in the order they were queued.
+    pub copies: Vec<(PeerId, crate::node::MsgId, MessageState)>,
 }
 
 /// A search of the history.
@@ -429,11 +445,18 @@ impl Model {
                 self.safety = Some(SafetyNumber { peer, code, trust });
             }
             Event::MessageQueued { message, .. } => {
+                if !message.also_to.is_empty() {
+                    self.sent_to_many(&message);
+                }
                 self.chats.entry(message.peer).or_default().add_live(message);
             }
             Event::MessageStateChanged { msg_id, peer, state } => {
                 if let Some(chat) = self.chats.get_mut(&peer) {
                     chat.set_state(msg_id, state);
+                }
+                let copies = self.to_many.iter_mut().rev().flat_map(|entry| entry.copies.iter_mut());
+                if let Some(copy) = copies.into_iter().find(|(to, id, _)| *to == peer && *id == msg_id) {
+                    copy.2 = copy.2.max(state);
                 }
             }
             Event::MessageReceived { message } => return self.receive(message),
@@ -540,6 +563,25 @@ impl Model {
                 }
                 message.state = MessageState::Read;
             }
+        }
+    }
+
+    /// Files a copy of a message to several people under its one entry.
+    fn sent_to_many(&mut self, message: &ChatMessage) {
+        let mut to: Vec<PeerId> = message.also_to.iter().copied().chain([message.peer]).collect();
+        to.sort_unstable();
+        let copy = (message.peer, message.msg_id, message.state);
+        let same = |entry: &&mut ToMany| {
+            entry.to == to && entry.sent_at_ms == message.sent_at_ms && entry.text == message.text
+        };
+        match self.to_many.iter_mut().rev().find(same) {
+            Some(entry) => entry.copies.push(copy),
+            None => self.to_many.push(ToMany {
+                to,
+                text: message.text.clone(),
+                sent_at_ms: message.sent_at_ms,
+                copies: vec![copy],
+            }),
         }
     }
 
@@ -703,6 +745,7 @@ fn row_of(info: &TransferInfo, row: i64) -> ChatMessage {
         state: MessageState::Delivered,
         unconfirmed_sender: false,
         transfer: Some(info.transfer_id),
+        also_to: Vec::new(),
     }
 }
 
@@ -759,6 +802,7 @@ mod tests {
             },
             unconfirmed_sender: false,
             transfer: None,
+            also_to: Vec::new(),
         }
     }
 

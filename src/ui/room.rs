@@ -275,6 +275,7 @@ fn posts_ui(ui: &mut Ui, model: &Model, room: RoomId, chat: &mut RoomChat, view:
             files,
             footer,
             marked: false,
+            also_to: None,
             card: None,
         })
     };

@@ -173,6 +173,7 @@ fn chatter(
                     msg_id: MsgId::from_bytes(rand_bytes()),
                     sent_at_ms: 1,
                     text: "chatter ".repeat(50),
+                    also_to: Vec::new(),
                 };
                 frames.push(Frame::Message(message).encode());
             }

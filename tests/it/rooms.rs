@@ -192,6 +192,7 @@ fn a_peer_outside_a_room_learns_nothing_of_it() {
         msg_id: pigeon::protocol::ids::MsgId::from_bytes(crate::raw::rand_bytes()),
         sent_at_ms: 1,
         text: "flush".into(),
+        also_to: Vec::new(),
     }));
     // Ana answers the later message (delivered) after the sync: nothing of the room came.
     let frames: Vec<_> = std::iter::from_fn(|| mallory.chat.next())

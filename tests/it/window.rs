@@ -572,3 +572,35 @@ fn always_accept_is_set_from_a_peers_menu_and_undone_in_settings() {
         h.state().model().transfers.first().is_some_and(|t| t.info.state == TransferState::Offered)
     });
 }
+
+#[test]
+fn a_message_to_two_people_is_one_entry_with_both_states_and_each_sees_the_other() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut window = Window::open(&net, 1, 3, &dirs.path().join("ana"), "Ana");
+    let mut bo = Daemon::start("Bo", &net.flags(2, 3, &dirs.path().join("bo")));
+    let mut cy = Daemon::start("Cy", &net.flags(3, 3, &dirs.path().join("cy")));
+    window.until("Bo and Cy listed", |h| {
+        h.query_by_role_and_label(Role::Button, "Bo").is_some()
+            && h.query_by_role_and_label(Role::Button, "Cy").is_some()
+    });
+    window.click("Bo");
+    window.harness.step();
+    window.harness.get_by_role_and_label(Role::Button, "Cy").click_modifiers(Modifiers::COMMAND);
+    window.until("both selected", |h| h.query_by_label_contains("Write below").is_some());
+    window.type_into_compose("lunch at noon?");
+    window.harness.key_press(Key::Enter);
+    window.until("one entry, read by neither yet, delivered to both", |h| {
+        h.query_by_label("Bo · delivered").is_some() && h.query_by_label("Cy · delivered").is_some()
+    });
+    assert_eq!(window.harness.query_all_by_label("lunch at noon?").count(), 1, "one entry, not two");
+    let ana = window.harness.state().node().id();
+    let (bo_id, cy_id) = (bo.id, cy.id);
+    for (daemon, other) in [(&mut bo, cy_id), (&mut cy, bo_id)] {
+        let also_to = daemon.expect(SHORT, "the message", |event| match event {
+            Event::MessageReceived { message } if message.peer == ana => Some(message.also_to.clone()),
+            _ => None,
+        });
+        assert_eq!(also_to, [other], "{} sees who else got it", daemon.name);
+    }
+}

@@ -178,7 +178,9 @@ fn send_message(core: &mut Core, to: &[PeerId], text: &str, tag: Option<String>,
     core.store_on_use(to);
     let sent_at_ms = now_ms();
     for &peer in to {
-        match core.store.insert_outgoing(random_id(MsgId::from_bytes), peer, text, sent_at_ms) {
+        let also_to: Vec<PeerId> =
+            to.iter().copied().filter(|&other| other != peer).take(crate::protocol::MAX_ALSO_TO).collect();
+        match core.store.insert_outgoing(random_id(MsgId::from_bytes), peer, text, sent_at_ms, &also_to) {
             Ok(message) => core.sinks.emit(&Event::MessageQueued { message, tag: tag.clone() }),
             Err(err) => {
                 core.fail(origin, tag.clone(), &err);

@@ -96,8 +96,14 @@ impl Native {
 
     fn on_message(&mut self, core: &mut Core, conn_id: ConnId, peer: PeerId, message: &WireMessage) {
         let unconfirmed = core.peers.get(peer).is_some_and(|p| p.info.trust.is_unconfirmed());
-        let stored =
-            core.store.insert_incoming(message.msg_id, peer, &message.text, message.sent_at_ms, unconfirmed);
+        let stored = core.store.insert_incoming_to_many(
+            message.msg_id,
+            peer,
+            &message.text,
+            message.sent_at_ms,
+            unconfirmed,
+            &message.also_to,
+        );
         match stored {
             Ok(Some(stored)) => core.sinks.emit(&Event::MessageReceived { message: stored }),
             Ok(None) => log::debug!("duplicate message {} from {peer}", message.msg_id),
@@ -223,6 +229,7 @@ impl Native {
                 msg_id: message.msg_id,
                 sent_at_ms: message.sent_at_ms,
                 text: message.text,
+                also_to: message.also_to,
             });
             if !conn.handle.send(&frame) {
                 fitted = false;

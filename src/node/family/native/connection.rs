@@ -324,7 +324,7 @@ mod tests {
                 heartbeat_secs: 7,
                 seq: 0,
             }),
-            Frame::Message(WireMessage { msg_id, sent_at_ms: 1, text: "你好".into() }),
+            Frame::Message(WireMessage { msg_id, sent_at_ms: 1, text: "你好".into(), also_to: Vec::new() }),
             Frame::Unknown { kind: 77 },
             Frame::Delivered(Receipt { msg_ids: vec![msg_id] }),
         ]
