@@ -104,7 +104,8 @@ fn messages_stored_before_the_search_index_are_found_through_it() {
         "DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete;
          DROP TRIGGER messages_fts_update; DROP TABLE messages_fts;
          ALTER TABLE messages DROP COLUMN transfer; ALTER TABLE transfers DROP COLUMN row;
-         ALTER TABLE transfers DROP COLUMN saved_in; PRAGMA user_version = 6;",
+         ALTER TABLE transfers DROP COLUMN saved_in; ALTER TABLE messages DROP COLUMN also_to;
+         PRAGMA user_version = 6;",
     )
     .unwrap();
     drop(conn);
