@@ -97,6 +97,12 @@ pub struct PigeonApp {
     last_input: Instant,
     /// Whether the caret blinks now.
     caret_blinks: bool,
+    /// Try the desktop's file dialog (until it proves absent).
+    native_dialogs: bool,
+    /// The desktop's file dialog is open: no second one.
+    native_dialog_open: bool,
+    /// Where the last pick came from: the next dialog opens there.
+    last_folder: Option<PathBuf>,
 }
 
 impl PigeonApp {
@@ -159,6 +165,9 @@ impl PigeonApp {
             first_frame_logged: false,
             last_input: Instant::now(),
             caret_blinks: true,
+            native_dialogs: native_dialogs_possible(),
+            native_dialog_open: false,
+            last_folder: None,
         })
     }
 
@@ -318,6 +327,17 @@ impl PigeonApp {
             match outcome {
                 Outcome::SettingsSaved(Ok(())) => {}
                 Outcome::TargetsResolved(Ok(targets)) => self.send(Command::SetTargets { targets }),
+                Outcome::Picked(purpose, picked) => {
+                    self.native_dialog_open = false;
+                    match picked {
+                        Some(paths) => self.picked(purpose, paths),
+                        None => {
+                            // No portal and no zenity here: the window's own picker from now on.
+                            self.native_dialogs = false;
+                            self.open_picker(purpose);
+                        }
+                    }
+                }
                 Outcome::OpenFailed { target, missing } => {
                     let key = if missing { "open.no_opener" } else { "open.failed" };
                     self.model.notice(tr!(self.lang, key, target = target).into_owned());
@@ -818,10 +838,47 @@ impl PigeonApp {
         });
     }
 
+    /// The desktop's file dialog when there may be one, else the window's own; either opens
+    /// in the folder last picked from.
     fn open_picker(&mut self, purpose: Purpose) {
-        let start = directories::UserDirs::new()
-            .map_or_else(|| PathBuf::from("/"), |dirs| dirs.home_dir().to_path_buf());
+        let start = self.last_folder.clone().unwrap_or_else(|| {
+            directories::UserDirs::new()
+                .map_or_else(|| PathBuf::from("/"), |dirs| dirs.home_dir().to_path_buf())
+        });
+        self.open_picker_at(purpose, start);
+    }
+
+    fn open_picker_at(&mut self, purpose: Purpose, start: PathBuf) {
+        if self.native_dialog_open {
+            return;
+        }
+        if self.native_dialogs {
+            let title = tr!(self.lang, "picker.title").into_owned();
+            match self.background.pick(purpose.clone(), start.clone(), title) {
+                Ok(()) => {
+                    self.native_dialog_open = true;
+                    return;
+                }
+                Err(err) => log::warn!("cannot start the file dialog: {err}"),
+            }
+        }
         self.picker = Some(Picker::open(purpose, start, self.lang));
+    }
+
+    /// Paths picked for `purpose`, by either dialog.
+    fn picked(&mut self, purpose: Purpose, paths: Vec<PathBuf>) {
+        if let Some(picked_from) = paths.first().and_then(|first| first.parent()) {
+            self.last_folder = Some(picked_from.to_path_buf());
+        }
+        match purpose {
+            Purpose::SendFiles(to) | Purpose::SendFolder(to) => self.send_files(to, paths),
+            Purpose::RoomFiles(room) | Purpose::RoomFolder(room) => self.post_files(room, paths),
+            Purpose::DownloadFolder => {
+                if let (Some(dialog), Some(path)) = (&mut self.settings, paths.first()) {
+                    dialog.download_dir = path.display().to_string();
+                }
+            }
+        }
     }
 
     fn dialogs(&mut self, ctx: &egui::Context) {
@@ -829,15 +886,7 @@ impl PigeonApp {
             && let Some((purpose, paths)) = picker.show(ctx)
         {
             self.picker = None;
-            match purpose {
-                Purpose::SendFiles(to) | Purpose::SendFolder(to) => self.send_files(to, paths),
-                Purpose::RoomFiles(room) | Purpose::RoomFolder(room) => self.post_files(room, paths),
-                Purpose::DownloadFolder => {
-                    if let (Some(dialog), Some(path)) = (&mut self.settings, paths.first()) {
-                        dialog.download_dir = path.display().to_string();
-                    }
-                }
-            }
+            self.picked(purpose, paths);
         }
         if self.picker.is_none()
             && let Some(dialog) = &mut self.settings
@@ -855,7 +904,7 @@ impl PigeonApp {
                 }
                 Some(SettingsOutcome::BrowseDownloadDir) => {
                     let start = dialog.current_download_dir().to_path_buf();
-                    self.picker = Some(Picker::open(Purpose::DownloadFolder, start, self.lang));
+                    self.open_picker_at(Purpose::DownloadFolder, start);
                 }
                 None => {}
             }
@@ -1076,4 +1125,18 @@ fn names_line(model: &Model, peers: &[PeerId], lang: Lang) -> String {
         0 => tr!(lang, "message.also_to", names = names).into_owned(),
         more => tr!(lang, "message.also_to_more", names = names, count = more).into_owned(),
     }
+}
+
+/// Whether the desktop may have a file dialog of its own: a session bus (for the XDG portal)
+/// or zenity. `PIGEON_FILE_DIALOG=builtin` keeps to the window's own picker (tests, and
+/// desktops whose portal misbehaves).
+fn native_dialogs_possible() -> bool {
+    if std::env::var("PIGEON_FILE_DIALOG").is_ok_and(|choice| choice == "builtin") {
+        return false;
+    }
+    let zenity = || {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("zenity").is_file()))
+    };
+    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() || zenity()
 }

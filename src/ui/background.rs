@@ -1,15 +1,18 @@
 //! Work the window hands off so its thread never waits on the disk or another process:
 //! saving settings, desktop notifications (D-Bus), opening a folder, file or link with the
-//! desktop's program for it.
+//! desktop's program for it, and the desktop's own file dialog (its own thread: it waits for
+//! the user).
 //!
 //! One named thread takes jobs from a bounded queue; a job's outcome comes back through a
 //! second queue that the window drains each frame (the thread wakes the window for it).
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use eframe::egui;
 
+use super::picker::Purpose;
 use super::settings::SettingsPatch;
 use crate::config::{ConfigError, Settings};
 use crate::node::threads;
@@ -48,12 +51,22 @@ pub enum Outcome {
     },
     /// Extra targets as addresses, or why one does not resolve.
     TargetsResolved(Result<Vec<String>, String>),
+    /// The desktop's file dialog closed: what was picked (empty: cancelled), or `None` when
+    /// it could not be shown at all.
+    Picked(Purpose, Option<Vec<PathBuf>>),
 }
+
+/// A native file dialog that answers faster than this did not wait for a person: there is
+/// no portal and no zenity, and the window's own picker is used instead.
+const NO_DIALOG_WITHIN: Duration = Duration::from_millis(400);
 
 /// The worker thread's two queues.
 pub struct Background {
     jobs: Sender<Job>,
     outcomes: Receiver<Outcome>,
+    /// For the file dialog's own thread.
+    outcome_tx: Sender<Outcome>,
+    ctx: egui::Context,
 }
 
 impl Background {
@@ -61,7 +74,8 @@ impl Background {
     pub fn start(ctx: &egui::Context) -> std::io::Result<Background> {
         let (jobs, job_rx) = crossbeam_channel::bounded::<Job>(QUEUE);
         let (outcome_tx, outcomes) = crossbeam_channel::bounded(QUEUE);
-        let ctx = ctx.clone();
+        let (ctx, window) = (ctx.clone(), ctx.clone());
+        let dialog_outcomes = outcome_tx.clone();
         // Ends when the window drops its sender; not joined, since a notification may hang on
         // a D-Bus that does not answer and closing the window must not wait for it.
         threads::spawn("pigeon-ui-work", move || {
@@ -74,7 +88,36 @@ impl Background {
                 }
             }
         })?;
-        Ok(Background { jobs, outcomes })
+        Ok(Background { jobs, outcomes, outcome_tx: dialog_outcomes, ctx: window })
+    }
+
+    /// Shows the desktop's file dialog (through the XDG portal, else zenity) for `purpose`,
+    /// starting in `start`; its outcome comes as [`Outcome::Picked`].
+    pub fn pick(&self, purpose: Purpose, start: PathBuf, title: String) -> std::io::Result<()> {
+        let (outcomes, ctx) = (self.outcome_tx.clone(), self.ctx.clone());
+        threads::spawn("pigeon-file-dialog", move || {
+            let asked = Instant::now();
+            // The portal takes the folder; zenity only a file name, which opens a folder when
+            // it ends in a separator.
+            let folder_name = start.join("").display().to_string();
+            let dialog =
+                rfd::FileDialog::new().set_directory(&start).set_file_name(folder_name).set_title(title);
+            let picked = match purpose {
+                Purpose::SendFiles(_) | Purpose::RoomFiles(_) => dialog.pick_files(),
+                Purpose::SendFolder(_) | Purpose::RoomFolder(_) | Purpose::DownloadFolder => {
+                    dialog.pick_folder().map(|folder| vec![folder])
+                }
+            };
+            let picked = match picked {
+                Some(paths) => Some(paths),
+                None if asked.elapsed() < NO_DIALOG_WITHIN => None,
+                None => Some(Vec::new()),
+            };
+            if outcomes.send(Outcome::Picked(purpose, picked)).is_ok() {
+                ctx.request_repaint();
+            }
+        })
+        .map(drop)
     }
 
     /// Queues a job; when the queue is full the job is dropped with a log line.

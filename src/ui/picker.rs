@@ -1,5 +1,6 @@
-//! File and folder pickers drawn with egui (the `egui_file` crate), so they work on any Linux
-//! desktop without an xdg portal or GTK.
+//! The window's own file and folder picker, drawn with egui (the `egui_file` crate): used when
+//! the desktop has no file dialog of its own (no XDG portal, no zenity), so picking works on
+//! any Linux desktop.
 
 use std::path::PathBuf;
 
