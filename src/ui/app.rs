@@ -537,6 +537,7 @@ impl PigeonApp {
                 self.apply_settings(&SettingsPatch { status: Some(chosen), ..SettingsPatch::default() });
             }
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                ui.label(RichText::new("⌨").strong()).on_hover_text(tr!(lang, "top.shortcuts"));
                 self.search.field_ui(ui, lang);
                 if ui.button(tr!(lang, "top.settings")).clicked() {
                     self.settings =
@@ -1096,7 +1097,7 @@ impl eframe::App for PigeonApp {
                 .default_width(320.0)
                 .max_height(ctx.content_rect().height() - 80.0)
                 .show(&ctx, |ui| transfers::panel(ui, &self.model, lang));
-            self.show_transfers = open;
+            self.show_transfers = open && !ctx.input(|i| i.key_pressed(egui::Key::Escape));
             if let Some(action) = action.and_then(|shown| shown.inner).flatten() {
                 self.on_transfer_action(action);
             }

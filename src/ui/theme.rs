@@ -176,6 +176,8 @@ fn visuals(p: &Palette, dark: bool) -> Visuals {
     v.widgets.noninteractive.bg_stroke = Stroke::new(1.0, p.line);
     v.widgets.noninteractive.bg_fill = p.panel;
     v.widgets.inactive.fg_stroke.color = p.text;
+    // Text fields and buttons keep an edge, or a white box vanishes on a light panel.
+    v.widgets.inactive.bg_stroke = Stroke::new(1.0, p.line);
     v.widgets.hovered.fg_stroke.color = p.strong;
     v.widgets.active.fg_stroke.color = p.strong;
     v.widgets.open.fg_stroke.color = p.strong;

@@ -26,6 +26,18 @@ struct Window {
 
 impl Window {
     fn open(net: &Net, i: u8, count: u8, dir: &Path, name: &str) -> Window {
+        Window::open_with(net, (i, count), dir, name, egui::Vec2::from(WINDOW_SIZE), |_| {})
+    }
+
+    /// A window of `size` whose settings `tweak` changes first.
+    fn open_with(
+        net: &Net,
+        (i, count): (u8, u8),
+        dir: &Path,
+        name: &str,
+        size: egui::Vec2,
+        tweak: impl FnOnce(&mut pigeon::config::Settings),
+    ) -> Window {
         let mut config = Config::in_dir(dir);
         let settings = &mut config.settings;
         settings.name = name.into();
@@ -35,6 +47,7 @@ impl Window {
         settings.targets = (1..=count).filter(|&o| o != i).map(|o| net.ip(o).to_string()).collect();
         settings.download_dir = Some(dir.join("downloads"));
         settings.language = Some("en".into());
+        tweak(settings);
         let node = Node::start(&config).unwrap();
         let (wake, woke) = crossbeam_channel::bounded(1);
         let also_wake = Arc::new(move || {
@@ -42,7 +55,7 @@ impl Window {
             wake.try_send(()).ok();
         });
         let harness = Harness::builder()
-            .with_size(egui::Vec2::from(WINDOW_SIZE))
+            .with_size(size)
             .build_eframe(move |cc| PigeonApp::new(&cc.egui_ctx, node, config, also_wake).unwrap());
         Window { harness, woke }
     }
@@ -602,5 +615,35 @@ fn a_message_to_two_people_is_one_entry_with_both_states_and_each_sees_the_other
             _ => None,
         });
         assert_eq!(also_to, [other], "{} sees who else got it", daemon.name);
+    }
+}
+
+#[test]
+fn at_720_by_520_the_header_cuts_long_names_and_the_message_box_keeps_its_width() {
+    for text_size in [pigeon::config::TextSize::Normal, pigeon::config::TextSize::Larger] {
+        let net = Net::new();
+        let dirs = tempfile::tempdir().unwrap();
+        let size = egui::vec2(720.0, 520.0);
+        let ana_dir = dirs.path().join("ana");
+        let mut window = Window::open_with(&net, (1, 2), &ana_dir, "Ana", size, |s| s.text_size = text_size);
+        let long = "Bartholomew 包博文 from Accounting and Finance";
+        let _bo = Daemon::start(long, &net.flags(2, 2, &dirs.path().join("bo")));
+        window.until("the peer", |h| h.query_by_role_and_label(Role::Button, long).is_some());
+        window.click(long);
+        window.click("Transfers");
+        window.harness.run_steps(3);
+        let rect = |label: &str| window.harness.get_by_label(label).rect();
+        let trust = rect("Encrypted · not verified");
+        let heading = window
+            .harness
+            .query_all_by_label_contains("Bartholomew")
+            .map(|node| node.rect())
+            .find(|r| r.min.y < trust.max.y && r.max.y > trust.min.y)
+            .expect("the name in the header");
+        assert!(!heading.intersects(trust), "{text_size:?}: the name {heading:?} runs into {trust:?}");
+        assert!(heading.max.x <= trust.min.x, "{text_size:?}: cut before the trust state");
+        let compose = window.harness.get_by_role(Role::MultilineTextInput).rect();
+        assert!(compose.width() >= 300.0, "{text_size:?}: the message box is {} wide", compose.width());
+        assert!(compose.max.x <= size.x && compose.max.y <= size.y, "{text_size:?}: {compose:?} off screen");
     }
 }
