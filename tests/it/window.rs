@@ -647,3 +647,65 @@ fn at_720_by_520_the_header_cuts_long_names_and_the_message_box_keeps_its_width(
         assert!(compose.max.x <= size.x && compose.max.y <= size.y, "{text_size:?}: {compose:?} off screen");
     }
 }
+
+/// The history rows on screen, by their text.
+fn rows_on_screen(harness: &Harness<'static, PigeonApp>) -> std::collections::BTreeSet<String> {
+    harness
+        .query_all(egui_kittest::kittest::By::new().predicate(|_| true))
+        .filter_map(|node| {
+            let node = egui_kittest::kittest::NodeT::accesskit_node(&node);
+            node.label().or_else(|| node.value())
+        })
+        .filter(|label| label.contains(" number "))
+        .collect()
+}
+
+#[test]
+fn scrolling_up_loads_older_messages_and_keeps_the_ones_being_read_in_place() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = dirs.path().join("ana");
+    let cara = history_of(&dir, "Cara", 1_000, 0, "");
+    let mut window = Window::open(&net, 1, 1, &dir, "Ana");
+    window.until("Cara from history", |h| h.query_by_role_and_label(Role::Button, "Cara").is_some());
+    window.click("Cara");
+    window.until("the newest page", |h| {
+        h.state().model().chats.get(&cara).is_some_and(|c| c.messages.len() == 200)
+    });
+    let centre = egui::pos2(600.0, 300.0);
+    let held = |window: &Window| window.harness.state().model().chats[&cara].messages.len();
+    let mut reading = rows_on_screen(&window.harness);
+    let mut now = reading.clone();
+    for _ in 0..200 {
+        let before = held(&window);
+        window.harness.hover_at(centre);
+        // Steps under 8 points move at once (larger wheel steps glide on over later frames).
+        for _ in 0..40 {
+            window.harness.event(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, 7.0),
+                modifiers: Modifiers::NONE,
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Wheel,
+            });
+        }
+        window.harness.step();
+        // Node events (the page) wake us at once; scrolling needs only the next frame.
+        window.woke.recv_timeout(Duration::from_millis(20)).ok();
+        window.harness.step();
+        now = rows_on_screen(&window.harness);
+        if held(&window) > before {
+            break;
+        }
+        reading = now.clone();
+    }
+    assert!(held(&window) > 200, "scrolling up loaded an older page");
+    // The wheel glides on for a few frames after the page came; a lost place would be a
+    // whole page (200 rows) away.
+    let number = |rows: &std::collections::BTreeSet<String>| -> i64 {
+        let numbers: Vec<i64> = rows.iter().filter_map(|row| row.rsplit(' ').next()?.parse().ok()).collect();
+        numbers.iter().sum::<i64>() / i64::try_from(numbers.len().max(1)).unwrap()
+    };
+    let moved = (number(&reading) - number(&now)).abs();
+    assert!(moved < 60, "what was read moved {moved} rows away: before {reading:?}, now {now:?}");
+}
