@@ -13,7 +13,7 @@ use eframe::egui::{self, Align, Layout, RichText, Ui, ViewportCommand};
 
 use super::background::{Background, Job, Outcome};
 use super::compose::{self, ComposeAction};
-use super::conversation::{self, Bubble, ChatView};
+use super::conversation::{self, Bubble, ChatView, RowAction};
 use super::fonts;
 use super::i18n::Lang;
 use super::model::{Model, ToMany};
@@ -103,6 +103,8 @@ pub struct PigeonApp {
     native_dialog_open: bool,
     /// Where the last pick came from: the next dialog opens there.
     last_folder: Option<PathBuf>,
+    /// A message's text being forwarded, and the filter typed in the "Forward to" dialog.
+    forward: Option<(String, String)>,
 }
 
 impl PigeonApp {
@@ -168,6 +170,7 @@ impl PigeonApp {
             native_dialogs: native_dialogs_possible(),
             native_dialog_open: false,
             last_folder: None,
+            forward: None,
         })
     }
 
@@ -768,8 +771,10 @@ impl PigeonApp {
             commands.push(Command::LoadHistory { peer, before: None, after: chat.newest_seq(), limit: PAGE });
         }
         commands.into_iter().for_each(|command| self.send(command));
-        if let Some(action) = shown.action {
-            self.on_transfer_action(action);
+        match shown.action {
+            Some(RowAction::Transfer(action)) => self.on_transfer_action(action),
+            Some(RowAction::Forward(text)) => self.forward = Some((text, String::new())),
+            None => {}
         }
     }
 
@@ -913,6 +918,9 @@ impl PigeonApp {
         if self.safety_open {
             self.safety_dialog(ctx);
         }
+        if self.forward.is_some() {
+            self.forward_dialog(ctx);
+        }
         if let Some(dialog) = &mut self.create_room
             && let Some(outcome) = dialog.show(ctx, &self.model, self.lang)
         {
@@ -921,6 +929,42 @@ impl PigeonApp {
                 let tag = Some(String::from(CREATE_ROOM_TAG));
                 self.send(Command::RoomCreate { name, members, tag });
             }
+        }
+    }
+
+    /// "Forward to…": pick whom; their conversation opens with the text in its box, to
+    /// change or send.
+    fn forward_dialog(&mut self, ctx: &egui::Context) {
+        let lang = self.lang;
+        let Some((text, filter)) = &mut self.forward else { return };
+        let mut chosen = None;
+        let modal = egui::Modal::new(egui::Id::unique("forward")).show(ctx, |ui| {
+            ui.set_width(360.0);
+            ui.heading(tr!(lang, "message.forward_to"));
+            ui.label(RichText::new(text.as_str()).weak()).on_hover_text(text.as_str());
+            ui.add(egui::TextEdit::singleline(filter).hint_text(tr!(lang, "peers.filter")));
+            let needle = filter.to_lowercase();
+            egui::ScrollArea::vertical().max_height(260.0).show(ui, |ui| {
+                let mut peers: Vec<_> = self
+                    .model
+                    .peers
+                    .values()
+                    .filter(|p| needle.is_empty() || p.name.to_lowercase().contains(&needle))
+                    .collect();
+                peers.sort_by_key(|p| (!p.online, p.name.to_lowercase()));
+                for peer in peers {
+                    if ui.button(&peer.name).clicked() {
+                        chosen = Some(peer.id);
+                    }
+                }
+            });
+        });
+        if let Some(peer) = chosen {
+            let (text, _) = self.forward.take().unwrap_or_default();
+            self.drafts.insert(vec![peer], text);
+            self.select(peer, egui::Modifiers::NONE, &[]);
+        } else if modal.should_close() {
+            self.forward = None;
         }
     }
 

@@ -107,13 +107,22 @@ pub struct Card<'a> {
     pub view: &'a TransferView,
 }
 
+/// What the user asked of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowAction {
+    /// A button on a transfer's card.
+    Transfer(TransferAction),
+    /// Pass this message's text on to someone else.
+    Forward(String),
+}
+
 /// What happened in the timeline this frame.
 #[derive(Debug, Default)]
 pub struct Shown {
     /// The ends the user scrolled near.
     pub near: NearEdges,
-    /// A button on a transfer's card.
-    pub action: Option<TransferAction>,
+    /// What was asked of a row.
+    pub action: Option<RowAction>,
 }
 
 /// Draws the rows (`rows` says how tall, `bubble_at` what they hold); `prepended` rows just
@@ -267,7 +276,7 @@ fn draw_row(
     message: &Bubble<'_>,
     bubble_width: f32,
     lang: Lang,
-) -> (Option<TransferAction>, f32) {
+) -> (Option<RowAction>, f32) {
     let width = rows.get(index).and_then(|row| row.width);
     if starts_day(rows, index) {
         ui.add_space(6.0);
@@ -293,9 +302,9 @@ fn draw_row(
                 Some(card) => {
                     let drawn =
                         ui.scope(|ui| transfers::card_ui(ui, card.model, card.view, Place::Timeline, lang));
-                    (drawn.inner, drawn.response.rect.width())
+                    (drawn.inner.map(RowAction::Transfer), drawn.response.rect.width())
                 }
-                None => (None, bubble_frame(ui, message, bubble_width, lang)),
+                None => bubble_frame(ui, message, bubble_width, lang),
             }
         })
         .inner
@@ -303,8 +312,14 @@ fn draw_row(
     .inner
 }
 
-/// A message's bubble with its right-click menu; returns its width.
-fn bubble_frame(ui: &mut Ui, message: &Bubble<'_>, bubble_width: f32, lang: Lang) -> f32 {
+/// A message's bubble with its right-click menu (copy, forward); returns what the menu was
+/// asked and the bubble's width.
+fn bubble_frame(
+    ui: &mut Ui,
+    message: &Bubble<'_>,
+    bubble_width: f32,
+    lang: Lang,
+) -> (Option<RowAction>, f32) {
     let palette = theme::palette(ui.visuals());
     let fill = if message.outgoing { palette.bubble_out } else { palette.bubble_in };
     let stroke = if message.marked { egui::Stroke::new(2.0, palette.accent) } else { egui::Stroke::NONE };
@@ -327,13 +342,18 @@ fn bubble_frame(ui: &mut Ui, message: &Bubble<'_>, bubble_width: f32, lang: Lang
         Some(text) => scope.response | text,
         None => scope.response,
     };
+    let mut action = None;
     menu_on.context_menu(|ui| {
         if ui.button(tr!(lang, "message.copy")).clicked() {
             ui.ctx().copy_text(message.text.to_owned());
             ui.close();
         }
+        if ui.button(tr!(lang, "message.forward")).clicked() {
+            action = Some(RowAction::Forward(message.text.to_owned()));
+            ui.close();
+        }
     });
-    width
+    (action, width)
 }
 
 /// Where a message of ours stands, in a word.

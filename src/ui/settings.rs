@@ -155,66 +155,70 @@ impl SettingsDialog {
             ui.set_width(440.0);
             ui.heading(tr!(lang, "settings.title"));
             ui.add_space(6.0);
-            egui::Grid::new("settings-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
-                labelled_text(ui, &tr!(lang, "settings.name"), &mut self.name);
-                labelled_text(ui, &tr!(lang, "settings.group"), &mut self.group);
-                let statuses =
-                    [Status::Online, Status::Away, Status::Busy].map(|s| (s, status_name(s, lang)));
-                choice(ui, &tr!(lang, "settings.status"), &mut self.status, &statuses);
-                let mut languages = vec![(None, tr!(lang, "settings.language_system").into_owned())];
-                languages.extend(Lang::ALL.map(|l| (Some(l), l.native_name().to_owned())));
-                choice(ui, &tr!(lang, "settings.language"), &mut self.language, &languages);
-                let themes = [
-                    (Theme::System, tr!(lang, "settings.theme_system").into_owned()),
-                    (Theme::Light, tr!(lang, "settings.theme_light").into_owned()),
-                    (Theme::Dark, tr!(lang, "settings.theme_dark").into_owned()),
-                ];
-                choice(ui, &tr!(lang, "settings.theme"), &mut self.theme, &themes);
-                let sizes = [
-                    (TextSize::Small, tr!(lang, "settings.text_small").into_owned()),
-                    (TextSize::Normal, tr!(lang, "settings.text_normal").into_owned()),
-                    (TextSize::Large, tr!(lang, "settings.text_large").into_owned()),
-                    (TextSize::Larger, tr!(lang, "settings.text_larger").into_owned()),
-                ];
-                choice(ui, &tr!(lang, "settings.text_size"), &mut self.text_size, &sizes);
-                ui.label(tr!(lang, "settings.download_dir"));
-                ui.horizontal(|ui| {
-                    ui.add(egui::TextEdit::singleline(&mut self.download_dir).desired_width(300.0));
-                    if ui.button(tr!(lang, "settings.browse")).clicked() {
-                        outcome = Some(SettingsOutcome::BrowseDownloadDir);
-                    }
+            // Taller than a small window: the fields scroll, the buttons stay in view.
+            let fields_height = (ctx.content_rect().height() - 170.0).max(120.0);
+            egui::ScrollArea::vertical().max_height(fields_height).show(ui, |ui| {
+                egui::Grid::new("settings-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
+                    labelled_text(ui, &tr!(lang, "settings.name"), &mut self.name);
+                    labelled_text(ui, &tr!(lang, "settings.group"), &mut self.group);
+                    let statuses =
+                        [Status::Online, Status::Away, Status::Busy].map(|s| (s, status_name(s, lang)));
+                    choice(ui, &tr!(lang, "settings.status"), &mut self.status, &statuses);
+                    let mut languages = vec![(None, tr!(lang, "settings.language_system").into_owned())];
+                    languages.extend(Lang::ALL.map(|l| (Some(l), l.native_name().to_owned())));
+                    choice(ui, &tr!(lang, "settings.language"), &mut self.language, &languages);
+                    let themes = [
+                        (Theme::System, tr!(lang, "settings.theme_system").into_owned()),
+                        (Theme::Light, tr!(lang, "settings.theme_light").into_owned()),
+                        (Theme::Dark, tr!(lang, "settings.theme_dark").into_owned()),
+                    ];
+                    choice(ui, &tr!(lang, "settings.theme"), &mut self.theme, &themes);
+                    let sizes = [
+                        (TextSize::Small, tr!(lang, "settings.text_small").into_owned()),
+                        (TextSize::Normal, tr!(lang, "settings.text_normal").into_owned()),
+                        (TextSize::Large, tr!(lang, "settings.text_large").into_owned()),
+                        (TextSize::Larger, tr!(lang, "settings.text_larger").into_owned()),
+                    ];
+                    choice(ui, &tr!(lang, "settings.text_size"), &mut self.text_size, &sizes);
+                    ui.label(tr!(lang, "settings.download_dir"));
+                    ui.horizontal(|ui| {
+                        ui.add(egui::TextEdit::singleline(&mut self.download_dir).desired_width(300.0));
+                        if ui.button(tr!(lang, "settings.browse")).clicked() {
+                            outcome = Some(SettingsOutcome::BrowseDownloadDir);
+                        }
+                    });
+                    ui.end_row();
+                    ui.label("");
+                    ui.checkbox(&mut self.auto_accept, tr!(lang, "settings.auto_accept"));
+                    ui.end_row();
+                    ui.label(tr!(lang, "settings.always_from"));
+                    ui.vertical(|ui| {
+                        if auto_accept_from.is_empty() {
+                            ui.label(RichText::new(tr!(lang, "settings.always_from_none")).weak());
+                        }
+                        for (peer, name) in auto_accept_from {
+                            ui.horizontal(|ui| {
+                                ui.label(name);
+                                if ui.small_button(tr!(lang, "settings.always_from_remove")).clicked() {
+                                    outcome = Some(SettingsOutcome::StopAutoAccept(*peer));
+                                }
+                            });
+                        }
+                    });
+                    ui.end_row();
+                    ui.label("");
+                    ui.checkbox(&mut self.ipmsg, tr!(lang, "settings.ipmsg"));
+                    ui.end_row();
+                    labelled_text(ui, &tr!(lang, "settings.port"), &mut self.port);
+                    let label = ui.label(tr!(lang, "settings.targets"));
+                    ui.add(
+                        egui::TextEdit::multiline(&mut self.targets)
+                            .desired_rows(3)
+                            .hint_text(tr!(lang, "settings.targets_hint")),
+                    )
+                    .labelled_by(label.id);
+                    ui.end_row();
                 });
-                ui.end_row();
-                ui.label("");
-                ui.checkbox(&mut self.auto_accept, tr!(lang, "settings.auto_accept"));
-                ui.end_row();
-                ui.label(tr!(lang, "settings.always_from"));
-                ui.vertical(|ui| {
-                    if auto_accept_from.is_empty() {
-                        ui.label(RichText::new(tr!(lang, "settings.always_from_none")).weak());
-                    }
-                    for (peer, name) in auto_accept_from {
-                        ui.horizontal(|ui| {
-                            ui.label(name);
-                            if ui.small_button(tr!(lang, "settings.always_from_remove")).clicked() {
-                                outcome = Some(SettingsOutcome::StopAutoAccept(*peer));
-                            }
-                        });
-                    }
-                });
-                ui.end_row();
-                ui.label("");
-                ui.checkbox(&mut self.ipmsg, tr!(lang, "settings.ipmsg"));
-                ui.end_row();
-                labelled_text(ui, &tr!(lang, "settings.port"), &mut self.port);
-                let label = ui.label(tr!(lang, "settings.targets"));
-                ui.add(
-                    egui::TextEdit::multiline(&mut self.targets)
-                        .desired_rows(3)
-                        .hint_text(tr!(lang, "settings.targets_hint")),
-                )
-                .labelled_by(label.id);
-                ui.end_row();
             });
             ui.label(RichText::new(tr!(lang, "settings.restart_note")).small().weak());
             if let Some(error) = &self.error {
@@ -276,11 +280,11 @@ impl SettingsDialog {
 }
 
 /// A labelled drop-down of `options` (value and its name), in a grid row.
-fn choice<T: PartialEq + Copy>(ui: &mut egui::Ui, label: &str, value: &mut T, options: &[(T, String)]) {
-    let label = ui.label(label);
+fn choice<T: PartialEq + Copy>(ui: &mut egui::Ui, text: &str, value: &mut T, options: &[(T, String)]) {
+    let label = ui.label(text);
     let shown =
         options.iter().find(|(option, _)| option == value).map(|(_, name)| name.clone()).unwrap_or_default();
-    egui::ComboBox::from_id_salt(label.id)
+    egui::ComboBox::from_id_salt(("settings-choice", text))
         .selected_text(shown)
         .show_ui(ui, |ui| {
             for (option, name) in options {
