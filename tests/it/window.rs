@@ -66,6 +66,7 @@ impl Window {
         loop {
             self.harness.step();
             if done(&self.harness) {
+                self.settle();
                 return;
             }
             assert!(
@@ -76,6 +77,26 @@ impl Window {
             // Node events wake us at once; UI-only changes need just another frame.
             self.woke.recv_timeout(Duration::from_millis(50)).ok();
         }
+    }
+
+    /// Runs frames until nothing moves any more: a dialog's first frames measure and place
+    /// its contents, and a click aimed by the first frame's layout would land on a neighbour.
+    fn settle(&mut self) {
+        for _ in 0..10 {
+            let before = self.layout();
+            self.harness.step();
+            if self.layout() == before {
+                return;
+            }
+        }
+    }
+
+    /// Every node's place on screen.
+    fn layout(&self) -> Vec<Option<egui::accesskit::Rect>> {
+        self.harness
+            .query_all(egui_kittest::kittest::By::new().predicate(|_| true))
+            .map(|node| egui_kittest::kittest::NodeT::accesskit_node(&node).bounding_box())
+            .collect()
     }
 
     /// Every label on screen, for failure messages.
