@@ -109,6 +109,12 @@ pub struct Settings {
     pub ipmsg: bool,
     /// UDP port of IP Messenger (2425 for every real client; others for tests).
     pub ipmsg_port: u16,
+    /// Talk to LocalSend devices (phones, Macs, PCs with the LocalSend app) too.
+    pub localsend: bool,
+    /// LocalSend's port, UDP and TCP (53317 for every real app; others for tests).
+    pub localsend_port: u16,
+    /// The PIN LocalSend devices must give to send us anything (none: no PIN).
+    pub localsend_pin: Option<String>,
 }
 
 impl Settings {
@@ -182,6 +188,9 @@ impl Default for Settings {
             text_size: TextSize::Normal,
             ipmsg: true,
             ipmsg_port: crate::protocol::ipmsg::IPMSG_PORT,
+            localsend: true,
+            localsend_port: crate::protocol::localsend::PORT,
+            localsend_pin: None,
         }
     }
 }

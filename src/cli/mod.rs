@@ -87,6 +87,16 @@ pub struct SharedArgs {
     /// UDP port of IP Messenger (default 2425).
     #[arg(long, global = true, value_name = "PORT")]
     ipmsg_port: Option<u16>,
+    /// Do not talk to LocalSend devices.
+    #[arg(long, global = true)]
+    no_localsend: bool,
+    /// UDP and TCP port of LocalSend (default 53317).
+    #[arg(long, global = true, value_name = "PORT")]
+    localsend_port: Option<u16>,
+    /// The PIN LocalSend devices must give to send us anything (visible to other users of
+    /// this computer in the process list: prefer `localsend_pin` in the settings file).
+    #[arg(long, global = true, value_name = "PIN")]
+    localsend_pin: Option<String>,
 }
 
 /// `--status` values.
@@ -207,6 +217,15 @@ impl SharedArgs {
         }
         if let Some(port) = self.ipmsg_port {
             settings.ipmsg_port = port;
+        }
+        if self.no_localsend {
+            settings.localsend = false;
+        }
+        if let Some(port) = self.localsend_port {
+            settings.localsend_port = port;
+        }
+        if let Some(pin) = self.localsend_pin {
+            settings.localsend_pin = Some(pin);
         }
         Ok(config)
     }

@@ -435,9 +435,11 @@ pub enum Event {
         /// Why, for the user.
         reason: String,
     },
-    /// IP Messenger interoperation is off because its port cannot be used (another IP
-    /// Messenger client on this machine, say); Pigeon peers work as before.
-    IpmsgUnavailable {
+    /// A family other than Pigeon's is off because its port cannot be used (another IP
+    /// Messenger client, or the LocalSend app, on this machine, say); everything else works.
+    FamilyUnavailable {
+        /// Which family.
+        family: Family,
         /// Why, for the user.
         reason: String,
     },

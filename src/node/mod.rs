@@ -70,6 +70,7 @@ use crate::secure::{Identity, IdentityError};
 use crate::store::{Checkpointer, Store, StoreError};
 use family::Adapter;
 use family::ipmsg::IpMsg;
+use family::localsend::{self, LocalSend};
 use family::native::{self as native, Native};
 use hub::core::{Core, Profile, Receiving};
 use hub::{Hub, HubParts};
@@ -235,15 +236,31 @@ impl Node {
         let native = Native::start(setup, &core)?;
         let local_addr = native.local_addr();
         let mut families: Vec<Box<dyn Adapter>> = vec![Box::new(native)];
-        let mut ipmsg_unavailable = None;
+        let mut unavailable = Vec::new();
+        let mut ipmsg_addr = None;
         if settings.ipmsg {
             match IpMsg::start(settings, &targets, &stop, &bell, &mut io_threads)? {
-                Ok(ipmsg) => families.push(Box::new(ipmsg)),
-                Err(reason) => ipmsg_unavailable = Some(reason),
+                Ok(ipmsg) => {
+                    families.push(Box::new(ipmsg));
+                    ipmsg_addr = Some(SocketAddrV4::new(settings.bind, settings.ipmsg_port));
+                }
+                Err(reason) => unavailable.push((Family::Ipmsg, reason)),
             }
         }
-        let ipmsg_addr = (settings.ipmsg && ipmsg_unavailable.is_none())
-            .then(|| SocketAddrV4::new(settings.bind, settings.ipmsg_port));
+        if settings.localsend {
+            let mut setup = localsend::Setup {
+                settings,
+                data_dir,
+                targets: &targets,
+                stop: &stop,
+                bell: &bell,
+                io_threads: &mut io_threads,
+            };
+            match LocalSend::start(&mut setup)? {
+                Ok(localsend) => families.push(Box::new(localsend)),
+                Err(reason) => unavailable.push((Family::LocalSend, reason)),
+            }
+        }
         let (checkpoint_stop, checkpoints) = spawn_checkpointer(checkpointer, &mut io_threads)?;
         let control_path = match control {
             Some(control) => {
@@ -274,7 +291,7 @@ impl Node {
             bell,
             checkpoints,
             lock,
-            ipmsg_unavailable,
+            unavailable,
         })?;
         let hub = threads::spawn("pigeon-hub", move || hub.run(local_addr)).map_err(StartError::Thread)?;
         let id = identity.peer_id();

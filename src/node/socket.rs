@@ -141,6 +141,9 @@ pub struct Patient<'a> {
     stream: &'a TcpStream,
     deadline: Instant,
     stop: &'a StopFlag,
+    /// When set, the deadline moves this far ahead with every byte that moves: a long
+    /// transfer is fine, a silent peer is not.
+    idle: Option<Duration>,
 }
 
 impl<'a> Patient<'a> {
@@ -148,7 +151,20 @@ impl<'a> Patient<'a> {
     pub fn new(stream: &'a TcpStream, within: Duration, stop: &'a StopFlag) -> io::Result<Patient<'a>> {
         stream.set_read_timeout(Some(PATIENT_POLL))?;
         stream.set_write_timeout(Some(PATIENT_POLL))?;
-        Ok(Patient { stream, deadline: Instant::now() + within, stop })
+        Ok(Patient { stream, deadline: Instant::now() + within, stop, idle: None })
+    }
+
+    /// Waits on `stream` for at most `idle` without a byte moving, or until `stop` is raised.
+    pub fn idle(stream: &'a TcpStream, idle: Duration, stop: &'a StopFlag) -> io::Result<Patient<'a>> {
+        let patient = Patient::new(stream, idle, stop)?;
+        Ok(Patient { idle: Some(idle), ..patient })
+    }
+
+    fn moved(&mut self, done: io::Result<usize>) -> io::Result<usize> {
+        if let (Some(idle), Ok(1..)) = (self.idle, &done) {
+            self.deadline = Instant::now() + idle;
+        }
+        done
     }
 
     /// Whether an error is only the poll interval passing, and if so whether to go on.
@@ -172,7 +188,7 @@ impl io::Read for Patient<'_> {
         loop {
             match (&mut &*self.stream).read(buf) {
                 Err(err) => self.keep_waiting(err)?,
-                done => return done,
+                done => return self.moved(done),
             }
         }
     }
@@ -183,7 +199,7 @@ impl io::Write for Patient<'_> {
         loop {
             match (&mut &*self.stream).write(buf) {
                 Err(err) => self.keep_waiting(err)?,
-                done => return done,
+                done => return self.moved(done),
             }
         }
     }

@@ -28,6 +28,15 @@ pub struct Counters {
     pub dropped_datagrams: AtomicU64,
 }
 
+impl Counters {
+    /// Adds these counts to `stats`.
+    pub fn add_to(&self, stats: &mut crate::node::event::Stats) {
+        stats.datagrams += self.datagrams.load(Ordering::Relaxed);
+        stats.malformed_datagrams += self.malformed_datagrams.load(Ordering::Relaxed);
+        stats.dropped_datagrams += self.dropped_datagrams.load(Ordering::Relaxed);
+    }
+}
+
 /// A decoded datagram, and whether the hub must hear of it at once.
 pub struct Decoded<T> {
     /// What goes to the hub.

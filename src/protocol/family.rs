@@ -13,20 +13,28 @@ pub enum Family {
     Pigeon,
     /// An IP Messenger client (IP Messenger, FeiQ, iptux): plaintext UDP and TCP on 2425.
     Ipmsg,
+    /// A LocalSend device (phones, Macs, PCs with the LocalSend app): HTTPS on 53317,
+    /// multicast discovery.
+    #[serde(rename = "localsend")]
+    LocalSend,
 }
 
 impl Family {
+    /// Every family.
+    pub const ALL: [Family; 3] = [Family::Pigeon, Family::Ipmsg, Family::LocalSend];
+
     /// The family's name as stored and as written in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Family::Pigeon => "pigeon",
             Family::Ipmsg => "ipmsg",
+            Family::LocalSend => "localsend",
         }
     }
 
     /// The family named `name` (as [`Family::as_str`] writes it).
     pub fn from_name(name: &str) -> Option<Family> {
-        [Family::Pigeon, Family::Ipmsg].into_iter().find(|family| family.as_str() == name)
+        Family::ALL.into_iter().find(|family| family.as_str() == name)
     }
 }
 
@@ -36,10 +44,10 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_match_the_json() {
-        for family in [Family::Pigeon, Family::Ipmsg] {
+        for family in Family::ALL {
             assert_eq!(Family::from_name(family.as_str()), Some(family));
             assert_eq!(serde_json::to_string(&family).unwrap(), format!("\"{}\"", family.as_str()));
         }
-        assert_eq!(Family::from_name("localsend"), None);
+        assert_eq!(Family::from_name("bluetooth"), None);
     }
 }

@@ -25,6 +25,7 @@ pub mod frame;
 pub mod ids;
 pub mod ipmsg;
 pub mod keys;
+pub mod localsend;
 pub mod message;
 pub mod names;
 pub mod room;

@@ -526,7 +526,7 @@ impl Model {
                     view.interrupted = Some(reason);
                 }
             }
-            Event::CommandFailed { error, .. } | Event::IpmsgUnavailable { reason: error } => {
+            Event::CommandFailed { error, .. } | Event::FamilyUnavailable { reason: error, .. } => {
                 self.notice(error);
             }
             Event::ConnectFailed { addr, reason } => self.notice(format!("{addr}: {reason}")),

@@ -160,7 +160,7 @@ fn a_taken_ip_messenger_port_is_reported_and_pigeon_peers_still_work() {
     let _feiq = UdpSocket::bind((net.ip(1), IPMSG_PORT)).unwrap();
     let mut ana = Daemon::start("Ann", &net.flags(1, 2, &dirs.path().join("ann")));
     let reason = ana.expect(SHORT, "the report", |event| match event {
-        Event::IpmsgUnavailable { reason } => Some(reason.clone()),
+        Event::FamilyUnavailable { family: pigeon::protocol::Family::Ipmsg, reason } => Some(reason.clone()),
         _ => None,
     });
     assert!(reason.contains("2425"), "{reason}");

@@ -14,6 +14,7 @@ mod ipmsg;
 mod iptux;
 mod lab;
 mod layering;
+mod localsend;
 mod loopback;
 mod messy;
 mod raw;

@@ -5,6 +5,7 @@
 //!
 //! - [`native`]: other Pigeons — Noise over TCP, UDP discovery with heartbeats.
 //! - [`ipmsg`]: IP Messenger clients (IP Messenger, FeiQ, iptux) — plaintext UDP/TCP 2425.
+//! - [`localsend`]: LocalSend devices (phones, Macs, PCs) — HTTPS on 53317, multicast.
 //!
 //! Each family has queues of its own for its I/O threads' reports, which ring the hub's
 //! doorbell (`node::doorbell`) like every queue into the hub. Adding a family means a module implementing
@@ -12,6 +13,7 @@
 //! docs/ARCHITECTURE.md lists what each method must do.
 
 pub mod ipmsg;
+pub mod localsend;
 pub mod native;
 
 use std::net::{SocketAddr, SocketAddrV4};

@@ -15,7 +15,7 @@ pub mod outbox;
 pub mod peers;
 pub mod rooms;
 pub mod transfers;
-mod trust;
+pub mod trust;
 
 pub use commands::clip_label;
 
@@ -76,7 +76,7 @@ pub struct HubParts {
     /// Held for the node's lifetime: the data folder is ours.
     pub lock: std::fs::File,
     /// Why IP Messenger is off although it was asked for; told once at start.
-    pub ipmsg_unavailable: Option<String>,
+    pub unavailable: Vec<(Family, String)>,
 }
 
 /// The hub. See the module doc.
@@ -95,7 +95,7 @@ pub struct Hub {
     /// The store's change count when the checkpointer was last told.
     changes_told: u64,
     _lock: std::fs::File,
-    ipmsg_unavailable: Option<String>,
+    unavailable: Vec<(Family, String)>,
     /// When the hub's housekeeping last ran.
     last_housekeeping: Instant,
 }
@@ -127,7 +127,7 @@ impl Hub {
             checkpoints: parts.checkpoints,
             changes_told: 0,
             _lock: parts.lock,
-            ipmsg_unavailable: parts.ipmsg_unavailable,
+            unavailable: parts.unavailable,
             last_housekeeping: Instant::now(),
         };
         let resuming: Vec<Family> = hub
@@ -146,8 +146,8 @@ impl Hub {
         self.bell.answer_here();
         let (id, key, name) = (self.key.peer_id(), self.key, self.core.me.name.clone());
         self.core.sinks.emit(&Event::Started { id, key, name, addr: local_addr.to_string() });
-        if let Some(reason) = self.ipmsg_unavailable.take() {
-            self.core.sinks.emit(&Event::IpmsgUnavailable { reason });
+        for (family, reason) in std::mem::take(&mut self.unavailable) {
+            self.core.sinks.emit(&Event::FamilyUnavailable { family, reason });
         }
         loop {
             let now = Instant::now();

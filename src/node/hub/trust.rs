@@ -1,14 +1,53 @@
-//! The user's say in trust: safety numbers to compare out loud, and the verify and accept-key
-//! decisions (the rules live in `store::trust`; how a family pins keys, in its adapter).
+//! Trust on first use, and the user's say in it. The first key a family proves for a peer
+//! is pinned (`Core::pin_key`); a new key under the name and host of a pinned one is a key
+//! change, marked until the user accepts it. Safety numbers are compared out loud, and the
+//! user verifies or accepts keys (the rules live in `store::trust`; when a key counts as
+//! proven, in each family's adapter).
 
 use super::core::{Core, now_ms};
 use crate::node::event::Event;
 use crate::node::sinks::Origin;
 use crate::protocol::ids::PeerId;
 use crate::protocol::keys::{PublicKey, safety_number};
-use crate::store::Trust;
+use crate::store::{KnownPeer, Trust};
+
+/// A new key under a known name and host: the id it replaces, and whether that one was
+/// verified (which makes the change more alarming).
+pub struct KeyChange {
+    /// The id (old key) that went by this name and host.
+    pub previous: PeerId,
+    /// Whether the user had verified it.
+    pub previous_verified: bool,
+}
 
 impl Core {
+    /// How far `key`, proven to be `peer`'s, is trusted, pinning it (and recording the peer)
+    /// if this is the first time we see it, and the key change it is, if it is one.
+    pub fn pin_key(&mut self, peer: &KnownPeer, key: PublicKey) -> (Trust, Option<KeyChange>) {
+        self.peers.know(peer.id, peer.family);
+        match self.store.pinned_key(peer.id) {
+            Ok(Some(pinned)) => (pinned.trust, None),
+            Ok(None) => match self.store.pin_new_key(peer, key, now_ms()) {
+                Ok((pinned, previous_verified)) => {
+                    if let Some(previous) = pinned.replaces {
+                        let (name, host, id) = (&peer.name, &peer.host, peer.id);
+                        log::warn!("{name} on {host} now has another key ({id} replaces {previous})");
+                    }
+                    let change = pinned.replaces.map(|previous| KeyChange { previous, previous_verified });
+                    (pinned.trust, change)
+                }
+                Err(err) => {
+                    log::error!("cannot pin the key of {}: {err}", peer.id);
+                    (Trust::default(), None)
+                }
+            },
+            Err(err) => {
+                log::error!("cannot read the key of {}: {err}", peer.id);
+                (Trust::default(), None)
+            }
+        }
+    }
+
     /// Answers `safety_number`: the code both ends derive from their keys.
     pub fn safety_number(&mut self, ours: &PublicKey, peer: PeerId, origin: Origin) {
         match self.store.pinned_key(peer) {

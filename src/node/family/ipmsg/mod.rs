@@ -400,9 +400,6 @@ impl Adapter for IpMsg {
     }
 
     fn stats(&self, stats: &mut Stats) {
-        use std::sync::atomic::Ordering::Relaxed;
-        stats.datagrams += self.counters.datagrams.load(Relaxed);
-        stats.malformed_datagrams += self.counters.malformed_datagrams.load(Relaxed);
-        stats.dropped_datagrams += self.counters.dropped_datagrams.load(Relaxed);
+        self.counters.add_to(stats);
     }
 }

@@ -2,7 +2,7 @@
 //! (`discovery`, `heartbeat`), one Noise-encrypted TCP connection per peer for chat frames
 //! (`connection`, `conns`, `chat`), and transfers pulled by the receiver over data
 //! connections of their own (`data`, `send`, `receive`, `stream`). Trust is trust on first
-//! use of each peer's key (`trust`).
+//! use of each peer's key, pinned once a handshake proves it (`presence`, `hub::trust`).
 //!
 //! The family's threads — UDP receivers, the TCP accept thread, connection readers and
 //! writers, connect attempts — report on its own queue; nothing here waits for them.
@@ -20,7 +20,6 @@ mod receive;
 mod rooms;
 mod send;
 mod stream;
-mod trust;
 
 use std::collections::HashMap;
 use std::io;
@@ -413,10 +412,7 @@ impl Adapter for Native {
     }
 
     fn stats(&self, stats: &mut Stats) {
-        use std::sync::atomic::Ordering::Relaxed;
-        stats.datagrams += self.counters.datagrams.load(Relaxed);
-        stats.malformed_datagrams += self.counters.malformed_datagrams.load(Relaxed);
-        stats.dropped_datagrams += self.counters.dropped_datagrams.load(Relaxed);
+        self.counters.add_to(stats);
         stats.stale_datagrams += self.stale_datagrams;
         stats.unproven_refused += self.unproven_refused;
         stats.bad_connections += self.conns.junk();

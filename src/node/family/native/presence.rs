@@ -14,9 +14,9 @@ use std::time::Instant;
 use super::Native;
 use super::heartbeat::{Due, heartbeat_secs};
 use super::links::{Heard, MAX_UNPROVEN};
-use super::trust;
 use crate::node::event::{Event, LeaveReason};
 use crate::node::hub::core::{Core, Remember};
+use crate::node::hub::trust::KeyChange;
 use crate::protocol::Family;
 use crate::protocol::announce::{Datagram, Presence};
 use crate::protocol::ids::PeerId;
@@ -140,11 +140,10 @@ impl Native {
     }
 
     /// Pins the key of a peer whose handshake proved it (recording the peer).
-    fn pin(&mut self, core: &mut Core, presence: &Presence) -> (Trust, Option<trust::KeyChange>) {
+    fn pin(&mut self, core: &mut Core, presence: &Presence) -> (Trust, Option<KeyChange>) {
         let Some(link) = self.links.get(presence.id) else { return (Trust::default(), None) };
         let known = Core::known_peer(&link.info(Trust::default()));
-        core.peers.know(presence.id, Family::Pigeon);
-        trust::pin(&mut core.store, &known, presence)
+        core.pin_key(&known, presence.key)
     }
 
     /// Whether a presence nothing proved may be listed: while the unproven are under their
