@@ -457,3 +457,53 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+fn moving(pigeon: &mut Daemon, id: pigeon::protocol::ids::TransferId) {
+    pigeon.expect(SHORT * 2, "bytes moving", |event| match event {
+        Event::TransferProgress { transfer_id, progress }
+            if *transfer_id == id && progress.bytes_done > 0 =>
+        {
+            Some(())
+        }
+        _ => None,
+    });
+}
+
+#[test]
+fn a_cancel_from_either_side_stops_the_transfer_and_leaves_no_partial_file() {
+    let Some(bin) = localsendd_bin() else { return };
+    let Some(lab) = lab("lc") else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let mut phone = Localsendd::start(&bin, &lab, &dirs.path().join("phone"));
+    let mut pigeon = pigeon_in(&lab, &dirs.path().join("pigeon"), &[]);
+    let device = expect_device(&mut pigeon);
+    let big = dirs.path().join("big.bin");
+    std::fs::File::create(&big).unwrap().set_len(512 << 20).unwrap();
+
+    // Pigeon sends and its user cancels once bytes move: the phone hears of it.
+    pigeon.send(&Command::SendFiles { to: vec![device.id], paths: vec![big.clone()], tag: None });
+    let outgoing = pigeon.expect(SHORT, "our transfer", |event| match event {
+        Event::TransferAdded { transfer, .. } if transfer.peer == device.id => Some(transfer.transfer_id),
+        _ => None,
+    });
+    phone.answer_offer(true);
+    moving(&mut pigeon, outgoing);
+    pigeon.send(&Command::CancelTransfer { transfer_id: outgoing });
+    assert_eq!(ends(&mut pigeon, outgoing), (TransferState::Cancelled, "cancelled".into()));
+    let seen = phone.expect("any result", |state| state["result"]["kind"].as_str().map(str::to_owned));
+    eprintln!("DBG {seen}");
+    phone.expect_result("recv_cancelled");
+
+    // The phone sends and its user cancels once bytes move: Pigeon says who cancelled and
+    // keeps nothing of the file.
+    phone.call("send", &json!({"files": [big], "to": lab.addr(1)}));
+    let offer = offer_from(&mut pigeon, &device);
+    pigeon.send(&Command::AcceptTransfer { transfer_id: offer.transfer_id, always: false });
+    moving(&mut pigeon, offer.transfer_id);
+    phone.call("cancel", &json!({}));
+    let (state, reason) = ends(&mut pigeon, offer.transfer_id);
+    assert_eq!((state, reason.as_str()), (TransferState::Cancelled, "cancelled by the other side"));
+    let downloads = dirs.path().join("pigeon/downloads");
+    let left: Vec<PathBuf> = if downloads.exists() { walk(&downloads) } else { Vec::new() };
+    assert!(left.is_empty(), "nothing partial stays: {left:?}");
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::receive::Grant;
+use super::receive::{Grant, Upload};
 use super::server::Reply;
 use super::{LocalSend, devices};
 use crate::node::ending::Ending;
@@ -40,6 +40,10 @@ const PIN_LOCKOUT: Duration = Duration::from_secs(60);
 
 /// Addresses whose wrong PINs are counted at most.
 const MAX_PIN_TRACKED: usize = 1024;
+
+/// An accepted offer whose sender sends nothing for this long has given up (the apps retry
+/// a broken upload at once, or cancel).
+const STALL_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Wrong PINs per address.
 #[derive(Default)]
@@ -77,6 +81,8 @@ pub struct Incoming {
     reply: Option<Sender<Reply>>,
     /// Once accepted: where files go and how progress is told.
     accepted: Option<Accepted>,
+    /// When an upload last started or ended.
+    last_activity: Instant,
 }
 
 struct IncomingFile {
@@ -100,6 +106,12 @@ struct Accepted {
 }
 
 impl Incoming {
+    /// When the accepted offer has stalled, if no upload is under way.
+    pub fn stalls_at(&self) -> Option<Instant> {
+        let idle = self.accepted.is_some() && self.files.values().all(|meta| !meta.busy);
+        idle.then(|| self.last_activity + STALL_TIMEOUT)
+    }
+
     /// Answers the waiting `prepare-upload` with `status` (nothing when none waits).
     pub fn refuse(self, status: u16) {
         if let Some(reply) = self.reply {
@@ -231,6 +243,7 @@ impl LocalSend {
                     files,
                     reply: Some(reply.clone()),
                     accepted: None,
+                    last_activity: Instant::now(),
                 });
                 None
             }
@@ -289,7 +302,14 @@ impl LocalSend {
 
     /// An `upload`: granted when it is for a file of the accepted offer, from its sender,
     /// with its token, and not being stored already.
-    pub(super) fn on_upload(&mut self, ip: Ipv4Addr, session: &str, file: &str, token: &str) -> Reply {
+    pub(super) fn on_upload(
+        &mut self,
+        ip: Ipv4Addr,
+        session: &str,
+        file: &str,
+        token: &str,
+        now: Instant,
+    ) -> Reply {
         let Some(incoming) = self.incoming.as_mut().filter(|incoming| incoming.session == session) else {
             return Reply::Empty(403);
         };
@@ -304,6 +324,7 @@ impl LocalSend {
         }
         let Some(place) = accepted.places.get(meta.index) else { return Reply::Empty(403) };
         meta.busy = true;
+        incoming.last_activity = now;
         let mut meter = Meter::sharing(accepted.reporter.clone(), accepted.tally.clone());
         meter.start_file(u32::try_from(meta.index).unwrap_or(u32::MAX), 0);
         Reply::Receive(Box::new(Grant {
@@ -325,16 +346,18 @@ impl LocalSend {
         core: &mut Core,
         session: &str,
         file: &str,
-        outcome: Result<(), String>,
+        outcome: Upload,
+        now: Instant,
     ) {
         let Some(incoming) = self.incoming.as_mut().filter(|incoming| incoming.session == session) else {
             return;
         };
         let Some(meta) = incoming.files.get_mut(file) else { return };
         meta.busy = false;
+        incoming.last_activity = now;
         let id = incoming.transfer;
         match outcome {
-            Ok(()) => {
+            Upload::Stored => {
                 meta.done = true;
                 if incoming.files.values().all(|meta| meta.done) {
                     files::remove_staging(
@@ -343,9 +366,20 @@ impl LocalSend {
                     core.end_transfer(id, TransferState::Completed, "", false);
                 }
             }
-            // Stopped: the transfer is ending already.
-            Err(_) if incoming.accepted.as_ref().is_some_and(|accepted| accepted.stop.is_raised()) => {}
-            Err(reason) => core.end_transfer(id, TransferState::Failed, &reason, false),
+            Upload::Stopped => {}
+            Upload::BrokeOff(reason) => {
+                log::info!("LocalSend upload for {id} broke off ({reason}); waiting for a retry");
+            }
+            Upload::Failed(reason) => core.end_transfer(id, TransferState::Failed, &reason, false),
+        }
+    }
+
+    /// Fails an accepted offer whose sender stopped sending.
+    pub(super) fn fail_stalled(&mut self, core: &mut Core, now: Instant) {
+        let Some(incoming) = &self.incoming else { return };
+        if incoming.stalls_at().is_some_and(|at| now >= at) {
+            let reason = format!("the sender stopped sending (nothing for {} s)", STALL_TIMEOUT.as_secs());
+            core.end_transfer(incoming.transfer, TransferState::Failed, &reason, false);
         }
     }
 

@@ -80,7 +80,7 @@ pub enum Report {
         /// The file.
         file: String,
         /// How it went.
-        outcome: Result<(), String>,
+        outcome: receive::Upload,
     },
     /// A device we asked to describe itself (to verify it, or to see it is still there).
     Probed {
@@ -304,7 +304,9 @@ impl LocalSend {
             Report::Call { from, presented, call, reply } => {
                 self.on_call(core, from, presented, call, &reply, now);
             }
-            Report::Uploaded { session, file, outcome } => self.on_uploaded(core, &session, &file, outcome),
+            Report::Uploaded { session, file, outcome } => {
+                self.on_uploaded(core, &session, &file, outcome, now);
+            }
             Report::Probed { addr, https, outcome } => self.on_probed(core, addr, https, outcome, now),
             Report::Answered { transfer, outcome } => self.on_answered(core, transfer, outcome),
             Report::TextSent { peer, msg_id, outcome } => self.on_text_sent(core, peer, msg_id, outcome),
@@ -330,7 +332,7 @@ impl LocalSend {
                 self.on_prepare(core, from, presented, pin.as_deref(), offer, reply, now)
             }
             Call::Upload { session, file, token } => {
-                Some(self.on_upload(*from.ip(), &session, &file, &token))
+                Some(self.on_upload(*from.ip(), &session, &file, &token, now))
             }
             Call::Cancel { session } => Some(self.on_cancel(core, *from.ip(), &session)),
         };
@@ -413,7 +415,8 @@ impl Adapter for LocalSend {
     }
 
     fn next_timer(&self) -> Instant {
-        self.next_announce.min(self.next_liveness)
+        let stalled = self.incoming.as_ref().and_then(Incoming::stalls_at);
+        self.next_announce.min(self.next_liveness).min(stalled.unwrap_or(self.next_liveness))
     }
 
     fn on_timer(&mut self, core: &mut Core, now: Instant) {
@@ -424,6 +427,7 @@ impl Adapter for LocalSend {
             let pause = if self.announced < 3 { Duration::from_secs(1) } else { devices::REANNOUNCE };
             self.next_announce = now + pause;
         }
+        self.fail_stalled(core, now);
         if now >= self.next_liveness {
             self.check_liveness(core, now);
             self.pin_tries.forget_old(now);

@@ -48,19 +48,34 @@ pub struct Grant {
 pub fn store(grant: Grant, body: impl Read, queue: &Bell<Report>) -> u16 {
     let (session, file) = (grant.session.clone(), grant.file.clone());
     let (status, outcome) = match receive(grant, body) {
-        Ok(()) => (200, Ok(())),
-        Err(Refused::Stopped) => (403, Err(String::from("stopped"))),
-        Err(Refused::Bad(reason)) => (400, Err(reason)),
-        Err(Refused::Disk(reason)) => (500, Err(reason)),
+        Ok(()) => (200, Upload::Stored),
+        Err(Refused::Stopped) => (403, Upload::Stopped),
+        Err(Refused::BrokeOff(reason)) => (400, Upload::BrokeOff(reason)),
+        Err(Refused::Bad(reason)) => (400, Upload::Failed(reason)),
+        Err(Refused::Disk(reason)) => (500, Upload::Failed(reason)),
     };
     queue.send(Report::Uploaded { session, file, outcome }).ok();
     status
 }
 
+/// How an upload went, for the hub.
+pub enum Upload {
+    /// Stored whole and placed.
+    Stored,
+    /// It ended before the file was whole: the sender may try again (the apps do).
+    BrokeOff(String),
+    /// It cannot be right (longer than offered, another SHA-256, our disk): the transfer fails.
+    Failed(String),
+    /// The transfer's stop flag was raised: it is ending already.
+    Stopped,
+}
+
 enum Refused {
     /// The transfer's stop flag was raised.
     Stopped,
-    /// The sender's fault: short, long or not what it said.
+    /// The body ended early.
+    BrokeOff(String),
+    /// The sender's fault: longer than offered, or not what it said.
     Bad(String),
     /// Ours: the disk.
     Disk(String),
@@ -82,7 +97,7 @@ fn receive(mut grant: Grant, mut body: impl Read) -> Result<(), Refused> {
             Ok(0) => break Ok(()),
             Ok(read) => read,
             Err(_) if grant.stop.is_raised() => break Err(Refused::Stopped),
-            Err(err) => break Err(Refused::Bad(format!("the upload broke off: {err}"))),
+            Err(err) => break Err(Refused::BrokeOff(format!("the upload broke off: {err}"))),
         };
         received += read as u64;
         if received > grant.size {
@@ -96,7 +111,7 @@ fn receive(mut grant: Grant, mut body: impl Read) -> Result<(), Refused> {
     };
     let outcome = outcome.and_then(|()| out.flush().map_err(disk)).and_then(|()| {
         if received < grant.size {
-            return Err(Refused::Bad(format!("{received} of the {} bytes offered", grant.size)));
+            return Err(Refused::BrokeOff(format!("{received} of the {} bytes offered", grant.size)));
         }
         if grant.sha256.is_some_and(|expected| expected != <[u8; 32]>::from(hasher.finalize())) {
             return Err(Refused::Bad(String::from("its bytes do not match the SHA-256 it was offered with")));

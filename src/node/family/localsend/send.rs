@@ -4,6 +4,7 @@
 //! accepted, the uploads, one file after another, with progress, stopping with a `cancel`
 //! when our user cancels.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -160,12 +161,16 @@ impl Sender {
             .collect();
         let total = files.iter().map(|(index, _)| record.entries[*index].size).sum();
         let mut meter = Meter::new(reporter.clone(), total, 0);
+        let told = Cell::new(false);
         for (index, token) in files {
             let Some(source) = record.sources.get(index) else { continue };
             meter.start_file(u32::try_from(index).unwrap_or(u32::MAX), 0);
-            let sent = self.upload_file(target, &session.session_id, index, token, source, &mut meter, stop);
+            let upload = Upload { target, session: &session.session_id, stop, told: &told };
+            let sent = self.upload_file(&upload, index, token, source, &mut meter);
             if stop.is_raised() {
-                self.cancel(target, &session.session_id);
+                if !told.get() {
+                    self.cancel(target, &session.session_id);
+                }
                 reporter.send(WorkerReport::Cancelled);
                 return;
             }
@@ -179,37 +184,45 @@ impl Sender {
         reporter.send(WorkerReport::Finished);
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one upload's every part, each used once")]
     fn upload_file(
         &self,
-        target: &Target,
-        session: &str,
+        upload: &Upload<'_>,
         index: usize,
         token: &str,
         source: &PathBuf,
         meter: &mut Meter,
-        stop: &StopFlag,
     ) -> Result<(), String> {
+        let Upload { target, session, stop, told } = *upload;
         let mut file =
             File::open(source).map_err(|err| format!("cannot read {}: {err}", source.display()))?;
         let length = file.metadata().map_err(|err| err.to_string())?.len();
         let mut write = |out: &mut dyn Write| -> io::Result<()> {
             let mut buf = vec![0u8; CHUNK];
             let mut left = length;
-            while left > 0 {
-                if stop.is_raised() {
-                    return Err(io::Error::other("stopped"));
+            let mut send_all = || {
+                while left > 0 {
+                    if stop.is_raised() {
+                        return Err(io::Error::other("stopped"));
+                    }
+                    let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let read = file.read(&mut buf[..want])?;
+                    if read == 0 {
+                        return Err(io::Error::other("the file got shorter while it was sent"));
+                    }
+                    out.write_all(&buf[..read])?;
+                    meter.add(read as u64);
+                    left -= read as u64;
                 }
-                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                let read = file.read(&mut buf[..want])?;
-                if read == 0 {
-                    return Err(io::Error::other("the file got shorter while it was sent"));
-                }
-                out.write_all(&buf[..read])?;
-                meter.add(read as u64);
-                left -= read as u64;
+                Ok(())
+            };
+            let sent = send_all();
+            if stop.is_raised() {
+                // Told while the upload is still open, so the receiver reads a cancel, not a
+                // broken upload.
+                self.cancel(target, session);
+                told.set(true);
             }
-            Ok(())
+            sent
         };
         let payload = Payload { content_type: "application/octet-stream", length, write: &mut write };
         let target_path = upload_path(session, &index.to_string(), token);
@@ -225,6 +238,16 @@ impl Sender {
             log::debug!("LocalSend cancel to {}: {err}", target.addr);
         }
     }
+}
+
+/// One upload session's parts.
+#[derive(Clone, Copy)]
+struct Upload<'a> {
+    target: &'a Target,
+    session: &'a str,
+    stop: &'a StopFlag,
+    /// Whether the receiver was told of a cancel already.
+    told: &'a Cell<bool>,
 }
 
 /// The LocalSend file list of an offer: every file (folders are the paths of their files),
