@@ -490,8 +490,6 @@ fn a_cancel_from_either_side_stops_the_transfer_and_leaves_no_partial_file() {
     moving(&mut pigeon, outgoing);
     pigeon.send(&Command::CancelTransfer { transfer_id: outgoing });
     assert_eq!(ends(&mut pigeon, outgoing), (TransferState::Cancelled, "cancelled".into()));
-    let seen = phone.expect("any result", |state| state["result"]["kind"].as_str().map(str::to_owned));
-    eprintln!("DBG {seen}");
     phone.expect_result("recv_cancelled");
 
     // The phone sends and its user cancels once bytes move: Pigeon says who cancelled and
