@@ -16,7 +16,7 @@ use super::compose::{self, ComposeAction};
 use super::conversation::{self, Bubble, ChatView, RowAction};
 use super::fonts;
 use super::i18n::Lang;
-use super::model::{Model, ToMany};
+use super::model::{Model, PeerEntry, ToMany};
 use super::peer_list::{PeerAction, PeerList, Selection};
 use super::picker::{Picker, Purpose};
 use super::room::{CreateRoom, RoomAction, RoomPane};
@@ -25,10 +25,10 @@ use super::settings::{SettingsDialog, SettingsOutcome, SettingsPatch, status_nam
 use super::theme;
 use super::transfers::{self, TransferAction};
 use crate::config::Config;
-use crate::node::Status;
 use crate::node::Trust;
 use crate::node::{Command, CommandSender, Node, SendError};
 use crate::node::{Direction, PeerId, RoomId};
+use crate::node::{Family, Status};
 use crate::tr;
 
 /// Events taken in one frame at most, so a flood cannot freeze the window; the rest wait for
@@ -665,17 +665,8 @@ impl PigeonApp {
             Layout::right_to_left(Align::Center),
             |ui| {
                 {
-                    let (key, color) = match entry.trust {
-                        Some(Trust::Verified) => ("trust.verified", theme::palette(ui.visuals()).good),
-                        Some(Trust::KeyChanged | Trust::Replaced) => {
-                            ("trust.changed", ui.visuals().error_fg_color)
-                        }
-                        Some(Trust::Unverified) => ("trust.unverified", ui.visuals().weak_text_color()),
-                        Some(Trust::Unencrypted) => ("trust.unencrypted", ui.visuals().warn_fg_color),
-                        None => ("trust.unknown", ui.visuals().weak_text_color()),
-                    };
-                    let has_key = entry.trust.is_some_and(|trust| trust != Trust::Unencrypted);
-                    if has_key && ui.button(tr!(lang, "trust.safety_number")).clicked() {
+                    let (key, color) = trust_label(ui.visuals(), entry);
+                    if entry.has_safety_number() && ui.button(tr!(lang, "trust.safety_number")).clicked() {
                         wants_code = true;
                     }
                     ui.label(RichText::new(tr!(lang, key)).color(color));
@@ -690,16 +681,21 @@ impl PigeonApp {
             egui::Frame::new().fill(ui.visuals().extreme_bg_color).inner_margin(8).corner_radius(4).show(
                 ui,
                 |ui| {
-                    let key =
-                        if was_verified { "trust.changed_verified_warning" } else { "trust.changed_warning" };
+                    let pigeon = entry.family == Family::Pigeon;
+                    let key = match (pigeon, was_verified) {
+                        (false, _) => "trust.localsend_changed_warning",
+                        (true, true) => "trust.changed_verified_warning",
+                        (true, false) => "trust.changed_warning",
+                    };
                     ui.label(
                         RichText::new(tr!(lang, key, name = entry.name)).color(ui.visuals().error_fg_color),
                     );
                     ui.horizontal(|ui| {
-                        if ui.button(tr!(lang, "trust.safety_number")).clicked() {
+                        if pigeon && ui.button(tr!(lang, "trust.safety_number")).clicked() {
                             wants_code = true;
                         }
-                        if ui.button(tr!(lang, "trust.accept_key")).clicked() {
+                        let accept_key = if pigeon { "trust.accept_key" } else { "trust.accept_certificate" };
+                        if ui.button(tr!(lang, accept_key)).clicked() {
                             accept = true;
                         }
                     });
@@ -1184,4 +1180,19 @@ fn native_dialogs_possible() -> bool {
             .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("zenity").is_file()))
     };
     std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() || zenity()
+}
+
+/// What the conversation header says of how far a peer is trusted, and in which colour.
+fn trust_label(visuals: &egui::Visuals, entry: &PeerEntry) -> (&'static str, egui::Color32) {
+    let (weak, warn, error) = (visuals.weak_text_color(), visuals.warn_fg_color, visuals.error_fg_color);
+    match (entry.family, entry.trust) {
+        (_, None) => ("trust.unknown", weak),
+        (Family::LocalSend, Some(Trust::Unencrypted)) => ("trust.localsend_plain", warn),
+        (Family::LocalSend, Some(Trust::KeyChanged | Trust::Replaced)) => ("trust.localsend_changed", error),
+        (Family::LocalSend, Some(_)) => ("trust.localsend", weak),
+        (_, Some(Trust::Verified)) => ("trust.verified", theme::palette(visuals).good),
+        (_, Some(Trust::KeyChanged | Trust::Replaced)) => ("trust.changed", error),
+        (_, Some(Trust::Unverified)) => ("trust.unverified", weak),
+        (_, Some(Trust::Unencrypted)) => ("trust.unencrypted", warn),
+    }
 }

@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::node::Status;
 use crate::node::{
     ChatMessage, ConversationSummary, Direction, KnownPeer, MessageState, TransferState, Trust,
 };
 use crate::node::{Event, PeerInfo, Progress, TransferInfo};
+use crate::node::{Family, Status};
 use crate::node::{PeerId, RoomId, RoomInfo, RoomPost, TransferId};
 
 /// Most notices kept; older ones are dropped.
@@ -50,8 +50,10 @@ pub struct PeerEntry {
     /// The key this one replaced under the same name and host, and whether it was verified:
     /// shown as a warning until the user accepts the new key.
     pub key_changed_from: Option<(PeerId, bool)>,
-    /// The IP Messenger client, for peers that are not Pigeons.
+    /// The client, for peers that are not Pigeons ("iptux 0.8.3", "LocalSend · phone").
     pub client: Option<String>,
+    /// Which protocol it speaks.
+    pub family: Family,
 }
 
 impl PeerEntry {
@@ -68,6 +70,7 @@ impl PeerEntry {
             unread: 0,
             key_changed_from: None,
             client: info.client.clone(),
+            family: info.family,
         }
     }
 
@@ -85,7 +88,14 @@ impl PeerEntry {
             unread: 0,
             key_changed_from: None,
             client: None,
+            family: known.family,
         }
+    }
+
+    /// Whether a safety number can be compared with it: only Pigeons have one (an IP
+    /// Messenger client has no key, a LocalSend app shows no code).
+    pub fn has_safety_number(&self) -> bool {
+        self.family == Family::Pigeon && self.trust.is_some_and(|trust| trust != Trust::Unencrypted)
     }
 
     /// A peer we know nothing of but its id (a message from it arrived first).

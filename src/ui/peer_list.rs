@@ -315,9 +315,12 @@ fn peer_menu(ui: &mut Ui, model: &Model, entry: &PeerEntry, lang: Lang) -> Optio
     item(ui, "peers.menu.write", PeerAction::Write(entry.id));
     item(ui, "peers.menu.send_files", PeerAction::SendFiles(entry.id));
     item(ui, "peers.menu.send_folder", PeerAction::SendFolder(entry.id));
-    // IP Messenger peers have no key: no safety number, and no proof of who sends.
-    if entry.trust.is_some_and(|trust| trust != crate::node::Trust::Unencrypted) {
+    if entry.has_safety_number() {
         item(ui, "peers.menu.safety_number", PeerAction::SafetyNumber(entry.id));
+    }
+    // IP Messenger peers have no key, plain-HTTP LocalSend devices no certificate: no proof
+    // of who sends, so their files always wait for the user.
+    if entry.trust.is_some_and(|trust| trust != crate::node::Trust::Unencrypted) {
         let mut always = model.auto_accept_from.contains(&entry.id);
         if ui.checkbox(&mut always, tr!(lang, "peers.menu.always_accept")).changed() {
             action = Some(PeerAction::AutoAccept(entry.id, always));

@@ -27,6 +27,9 @@ pub struct SettingsDialog {
     current_download_dir: PathBuf,
     auto_accept: bool,
     ipmsg: bool,
+    localsend: bool,
+    localsend_port: String,
+    localsend_pin: String,
     port: String,
     targets: String,
     error: Option<String>,
@@ -66,6 +69,12 @@ pub struct SettingsPatch {
     pub auto_accept: Option<bool>,
     /// Talk to IP Messenger clients (takes effect at the next start).
     pub ipmsg: Option<bool>,
+    /// Talk to LocalSend devices (takes effect at the next start).
+    pub localsend: Option<bool>,
+    /// LocalSend's port (takes effect at the next start).
+    pub localsend_port: Option<u16>,
+    /// The PIN LocalSend senders must give (`Some(None)`: none; at the next start).
+    pub localsend_pin: Option<Option<String>>,
     /// Port (takes effect at the next start).
     pub port: Option<u16>,
     /// Extra targets.
@@ -102,6 +111,15 @@ impl SettingsPatch {
         if let Some(ipmsg) = self.ipmsg {
             settings.ipmsg = ipmsg;
         }
+        if let Some(localsend) = self.localsend {
+            settings.localsend = localsend;
+        }
+        if let Some(port) = self.localsend_port {
+            settings.localsend_port = port;
+        }
+        if let Some(pin) = &self.localsend_pin {
+            settings.localsend_pin.clone_from(pin);
+        }
         if let Some(port) = self.port {
             settings.port = port;
         }
@@ -112,7 +130,11 @@ impl SettingsPatch {
 
     /// Whether something that only a restart applies changed.
     pub fn needs_restart(&self) -> bool {
-        self.port.is_some() || self.ipmsg.is_some()
+        self.port.is_some()
+            || self.ipmsg.is_some()
+            || self.localsend.is_some()
+            || self.localsend_port.is_some()
+            || self.localsend_pin.is_some()
     }
 }
 
@@ -130,6 +152,9 @@ impl SettingsDialog {
             current_download_dir: download_dir.to_path_buf(),
             auto_accept: settings.auto_accept,
             ipmsg: settings.ipmsg,
+            localsend: settings.localsend,
+            localsend_port: settings.localsend_port.to_string(),
+            localsend_pin: settings.localsend_pin.clone().unwrap_or_default(),
             port: settings.port.to_string(),
             targets: settings.targets.join("\n"),
             error: None,
@@ -210,6 +235,18 @@ impl SettingsDialog {
                     ui.checkbox(&mut self.ipmsg, tr!(lang, "settings.ipmsg"));
                     ui.end_row();
                     labelled_text(ui, &tr!(lang, "settings.port"), &mut self.port);
+                    ui.label("");
+                    ui.checkbox(&mut self.localsend, tr!(lang, "settings.localsend"));
+                    ui.end_row();
+                    labelled_text(ui, &tr!(lang, "settings.localsend_port"), &mut self.localsend_port);
+                    let label = ui.label(tr!(lang, "settings.localsend_pin"));
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.localsend_pin)
+                            .desired_width(120.0)
+                            .hint_text(tr!(lang, "settings.localsend_pin_hint")),
+                    )
+                    .labelled_by(label.id);
+                    ui.end_row();
                     let label = ui.label(tr!(lang, "settings.targets"));
                     ui.add(
                         egui::TextEdit::multiline(&mut self.targets)
@@ -249,13 +286,9 @@ impl SettingsDialog {
         if name.is_empty() {
             return Err(tr!(lang, "settings.name_empty").into_owned());
         }
-        let port: u16 = self
-            .port
-            .trim()
-            .parse()
-            .ok()
-            .filter(|&port| port > 0)
-            .ok_or_else(|| tr!(lang, "settings.bad_port", port = self.port.trim()).into_owned())?;
+        let port = parse_port(&self.port, lang)?;
+        let localsend_port = parse_port(&self.localsend_port, lang)?;
+        let pin = Some(self.localsend_pin.trim().to_owned()).filter(|pin| !pin.is_empty());
         let targets: Vec<String> =
             self.targets.lines().map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
         let download_dir = PathBuf::from(self.download_dir.trim());
@@ -273,10 +306,22 @@ impl SettingsDialog {
             download_dir: (download_dir != self.current_download_dir).then_some(download_dir),
             auto_accept: (self.auto_accept != current.auto_accept).then_some(self.auto_accept),
             ipmsg: (self.ipmsg != current.ipmsg).then_some(self.ipmsg),
+            localsend: (self.localsend != current.localsend).then_some(self.localsend),
+            localsend_port: (localsend_port != current.localsend_port).then_some(localsend_port),
+            localsend_pin: (pin != current.localsend_pin).then_some(pin),
             port: (port != current.port).then_some(port),
             targets: (targets != current.targets).then_some(targets),
         })
     }
+}
+
+/// A port typed by the user, or why it is not one.
+fn parse_port(text: &str, lang: Lang) -> Result<u16, String> {
+    text.trim()
+        .parse()
+        .ok()
+        .filter(|&port: &u16| port > 0)
+        .ok_or_else(|| tr!(lang, "settings.bad_port", port = text.trim()).into_owned())
 }
 
 /// A labelled drop-down of `options` (value and its name), in a grid row.
