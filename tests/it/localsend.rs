@@ -505,3 +505,24 @@ fn a_cancel_from_either_side_stops_the_transfer_and_leaves_no_partial_file() {
     let left: Vec<PathBuf> = if downloads.exists() { walk(&downloads) } else { Vec::new() };
     assert!(left.is_empty(), "nothing partial stays: {left:?}");
 }
+
+#[test]
+fn a_taken_localsend_port_is_reported_and_pigeon_peers_still_work() {
+    let net = crate::util::Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    // The LocalSend app already holds Ana's port.
+    let _app = std::net::TcpListener::bind((net.ip(1), pigeon::protocol::localsend::PORT)).unwrap();
+    let mut ana = Daemon::start("Ana", &net.flags(1, 2, &dirs.path().join("ana")));
+    let reason = ana.expect(SHORT, "the report", |event| match event {
+        Event::FamilyUnavailable { family: Family::LocalSend, reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(reason.contains("53317") && reason.contains("LocalSend app"), "{reason}");
+    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
+    ana.expect_peers(&[bo.id]);
+    ana.send(&Command::SendMessage { to: vec![bo.id], text: "still here".into(), tag: None });
+    bo.expect(SHORT, "the message", |event| match event {
+        Event::MessageReceived { message } => (message.text == "still here").then_some(()),
+        _ => None,
+    });
+}
