@@ -100,6 +100,23 @@ impl Client {
     }
 }
 
+impl Client {
+    /// POSTs `bytes` as `content_type` to `path` (see [`Client::call`]).
+    pub fn post(
+        &self,
+        target: &Target,
+        path: &str,
+        content_type: &str,
+        bytes: &[u8],
+        patience: Duration,
+        stop: &StopFlag,
+    ) -> Result<Answer, String> {
+        let mut write = |out: &mut dyn Write| out.write_all(bytes);
+        let payload = Payload { content_type, length: bytes.len() as u64, write: &mut write };
+        self.call(target, "POST", path, Some(payload), patience, stop)
+    }
+}
+
 fn exchange(
     stream: &mut (impl io::Read + Write),
     target: &Target,

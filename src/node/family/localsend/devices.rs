@@ -140,15 +140,14 @@ impl LocalSend {
         let (sender, stop) = (self.sender.clone(), self.stop.clone());
         let spawned = threads::spawn("pigeon-localsend-probe", move || {
             let outcome = match &body {
-                Some(body) => {
-                    let mut write = |out: &mut dyn std::io::Write| out.write_all(body);
-                    let payload = super::client::Payload {
-                        content_type: "application/json",
-                        length: body.len() as u64,
-                        write: &mut write,
-                    };
-                    sender.client.call(&target, "POST", path::REGISTER, Some(payload), PROBE_PATIENCE, &stop)
-                }
+                Some(body) => sender.client.post(
+                    &target,
+                    path::REGISTER,
+                    "application/json",
+                    body,
+                    PROBE_PATIENCE,
+                    &stop,
+                ),
                 None => sender.client.call(&target, "GET", path::INFO, None, PROBE_PATIENCE, &stop),
             };
             let outcome = outcome.and_then(|answer| {

@@ -209,6 +209,18 @@ impl<'a, R: BufRead> Body<'a, R> {
         Ok(bytes)
     }
 
+    /// Reads what is left of the body or chunk, up to `buf`'s size; an early end is an
+    /// error (`early` says which).
+    fn read_left(&mut self, buf: &mut [u8], early: &str) -> io::Result<usize> {
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let read = self.reader.read(&mut buf[..want])?;
+        if read == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, early.to_owned()));
+        }
+        self.left -= read as u64;
+        Ok(read)
+    }
+
     /// Reads the size line of the next chunk; false after the last one.
     fn next_chunk(&mut self) -> io::Result<bool> {
         let mut line = Vec::new();
@@ -245,13 +257,7 @@ impl<R: BufRead> Read for Body<'_, R> {
                 if self.left == 0 {
                     return Ok(0);
                 }
-                let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                let read = self.reader.read(&mut buf[..want])?;
-                if read == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the body ended early"));
-                }
-                self.left -= read as u64;
-                Ok(read)
+                self.read_left(buf, "the body ended early")
             }
             Length::Chunked => {
                 if self.done {
@@ -260,12 +266,7 @@ impl<R: BufRead> Read for Body<'_, R> {
                 if self.left == 0 && !self.next_chunk()? {
                     return Ok(0);
                 }
-                let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
-                let read = self.reader.read(&mut buf[..want])?;
-                if read == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a chunk ended early"));
-                }
-                self.left -= read as u64;
+                let read = self.read_left(buf, "a chunk ended early")?;
                 if self.left == 0 {
                     let mut end = [0u8; 2];
                     self.reader.read_exact(&mut end)?;

@@ -360,9 +360,9 @@ impl LocalSend {
             Upload::Stored => {
                 meta.done = true;
                 if incoming.files.values().all(|meta| meta.done) {
-                    files::remove_staging(
-                        &incoming.accepted.as_ref().map(|a| a.staging.clone()).unwrap_or_default(),
-                    );
+                    if let Some(accepted) = &incoming.accepted {
+                        files::remove_staging(&accepted.staging);
+                    }
                     core.end_transfer(id, TransferState::Completed, "", false);
                 }
             }

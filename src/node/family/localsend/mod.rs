@@ -415,8 +415,8 @@ impl Adapter for LocalSend {
     }
 
     fn next_timer(&self) -> Instant {
-        let stalled = self.incoming.as_ref().and_then(Incoming::stalls_at);
-        self.next_announce.min(self.next_liveness).min(stalled.unwrap_or(self.next_liveness))
+        let next = self.next_announce.min(self.next_liveness);
+        self.incoming.as_ref().and_then(Incoming::stalls_at).map_or(next, |stalls| next.min(stalls))
     }
 
     fn on_timer(&mut self, core: &mut Core, now: Instant) {

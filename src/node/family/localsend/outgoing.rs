@@ -59,9 +59,9 @@ impl LocalSend {
             queued.into_iter().filter(|message| !self.outgoing.texts.contains(&message.msg_id)).collect();
         for message in fresh {
             let (sender, me, target) = (self.sender.clone(), self.me(core, None), target.clone());
-            let (msg_id, text) = (message.msg_id, message.text.clone());
+            let (msg_id, text, stop) = (message.msg_id, message.text.clone(), self.stop.clone());
             match threads::spawn("pigeon-localsend-text", move || {
-                sender.text(&target, me, None, peer, msg_id, text);
+                sender.text(&target, me, peer, msg_id, text, &stop);
             }) {
                 Ok(thread) => core.workers.adopt(thread),
                 Err(err) => {
@@ -89,7 +89,7 @@ impl LocalSend {
                 (self.sender.clone(), self.me(core, None), target.clone(), stop.clone());
             let id = record.id;
             match threads::spawn("pigeon-localsend-offer", move || {
-                sender.offer(&target, me, None, &record, &thread_stop);
+                sender.offer(&target, me, &record, &thread_stop);
             }) {
                 Ok(thread) => {
                     core.workers.adopt(thread);

@@ -45,17 +45,17 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Sends `text` to `target` as a LocalSend text message, reporting how it went.
+    /// Sends `text` to `target` as a LocalSend text message, reporting how it went (or
+    /// giving up when `stop`, the node's, is raised).
     pub fn text(
         &self,
         target: &Target,
         me: DeviceInfo,
-        pin: Option<&str>,
         peer: PeerId,
         msg_id: MsgId,
         text: String,
+        stop: &StopFlag,
     ) {
-        let stop = StopFlag::default();
         let bytes = text.into_bytes();
         let meta = FileMeta {
             id: TEXT_ID.into(),
@@ -67,7 +67,7 @@ impl Sender {
             metadata: None,
         };
         let offer = PrepareUpload { info: me, files: BTreeMap::from([(TEXT_ID.to_owned(), meta)]) };
-        let outcome = match self.prepare(target, &offer, pin, OFFER_PATIENCE, &stop) {
+        let outcome = match self.prepare(target, &offer, stop) {
             Err(reason) => Err(TextFailure::Unreachable(reason)),
             // 204: the text was all it needed. Some implementations want the bytes too.
             Ok(answer) if answer.status == 204 => Ok(()),
@@ -75,7 +75,7 @@ impl Sender {
                 .map_err(|err| format!("its answer is not LocalSend's: {err}"))
                 .and_then(|session| match session.files.get(TEXT_ID) {
                     Some(token) => {
-                        self.upload_bytes(target, &session.session_id, TEXT_ID, token, &bytes, &stop)
+                        self.upload_bytes(target, &session.session_id, TEXT_ID, token, &bytes, stop)
                     }
                     None => Ok(()),
                 })
@@ -87,34 +87,16 @@ impl Sender {
 
     /// Offers `record`'s files to `target` and reports the answer (after the other user
     /// decided, or `stop` was raised).
-    pub fn offer(
-        &self,
-        target: &Target,
-        me: DeviceInfo,
-        pin: Option<&str>,
-        record: &TransferRecord,
-        stop: &StopFlag,
-    ) {
+    pub fn offer(&self, target: &Target, me: DeviceInfo, record: &TransferRecord, stop: &StopFlag) {
         let offer = PrepareUpload { info: me, files: files_of(record) };
-        let outcome = self.prepare(target, &offer, pin, OFFER_PATIENCE, stop);
+        let outcome = self.prepare(target, &offer, stop);
         self.queue.send(Report::Answered { transfer: record.id, outcome }).ok();
     }
 
-    fn prepare(
-        &self,
-        target: &Target,
-        offer: &PrepareUpload,
-        pin: Option<&str>,
-        patience: Duration,
-        stop: &StopFlag,
-    ) -> Result<Answer, String> {
+    /// Offers `offer` and waits for the other user's answer.
+    fn prepare(&self, target: &Target, offer: &PrepareUpload, stop: &StopFlag) -> Result<Answer, String> {
         let body = serde_json::to_vec(offer).map_err(|err| err.to_string())?;
-        let query = pin.map(|pin| format!("?pin={}", percent_encode(pin))).unwrap_or_default();
-        let mut write = |out: &mut dyn Write| out.write_all(&body);
-        let payload =
-            Payload { content_type: "application/json", length: body.len() as u64, write: &mut write };
-        let target_path = format!("{}{query}", path::PREPARE_UPLOAD);
-        self.client.call(target, "POST", &target_path, Some(payload), patience, stop)
+        self.client.post(target, path::PREPARE_UPLOAD, "application/json", &body, OFFER_PATIENCE, stop)
     }
 
     fn upload_bytes(
@@ -126,20 +108,9 @@ impl Sender {
         bytes: &[u8],
         stop: &StopFlag,
     ) -> Result<(), String> {
-        let mut write = |out: &mut dyn Write| out.write_all(bytes);
-        let payload = Payload {
-            content_type: "application/octet-stream",
-            length: bytes.len() as u64,
-            write: &mut write,
-        };
-        let answer = self.client.call(
-            target,
-            "POST",
-            &upload_path(session, file, token),
-            Some(payload),
-            PATIENCE,
-            stop,
-        )?;
+        let target_path = upload_path(session, file, token);
+        let answer =
+            self.client.post(target, &target_path, "application/octet-stream", bytes, PATIENCE, stop)?;
         if answer.status == 200 { Ok(()) } else { Err(refusal(answer.status)) }
     }
 
