@@ -939,14 +939,9 @@ impl PigeonApp {
             ui.heading(tr!(lang, "message.forward_to"));
             ui.label(RichText::new(text.as_str()).weak()).on_hover_text(text.as_str());
             ui.add(egui::TextEdit::singleline(filter).hint_text(tr!(lang, "peers.filter")));
-            let needle = filter.to_lowercase();
+            let needle = filter.trim().to_lowercase();
             egui::ScrollArea::vertical().max_height(260.0).show(ui, |ui| {
-                let mut peers: Vec<_> = self
-                    .model
-                    .peers
-                    .values()
-                    .filter(|p| needle.is_empty() || p.name.to_lowercase().contains(&needle))
-                    .collect();
+                let mut peers: Vec<_> = self.model.peers.values().filter(|p| p.matches(&needle)).collect();
                 peers.sort_by_key(|p| (!p.online, p.name.to_lowercase()));
                 for peer in peers {
                     if ui.button(&peer.name).clicked() {

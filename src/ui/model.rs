@@ -92,6 +92,15 @@ impl PeerEntry {
         }
     }
 
+    /// Whether it matches `needle` (lower case; empty matches all) by name, host, group or
+    /// address: what the people filter and the "Forward to" list find.
+    pub fn matches(&self, needle: &str) -> bool {
+        needle.is_empty()
+            || [&self.name, &self.host, &self.group, &self.addr]
+                .iter()
+                .any(|field| field.to_lowercase().contains(needle))
+    }
+
     /// Whether a safety number can be compared with it: only Pigeons have one (an IP
     /// Messenger client has no key, a LocalSend app shows no code).
     pub fn has_safety_number(&self) -> bool {

@@ -265,13 +265,7 @@ impl PeerList {
                 }
             }
         }
-        let matches = |p: &PeerEntry| {
-            needle.is_empty()
-                || [&p.name, &p.host, &p.group, &p.addr]
-                    .iter()
-                    .any(|field| field.to_lowercase().contains(&needle))
-        };
-        let mut peers: Vec<&PeerEntry> = model.peers.values().filter(|p| matches(p)).collect();
+        let mut peers: Vec<&PeerEntry> = model.peers.values().filter(|p| p.matches(&needle)).collect();
         peers.sort_by_cached_key(|p| (p.group.to_lowercase(), !p.online, p.name.to_lowercase(), p.id));
         for group in peers.chunk_by(|a, b| a.group.to_lowercase() == b.group.to_lowercase()) {
             let name = group[0].group.as_str();
