@@ -133,6 +133,9 @@ enum Sub {
         /// Seconds to wait for delivery after sending.
         #[arg(long, value_name = "SECS", default_value_t = 10.0)]
         timeout: f64,
+        /// The PIN a LocalSend device asks of senders.
+        #[arg(long)]
+        pin: Option<String>,
     },
     /// Send files and folders and wait until they arrived and verified.
     SendFile {
@@ -147,6 +150,9 @@ enum Sub {
         /// Seconds to wait for the whole transfer (default: until it ends).
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
+        /// The PIN a LocalSend device asks of senders.
+        #[arg(long)]
+        pin: Option<String>,
     },
     /// Group rooms: create, list, post, read, change members or the name.
     Room {
@@ -249,11 +255,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Sub::Man => Ok(ExitCode::SUCCESS),
         Sub::Daemon => daemon::run(&config),
         Sub::Peers { wait, json } => peers::run(&config, wait.map(seconds).transpose()?, json),
-        Sub::Send { peer, text, wait, timeout } => {
-            send::run(&config, &peer, &text, seconds(wait)?, seconds(timeout)?)
+        Sub::Send { peer, text, wait, timeout, pin } => {
+            send::run(&config, &peer, &text, seconds(wait)?, seconds(timeout)?, pin.as_deref())
         }
-        Sub::SendFile { peer, paths, wait, timeout } => {
-            send_file::run(&config, &peer, &paths, seconds(wait)?, timeout.map(seconds).transpose()?)
+        Sub::SendFile { peer, paths, wait, timeout, pin } => {
+            let timeout = timeout.map(seconds).transpose()?;
+            send_file::run(&config, &peer, &paths, seconds(wait)?, timeout, pin.as_deref())
         }
         Sub::Room { action, wait } => room::run(&config, action, seconds(wait)?),
         Sub::Trust { peer, verify, unverify, accept_key, wait } => {

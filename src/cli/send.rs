@@ -66,6 +66,7 @@ pub fn run(
     text: &str,
     wait: Duration,
     timeout: Duration,
+    pin: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     if text.len() > MAX_TEXT_BYTES {
         eprintln!(
@@ -74,7 +75,7 @@ pub fn run(
         );
         return Ok(ExitCode::from(EXIT_ERROR));
     }
-    Session::run_reported(config, |session| deliver(session, query, text, wait, timeout))
+    Session::run_reported(config, |session| deliver(session, query, text, (wait, timeout), pin))
 }
 
 /// Finds the peer a PEER argument designates, waiting up to `wait` for it to appear (and
@@ -127,6 +128,14 @@ pub fn failed(message: String) -> anyhow::Result<(ExitCode, String)> {
     Ok((ExitCode::from(EXIT_FAILED), message))
 }
 
+/// Hands the node the PIN the device `peer` asks for, if the user gave one.
+pub fn give_pin(session: &mut Session, peer: PeerId, pin: Option<&str>) -> anyhow::Result<()> {
+    if let Some(pin) = pin {
+        session.send(&Command::SetPin { peer, pin: pin.to_owned() })?;
+    }
+    Ok(())
+}
+
 /// Tag that marks this process's commands on a node other clients may also use.
 pub fn command_tag() -> String {
     format!("{TAG_PREFIX}{}", std::process::id())
@@ -136,13 +145,14 @@ fn deliver(
     session: &mut Session,
     query: &str,
     text: &str,
-    wait: Duration,
-    timeout: Duration,
+    (wait, timeout): (Duration, Duration),
+    pin: Option<&str>,
 ) -> anyhow::Result<(ExitCode, String)> {
     let (peer, name) = match find_peer(session, query, wait)? {
         Ok(found) => found,
         Err(message) => return failed(message),
     };
+    give_pin(session, peer, pin)?;
     let tag = command_tag();
     session.send(&Command::SendMessage { to: vec![peer], text: text.to_owned(), tag: Some(tag.clone()) })?;
     let deadline = Instant::now() + timeout;

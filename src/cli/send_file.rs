@@ -10,7 +10,7 @@ use pigeon::node::TransferState;
 use pigeon::{Command, Config, Event};
 
 use super::EXIT_ERROR;
-use super::send::{command_tag, failed, find_peer};
+use super::send::{command_tag, failed, find_peer, give_pin};
 use super::session::Session;
 
 /// Sends `paths` to `query`; waits at most `timeout` for the whole transfer (forever if None).
@@ -20,6 +20,7 @@ pub fn run(
     paths: &[PathBuf],
     wait: Duration,
     timeout: Option<Duration>,
+    pin: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let absolute = match absolute_paths(paths) {
         Ok(absolute) => absolute,
@@ -28,7 +29,7 @@ pub fn run(
             return Ok(ExitCode::from(EXIT_ERROR));
         }
     };
-    Session::run_reported(config, |session| transfer(session, query, absolute, wait, timeout))
+    Session::run_reported(config, |session| transfer(session, query, absolute, (wait, timeout), pin))
 }
 
 /// `paths` made absolute: a node already running on this data folder has another working
@@ -46,13 +47,14 @@ fn transfer(
     session: &mut Session,
     query: &str,
     paths: Vec<PathBuf>,
-    wait: Duration,
-    timeout: Option<Duration>,
+    (wait, timeout): (Duration, Option<Duration>),
+    pin: Option<&str>,
 ) -> anyhow::Result<(ExitCode, String)> {
     let (peer, name) = match find_peer(session, query, wait)? {
         Ok(found) => found,
         Err(message) => return failed(message),
     };
+    give_pin(session, peer, pin)?;
     let tag = command_tag();
     session.send(&Command::SendFiles { to: vec![peer], paths, tag: Some(tag.clone()) })?;
     // A year stands in for "no deadline": the user ends the wait with Ctrl-C.

@@ -212,10 +212,19 @@ pub enum Command {
         /// Which transfer.
         transfer_id: TransferId,
     },
-    /// Try a failed or interrupted transfer again, from where it stopped.
+    /// Try a transfer again: a failed or interrupted incoming one from where it stopped; a
+    /// failed or declined outgoing one is offered again, as a new transfer of the same files.
     RetryTransfer {
         /// Which transfer.
         transfer_id: TransferId,
+    },
+    /// Give the PIN a LocalSend device asks of senders (empty: none), used until the node
+    /// stops; texts it refused for want of it go again.
+    SetPin {
+        /// The device.
+        peer: PeerId,
+        /// Its PIN.
+        pin: String,
     },
     /// Ask for recent transfers; answered by [`Event::Transfers`](super::Event::Transfers).
     ListTransfers,

@@ -21,6 +21,8 @@ pub enum Ending<'a> {
     Refused(&'a str),
     /// Files posted to a room we (or they) no longer belong to.
     NoLongerMember,
+    /// The device wants its PIN with an offer (none was given, or a wrong one).
+    PinRefused,
     /// Anything else: the reason as it is (a disk error, say), or nothing.
     Other(&'a str),
 }
@@ -32,6 +34,7 @@ const CANCELLED_THERE: &str = "cancelled by the other side";
 const FAILED_THERE: &str = "failed at the other end";
 const REFUSED: &str = "refused an unsafe offer";
 const NO_LONGER_MEMBER: &str = "no longer a member of the room";
+const PIN_REFUSED: &str = "the device asks for its PIN";
 
 /// How versions before this one worded a decline by the other side.
 const OLD_DECLINED_THERE: &str = "declined";
@@ -74,6 +77,7 @@ impl<'a> Ending<'a> {
             Ending::FailedThere(detail) => with(FAILED_THERE, detail),
             Ending::Refused(detail) => with(REFUSED, detail),
             Ending::NoLongerMember => NO_LONGER_MEMBER.to_owned(),
+            Ending::PinRefused => PIN_REFUSED.to_owned(),
             Ending::Other(reason) => reason.to_owned(),
         }
     }
@@ -91,6 +95,7 @@ impl<'a> Ending<'a> {
             DECLINED_HERE => return Ending::DeclinedHere,
             CANCELLED_HERE => return Ending::CancelledHere,
             NO_LONGER_MEMBER => return Ending::NoLongerMember,
+            PIN_REFUSED => return Ending::PinRefused,
             _ => {}
         }
         if let Some(detail) = after(DECLINED_THERE) {
@@ -125,6 +130,7 @@ mod tests {
             Ending::FailedThere("No space left on device (os error 28)"),
             Ending::Refused("a name leaves the folder: ../x"),
             Ending::NoLongerMember,
+            Ending::PinRefused,
             Ending::Other("cannot create a folder in /x: permission denied"),
             Ending::Other(""),
         ];

@@ -112,6 +112,17 @@ impl TransferRecord {
         }
         top
     }
+
+    /// What our user picked to send: the local paths of the top-level files and folders
+    /// (a folder's files follow it in `sources`).
+    pub fn picked_paths(&self) -> Vec<PathBuf> {
+        self.entries
+            .iter()
+            .zip(&self.sources)
+            .filter(|(entry, _)| !entry.path.contains('/'))
+            .map(|(_, source)| source.clone())
+            .collect()
+    }
 }
 
 /// Names a transfer's row in the history lists (and search finds).

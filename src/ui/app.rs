@@ -19,6 +19,7 @@ use super::i18n::Lang;
 use super::model::{Model, PeerEntry, ToMany};
 use super::peer_list::{PeerAction, PeerList, Selection};
 use super::picker::{Picker, Purpose};
+use super::pin::{PinDialog, PinOutcome};
 use super::room::{CreateRoom, RoomAction, RoomPane};
 use super::search::{self, SearchAction, SearchBar};
 use super::settings::{SettingsDialog, SettingsOutcome, SettingsPatch, status_name};
@@ -105,6 +106,8 @@ pub struct PigeonApp {
     last_folder: Option<PathBuf>,
     /// A message's text being forwarded, and the filter typed in the "Forward to" dialog.
     forward: Option<(String, String)>,
+    /// The PIN a LocalSend device asks for, being typed.
+    pin: Option<PinDialog>,
 }
 
 impl PigeonApp {
@@ -171,6 +174,7 @@ impl PigeonApp {
             native_dialog_open: false,
             last_folder: None,
             forward: None,
+            pin: None,
         })
     }
 
@@ -401,6 +405,7 @@ impl PigeonApp {
             PeerAction::SendFolder(peer) => self.open_picker(Purpose::SendFolder(vec![peer])),
             PeerAction::SafetyNumber(peer) => self.ask_safety_number(peer),
             PeerAction::AutoAccept(peer, on) => self.send(Command::SetAutoAcceptFrom { peer, on }),
+            PeerAction::GivePin(peer) => self.pin = Some(PinDialog::new(peer, None)),
             PeerAction::Select(peers) => {
                 self.open_room = None;
                 self.selection.clear();
@@ -496,6 +501,12 @@ impl PigeonApp {
             TransferAction::Decline(transfer_id) => Command::DeclineTransfer { transfer_id },
             TransferAction::Cancel(transfer_id) => Command::CancelTransfer { transfer_id },
             TransferAction::Retry(transfer_id) => Command::RetryTransfer { transfer_id },
+            TransferAction::AskPin(transfer_id) => {
+                if let Some(view) = self.model.transfer(transfer_id) {
+                    self.pin = Some(PinDialog::new(view.info.peer, Some(transfer_id)));
+                }
+                return;
+            }
             TransferAction::Open(id) | TransferAction::OpenFolder(id) => {
                 let Some(view) = self.model.transfer(id) else { return };
                 let folder = view.info.saved_in.clone().unwrap_or_else(|| self.config.download_dir());
@@ -916,6 +927,21 @@ impl PigeonApp {
         }
         if self.forward.is_some() {
             self.forward_dialog(ctx);
+        }
+        if let Some(dialog) = &mut self.pin {
+            let name = self.model.name_of(dialog.peer);
+            match dialog.show(ctx, &name, self.lang) {
+                Some(PinOutcome::Give(pin)) => {
+                    let (peer, retry) = (dialog.peer, dialog.retry);
+                    self.pin = None;
+                    self.send(Command::SetPin { peer, pin });
+                    if let Some(transfer_id) = retry {
+                        self.send(Command::RetryTransfer { transfer_id });
+                    }
+                }
+                Some(PinOutcome::Cancel) => self.pin = None,
+                None => {}
+            }
         }
         if let Some(dialog) = &mut self.create_room
             && let Some(outcome) = dialog.show(ctx, &self.model, self.lang)

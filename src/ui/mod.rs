@@ -19,6 +19,7 @@ pub mod i18n;
 pub mod model;
 mod peer_list;
 mod picker;
+mod pin;
 mod room;
 mod search;
 mod settings;

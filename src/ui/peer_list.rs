@@ -115,6 +115,8 @@ pub enum PeerAction {
     SafetyNumber(PeerId),
     /// Accept its files without asking, or ask again.
     AutoAccept(PeerId, bool),
+    /// Give the PIN a LocalSend device asks of senders.
+    GivePin(PeerId),
     /// Select these peers (a whole group) to write to all of them.
     Select(Vec<PeerId>),
 }
@@ -297,7 +299,7 @@ impl PeerList {
     }
 }
 
-/// A peer's menu: write, send, safety number, always accept.
+/// A peer's menu: write, send, safety number, a device's PIN, always accept.
 fn peer_menu(ui: &mut Ui, model: &Model, entry: &PeerEntry, lang: Lang) -> Option<PeerAction> {
     let mut action = None;
     let mut item = |ui: &mut Ui, key: &str, chosen: PeerAction| {
@@ -311,6 +313,9 @@ fn peer_menu(ui: &mut Ui, model: &Model, entry: &PeerEntry, lang: Lang) -> Optio
     item(ui, "peers.menu.send_folder", PeerAction::SendFolder(entry.id));
     if entry.has_safety_number() {
         item(ui, "peers.menu.safety_number", PeerAction::SafetyNumber(entry.id));
+    }
+    if entry.family == crate::node::Family::LocalSend {
+        item(ui, "peers.menu.pin", PeerAction::GivePin(entry.id));
     }
     // IP Messenger peers have no key, plain-HTTP LocalSend devices no certificate: no proof
     // of who sends, so their files always wait for the user.

@@ -24,8 +24,10 @@ pub enum TransferAction {
     Decline(TransferId),
     /// Stop a transfer.
     Cancel(TransferId),
-    /// Try again from where it stopped.
+    /// Try again: from where it stopped (receiving), as a new offer (sending).
     Retry(TransferId),
+    /// Ask our user for the PIN the device wants, then offer again.
+    AskPin(TransferId),
     /// Open what arrived (the one file, or the one folder) with the desktop's program.
     Open(TransferId),
     /// Show the folder it was saved in.
@@ -139,7 +141,16 @@ pub fn card_ui(
             (TransferState::Offered | TransferState::Active, _) => {
                 &[("transfers.cancel", TransferAction::Cancel(id))]
             }
-            (TransferState::Failed, _) => &[("transfers.retry", TransferAction::Retry(id))],
+            (TransferState::Failed, Direction::Outgoing)
+                if Ending::of(&info.reason) == Ending::PinRefused =>
+            {
+                &[("transfers.enter_pin", TransferAction::AskPin(id))]
+            }
+            // Files posted to a room go to all its members: not again to one.
+            (TransferState::Failed | TransferState::Declined, Direction::Outgoing) if info.room.is_none() => {
+                &[("transfers.send_again", TransferAction::Retry(id))]
+            }
+            (TransferState::Failed, Direction::Incoming) => &[("transfers.retry", TransferAction::Retry(id))],
             // One thing arrived: it can be opened; several: their folder.
             (TransferState::Completed, Direction::Incoming) if info.names.len() == 1 && !info.more_names => {
                 &[
@@ -215,6 +226,7 @@ pub fn state_text(model: &Model, view: &TransferView, lang: Lang) -> String {
         (TransferState::Failed, _) => match ending {
             Ending::FailedThere(_) => "transfers.state.failed_there",
             Ending::Refused(_) => "transfers.state.refused",
+            Ending::PinRefused => "transfers.state.pin_refused",
             _ => "transfers.state.failed",
         },
     };
@@ -232,7 +244,7 @@ fn ending_detail(info: &TransferInfo) -> Option<&str> {
         | Ending::FailedThere(detail)
         | Ending::Refused(detail)
         | Ending::Other(detail) => detail,
-        Ending::DeclinedHere | Ending::CancelledHere | Ending::NoLongerMember => "",
+        Ending::DeclinedHere | Ending::CancelledHere | Ending::NoLongerMember | Ending::PinRefused => "",
     };
     (!detail.is_empty()).then_some(detail)
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use pigeon::node::PeerInfo;
+use pigeon::node::ending::Ending;
 use pigeon::protocol::Family;
 use pigeon::store::{MessageState, TransferState};
 use pigeon::{Command, Event};
@@ -56,6 +57,11 @@ struct Localsendd {
 
 impl Localsendd {
     fn start(bin: &Path, lab: &Lab, home: &Path) -> Localsendd {
+        Localsendd::start_with(bin, lab, home, &[])
+    }
+
+    /// With more of localsendd's flags (`--pin`, say).
+    fn start_with(bin: &Path, lab: &Lab, home: &Path, extra: &[&str]) -> Localsendd {
         let downloads = home.join("downloads");
         std::fs::create_dir_all(&downloads).unwrap();
         let socket = home.join("ctl.sock");
@@ -71,6 +77,7 @@ impl Localsendd {
                 "--log-level",
                 "debug",
             ])
+            .args(extra)
             .arg("--download-dir")
             .arg(&downloads)
             .arg("--socket")
@@ -309,6 +316,45 @@ fn a_localsend_device_and_pigeon_find_each_other_and_trade_files_a_folder_and_a_
 }
 
 /// A certificate for the scripted sender, made by openssl.
+#[test]
+fn an_offer_to_a_device_that_asks_for_a_pin_goes_again_once_the_user_gives_it() {
+    let Some(bin) = localsendd_bin() else { return };
+    let Some(lab) = lab("lspin") else { return };
+    let dirs = tempfile::tempdir().unwrap();
+    let mut phone = Localsendd::start_with(&bin, &lab, &dirs.path().join("phone"), &["--pin", "4321"]);
+    let mut pigeon = pigeon_in(&lab, &dirs.path().join("pigeon"), &[]);
+    let device = expect_device(&mut pigeon);
+    let notes = dirs.path().join("notes.txt");
+    std::fs::write(&notes, "只给你看").unwrap();
+    let offered = |pigeon: &mut Daemon| {
+        pigeon.expect(SHORT, "our transfer", |event| match event {
+            Event::TransferAdded { transfer, .. } if transfer.peer == device.id => Some(transfer.transfer_id),
+            _ => None,
+        })
+    };
+
+    // Without a PIN, and with a wrong one, the device refuses, and Pigeon says why.
+    pigeon.send(&Command::SendFiles { to: vec![device.id], paths: vec![notes.clone()], tag: None });
+    let first = offered(&mut pigeon);
+    let (state, reason) = ends(&mut pigeon, first);
+    assert_eq!((state, Ending::of(&reason)), (TransferState::Failed, Ending::PinRefused), "{reason}");
+    pigeon.send(&Command::SetPin { peer: device.id, pin: "1111".into() });
+    pigeon.send(&Command::RetryTransfer { transfer_id: first });
+    let second = offered(&mut pigeon);
+    assert_ne!(second, first, "sent again as a new offer");
+    let (state, reason) = ends(&mut pigeon, second);
+    assert_eq!((state, Ending::of(&reason)), (TransferState::Failed, Ending::PinRefused), "{reason}");
+
+    // With the right one it goes through: the phone's user is asked, and the file arrives.
+    pigeon.send(&Command::SetPin { peer: device.id, pin: "4321".into() });
+    pigeon.send(&Command::RetryTransfer { transfer_id: second });
+    let third = offered(&mut pigeon);
+    phone.answer_offer(true);
+    assert_eq!(ends(&mut pigeon, third).0, TransferState::Completed);
+    phone.expect_result("received");
+    assert_eq!(std::fs::read_to_string(phone.downloads.join("notes.txt")).unwrap(), "只给你看");
+}
+
 fn sender_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("sender-cert.pem"), dir.join("sender-key.pem"));
     let status = Process::new("openssl")

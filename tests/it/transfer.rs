@@ -152,6 +152,25 @@ fn decline_and_cancel_from_either_side_are_seen_by_both() {
     assert_eq!(expect_end(&mut p.bo, sent.transfer_id, SHORT).0, TransferState::Declined);
     assert_eq!(expect_end(&mut p.ana, sent.transfer_id, SHORT).0, TransferState::Declined);
 
+    // Sent again after a decline: a new offer of what was picked (a folder stays a folder),
+    // which arrives whole once accepted.
+    let album = dirs.path().join("Album");
+    std::fs::create_dir_all(album.join("2026")).unwrap();
+    std::fs::write(album.join("2026/a.jpg"), "a").unwrap();
+    let sent = offer(&mut p.ana, p.bo.id, &[album.clone(), file.clone()]);
+    let offered = incoming(&mut p.bo);
+    p.bo.send(&Command::DeclineTransfer { transfer_id: offered.transfer_id });
+    assert_eq!(expect_end(&mut p.ana, sent.transfer_id, SHORT).0, TransferState::Declined);
+    p.ana.send(&Command::RetryTransfer { transfer_id: sent.transfer_id });
+    let again = incoming(&mut p.bo);
+    assert_eq!(incoming(&mut p.ana).transfer_id, again.transfer_id);
+    assert_ne!(again.transfer_id, sent.transfer_id);
+    assert_eq!(again.entries, offered.entries);
+    p.bo.send(&Command::AcceptTransfer { transfer_id: again.transfer_id, always: false });
+    assert_eq!(expect_end(&mut p.bo, again.transfer_id, SHORT).0, TransferState::Completed);
+    assert_eq!(std::fs::read_to_string(p.bo_downloads.join("Album/2026/a.jpg")).unwrap(), "a");
+    assert_eq!(std::fs::read_to_string(p.bo_downloads.join("note.txt")).unwrap(), "n");
+
     let sent = offer(&mut p.ana, p.bo.id, std::slice::from_ref(&file));
     incoming(&mut p.bo);
     p.ana.send(&Command::CancelTransfer { transfer_id: sent.transfer_id });

@@ -305,6 +305,35 @@ fn a_folder_dropped_on_a_peer_is_offered_to_that_peer() {
 }
 
 #[test]
+fn a_declined_offer_can_be_sent_again_from_its_card() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let (mut window, mut bo) = ana_and_bo(&net, &dirs.path().join("ana"), &dirs.path().join("bo"));
+    let folder = dirs.path().join("Photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("beach.jpg"), b"not really a jpeg").unwrap();
+    window.click("Bo");
+    window.harness.input_mut().dropped_files.push(Arc::new(Dropped(folder)));
+    window.until("the outgoing offer", |h| h.state().model().transfers.len() == 1);
+    let first = bo.expect(SHORT, "the offer", |event| match event {
+        Event::TransferAdded { transfer, .. } => Some(transfer.clone()),
+        _ => None,
+    });
+    bo.send(&Command::DeclineTransfer { transfer_id: first.transfer_id });
+    window.until("the decline, with a way to send again", |h| {
+        h.query_by_label("Bo declined").is_some() && h.query_by_label("Send again").is_some()
+    });
+    window.click("Send again");
+    window.until("the new offer's card", |h| h.state().model().transfers.len() == 2);
+    let again = bo.expect(SHORT, "the offer, again", |event| match event {
+        Event::TransferAdded { transfer, .. } => Some(transfer.clone()),
+        _ => None,
+    });
+    assert_ne!(again.transfer_id, first.transfer_id);
+    assert_eq!(again.entries, first.entries);
+}
+
+#[test]
 fn choosing_chinese_in_settings_switches_the_window_at_once() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();

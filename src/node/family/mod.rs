@@ -75,6 +75,12 @@ pub trait Adapter: Send {
         false
     }
 
+    /// Our user gave the PIN `peer` asks of senders (empty: none): use it from now on, and
+    /// offer again what it refused for want of it. `false` when this family has no PINs.
+    fn set_pin(&mut self, _core: &mut Core, _peer: PeerId, _pin: String) -> bool {
+        false
+    }
+
     /// Carry a room frame to `peer`, one of this family's, connecting if need be (a
     /// connection that comes up later catches up by itself). Families whose peers cannot
     /// sign are never asked: they cannot be room members.

@@ -89,6 +89,7 @@ impl Hub {
             Command::DeclineTransfer { transfer_id } => core.decline(transfer_id, origin),
             Command::CancelTransfer { transfer_id } => core.cancel(transfer_id, origin),
             Command::RetryTransfer { transfer_id } => core.retry(transfer_id, origin),
+            Command::SetPin { peer, pin } => self.set_pin(peer, pin, origin),
             Command::ListTransfers => core.list_transfers(origin),
             Command::RoomCreate { name, members, tag } => core.room_create(&name, &members, tag, origin),
             Command::RoomSend { room, text, tag } => {
@@ -145,6 +146,18 @@ impl Hub {
                 None,
                 &format!("cannot connect to {addr:?}: no family connects by address"),
             );
+        }
+    }
+
+    fn set_pin(&mut self, peer: PeerId, pin: String, origin: Origin) {
+        let family = self.core.peers.family_of(peer);
+        if family.is_none() {
+            return self.core.fail(origin, None, &format!("no peer {peer}"));
+        }
+        let taken = super::family_for(&mut self.families, family)
+            .is_some_and(|adapter| adapter.set_pin(&mut self.core, peer, pin));
+        if !taken {
+            self.core.fail(origin, None, &format!("{peer} does not ask for PINs"));
         }
     }
 

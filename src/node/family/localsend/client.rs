@@ -28,6 +28,8 @@ pub struct Target {
     pub https: bool,
     /// The fingerprint its certificate must have; `None` to learn it.
     pub expect: Option<String>,
+    /// The PIN our user gave for it, sent with offers.
+    pub pin: Option<String>,
 }
 
 /// What a device answered.

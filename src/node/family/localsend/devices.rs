@@ -63,7 +63,12 @@ pub struct Device {
 impl Device {
     /// Where requests to it go, pinned to its certificate.
     pub fn target(&self) -> Target {
-        Target { addr: self.addr, https: self.https, expect: self.https.then(|| self.fingerprint.clone()) }
+        Target {
+            addr: self.addr,
+            https: self.https,
+            expect: self.https.then(|| self.fingerprint.clone()),
+            pin: None,
+        }
     }
 }
 
@@ -135,7 +140,7 @@ impl LocalSend {
         }
         self.probes.asked.retain(|_, at| now.duration_since(*at) < ASK_AGAIN_AFTER);
         self.probes.asked.insert(ip, now);
-        let target = Target { addr, https, expect: None };
+        let target = Target { addr, https, expect: None, pin: None };
         let body = register.then(|| serde_json::to_vec(&self.me(core, None)).unwrap_or_default());
         let (sender, stop) = (self.sender.clone(), self.stop.clone());
         let spawned = threads::spawn("pigeon-localsend-probe", move || {

@@ -127,6 +127,8 @@ pub struct LocalSend {
     pin: Option<String>,
     /// Wrong PINs per sender address.
     pin_tries: PinTries,
+    /// The PINs our user gave for devices that ask for one (until the node stops).
+    pins_given: HashMap<PeerId, String>,
     /// Devices listed, by peer id.
     devices: HashMap<PeerId, Device>,
     /// Requests made to devices to verify or see them.
@@ -238,6 +240,7 @@ impl LocalSend {
             fingerprint: tls.fingerprint.clone(),
             pin: settings.localsend_pin.clone().filter(|pin| !pin.is_empty()),
             pin_tries: PinTries::default(),
+            pins_given: HashMap::new(),
             devices: HashMap::new(),
             probes: Probes::default(),
             incoming: None,
@@ -407,6 +410,16 @@ impl Adapter for LocalSend {
 
     fn profile_changed(&mut self, core: &mut Core) {
         self.announce(core);
+    }
+
+    fn set_pin(&mut self, core: &mut Core, peer: PeerId, pin: String) -> bool {
+        if pin.is_empty() {
+            self.pins_given.remove(&peer);
+        } else {
+            self.pins_given.insert(peer, pin);
+        }
+        self.send_waiting(core, peer);
+        true
     }
 
     fn set_targets(&mut self, core: &mut Core, targets: &[SocketAddrV4]) {

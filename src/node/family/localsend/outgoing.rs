@@ -50,7 +50,8 @@ pub enum TextFailure {
 impl LocalSend {
     /// Sends what waits for `peer`: its texts and offers not on their way yet.
     pub(super) fn send_waiting(&mut self, core: &mut Core, peer: PeerId) {
-        let Some(target) = self.devices.get(&peer).map(super::devices::Device::target) else { return };
+        let Some(mut target) = self.devices.get(&peer).map(super::devices::Device::target) else { return };
+        target.pin = self.pins_given.get(&peer).cloned();
         let queued: Vec<ChatMessage> = match core.store.undelivered(peer) {
             Ok(messages) => messages,
             Err(err) => return log::error!("cannot read the outbox for {peer}: {err}"),
@@ -172,6 +173,10 @@ impl LocalSend {
             Ok(None) => core.end_transfer(id, TransferState::Completed, "", false),
             Err(_) if answer.status == 403 => {
                 core.end_transfer(id, TransferState::Declined, &Ending::DeclinedThere("").reason(), false);
+            }
+            // Our user can give the PIN and send again: the window offers that.
+            Err(_) if answer.status == 401 => {
+                core.end_transfer(id, TransferState::Failed, &Ending::PinRefused.reason(), false);
             }
             Err(reason) => {
                 core.end_transfer(id, TransferState::Failed, &Ending::FailedThere(&reason).reason(), false);

@@ -16,6 +16,7 @@ use super::client::{Answer, Client, Payload, Target};
 use super::http::percent_encode;
 use super::outgoing::TextFailure;
 use crate::node::doorbell::Bell;
+use crate::node::ending::Ending;
 use crate::node::threads::StopFlag;
 use crate::node::worker::{Meter, Report as WorkerReport, Reporter};
 use crate::protocol::ids::{MsgId, PeerId, TransferId};
@@ -96,7 +97,11 @@ impl Sender {
     /// Offers `offer` and waits for the other user's answer.
     fn prepare(&self, target: &Target, offer: &PrepareUpload, stop: &StopFlag) -> Result<Answer, String> {
         let body = serde_json::to_vec(offer).map_err(|err| err.to_string())?;
-        self.client.post(target, path::PREPARE_UPLOAD, "application/json", &body, OFFER_PATIENCE, stop)
+        let at = match &target.pin {
+            Some(pin) => format!("{}?pin={}", path::PREPARE_UPLOAD, percent_encode(pin)),
+            None => path::PREPARE_UPLOAD.to_owned(),
+        };
+        self.client.post(target, &at, "application/json", &body, OFFER_PATIENCE, stop)
     }
 
     fn upload_bytes(
@@ -266,7 +271,7 @@ fn upload_path(session: &str, file: &str, token: &str) -> String {
 /// What a refusing status means, in words (LocalSend's codes).
 pub fn refusal(status: u16) -> String {
     match status {
-        401 => String::from("it asks for a PIN"),
+        401 => Ending::PinRefused.reason(),
         403 => String::from("declined"),
         409 => String::from("it is busy with another transfer"),
         429 => String::from("too many wrong PINs; try again in a minute"),

@@ -230,13 +230,22 @@ impl Core {
         self.end_transfer(id, TransferState::Cancelled, &Ending::CancelledHere.reason(), true);
     }
 
-    /// The user retries a failed or interrupted incoming transfer, from where it stopped.
+    /// The user retries a failed or interrupted incoming transfer, from where it stopped, or
+    /// a failed or declined outgoing one: its files are offered again (the other side has
+    /// nothing to resume from).
     pub fn retry(&mut self, id: TransferId, origin: Origin) {
         let record = match self.store.transfer(id) {
             Ok(Some(record)) => record,
             Ok(None) => return self.fail(origin, None, &format!("no transfer {id}")),
             Err(err) => return self.fail(origin, None, &err),
         };
+        if record.direction == Direction::Outgoing
+            && matches!(record.state, TransferState::Failed | TransferState::Declined)
+            && record.room.is_none()
+        {
+            let picked = record.picked_paths();
+            return self.send_files(vec![record.peer], picked, None, origin);
+        }
         // Offers refused for unsafe names fail sanitizing again and stay refused.
         let resumable = record.direction == Direction::Incoming
             && matches!(record.state, TransferState::Active | TransferState::Failed)
