@@ -99,7 +99,9 @@ pub fn card_ui(
             Place::Timeline => when.format("%H:%M").to_string(),
             Place::Panel => when.format("%Y-%m-%d %H:%M").to_string(),
         };
-        ui.horizontal(|ui| {
+        // Wrapped: in a narrow conversation a long name and state must not push the card
+        // past the pane's edge.
+        ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new(title).strong());
             ui.label(RichText::new(when).small().weak());
             ui.label(RichText::new(state_text(model, view, lang)).small().color(state_color(ui, view)));

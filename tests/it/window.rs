@@ -677,7 +677,7 @@ fn at_720_by_520_the_header_cuts_long_names_and_the_message_box_keeps_its_width(
         let ana_dir = dirs.path().join("ana");
         let mut window = Window::open_with(&net, (1, 2), &ana_dir, "Ana", size, |s| s.text_size = text_size);
         let long = "Bartholomew 包博文 from Accounting and Finance";
-        let _bo = Daemon::start(long, &net.flags(2, 2, &dirs.path().join("bo")));
+        let mut bo = Daemon::start(long, &net.flags(2, 2, &dirs.path().join("bo")));
         window.until("the peer", |h| h.query_by_role_and_label(Role::Button, long).is_some());
         window.click(long);
         window.click("Transfers");
@@ -695,6 +695,22 @@ fn at_720_by_520_the_header_cuts_long_names_and_the_message_box_keeps_its_width(
         let compose = window.harness.get_by_role(Role::MultilineTextInput).rect();
         assert!(compose.width() >= 300.0, "{text_size:?}: the message box is {} wide", compose.width());
         assert!(compose.max.x <= size.x && compose.max.y <= size.y, "{text_size:?}: {compose:?} off screen");
+
+        // A declined file's card, long name and all, stays inside the window.
+        let file = dirs.path().join("quarterly report.pdf");
+        std::fs::write(&file, "q").unwrap();
+        window.harness.input_mut().dropped_files.push(Arc::new(Dropped(file)));
+        window.until("the offer", |h| h.state().model().transfers.len() == 1);
+        let offer = bo.expect(SHORT, "the offer", |event| match event {
+            Event::TransferAdded { transfer, .. } => Some(transfer.transfer_id),
+            _ => None,
+        });
+        bo.send(&Command::DeclineTransfer { transfer_id: offer });
+        let state = format!("{long} declined");
+        window.until("the decline", |h| h.query_all_by_label(&state).next().is_some());
+        for node in window.harness.query_all_by_label(&state) {
+            assert!(node.rect().max.x <= size.x, "{text_size:?}: the card's state {:?} is off screen", node.rect());
+        }
     }
 }
 
