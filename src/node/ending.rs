@@ -23,6 +23,9 @@ pub enum Ending<'a> {
     NoLongerMember,
     /// The device wants its PIN with an offer (none was given, or a wrong one).
     PinRefused,
+    /// Pigeon stopped while it ran, and its family's transfers do not resume (IP Messenger,
+    /// LocalSend): it has to be sent again.
+    StoppedHere,
     /// Anything else: the reason as it is (a disk error, say), or nothing.
     Other(&'a str),
 }
@@ -35,6 +38,7 @@ const FAILED_THERE: &str = "failed at the other end";
 const REFUSED: &str = "refused an unsafe offer";
 const NO_LONGER_MEMBER: &str = "no longer a member of the room";
 const PIN_REFUSED: &str = "the device asks for its PIN";
+const STOPPED_HERE: &str = "interrupted when Pigeon stopped; it has to be sent again";
 
 /// How versions before this one worded a decline by the other side.
 const OLD_DECLINED_THERE: &str = "declined";
@@ -78,6 +82,7 @@ impl<'a> Ending<'a> {
             Ending::Refused(detail) => with(REFUSED, detail),
             Ending::NoLongerMember => NO_LONGER_MEMBER.to_owned(),
             Ending::PinRefused => PIN_REFUSED.to_owned(),
+            Ending::StoppedHere => STOPPED_HERE.to_owned(),
             Ending::Other(reason) => reason.to_owned(),
         }
     }
@@ -96,6 +101,7 @@ impl<'a> Ending<'a> {
             CANCELLED_HERE => return Ending::CancelledHere,
             NO_LONGER_MEMBER => return Ending::NoLongerMember,
             PIN_REFUSED => return Ending::PinRefused,
+            STOPPED_HERE => return Ending::StoppedHere,
             _ => {}
         }
         if let Some(detail) = after(DECLINED_THERE) {
@@ -131,6 +137,7 @@ mod tests {
             Ending::Refused("a name leaves the folder: ../x"),
             Ending::NoLongerMember,
             Ending::PinRefused,
+            Ending::StoppedHere,
             Ending::Other("cannot create a folder in /x: permission denied"),
             Ending::Other(""),
         ];

@@ -152,6 +152,12 @@ pub fn card_ui(
             (TransferState::Failed | TransferState::Declined, Direction::Outgoing) if info.room.is_none() => {
                 &[("transfers.send_again", TransferAction::Retry(id))]
             }
+            // Only its sender can start it again.
+            (TransferState::Failed, Direction::Incoming)
+                if Ending::of(&info.reason) == Ending::StoppedHere =>
+            {
+                &[]
+            }
             (TransferState::Failed, Direction::Incoming) => &[("transfers.retry", TransferAction::Retry(id))],
             // One thing arrived: it can be opened; several: their folder.
             (TransferState::Completed, Direction::Incoming) if info.names.len() == 1 && !info.more_names => {
@@ -229,6 +235,8 @@ pub fn state_text(model: &Model, view: &TransferView, lang: Lang) -> String {
             Ending::FailedThere(_) => "transfers.state.failed_there",
             Ending::Refused(_) => "transfers.state.refused",
             Ending::PinRefused => "transfers.state.pin_refused",
+            Ending::StoppedHere if info.direction == Direction::Incoming => "transfers.state.stopped_in",
+            Ending::StoppedHere => "transfers.state.stopped_out",
             _ => "transfers.state.failed",
         },
     };
@@ -246,7 +254,11 @@ fn ending_detail(info: &TransferInfo) -> Option<&str> {
         | Ending::FailedThere(detail)
         | Ending::Refused(detail)
         | Ending::Other(detail) => detail,
-        Ending::DeclinedHere | Ending::CancelledHere | Ending::NoLongerMember | Ending::PinRefused => "",
+        Ending::DeclinedHere
+        | Ending::CancelledHere
+        | Ending::NoLongerMember
+        | Ending::PinRefused
+        | Ending::StoppedHere => "",
     };
     (!detail.is_empty()).then_some(detail)
 }

@@ -709,7 +709,11 @@ fn at_720_by_520_the_header_cuts_long_names_and_the_message_box_keeps_its_width(
         let state = format!("{long} declined");
         window.until("the decline", |h| h.query_all_by_label(&state).next().is_some());
         for node in window.harness.query_all_by_label(&state) {
-            assert!(node.rect().max.x <= size.x, "{text_size:?}: the card's state {:?} is off screen", node.rect());
+            assert!(
+                node.rect().max.x <= size.x,
+                "{text_size:?}: the card's state {:?} is off screen",
+                node.rect()
+            );
         }
     }
 }

@@ -480,8 +480,8 @@ impl Core {
             let waiting_offer =
                 record.direction == Direction::Outgoing && record.state == TransferState::Offered;
             if !resumes(family) && !waiting_offer {
-                let reason = "interrupted when Pigeon stopped; IP Messenger transfers cannot resume, please send again";
-                self.store.set_transfer_state(record.id, TransferState::Failed, reason)?;
+                let reason = Ending::StoppedHere.reason();
+                self.store.set_transfer_state(record.id, TransferState::Failed, &reason)?;
                 continue;
             }
             if waiting_offer {
@@ -542,6 +542,20 @@ mod tests {
 
     fn report(id: TransferId, worker: WorkerId, report: Report) -> WorkerReport {
         WorkerReport { transfer: id, worker, report }
+    }
+
+    #[test]
+    fn at_start_a_transfer_of_a_family_that_cannot_resume_fails_saying_it_must_be_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut core, _events) = core(&dir);
+        core.peer_seen(peer(), None, Instant::now(), Remember::Yes);
+        let id = TransferId::from_bytes([7; 16]);
+        let entries = vec![Entry { path: "photo.jpg".into(), kind: EntryKind::File, size: 10 }];
+        core.offer_received(incoming_record(id, peer().id, entries, None::<&String>));
+        core.load_transfers(|_| false).unwrap();
+        let record = core.store.transfer(id).unwrap().unwrap();
+        assert_eq!(record.state, TransferState::Failed);
+        assert_eq!(Ending::of(&record.reason), Ending::StoppedHere, "{}", record.reason);
     }
 
     #[test]
