@@ -99,6 +99,8 @@ pub struct Settings {
     pub download_dir: Option<PathBuf>,
     /// Accept every file offer without asking.
     pub auto_accept: bool,
+    /// Closing the window hides it in the tray (when the desktop has one) instead of quitting.
+    pub keep_running: bool,
     /// Language of the window (`en`, `zh-CN`); `None` follows the system locale.
     pub language: Option<String>,
     /// Light or dark window, or as the desktop is.
@@ -183,6 +185,7 @@ impl Default for Settings {
             broadcast: true,
             download_dir: None,
             auto_accept: false,
+            keep_running: true,
             language: None,
             theme: Theme::System,
             text_size: TextSize::Normal,

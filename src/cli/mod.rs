@@ -43,6 +43,10 @@ Examples:
 struct Cli {
     #[command(flatten)]
     shared: SharedArgs,
+    /// Start the window hidden in the tray (as the session's autostart does); shown when
+    /// the desktop has no tray.
+    #[arg(long)]
+    hidden: bool,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -248,7 +252,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
     let config = cli.shared.into_config().context("invalid settings")?;
     let Some(command) = cli.command else {
-        pigeon::ui::run(config)?;
+        pigeon::ui::run(config, cli.hidden)?;
         return Ok(ExitCode::SUCCESS);
     };
     match command {

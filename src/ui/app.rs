@@ -25,6 +25,7 @@ use super::search::{self, SearchAction, SearchBar};
 use super::settings::{SettingsDialog, SettingsOutcome, SettingsPatch, status_name};
 use super::theme;
 use super::transfers::{self, TransferAction};
+use super::tray::{Shown, Tray, TrayAction};
 use crate::config::Config;
 use crate::node::Trust;
 use crate::node::{Command, CommandSender, Node, SendError};
@@ -108,6 +109,8 @@ pub struct PigeonApp {
     forward: Option<(String, String)>,
     /// The PIN a LocalSend device asks for, being typed.
     pin: Option<PinDialog>,
+    /// The tray icon and what closing the window does.
+    desktop: Desktop,
 }
 
 impl PigeonApp {
@@ -175,6 +178,7 @@ impl PigeonApp {
             last_folder: None,
             forward: None,
             pin: None,
+            desktop: Desktop::default(),
         })
     }
 
@@ -906,7 +910,7 @@ impl PigeonApp {
         {
             let always: Vec<(PeerId, String)> =
                 self.model.auto_accept_from.iter().map(|&peer| (peer, self.model.name_of(peer))).collect();
-            match dialog.show(ctx, &self.config.settings, &always, self.lang) {
+            match dialog.show(ctx, &self.config.settings, &always, self.desktop.has_tray(), self.lang) {
                 Some(SettingsOutcome::Save(patch)) => {
                     self.settings = None;
                     self.apply_settings(&patch);
@@ -1086,6 +1090,76 @@ impl PigeonApp {
     }
 }
 
+/// Living on the desktop: the tray icon, and whether closing the window hides it.
+#[derive(Default)]
+struct Desktop {
+    tray: Option<Tray>,
+    /// The user asked to quit (tray menu, Ctrl+Q): the next close is not turned into a hide.
+    quitting: bool,
+}
+
+impl Desktop {
+    fn has_tray(&self) -> bool {
+        self.tray.is_some()
+    }
+}
+
+impl PigeonApp {
+    /// Puts Pigeon in the desktop's tray, if it has one; with `hidden`, the window starts
+    /// hidden there (and shows when there is no tray, or nobody could reach it).
+    pub fn into_tray(mut self, ctx: &egui::Context, hidden: bool) -> PigeonApp {
+        let shown = self.tray_shown();
+        match Tray::start(ctx, shown) {
+            Ok(tray) => self.desktop.tray = Some(tray),
+            Err(err) => {
+                log::info!("no tray icon ({err}): closing the window quits Pigeon");
+                if hidden {
+                    ctx.send_viewport_cmd(ViewportCommand::Visible(true));
+                }
+            }
+        }
+        self
+    }
+
+    fn tray_shown(&self) -> Shown {
+        Shown { unread: self.model.total_unread(), status: self.config.settings.status, lang: self.lang }
+    }
+
+    /// The tray's choices, what it shows, and closing the window.
+    fn live_on_desktop(&mut self, ctx: &egui::Context) {
+        let actions = self.desktop.tray.as_ref().map(Tray::actions).unwrap_or_default();
+        for action in actions {
+            match action {
+                TrayAction::Open => {
+                    ctx.send_viewport_cmd(ViewportCommand::Visible(true));
+                    ctx.send_viewport_cmd(ViewportCommand::Focus);
+                }
+                TrayAction::SetStatus(status) => {
+                    self.apply_settings(&SettingsPatch { status: Some(status), ..SettingsPatch::default() });
+                }
+                TrayAction::Quit => self.quit(ctx),
+            }
+        }
+        let shown = self.tray_shown();
+        if let Some(tray) = &mut self.desktop.tray {
+            tray.show(shown);
+        }
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Q)) {
+            self.quit(ctx);
+        }
+        let closing = ctx.input(|i| i.viewport().close_requested());
+        if closing && !self.desktop.quitting && self.desktop.has_tray() && self.config.settings.keep_running {
+            ctx.send_viewport_cmd(ViewportCommand::CancelClose);
+            ctx.send_viewport_cmd(ViewportCommand::Visible(false));
+        }
+    }
+
+    fn quit(&mut self, ctx: &egui::Context) {
+        self.desktop.quitting = true;
+        ctx.send_viewport_cmd(ViewportCommand::Close);
+    }
+}
+
 impl eframe::App for PigeonApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.send_unsent();
@@ -1093,6 +1167,7 @@ impl eframe::App for PigeonApp {
         self.take_outcomes();
         self.update_title(ctx);
         self.caret(ctx);
+        self.live_on_desktop(ctx);
     }
 
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {

@@ -27,6 +27,7 @@ mod startup;
 mod text;
 mod theme;
 mod transfers;
+mod tray;
 
 use std::sync::Arc;
 
@@ -50,10 +51,13 @@ pub enum RunError {
     Window(String),
 }
 
-/// Opens the window and starts the node in it; returns when the window is closed. The node
-/// starts only once the window exists, so a machine without a display never announces itself.
-pub fn run(config: Config) -> Result<(), RunError> {
+/// Opens the window and starts the node in it; returns when Pigeon quits (closing the
+/// window hides it in the tray, when there is one). The node starts only once the window
+/// exists, so a machine without a display never announces itself. With `hidden`, the window
+/// starts in the tray.
+pub fn run(config: Config, hidden: bool) -> Result<(), RunError> {
     let mut viewport = eframe::egui::ViewportBuilder::default()
+        .with_visible(!hidden)
         .with_title("Pigeon")
         .with_app_id("pigeon")
         .with_inner_size(WINDOW_SIZE)
@@ -71,7 +75,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     eframe::run_native(
         "Pigeon",
         options,
-        Box::new(move |cc| Ok(Box::new(startup::Root::start(&cc.egui_ctx, config)?))),
+        Box::new(move |cc| Ok(Box::new(startup::Root::start(&cc.egui_ctx, config, hidden)?))),
     )
     .map_err(|err| RunError::Window(err.to_string()))
 }

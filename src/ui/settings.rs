@@ -26,6 +26,7 @@ pub struct SettingsDialog {
     /// once, not every frame).
     current_download_dir: PathBuf,
     auto_accept: bool,
+    keep_running: bool,
     ipmsg: bool,
     localsend: bool,
     localsend_port: String,
@@ -67,6 +68,8 @@ pub struct SettingsPatch {
     pub download_dir: Option<PathBuf>,
     /// Auto-accept.
     pub auto_accept: Option<bool>,
+    /// Stay in the tray when the window is closed.
+    pub keep_running: Option<bool>,
     /// Talk to IP Messenger clients (takes effect at the next start).
     pub ipmsg: Option<bool>,
     /// Talk to LocalSend devices (takes effect at the next start).
@@ -107,6 +110,9 @@ impl SettingsPatch {
         }
         if let Some(auto_accept) = self.auto_accept {
             settings.auto_accept = auto_accept;
+        }
+        if let Some(keep_running) = self.keep_running {
+            settings.keep_running = keep_running;
         }
         if let Some(ipmsg) = self.ipmsg {
             settings.ipmsg = ipmsg;
@@ -151,6 +157,7 @@ impl SettingsDialog {
             download_dir: download_dir.display().to_string(),
             current_download_dir: download_dir.to_path_buf(),
             auto_accept: settings.auto_accept,
+            keep_running: settings.keep_running,
             ipmsg: settings.ipmsg,
             localsend: settings.localsend,
             localsend_port: settings.localsend_port.to_string(),
@@ -173,6 +180,7 @@ impl SettingsDialog {
         ctx: &egui::Context,
         current: &Settings,
         auto_accept_from: &[(PeerId, String)],
+        has_tray: bool,
         lang: Lang,
     ) -> Option<SettingsOutcome> {
         let mut outcome = None;
@@ -228,6 +236,17 @@ impl SettingsDialog {
                                     outcome = Some(SettingsOutcome::StopAutoAccept(*peer));
                                 }
                             });
+                        }
+                    });
+                    ui.end_row();
+                    ui.label("");
+                    ui.vertical(|ui| {
+                        ui.add_enabled(
+                            has_tray,
+                            egui::Checkbox::new(&mut self.keep_running, tr!(lang, "settings.keep_running")),
+                        );
+                        if !has_tray {
+                            ui.label(RichText::new(tr!(lang, "settings.no_tray")).small().weak());
                         }
                     });
                     ui.end_row();
@@ -305,6 +324,7 @@ impl SettingsDialog {
             text_size: (self.text_size != current.text_size).then_some(self.text_size),
             download_dir: (download_dir != self.current_download_dir).then_some(download_dir),
             auto_accept: (self.auto_accept != current.auto_accept).then_some(self.auto_accept),
+            keep_running: (self.keep_running != current.keep_running).then_some(self.keep_running),
             ipmsg: (self.ipmsg != current.ipmsg).then_some(self.ipmsg),
             localsend: (self.localsend != current.localsend).then_some(self.localsend),
             localsend_port: (localsend_port != current.localsend_port).then_some(localsend_port),

@@ -34,9 +34,12 @@ pub struct Problem {
 
 impl Root {
     /// Starts the node for `config` and wraps the window around it, or the explanation.
-    pub fn start(ctx: &egui::Context, config: Config) -> std::io::Result<Root> {
+    pub fn start(ctx: &egui::Context, config: Config, hidden: bool) -> std::io::Result<Root> {
         match Node::start(&config) {
-            Ok(node) => Ok(Root::Running(Box::new(PigeonApp::new(ctx, node, config, Arc::new(|| {}))?))),
+            Ok(node) => {
+                let app = PigeonApp::new(ctx, node, config, Arc::new(|| {}))?.into_tray(ctx, hidden);
+                Ok(Root::Running(Box::new(app)))
+            }
             Err(err) => {
                 log::warn!("{err}");
                 let free_port = match &err {
@@ -45,6 +48,8 @@ impl Root {
                 };
                 let lang = Lang::choose(config.settings.language.as_deref());
                 super::fonts::install(ctx);
+                // What went wrong must be seen, even when asked to start hidden.
+                ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
                 Ok(Root::Stopped(Box::new(Problem { config, error: err.to_string(), free_port, lang })))
             }
         }
@@ -88,7 +93,7 @@ impl Problem {
         config.settings.port = port;
         match Node::start(&config) {
             Ok(node) => match PigeonApp::new(ui.ctx(), node, config, Arc::new(|| {})) {
-                Ok(app) => Some(app),
+                Ok(app) => Some(app.into_tray(ui.ctx(), false)),
                 Err(err) => {
                     self.error = err.to_string();
                     None

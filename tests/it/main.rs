@@ -22,6 +22,7 @@ mod rooms;
 mod scale;
 mod security;
 mod transfer;
+mod tray;
 mod util;
 mod window;
 mod window_smoke;
