@@ -252,6 +252,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
     let config = cli.shared.into_config().context("invalid settings")?;
     let Some(command) = cli.command else {
+        // Started again (a menu entry, the command line): the open window shows; the
+        // session's autostart (`--hidden`) leaves it as it is.
+        if pigeon::ui::hand_over(&config.data_dir, !cli.hidden) {
+            println!("Pigeon is running already on {}", config.data_dir.display());
+            return Ok(ExitCode::SUCCESS);
+        }
         pigeon::ui::run(config, cli.hidden)?;
         return Ok(ExitCode::SUCCESS);
     };

@@ -16,6 +16,7 @@ use super::compose::{self, ComposeAction};
 use super::conversation::{self, Bubble, ChatView, RowAction};
 use super::fonts;
 use super::i18n::Lang;
+use super::instance::ShowRequests;
 use super::model::{Model, PeerEntry, ToMany};
 use super::peer_list::{PeerAction, PeerList, Selection};
 use super::picker::{Picker, Purpose};
@@ -1090,10 +1091,12 @@ impl PigeonApp {
     }
 }
 
-/// Living on the desktop: the tray icon, and whether closing the window hides it.
+/// Living on the desktop: the tray icon, whether closing the window hides it, later starts
+/// of Pigeon asking to show it.
 #[derive(Default)]
 struct Desktop {
     tray: Option<Tray>,
+    shows: Option<ShowRequests>,
     /// The user asked to quit (tray menu, Ctrl+Q): the next close is not turned into a hide.
     quitting: bool,
 }
@@ -1105,9 +1108,13 @@ impl Desktop {
 }
 
 impl PigeonApp {
-    /// Puts Pigeon in the desktop's tray, if it has one; with `hidden`, the window starts
-    /// hidden there (and shows when there is no tray, or nobody could reach it).
-    pub fn into_tray(mut self, ctx: &egui::Context, hidden: bool) -> PigeonApp {
+    /// Puts Pigeon in the desktop's tray, if it has one, and listens for later starts; with
+    /// `hidden`, the window starts hidden there (and shows when there is no tray).
+    pub fn on_desktop(mut self, ctx: &egui::Context, hidden: bool) -> PigeonApp {
+        match ShowRequests::listen(&self.config.data_dir, ctx) {
+            Ok(shows) => self.desktop.shows = Some(shows),
+            Err(err) => log::warn!("a second start cannot show this window: {err}"),
+        }
         let shown = self.tray_shown();
         match Tray::start(ctx, shown) {
             Ok(tray) => self.desktop.tray = Some(tray),
@@ -1127,7 +1134,10 @@ impl PigeonApp {
 
     /// The tray's choices, what it shows, and closing the window.
     fn live_on_desktop(&mut self, ctx: &egui::Context) {
-        let actions = self.desktop.tray.as_ref().map(Tray::actions).unwrap_or_default();
+        let mut actions = self.desktop.tray.as_ref().map(Tray::actions).unwrap_or_default();
+        if self.desktop.shows.as_ref().is_some_and(ShowRequests::asked) {
+            actions.push(TrayAction::Open);
+        }
         for action in actions {
             match action {
                 TrayAction::Open => {

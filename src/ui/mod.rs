@@ -16,6 +16,7 @@ mod compose;
 mod conversation;
 pub mod fonts;
 pub mod i18n;
+mod instance;
 pub mod model;
 mod peer_list;
 mod picker;
@@ -32,6 +33,7 @@ mod tray;
 use std::sync::Arc;
 
 pub use app::PigeonApp;
+pub use instance::hand_over;
 pub use startup::Root;
 
 use crate::config::Config;

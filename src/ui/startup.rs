@@ -37,7 +37,7 @@ impl Root {
     pub fn start(ctx: &egui::Context, config: Config, hidden: bool) -> std::io::Result<Root> {
         match Node::start(&config) {
             Ok(node) => {
-                let app = PigeonApp::new(ctx, node, config, Arc::new(|| {}))?.into_tray(ctx, hidden);
+                let app = PigeonApp::new(ctx, node, config, Arc::new(|| {}))?.on_desktop(ctx, hidden);
                 Ok(Root::Running(Box::new(app)))
             }
             Err(err) => {
@@ -93,7 +93,7 @@ impl Problem {
         config.settings.port = port;
         match Node::start(&config) {
             Ok(node) => match PigeonApp::new(ui.ctx(), node, config, Arc::new(|| {})) {
-                Ok(app) => Some(app.into_tray(ui.ctx(), false)),
+                Ok(app) => Some(app.on_desktop(ui.ctx(), false)),
                 Err(err) => {
                     self.error = err.to_string();
                     None

@@ -3,7 +3,8 @@
 //! StatusNotifierWatcher written here with zbus, as KDE's or the AppIndicator extension's
 //! is. The item registers, its menu lists Open, the statuses and Quit, an arriving message
 //! turns it to "needs attention" with the count in its tooltip; closing the window hides it
-//! and the node stays reachable; a click on the icon shows it again; Quit quits.
+//! and the node stays reachable; starting Pigeon again shows it (and the second process
+//! exits), so does a click on the icon; Quit quits.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -243,7 +244,22 @@ fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu(
         (description == "2 unread").then_some(())
     });
 
-    // A click on the icon shows it again; Quit quits.
+    // Started again, Pigeon shows the window it has and exits: one process, one window.
+    let mut again = App(Process::new(pigeon_bin())
+        .args(net.flags(1, 2, &ana_dir))
+        .env("DISPLAY", &xvfb.display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let exit = poll(SHORT, "the second start exiting", || again.0.try_wait().unwrap());
+    assert!(exit.success(), "{exit:?}");
+    poll(SHORT, "the window shown by the second start", || window_visible(&xvfb).then_some(()));
+
+    // Closed again, a click on the icon shows it; Quit quits.
+    close_window(&xvfb);
+    poll(SHORT, "the window hidden again", || (!window_visible(&xvfb)).then_some(()));
     let () = sni.call("Activate", &(0i32, 0i32)).unwrap();
     poll(SHORT, "the window shown again", || window_visible(&xvfb).then_some(()));
     let quit = entries.iter().find(|(_, label)| label == "Quit").unwrap().0;
