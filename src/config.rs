@@ -16,6 +16,9 @@ pub const DEFAULT_PORT: u16 = 2426;
 /// Name of the settings file, in the config folder or in `--data-dir`.
 pub const CONFIG_FILE: &str = "config.toml";
 
+/// The session's autostart entry, below the user's config folder (XDG autostart).
+const AUTOSTART_ENTRY: &str = "autostart/pigeon.desktop";
+
 /// What can go wrong while reading settings.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -207,13 +210,20 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where the settings are read from and saved to.
     pub config_file: PathBuf,
+    /// Where the session's autostart entry for Pigeon goes (`None`: no home folder).
+    pub autostart_entry: Option<PathBuf>,
 }
 
 impl Config {
     /// A config with default settings whose state lives in `data_dir` (tests, benchmarks).
     pub fn in_dir(data_dir: impl Into<PathBuf>) -> Config {
         let data_dir = data_dir.into();
-        Config { settings: Settings::default(), config_file: data_dir.join(CONFIG_FILE), data_dir }
+        Config {
+            settings: Settings::default(),
+            config_file: data_dir.join(CONFIG_FILE),
+            autostart_entry: Some(data_dir.join(AUTOSTART_ENTRY)),
+            data_dir,
+        }
     }
 
     /// Reads settings for `data_dir` (or the user's default folders when `None`): the
@@ -227,7 +237,9 @@ impl Config {
             }
         };
         let settings = Settings::read(&config_file)?;
-        Ok(Config { settings, data_dir, config_file })
+        let autostart_entry =
+            directories::BaseDirs::new().map(|dirs| dirs.config_dir().join(AUTOSTART_ENTRY));
+        Ok(Config { settings, data_dir, config_file, autostart_entry })
     }
 
     /// The folder received files go to.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use eframe::egui::{self, Align, Layout, RichText, Ui, ViewportCommand};
 
+use super::autostart;
 use super::background::{Background, Job, Outcome};
 use super::compose::{self, ComposeAction};
 use super::conversation::{self, Bubble, ChatView, RowAction};
@@ -181,6 +182,11 @@ impl PigeonApp {
             pin: None,
             desktop: Desktop::default(),
         })
+    }
+
+    /// The settings and folders in effect.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// What the window knows (tests look here).
@@ -486,6 +492,13 @@ impl PigeonApp {
         if let Some(targets) = &patch.targets {
             self.background.submit(Job::ResolveTargets(targets.clone(), self.config.settings.port));
         }
+        if let (Some(on), Some(entry)) = (patch.start_with_session, &self.config.autostart_entry) {
+            self.background.submit(Job::Autostart {
+                entry: entry.clone(),
+                on,
+                data_dir: self.config.data_dir.clone(),
+            });
+        }
         if let Some(name) = &patch.name {
             self.model.me.name.clone_from(name);
         }
@@ -559,8 +572,11 @@ impl PigeonApp {
                 ui.label(RichText::new("⌨").strong()).on_hover_text(tr!(lang, "top.shortcuts"));
                 self.search.field_ui(ui, lang);
                 if ui.button(tr!(lang, "top.settings")).clicked() {
+                    // One look at the disk when the dialog opens, like the download folder.
+                    let autostarts = self.config.autostart_entry.as_deref().is_some_and(autostart::is_on);
+                    let download_dir = self.config.download_dir();
                     self.settings =
-                        Some(SettingsDialog::new(&self.config.settings, &self.config.download_dir()));
+                        Some(SettingsDialog::new(&self.config.settings, &download_dir, autostarts));
                 }
                 let pending = transfers::pending_count(&self.model);
                 let label = if pending > 0 {

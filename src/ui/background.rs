@@ -35,12 +35,21 @@ pub enum Job {
     Open(String),
     /// Resolve extra targets (host names may need DNS) for the node.
     ResolveTargets(Vec<String>, u16),
+    /// Write (`on`) or remove the session's autostart entry for `data_dir`.
+    Autostart {
+        /// Where it goes.
+        entry: PathBuf,
+        /// Start at login.
+        on: bool,
+        /// The data folder it starts Pigeon on.
+        data_dir: PathBuf,
+    },
 }
 
 /// What came of a job the window waits for.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The settings file was written (or why not).
+    /// The settings file was written (or why not); so was the autostart entry.
     SettingsSaved(Result<(), String>),
     /// Nothing opened the target.
     OpenFailed {
@@ -141,6 +150,10 @@ fn run(job: Job) -> Option<Outcome> {
             let saved = Settings::update_file(&file, |settings| patch.apply(settings));
             Some(Outcome::SettingsSaved(saved.map_err(|err: ConfigError| err.to_string())))
         }
+        Job::Autostart { entry, on, data_dir } => Some(Outcome::SettingsSaved(
+            super::autostart::set(&entry, on, &data_dir)
+                .map_err(|err| format!("cannot change {}: {err}", entry.display())),
+        )),
         Job::Notify { summary, body } => {
             if let Err(err) =
                 notify_rust::Notification::new().appname("Pigeon").summary(&summary).body(&body).show()

@@ -11,6 +11,7 @@
 //! - `background`: the thread for disk, D-Bus and process work.
 
 mod app;
+mod autostart;
 mod background;
 mod compose;
 mod conversation;

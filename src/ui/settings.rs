@@ -27,6 +27,10 @@ pub struct SettingsDialog {
     current_download_dir: PathBuf,
     auto_accept: bool,
     keep_running: bool,
+    /// Whether the session's autostart entry is there (read when the dialog opens), and
+    /// the box for it.
+    started_with_session: bool,
+    start_with_session: bool,
     ipmsg: bool,
     localsend: bool,
     localsend_port: String,
@@ -70,6 +74,8 @@ pub struct SettingsPatch {
     pub auto_accept: Option<bool>,
     /// Stay in the tray when the window is closed.
     pub keep_running: Option<bool>,
+    /// Start at login (the autostart entry, not the settings file).
+    pub start_with_session: Option<bool>,
     /// Talk to IP Messenger clients (takes effect at the next start).
     pub ipmsg: Option<bool>,
     /// Talk to LocalSend devices (takes effect at the next start).
@@ -145,8 +151,13 @@ impl SettingsPatch {
 }
 
 impl SettingsDialog {
-    /// A dialog showing `settings` as they are in effect, with the download folder in use.
-    pub fn new(settings: &Settings, download_dir: &std::path::Path) -> SettingsDialog {
+    /// A dialog showing `settings` as they are in effect, with the download folder in use
+    /// and whether Pigeon starts with the session.
+    pub fn new(
+        settings: &Settings,
+        download_dir: &std::path::Path,
+        start_with_session: bool,
+    ) -> SettingsDialog {
         SettingsDialog {
             name: settings.name.clone(),
             group: settings.group.clone(),
@@ -158,6 +169,8 @@ impl SettingsDialog {
             current_download_dir: download_dir.to_path_buf(),
             auto_accept: settings.auto_accept,
             keep_running: settings.keep_running,
+            started_with_session: start_with_session,
+            start_with_session,
             ipmsg: settings.ipmsg,
             localsend: settings.localsend,
             localsend_port: settings.localsend_port.to_string(),
@@ -248,6 +261,7 @@ impl SettingsDialog {
                         if !has_tray {
                             ui.label(RichText::new(tr!(lang, "settings.no_tray")).small().weak());
                         }
+                        ui.checkbox(&mut self.start_with_session, tr!(lang, "settings.start_with_session"));
                     });
                     ui.end_row();
                     ui.label("");
@@ -325,6 +339,8 @@ impl SettingsDialog {
             download_dir: (download_dir != self.current_download_dir).then_some(download_dir),
             auto_accept: (self.auto_accept != current.auto_accept).then_some(self.auto_accept),
             keep_running: (self.keep_running != current.keep_running).then_some(self.keep_running),
+            start_with_session: (self.start_with_session != self.started_with_session)
+                .then_some(self.start_with_session),
             ipmsg: (self.ipmsg != current.ipmsg).then_some(self.ipmsg),
             localsend: (self.localsend != current.localsend).then_some(self.localsend),
             localsend_port: (localsend_port != current.localsend_port).then_some(localsend_port),
@@ -385,7 +401,7 @@ mod tests {
     fn only_changed_fields_are_patched_and_bad_values_are_explained() {
         let current = Settings { name: "Ana".into(), ..Settings::default() };
         let folder = PathBuf::from("/home/ana/Downloads/Pigeon");
-        let mut dialog = SettingsDialog::new(&current, &folder);
+        let mut dialog = SettingsDialog::new(&current, &folder, false);
         assert_eq!(dialog.patch(&current, Lang::En), Ok(SettingsPatch::default()));
         dialog.name = " Ana Li ".into();
         dialog.targets = "10.8.0.255\n\n 10.9.0.7:2426 ".into();

@@ -259,6 +259,33 @@ fn a_new_display_name_from_settings_reaches_the_other_node_and_the_settings_file
     assert_eq!(keys.keys().collect::<Vec<_>>(), ["name"], "only the name changed: {saved}");
 }
 
+#[test]
+fn starting_with_the_session_is_set_and_unset_in_settings() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let ana_dir = dirs.path().join("ana");
+    let (mut window, _bo) = ana_and_bo(&net, &ana_dir, &dirs.path().join("bo"));
+    let entry = window.harness.state().config().autostart_entry.clone().unwrap();
+    assert!(entry.starts_with(&ana_dir), "a test never touches the real autostart folder");
+    let toggle = |window: &mut Window| {
+        window.click("Settings");
+        window.until("the settings dialog", |h| h.query_by_label("Display name").is_some());
+        window.harness.get_by_label("Start Pigeon in the tray when I log in").click();
+        window.harness.step();
+        window.click("Save");
+    };
+    toggle(&mut window);
+    window.until("the autostart entry", |_| entry.is_file());
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let exec = text.lines().find_map(|line| line.strip_prefix("Exec=")).unwrap().to_owned();
+    assert!(
+        exec.contains("--hidden") && exec.contains(&format!("--data-dir \"{}\"", ana_dir.display())),
+        "{exec}"
+    );
+    toggle(&mut window);
+    window.until("the entry removed", |_| !entry.exists());
+}
+
 /// A file dropped from the desktop, as winit reports it.
 #[derive(Debug)]
 struct Dropped(std::path::PathBuf);
