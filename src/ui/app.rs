@@ -19,6 +19,7 @@ use super::fonts;
 use super::i18n::Lang;
 use super::instance::ShowRequests;
 use super::model::{Model, PeerEntry, ToMany};
+use super::notifier::{Clicked, Note, Notifier, Topic};
 use super::peer_list::{PeerAction, PeerList, Selection};
 use super::picker::{Picker, Purpose};
 use super::pin::{PinDialog, PinOutcome};
@@ -113,6 +114,8 @@ pub struct PigeonApp {
     pin: Option<PinDialog>,
     /// The tray icon and what closing the window does.
     desktop: Desktop,
+    /// Desktop notifications, and what was clicked in them.
+    notifier: Notifier,
 }
 
 impl PigeonApp {
@@ -181,6 +184,7 @@ impl PigeonApp {
             forward: None,
             pin: None,
             desktop: Desktop::default(),
+            notifier: Notifier::start(&ctx),
         })
     }
 
@@ -266,10 +270,11 @@ impl PigeonApp {
                 None => open == Some(arrival.peer),
             };
             // An offer shows as a card in its conversation, where a message would.
-            if focused && seen && (!arrival.offer || arrival.room.is_none()) {
+            if focused && seen && (arrival.offer.is_none() || arrival.room.is_none()) {
                 self.mark_seen(arrival.room, arrival.peer);
-            } else if !focused {
-                self.background.submit(Job::Notify { summary: arrival.name, body: arrival.text });
+            } else if !focused && self.config.settings.status != Status::Busy {
+                // Busy is "do not disturb": the count in the title and the tray still say it.
+                self.notify(arrival);
             }
         }
         if focused && !self.focused {
@@ -283,6 +288,23 @@ impl PigeonApp {
         self.focused = focused;
     }
 
+    fn notify(&self, arrival: crate::ui::model::Arrival) {
+        let lang = self.lang;
+        let topic = match arrival.room {
+            Some(room) => Topic::Room(room),
+            None => Topic::Peer(arrival.peer),
+        };
+        let buttons =
+            ["notify.open", "transfers.accept", "transfers.decline"].map(|key| tr!(lang, key).into_owned());
+        self.notifier.notify(Note {
+            topic,
+            title: arrival.name,
+            body: arrival.text,
+            offer: arrival.offer,
+            buttons,
+        });
+    }
+
     fn mark_seen(&mut self, room: Option<RoomId>, peer: PeerId) {
         match room {
             Some(room) => self.mark_room_read(room),
@@ -291,6 +313,7 @@ impl PigeonApp {
     }
 
     fn mark_room_read(&mut self, room: RoomId) {
+        self.notifier.seen(Topic::Room(room));
         if self.model.rooms.get(&room).is_some_and(|r| r.unread > 0) {
             self.model.mark_room_read(room);
             self.send(Command::RoomMarkRead { room });
@@ -333,6 +356,7 @@ impl PigeonApp {
     }
 
     fn mark_read(&mut self, peer: PeerId) {
+        self.notifier.seen(Topic::Peer(peer));
         if self.model.peers.get(&peer).is_some_and(|p| p.unread > 0) {
             self.model.mark_read(peer);
             self.send(Command::MarkRead { peer });
@@ -1153,6 +1177,23 @@ impl PigeonApp {
         let mut actions = self.desktop.tray.as_ref().map(Tray::actions).unwrap_or_default();
         if self.desktop.shows.as_ref().is_some_and(ShowRequests::asked) {
             actions.push(TrayAction::Open);
+        }
+        for clicked in self.notifier.clicked() {
+            match clicked {
+                Clicked::Open(topic) => {
+                    actions.push(TrayAction::Open);
+                    match topic {
+                        Topic::Peer(peer) => self.select(peer, egui::Modifiers::NONE, &[]),
+                        Topic::Room(room) => self.open_room(room),
+                    }
+                }
+                Clicked::Accept(transfer_id) => {
+                    self.on_transfer_action(TransferAction::Accept(transfer_id, false));
+                }
+                Clicked::Decline(transfer_id) => {
+                    self.on_transfer_action(TransferAction::Decline(transfer_id));
+                }
+            }
         }
         for action in actions {
             match action {

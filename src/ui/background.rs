@@ -1,5 +1,5 @@
 //! Work the window hands off so its thread never waits on the disk or another process:
-//! saving settings, desktop notifications (D-Bus), opening a folder, file or link with the
+//! saving settings and the autostart entry, opening a folder, file or link with the
 //! desktop's program for it, and the desktop's own file dialog (its own thread: it waits for
 //! the user).
 //!
@@ -24,13 +24,6 @@ const QUEUE: usize = 32;
 pub enum Job {
     /// Apply the changed fields to the settings file.
     SaveSettings(PathBuf, SettingsPatch),
-    /// Show a desktop notification.
-    Notify {
-        /// First line.
-        summary: String,
-        /// The message.
-        body: String,
-    },
     /// Open a folder, file or web address with the desktop's program for it.
     Open(String),
     /// Resolve extra targets (host names may need DNS) for the node.
@@ -154,14 +147,6 @@ fn run(job: Job) -> Option<Outcome> {
             super::autostart::set(&entry, on, &data_dir)
                 .map_err(|err| format!("cannot change {}: {err}", entry.display())),
         )),
-        Job::Notify { summary, body } => {
-            if let Err(err) =
-                notify_rust::Notification::new().appname("Pigeon").summary(&summary).body(&body).show()
-            {
-                log::debug!("no desktop notification: {err}");
-            }
-            None
-        }
         Job::ResolveTargets(targets, port) => Some(Outcome::TargetsResolved(
             crate::node::resolve_targets(&targets, port)
                 .map(|addrs| addrs.iter().map(ToString::to_string).collect())

@@ -19,6 +19,7 @@ pub mod fonts;
 pub mod i18n;
 mod instance;
 pub mod model;
+mod notifier;
 mod peer_list;
 mod picker;
 mod pin;

@@ -357,8 +357,8 @@ pub struct Arrival {
     pub name: String,
     /// The message text, or the offer's summary.
     pub text: String,
-    /// A file offer rather than a message.
-    pub offer: bool,
+    /// A file offer rather than a message: its transfer.
+    pub offer: Option<crate::node::TransferId>,
 }
 
 /// The answer to a safety-number request, shown in a dialog.
@@ -501,7 +501,7 @@ impl Model {
                     room: transfer.room.map(|posted| posted.room),
                     name: self.name_of(transfer.peer),
                     text: transfer.summary.clone(),
-                    offer: true,
+                    offer: Some(transfer.transfer_id),
                 });
                 if let (Some(row), None) = (transfer.row, transfer.room) {
                     let incoming = transfer.direction == Direction::Incoming;
@@ -692,7 +692,7 @@ impl Model {
         }
         let entry = self.peers.entry(peer).or_insert_with(|| PeerEntry::unknown(peer));
         entry.unread += 1;
-        Some(Arrival { peer, room: None, name: entry.name.clone(), text, offer: false })
+        Some(Arrival { peer, room: None, name: entry.name.clone(), text, offer: None })
     }
 
     fn upsert_room(&mut self, info: RoomInfo) {
@@ -708,7 +708,7 @@ impl Model {
         entry.unread += 1;
         let room_name = entry.name.clone();
         let name = format!("{} · {room_name}", self.member_name(room, author));
-        Some(Arrival { peer: author, room: Some(room), name, text, offer: false })
+        Some(Arrival { peer: author, room: Some(room), name, text, offer: None })
     }
 
     fn upsert(&mut self, info: &PeerInfo) {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command as Process, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -171,47 +172,151 @@ x.XFlush(display)
     assert!(status.success(), "could not send WM_DELETE_WINDOW");
 }
 
+/// The desktop of a test: a screen, a session bus with a panel (tray watcher) and a
+/// notification server on it, Pigeon's window as Ana, and Bo (a daemon) beside it.
+struct Desktop {
+    xvfb: Xvfb,
+    net: Net,
+    ana_dir: std::path::PathBuf,
+    log: std::path::PathBuf,
+    app: App,
+    bo: Daemon,
+    /// The test's own connection: the watcher and the notification server answer on it.
+    panel: zbus::blocking::Connection,
+    items: Receiver<String>,
+    notes: Receiver<Shown>,
+    bus: Bus,
+    _dirs: tempfile::TempDir,
+}
+
+impl Desktop {
+    fn start() -> Option<Desktop> {
+        let xvfb = Xvfb::start()?;
+        let dirs = tempfile::tempdir().unwrap();
+        let bus = Bus::start(dirs.path());
+        #[expect(clippy::disallowed_methods, reason = "a test's record of what Pigeon showed")]
+        let ((registered, items), (shown, notes)) =
+            (crossbeam_channel::unbounded(), crossbeam_channel::unbounded());
+        let panel = zbus::blocking::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .name("org.kde.StatusNotifierWatcher")
+            .unwrap()
+            .name("org.freedesktop.Notifications")
+            .unwrap()
+            .serve_at("/StatusNotifierWatcher", Watcher { registered })
+            .unwrap()
+            .serve_at("/org/freedesktop/Notifications", Notifications { shown, next: AtomicU32::new(1) })
+            .unwrap()
+            .build()
+            .unwrap();
+        let net = Net::new();
+        let ana_dir = dirs.path().join("ana");
+        std::fs::create_dir_all(&ana_dir).unwrap();
+        let log = ana_dir.join("stderr.log");
+        let app = App(Process::new(pigeon_bin())
+            .args(net.flags(1, 2, &ana_dir))
+            .args(["--name", "Ana"])
+            .env("DISPLAY", &xvfb.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env_remove("WAYLAND_DISPLAY")
+            .env("LANG", "en_US.UTF-8")
+            .env("RUST_LOG", "pigeon=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap());
+        let bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
+        Some(Desktop { xvfb, net, ana_dir, log, app, bo, panel, items, notes, bus, _dirs: dirs })
+    }
+
+    /// Ana's id, once Bo lists her.
+    fn ana(&mut self) -> pigeon::node::PeerId {
+        self.bo.expect(SHORT, "Ana", |event| match event {
+            Event::PeerJoined { peer } if peer.name == "Ana" => Some(peer.id),
+            _ => None,
+        })
+    }
+
+    /// The next notification Pigeon shows.
+    fn next_note(&self) -> Shown {
+        self.notes.recv_timeout(SHORT).unwrap_or_else(|_| {
+            panic!("no notification:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default())
+        })
+    }
+
+    /// Clicks `action` of notification `id`, as the notification server reports it.
+    fn click(&self, id: u32, action: &str) {
+        self.panel
+            .emit_signal(
+                None::<&str>,
+                "/org/freedesktop/Notifications",
+                "org.freedesktop.Notifications",
+                "ActionInvoked",
+                &(id, action),
+            )
+            .unwrap();
+    }
+}
+
+/// A notification as the server received it.
+#[derive(Debug, Clone)]
+struct Shown {
+    id: u32,
+    replaces: u32,
+    summary: String,
+    body: String,
+    actions: Vec<String>,
+}
+
+/// The notification server's side.
+struct Notifications {
+    shown: Sender<Shown>,
+    next: AtomicU32,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl Notifications {
+    #[expect(clippy::too_many_arguments, reason = "the specification's method")]
+    fn notify(
+        &self,
+        _app_name: String,
+        replaces_id: u32,
+        _app_icon: String,
+        summary: String,
+        body: String,
+        actions: Vec<String>,
+        _hints: HashMap<String, OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let id = if replaces_id == 0 { self.next.fetch_add(1, Ordering::Relaxed) } else { replaces_id };
+        self.shown.send(Shown { id, replaces: replaces_id, summary, body, actions }).ok();
+        id
+    }
+
+    fn close_notification(&self, _id: u32) {}
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["actions".into(), "body".into()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        ("test".into(), "pigeon".into(), "1".into(), "1.2".into())
+    }
+}
+
 #[test]
 fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu() {
-    let Some(xvfb) = Xvfb::start() else { return };
-    let dirs = tempfile::tempdir().unwrap();
-    let bus = Bus::start(dirs.path());
-    #[expect(clippy::disallowed_methods, reason = "a test's record of registrations")]
-    let (registered, items): (Sender<String>, Receiver<String>) = crossbeam_channel::unbounded();
-    let panel = zbus::blocking::connection::Builder::address(bus.address.as_str())
-        .unwrap()
-        .name("org.kde.StatusNotifierWatcher")
-        .unwrap()
-        .serve_at("/StatusNotifierWatcher", Watcher { registered })
-        .unwrap()
-        .build()
-        .unwrap();
-
-    let net = Net::new();
-    let ana_dir = dirs.path().join("ana");
-    std::fs::create_dir_all(&ana_dir).unwrap();
-    let log = ana_dir.join("stderr.log");
-    let mut app = App(Process::new(pigeon_bin())
-        .args(net.flags(1, 2, &ana_dir))
-        .args(["--name", "Ana"])
-        .env("DISPLAY", &xvfb.display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("LANG", "en_US.UTF-8")
-        .env("RUST_LOG", "pigeon=info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap());
-    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
-    let item = items.recv_timeout(SHORT * 3).unwrap_or_else(|_| {
-        panic!("no item registered:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+    let Some(mut desktop) = Desktop::start() else { return };
+    let ana = desktop.ana();
+    let item = desktop.items.recv_timeout(SHORT * 3).unwrap_or_else(|_| {
+        panic!("no item registered:\n{}", std::fs::read_to_string(&desktop.log).unwrap_or_default())
     });
-    let sni = proxy(&panel, &item, "/StatusNotifierItem", "org.kde.StatusNotifierItem");
+    let (xvfb, panel) = (&desktop.xvfb, &desktop.panel);
+    let sni = proxy(panel, &item, "/StatusNotifierItem", "org.kde.StatusNotifierItem");
     let status = || sni.get_property::<String>("Status").unwrap();
     assert_eq!(status(), "Active");
     let menu_path: zbus::zvariant::OwnedObjectPath = sni.get_property("Menu").unwrap();
-    let menu = proxy(&panel, &item, menu_path.as_str(), "com.canonical.dbusmenu");
+    let menu = proxy(panel, &item, menu_path.as_str(), "com.canonical.dbusmenu");
     let entries = menu_entries(&menu);
     let labels: Vec<&str> = entries.iter().map(|(_, label)| label.as_str()).collect();
     for wanted in ["Open Pigeon", "Online", "Away", "Busy", "Quit"] {
@@ -219,23 +324,19 @@ fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu(
     }
 
     // A message arrives: the icon asks for attention and says how many.
-    let ana = bo.expect(SHORT, "Ana", |event| match event {
-        Event::PeerJoined { peer } if peer.name == "Ana" => Some(peer.id),
-        _ => None,
-    });
-    bo.send(&Command::SendMessage { to: vec![ana], text: "lunch?".into(), tag: None });
+    desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "lunch?".into(), tag: None });
     poll(SHORT, "needs attention", || (status() == "NeedsAttention").then_some(()));
     type ToolTip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
     let (_, _, _, description) = sni.get_property::<ToolTip>("ToolTip").unwrap();
     assert_eq!(description, "1 unread");
 
     // Closed, the window hides; Pigeon stays on the network and takes messages.
-    poll(SHORT, "the window", || window_visible(&xvfb).then_some(()));
-    close_window(&xvfb);
-    poll(SHORT, "the window hidden", || (!window_visible(&xvfb)).then_some(()));
-    assert!(app.0.try_wait().unwrap().is_none(), "Pigeon quit on close");
-    bo.send(&Command::SendMessage { to: vec![ana], text: "still there?".into(), tag: None });
-    bo.expect(SHORT, "delivered to the hidden window", |event| match event {
+    poll(SHORT, "the window", || window_visible(xvfb).then_some(()));
+    close_window(xvfb);
+    poll(SHORT, "the window hidden", || (!window_visible(xvfb)).then_some(()));
+    assert!(desktop.app.0.try_wait().unwrap().is_none(), "Pigeon quit on close");
+    desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "still there?".into(), tag: None });
+    desktop.bo.expect(SHORT, "delivered to the hidden window", |event| match event {
         Event::MessageStateChanged { state: MessageState::Delivered, .. } => Some(()),
         _ => None,
     });
@@ -246,24 +347,99 @@ fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu(
 
     // Started again, Pigeon shows the window it has and exits: one process, one window.
     let mut again = App(Process::new(pigeon_bin())
-        .args(net.flags(1, 2, &ana_dir))
+        .args(desktop.net.flags(1, 2, &desktop.ana_dir))
         .env("DISPLAY", &xvfb.display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env("DBUS_SESSION_BUS_ADDRESS", &desktop.bus.address)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap());
     let exit = poll(SHORT, "the second start exiting", || again.0.try_wait().unwrap());
     assert!(exit.success(), "{exit:?}");
-    poll(SHORT, "the window shown by the second start", || window_visible(&xvfb).then_some(()));
+    poll(SHORT, "the window shown by the second start", || window_visible(xvfb).then_some(()));
 
     // Closed again, a click on the icon shows it; Quit quits.
-    close_window(&xvfb);
-    poll(SHORT, "the window hidden again", || (!window_visible(&xvfb)).then_some(()));
+    close_window(xvfb);
+    poll(SHORT, "the window hidden again", || (!window_visible(xvfb)).then_some(()));
     let () = sni.call("Activate", &(0i32, 0i32)).unwrap();
-    poll(SHORT, "the window shown again", || window_visible(&xvfb).then_some(()));
+    poll(SHORT, "the window shown again", || window_visible(xvfb).then_some(()));
     let quit = entries.iter().find(|(_, label)| label == "Quit").unwrap().0;
     let () = menu.call("Event", &(quit, "clicked", Value::from(0i32), 0u32)).unwrap();
-    let exit = poll(SHORT, "Pigeon quitting", || app.0.try_wait().unwrap());
+    let exit = poll(SHORT, "Pigeon quitting", || desktop.app.0.try_wait().unwrap());
     assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn a_notification_per_conversation_opens_it_when_clicked_and_an_offers_accepts_it() {
+    let Some(mut desktop) = Desktop::start() else { return };
+    let ana = desktop.ana();
+    let item = desktop.items.recv_timeout(SHORT * 3).expect("the tray item");
+    // Hidden in the tray, Pigeon tells of what arrives.
+    poll(SHORT, "the window", || window_visible(&desktop.xvfb).then_some(()));
+    close_window(&desktop.xvfb);
+    poll(SHORT, "the window hidden", || (!window_visible(&desktop.xvfb)).then_some(()));
+    desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "lunch?".into(), tag: None });
+    let first = desktop.next_note();
+    assert_eq!((first.summary.as_str(), first.body.as_str(), first.replaces), ("Bo", "lunch?", 0));
+    assert!(first.actions.contains(&"default".to_owned()), "{:?}", first.actions);
+    // A burst is one notification, replaced, with the count.
+    desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "at 12?".into(), tag: None });
+    let second = desktop.next_note();
+    assert_eq!(
+        (second.replaces, second.summary.as_str(), second.body.as_str()),
+        (first.id, "Bo · 2", "at 12?")
+    );
+
+    // Clicked, it shows the window with that conversation: Bo's messages are read.
+    desktop.click(second.id, "default");
+    poll(SHORT, "the window shown", || window_visible(&desktop.xvfb).then_some(()));
+    desktop.bo.expect(SHORT, "read receipts", |event| match event {
+        Event::MessageStateChanged { state: MessageState::Read, .. } => Some(()),
+        _ => None,
+    });
+
+    // An offer's notification accepts it.
+    close_window(&desktop.xvfb);
+    poll(SHORT, "the window hidden", || (!window_visible(&desktop.xvfb)).then_some(()));
+    let file = desktop.ana_dir.join("menu.txt");
+    std::fs::write(&file, "soup").unwrap();
+    desktop.bo.send(&Command::SendFiles { to: vec![ana], paths: vec![file], tag: None });
+    let offer = desktop.next_note();
+    assert!(offer.actions.contains(&"accept".to_owned()) && offer.actions.contains(&"decline".to_owned()));
+    assert!(offer.body.contains("menu.txt"), "{offer:?}");
+    desktop.click(offer.id, "accept");
+    desktop.bo.expect(SHORT, "the file taken", |event| match event {
+        Event::TransferStateChanged { state: pigeon::store::TransferState::Completed, .. } => Some(()),
+        _ => None,
+    });
+
+    // Busy is "do not disturb": what arrives then is not told (the next notification is of
+    // what came after Online again).
+    let menu = proxy(&desktop.panel, &item, "/MenuBar", "com.canonical.dbusmenu");
+    let entries = menu_entries(&menu);
+    let id_of = |label: &str| entries.iter().find(|(_, l)| l == label).unwrap().0;
+    let choose = |label: &str| {
+        let () = menu.call("Event", &(id_of(label), "clicked", Value::from(0i32), 0u32)).unwrap();
+    };
+    choose("Busy");
+    desktop.bo.expect(SHORT, "Ana busy", |event| match event {
+        Event::PeerUpdated { peer } if peer.id == ana && peer.status == pigeon::node::Status::Busy => {
+            Some(())
+        }
+        _ => None,
+    });
+    desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "in a meeting?".into(), tag: None });
+    desktop.bo.expect(SHORT, "delivered while busy", |event| match event {
+        Event::MessageStateChanged { state: MessageState::Delivered, .. } => Some(()),
+        _ => None,
+    });
+    choose("Online");
+    desktop.bo.expect(SHORT, "Ana online", |event| match event {
+        Event::PeerUpdated { peer } if peer.id == ana && peer.status == pigeon::node::Status::Online => {
+            Some(())
+        }
+        _ => None,
+    });
+    desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "done?".into(), tag: None });
+    assert_eq!(desktop.next_note().body, "done?");
 }
