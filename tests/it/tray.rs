@@ -418,28 +418,20 @@ fn a_notification_per_conversation_opens_it_when_clicked_and_an_offers_accepts_i
     let menu = proxy(&desktop.panel, &item, "/MenuBar", "com.canonical.dbusmenu");
     let entries = menu_entries(&menu);
     let id_of = |label: &str| entries.iter().find(|(_, l)| l == label).unwrap().0;
-    let choose = |label: &str| {
+    let choose = |bo: &mut Daemon, status: pigeon::node::Status, label: &str| {
         let () = menu.call("Event", &(id_of(label), "clicked", Value::from(0i32), 0u32)).unwrap();
+        bo.expect(SHORT, label, |event| match event {
+            Event::PeerUpdated { peer } if peer.id == ana && peer.status == status => Some(()),
+            _ => None,
+        });
     };
-    choose("Busy");
-    desktop.bo.expect(SHORT, "Ana busy", |event| match event {
-        Event::PeerUpdated { peer } if peer.id == ana && peer.status == pigeon::node::Status::Busy => {
-            Some(())
-        }
-        _ => None,
-    });
+    choose(&mut desktop.bo, pigeon::node::Status::Busy, "Busy");
     desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "in a meeting?".into(), tag: None });
     desktop.bo.expect(SHORT, "delivered while busy", |event| match event {
         Event::MessageStateChanged { state: MessageState::Delivered, .. } => Some(()),
         _ => None,
     });
-    choose("Online");
-    desktop.bo.expect(SHORT, "Ana online", |event| match event {
-        Event::PeerUpdated { peer } if peer.id == ana && peer.status == pigeon::node::Status::Online => {
-            Some(())
-        }
-        _ => None,
-    });
+    choose(&mut desktop.bo, pigeon::node::Status::Online, "Online");
     desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "done?".into(), tag: None });
     assert_eq!(desktop.next_note().body, "done?");
 }
