@@ -104,6 +104,9 @@ pub struct Settings {
     pub auto_accept: bool,
     /// Closing the window hides it in the tray (when the desktop has one) instead of quitting.
     pub keep_running: bool,
+    /// Seconds without keyboard or mouse input after which the status shows away until the
+    /// user is back (0: never).
+    pub away_after_secs: u64,
     /// Language of the window (`en`, `zh-CN`); `None` follows the system locale.
     pub language: Option<String>,
     /// Light or dark window, or as the desktop is.
@@ -189,6 +192,7 @@ impl Default for Settings {
             download_dir: None,
             auto_accept: false,
             keep_running: true,
+            away_after_secs: 600,
             language: None,
             theme: Theme::System,
             text_size: TextSize::Normal,

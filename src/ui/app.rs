@@ -17,6 +17,7 @@ use super::compose::{self, ComposeAction};
 use super::conversation::{self, Bubble, ChatView, RowAction};
 use super::fonts;
 use super::i18n::Lang;
+use super::idle::IdleWatch;
 use super::instance::ShowRequests;
 use super::model::{Model, PeerEntry, ToMany};
 use super::notifier::{Clicked, Note, Notifier, Topic};
@@ -116,6 +117,8 @@ pub struct PigeonApp {
     desktop: Desktop,
     /// Desktop notifications, and what was clicked in them.
     notifier: Notifier,
+    /// Whether the user is at the keyboard.
+    idle: IdleWatch,
 }
 
 impl PigeonApp {
@@ -138,6 +141,7 @@ impl PigeonApp {
             also_wake();
         })
         .ok();
+        let away_after_secs = config.settings.away_after_secs;
         let commands = node.commands();
         let unsent = [
             Command::ListPeers,
@@ -185,6 +189,7 @@ impl PigeonApp {
             pin: None,
             desktop: Desktop::default(),
             notifier: Notifier::start(&ctx),
+            idle: IdleWatch::start(&ctx, away_after_secs),
         })
     }
 
@@ -515,6 +520,13 @@ impl PigeonApp {
         }
         if let Some(targets) = &patch.targets {
             self.background.submit(Job::ResolveTargets(targets.clone(), self.config.settings.port));
+        }
+        if let Some(secs) = patch.away_after_secs {
+            self.idle.set_threshold(secs);
+        }
+        if patch.status.is_some() {
+            // The user chose: no longer away for being idle.
+            self.desktop.away_while_idle = false;
         }
         if let (Some(on), Some(entry)) = (patch.start_with_session, &self.config.autostart_entry) {
             self.background.submit(Job::Autostart {
@@ -1139,6 +1151,8 @@ struct Desktop {
     shows: Option<ShowRequests>,
     /// The user asked to quit (tray menu, Ctrl+Q): the next close is not turned into a hide.
     quitting: bool,
+    /// Our status shows away because the user is idle (the setting stays as it was).
+    away_while_idle: bool,
 }
 
 impl Desktop {
@@ -1207,6 +1221,7 @@ impl PigeonApp {
                 TrayAction::Quit => self.quit(ctx),
             }
         }
+        self.away_while_idle();
         let shown = self.tray_shown();
         if let Some(tray) = &mut self.desktop.tray {
             tray.show(shown);
@@ -1219,6 +1234,23 @@ impl PigeonApp {
             ctx.send_viewport_cmd(ViewportCommand::CancelClose);
             ctx.send_viewport_cmd(ViewportCommand::Visible(false));
         }
+    }
+
+    /// Idle while online: the others see away, without the setting changing; back at the
+    /// keyboard, online again. A status the user chose (away, busy) is left alone.
+    fn away_while_idle(&mut self) {
+        let status = match self.idle.changed() {
+            Some(true) if self.config.settings.status == Status::Online => {
+                self.desktop.away_while_idle = true;
+                Status::Away
+            }
+            Some(false) if self.desktop.away_while_idle => {
+                self.desktop.away_while_idle = false;
+                self.config.settings.status
+            }
+            _ => return,
+        };
+        self.send(Command::SetProfile { name: None, group: None, status: Some(status) });
     }
 
     fn quit(&mut self, ctx: &egui::Context) {

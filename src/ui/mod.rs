@@ -17,6 +17,7 @@ mod compose;
 mod conversation;
 pub mod fonts;
 pub mod i18n;
+mod idle;
 mod instance;
 pub mod model;
 mod notifier;

@@ -27,6 +27,8 @@ pub struct SettingsDialog {
     current_download_dir: PathBuf,
     auto_accept: bool,
     keep_running: bool,
+    /// Minutes idle before away (0: never).
+    away_after_minutes: u64,
     /// Whether the session's autostart entry is there (read when the dialog opens), and
     /// the box for it.
     started_with_session: bool,
@@ -74,6 +76,8 @@ pub struct SettingsPatch {
     pub auto_accept: Option<bool>,
     /// Stay in the tray when the window is closed.
     pub keep_running: Option<bool>,
+    /// Seconds idle before away (0: never).
+    pub away_after_secs: Option<u64>,
     /// Start at login (the autostart entry, not the settings file).
     pub start_with_session: Option<bool>,
     /// Talk to IP Messenger clients (takes effect at the next start).
@@ -119,6 +123,9 @@ impl SettingsPatch {
         }
         if let Some(keep_running) = self.keep_running {
             settings.keep_running = keep_running;
+        }
+        if let Some(secs) = self.away_after_secs {
+            settings.away_after_secs = secs;
         }
         if let Some(ipmsg) = self.ipmsg {
             settings.ipmsg = ipmsg;
@@ -169,6 +176,7 @@ impl SettingsDialog {
             current_download_dir: download_dir.to_path_buf(),
             auto_accept: settings.auto_accept,
             keep_running: settings.keep_running,
+            away_after_minutes: settings.away_after_secs.div_ceil(60),
             started_with_session: start_with_session,
             start_with_session,
             ipmsg: settings.ipmsg,
@@ -262,6 +270,11 @@ impl SettingsDialog {
                             ui.label(RichText::new(tr!(lang, "settings.no_tray")).small().weak());
                         }
                         ui.checkbox(&mut self.start_with_session, tr!(lang, "settings.start_with_session"));
+                        ui.horizontal(|ui| {
+                            ui.label(tr!(lang, "settings.away_after"));
+                            ui.add(egui::DragValue::new(&mut self.away_after_minutes).range(0..=240));
+                            ui.label(tr!(lang, "settings.away_minutes"));
+                        });
                     });
                     ui.end_row();
                     ui.label("");
@@ -339,6 +352,9 @@ impl SettingsDialog {
             download_dir: (download_dir != self.current_download_dir).then_some(download_dir),
             auto_accept: (self.auto_accept != current.auto_accept).then_some(self.auto_accept),
             keep_running: (self.keep_running != current.keep_running).then_some(self.keep_running),
+            // Minutes shown: a threshold of seconds (from the file) stays unless changed.
+            away_after_secs: (self.away_after_minutes != current.away_after_secs.div_ceil(60))
+                .then_some(self.away_after_minutes * 60),
             start_with_session: (self.start_with_session != self.started_with_session)
                 .then_some(self.start_with_session),
             ipmsg: (self.ipmsg != current.ipmsg).then_some(self.ipmsg),

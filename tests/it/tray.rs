@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command as Process, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -185,18 +186,22 @@ struct Desktop {
     panel: zbus::blocking::Connection,
     items: Receiver<String>,
     notes: Receiver<Shown>,
+    /// The session's idle time the screensaver service reports, in ms.
+    idle_ms: Arc<AtomicU32>,
     bus: Bus,
     _dirs: tempfile::TempDir,
 }
 
 impl Desktop {
-    fn start() -> Option<Desktop> {
+    /// With `settings` in Ana's settings file.
+    fn start(settings: &str) -> Option<Desktop> {
         let xvfb = Xvfb::start()?;
         let dirs = tempfile::tempdir().unwrap();
         let bus = Bus::start(dirs.path());
         #[expect(clippy::disallowed_methods, reason = "a test's record of what Pigeon showed")]
         let ((registered, items), (shown, notes)) =
             (crossbeam_channel::unbounded(), crossbeam_channel::unbounded());
+        let idle_ms = Arc::new(AtomicU32::new(0));
         let panel = zbus::blocking::connection::Builder::address(bus.address.as_str())
             .unwrap()
             .name("org.kde.StatusNotifierWatcher")
@@ -207,11 +212,16 @@ impl Desktop {
             .unwrap()
             .serve_at("/org/freedesktop/Notifications", Notifications { shown, next: AtomicU32::new(1) })
             .unwrap()
+            .name("org.freedesktop.ScreenSaver")
+            .unwrap()
+            .serve_at("/org/freedesktop/ScreenSaver", ScreenSaver { idle_ms: idle_ms.clone() })
+            .unwrap()
             .build()
             .unwrap();
         let net = Net::new();
         let ana_dir = dirs.path().join("ana");
         std::fs::create_dir_all(&ana_dir).unwrap();
+        std::fs::write(ana_dir.join("config.toml"), settings).unwrap();
         let log = ana_dir.join("stderr.log");
         let app = App(Process::new(pigeon_bin())
             .args(net.flags(1, 2, &ana_dir))
@@ -226,7 +236,7 @@ impl Desktop {
             .spawn()
             .unwrap());
         let bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.path().join("bo")));
-        Some(Desktop { xvfb, net, ana_dir, log, app, bo, panel, items, notes, bus, _dirs: dirs })
+        Some(Desktop { xvfb, net, ana_dir, log, app, bo, panel, items, notes, idle_ms, bus, _dirs: dirs })
     }
 
     /// Ana's id, once Bo lists her.
@@ -255,6 +265,18 @@ impl Desktop {
                 &(id, action),
             )
             .unwrap();
+    }
+}
+
+/// The screensaver's side: how long the session has been idle.
+struct ScreenSaver {
+    idle_ms: Arc<AtomicU32>,
+}
+
+#[zbus::interface(name = "org.freedesktop.ScreenSaver")]
+impl ScreenSaver {
+    fn get_session_idle_time(&self) -> u32 {
+        self.idle_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -306,7 +328,7 @@ impl Notifications {
 
 #[test]
 fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu() {
-    let Some(mut desktop) = Desktop::start() else { return };
+    let Some(mut desktop) = Desktop::start("") else { return };
     let ana = desktop.ana();
     let item = desktop.items.recv_timeout(SHORT * 3).unwrap_or_else(|_| {
         panic!("no item registered:\n{}", std::fs::read_to_string(&desktop.log).unwrap_or_default())
@@ -371,7 +393,7 @@ fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu(
 
 #[test]
 fn a_notification_per_conversation_opens_it_when_clicked_and_an_offers_accepts_it() {
-    let Some(mut desktop) = Desktop::start() else { return };
+    let Some(mut desktop) = Desktop::start("") else { return };
     let ana = desktop.ana();
     let item = desktop.items.recv_timeout(SHORT * 3).expect("the tray item");
     // Hidden in the tray, Pigeon tells of what arrives.
@@ -434,4 +456,23 @@ fn a_notification_per_conversation_opens_it_when_clicked_and_an_offers_accepts_i
     choose(&mut desktop.bo, pigeon::node::Status::Online, "Online");
     desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "done?".into(), tag: None });
     assert_eq!(desktop.next_note().body, "done?");
+}
+
+#[test]
+fn idle_past_the_threshold_shows_away_and_input_brings_online_back() {
+    let Some(mut desktop) = Desktop::start("away_after_secs = 2\n") else { return };
+    let ana = desktop.ana();
+    let status_seen = |bo: &mut Daemon, status: pigeon::node::Status| {
+        bo.expect(SHORT, &format!("Ana {status:?}"), |event| match event {
+            Event::PeerUpdated { peer } if peer.id == ana && peer.status == status => Some(()),
+            _ => None,
+        });
+    };
+    desktop.idle_ms.store(600_000, Ordering::Relaxed);
+    status_seen(&mut desktop.bo, pigeon::node::Status::Away);
+    desktop.idle_ms.store(300, Ordering::Relaxed);
+    status_seen(&mut desktop.bo, pigeon::node::Status::Online);
+    // Automatic: the setting is not changed.
+    let saved = std::fs::read_to_string(desktop.ana_dir.join("config.toml")).unwrap();
+    assert!(!saved.contains("status"), "{saved}");
 }

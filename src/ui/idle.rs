@@ -1,0 +1,101 @@
+//! Automatic away, as IP Messenger and FeiQ do it: after some minutes without keyboard or
+//! mouse input our status becomes away, and returns when the user is back. The session's
+//! idle time comes from its D-Bus: GNOME's `org.gnome.Mutter.IdleMonitor`, else the
+//! `org.freedesktop.ScreenSaver` of KDE and others. A thread of its own asks every few
+//! seconds (a quarter of the threshold, at most 15 s) and tells the window only when the
+//! user goes idle or comes back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use eframe::egui;
+
+/// The longest wait between two looks at the idle time.
+const MAX_POLL: Duration = Duration::from_secs(15);
+
+/// The shortest (a threshold of seconds is for trials and tests).
+const MIN_POLL: Duration = Duration::from_millis(500);
+
+/// Whether the user is idle, as it changes.
+pub struct IdleWatch {
+    changes: Receiver<bool>,
+    /// Idle after this many seconds; 0: never.
+    threshold_secs: Arc<AtomicU64>,
+}
+
+impl IdleWatch {
+    /// Watches the session's idle time against `threshold_secs` (0: never away).
+    pub fn start(ctx: &egui::Context, threshold_secs: u64) -> IdleWatch {
+        let (tx, changes) = crossbeam_channel::bounded(4);
+        let threshold = Arc::new(AtomicU64::new(threshold_secs));
+        let (ctx, shared) = (ctx.clone(), threshold.clone());
+        let spawned = std::thread::Builder::new().name("pigeon-idle".into()).spawn(move || {
+            let bus = match zbus::blocking::Connection::session() {
+                Ok(bus) => bus,
+                Err(err) => return log::info!("no automatic away (no session bus: {err})"),
+            };
+            let mut idle = false;
+            loop {
+                let threshold = Duration::from_secs(shared.load(Ordering::Relaxed));
+                if !threshold.is_zero() {
+                    let Some(idle_for) = idle_time(&bus) else {
+                        return log::info!("no automatic away: the session does not tell its idle time");
+                    };
+                    let now_idle = idle_for >= threshold;
+                    if now_idle != idle {
+                        idle = now_idle;
+                        if tx.send(idle).is_err() {
+                            return;
+                        }
+                        ctx.request_repaint();
+                    }
+                }
+                let poll =
+                    if threshold.is_zero() { MAX_POLL } else { (threshold / 4).clamp(MIN_POLL, MAX_POLL) };
+                std::thread::sleep(poll);
+            }
+        });
+        if let Err(err) = spawned {
+            log::warn!("no automatic away: {err}");
+        }
+        IdleWatch { changes, threshold_secs: threshold }
+    }
+
+    /// Goes idle after `secs` from now on (0: never).
+    pub fn set_threshold(&self, secs: u64) {
+        self.threshold_secs.store(secs, Ordering::Relaxed);
+    }
+
+    /// The latest change: `Some(true)` when the user went idle, `Some(false)` when back.
+    pub fn changed(&self) -> Option<bool> {
+        self.changes.try_iter().last()
+    }
+}
+
+/// How long the session has had no input, from whichever service answers.
+fn idle_time(bus: &zbus::blocking::Connection) -> Option<Duration> {
+    let mutter = bus
+        .call_method(
+            Some("org.gnome.Mutter.IdleMonitor"),
+            "/org/gnome/Mutter/IdleMonitor/Core",
+            Some("org.gnome.Mutter.IdleMonitor"),
+            "GetIdletime",
+            &(),
+        )
+        .and_then(|reply| reply.body().deserialize::<u64>());
+    if let Ok(ms) = mutter {
+        return Some(Duration::from_millis(ms));
+    }
+    let screensaver = bus
+        .call_method(
+            Some("org.freedesktop.ScreenSaver"),
+            "/org/freedesktop/ScreenSaver",
+            Some("org.freedesktop.ScreenSaver"),
+            "GetSessionIdleTime",
+            &(),
+        )
+        .and_then(|reply| reply.body().deserialize::<u32>());
+    screensaver.ok().map(|ms| Duration::from_millis(u64::from(ms)))
+}
