@@ -5,11 +5,9 @@
 //! seconds (a quarter of the threshold, at most 15 s) and tells the window only when the
 //! user goes idle or comes back.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use eframe::egui;
 
 /// The longest wait between two looks at the idle time.
@@ -18,59 +16,65 @@ const MAX_POLL: Duration = Duration::from_secs(15);
 /// The shortest (a threshold of seconds is for trials and tests).
 const MIN_POLL: Duration = Duration::from_millis(500);
 
-/// Whether the user is idle, as it changes.
+/// Whether the user is idle, as it changes; the thread ends when this is dropped.
 pub struct IdleWatch {
     changes: Receiver<bool>,
-    /// Idle after this many seconds; 0: never.
-    threshold_secs: Arc<AtomicU64>,
+    /// New thresholds, in seconds (0: never away).
+    thresholds: Sender<u64>,
 }
 
 impl IdleWatch {
     /// Watches the session's idle time against `threshold_secs` (0: never away).
     pub fn start(ctx: &egui::Context, threshold_secs: u64) -> IdleWatch {
         let (tx, changes) = crossbeam_channel::bounded(4);
-        let threshold = Arc::new(AtomicU64::new(threshold_secs));
-        let (ctx, shared) = (ctx.clone(), threshold.clone());
-        let spawned = std::thread::Builder::new().name("pigeon-idle".into()).spawn(move || {
-            let bus = match zbus::blocking::Connection::session() {
-                Ok(bus) => bus,
-                Err(err) => return log::info!("no automatic away (no session bus: {err})"),
-            };
-            let mut idle = false;
-            loop {
-                let threshold = Duration::from_secs(shared.load(Ordering::Relaxed));
-                if !threshold.is_zero() {
-                    let Some(idle_for) = idle_time(&bus) else {
-                        return log::info!("no automatic away: the session does not tell its idle time");
-                    };
-                    let now_idle = idle_for >= threshold;
-                    if now_idle != idle {
-                        idle = now_idle;
-                        if tx.send(idle).is_err() {
-                            return;
-                        }
-                        ctx.request_repaint();
-                    }
-                }
-                let poll =
-                    if threshold.is_zero() { MAX_POLL } else { (threshold / 4).clamp(MIN_POLL, MAX_POLL) };
-                std::thread::sleep(poll);
-            }
-        });
+        let (thresholds, updates) = crossbeam_channel::bounded(4);
+        let ctx = ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("pigeon-idle".into())
+            .spawn(move || watch(&ctx, threshold_secs, &updates, &tx));
         if let Err(err) = spawned {
             log::warn!("no automatic away: {err}");
         }
-        IdleWatch { changes, threshold_secs: threshold }
+        IdleWatch { changes, thresholds }
     }
 
     /// Goes idle after `secs` from now on (0: never).
     pub fn set_threshold(&self, secs: u64) {
-        self.threshold_secs.store(secs, Ordering::Relaxed);
+        self.thresholds.try_send(secs).ok();
     }
 
     /// The latest change: `Some(true)` when the user went idle, `Some(false)` when back.
     pub fn changed(&self) -> Option<bool> {
         self.changes.try_iter().last()
+    }
+}
+
+fn watch(ctx: &egui::Context, threshold_secs: u64, updates: &Receiver<u64>, changes: &Sender<bool>) {
+    let bus = match zbus::blocking::Connection::session() {
+        Ok(bus) => bus,
+        Err(err) => return log::info!("no automatic away (no session bus: {err})"),
+    };
+    let mut threshold = Duration::from_secs(threshold_secs);
+    let mut idle = false;
+    loop {
+        if !threshold.is_zero() {
+            let Some(idle_for) = idle_time(&bus) else {
+                return log::info!("no automatic away: the session does not tell its idle time");
+            };
+            if (idle_for >= threshold) != idle {
+                idle = !idle;
+                if changes.send(idle).is_err() {
+                    return;
+                }
+                ctx.request_repaint();
+            }
+        }
+        let poll = if threshold.is_zero() { MAX_POLL } else { (threshold / 4).clamp(MIN_POLL, MAX_POLL) };
+        match updates.recv_timeout(poll) {
+            Ok(secs) => threshold = Duration::from_secs(secs),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
     }
 }
 
