@@ -1153,6 +1153,9 @@ struct Desktop {
     quitting: bool,
     /// Our status shows away because the user is idle (the setting stays as it was).
     away_while_idle: bool,
+    /// Started hidden in the tray: eframe shows every window after its first frame, so the
+    /// next frame hides it again.
+    hide_after_first_frame: bool,
 }
 
 impl Desktop {
@@ -1171,7 +1174,10 @@ impl PigeonApp {
         }
         let shown = self.tray_shown();
         match Tray::start(ctx, shown) {
-            Ok(tray) => self.desktop.tray = Some(tray),
+            Ok(tray) => {
+                self.desktop.tray = Some(tray);
+                self.desktop.hide_after_first_frame = hidden;
+            }
             Err(err) => {
                 log::info!("no tray icon ({err}): closing the window quits Pigeon");
                 if hidden {
@@ -1188,6 +1194,14 @@ impl PigeonApp {
 
     /// The tray's choices, what it shows, and closing the window.
     fn live_on_desktop(&mut self, ctx: &egui::Context) {
+        if self.desktop.hide_after_first_frame {
+            if ctx.cumulative_frame_nr() == 0 {
+                ctx.request_repaint();
+            } else {
+                self.desktop.hide_after_first_frame = false;
+                ctx.send_viewport_cmd(ViewportCommand::Visible(false));
+            }
+        }
         let mut actions = self.desktop.tray.as_ref().map(Tray::actions).unwrap_or_default();
         if self.desktop.shows.as_ref().is_some_and(ShowRequests::asked) {
             actions.push(TrayAction::Open);

@@ -193,8 +193,8 @@ struct Desktop {
 }
 
 impl Desktop {
-    /// With `settings` in Ana's settings file.
-    fn start(settings: &str) -> Option<Desktop> {
+    /// With `settings` in Ana's settings file and `flags` on her command line.
+    fn start(settings: &str, flags: &[&str]) -> Option<Desktop> {
         let xvfb = Xvfb::start()?;
         let dirs = tempfile::tempdir().unwrap();
         let bus = Bus::start(dirs.path());
@@ -226,6 +226,7 @@ impl Desktop {
         let app = App(Process::new(pigeon_bin())
             .args(net.flags(1, 2, &ana_dir))
             .args(["--name", "Ana"])
+            .args(flags)
             .env("DISPLAY", &xvfb.display)
             .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
             .env_remove("WAYLAND_DISPLAY")
@@ -328,7 +329,7 @@ impl Notifications {
 
 #[test]
 fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu() {
-    let Some(mut desktop) = Desktop::start("") else { return };
+    let Some(mut desktop) = Desktop::start("", &[]) else { return };
     let ana = desktop.ana();
     let item = desktop.items.recv_timeout(SHORT * 3).unwrap_or_else(|_| {
         panic!("no item registered:\n{}", std::fs::read_to_string(&desktop.log).unwrap_or_default())
@@ -393,7 +394,7 @@ fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu(
 
 #[test]
 fn a_notification_per_conversation_opens_it_when_clicked_and_an_offers_accepts_it() {
-    let Some(mut desktop) = Desktop::start("") else { return };
+    let Some(mut desktop) = Desktop::start("", &[]) else { return };
     let ana = desktop.ana();
     let item = desktop.items.recv_timeout(SHORT * 3).expect("the tray item");
     // Hidden in the tray, Pigeon tells of what arrives.
@@ -459,9 +460,12 @@ fn a_notification_per_conversation_opens_it_when_clicked_and_an_offers_accepts_i
 }
 
 #[test]
-fn idle_past_the_threshold_shows_away_and_input_brings_online_back() {
-    let Some(mut desktop) = Desktop::start("away_after_secs = 2\n") else { return };
+fn started_hidden_idle_past_the_threshold_shows_away_and_input_brings_online_back() {
+    // Started as the session's autostart starts it: hidden in the tray.
+    let Some(mut desktop) = Desktop::start("away_after_secs = 2\n", &["--hidden"]) else { return };
     let ana = desktop.ana();
+    desktop.items.recv_timeout(SHORT * 3).expect("the tray item");
+    poll(SHORT, "the window hidden", || (!window_visible(&desktop.xvfb)).then_some(()));
     let status_seen = |bo: &mut Daemon, status: pigeon::node::Status| {
         bo.expect(SHORT, &format!("Ana {status:?}"), |event| match event {
             Event::PeerUpdated { peer } if peer.id == ana && peer.status == status => Some(()),
