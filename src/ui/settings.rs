@@ -211,6 +211,9 @@ impl SettingsDialog {
             ui.add_space(6.0);
             // Taller than a small window: the fields scroll, the buttons stay in view.
             let fields_height = (ctx.content_rect().height() - 170.0).max(120.0);
+            // A solid bar, not egui's floating one that shows only under the mouse: more
+            // settings below must be seen to be there.
+            ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
             egui::ScrollArea::vertical().max_height(fields_height).show(ui, |ui| {
                 egui::Grid::new("settings-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
                     labelled_text(ui, &tr!(lang, "settings.name"), &mut self.name);
