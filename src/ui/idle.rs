@@ -1,7 +1,9 @@
 //! Automatic away, as IP Messenger and FeiQ do it: after some minutes without keyboard or
 //! mouse input our status becomes away, and returns when the user is back. The session's
 //! idle time comes from its D-Bus: GNOME's `org.gnome.Mutter.IdleMonitor`, else the
-//! `org.freedesktop.ScreenSaver` of KDE and others. A thread of its own asks every few
+//! `org.freedesktop.ScreenSaver` of KDE and others, else (an X11 session only: under
+//! Wayland, X sees only its own clients' input) X's MIT-SCREEN-SAVER extension. A thread of
+//! its own asks every few
 //! seconds (a quarter of the threshold, at most 15 s) and tells the window only when the
 //! user goes idle or comes back.
 
@@ -50,15 +52,12 @@ impl IdleWatch {
 }
 
 fn watch(ctx: &egui::Context, threshold_secs: u64, updates: &Receiver<u64>, changes: &Sender<bool>) {
-    let bus = match zbus::blocking::Connection::session() {
-        Ok(bus) => bus,
-        Err(err) => return log::info!("no automatic away (no session bus: {err})"),
-    };
+    let sources = Sources { bus: zbus::blocking::Connection::session().ok(), x11: x11_screen() };
     let mut threshold = Duration::from_secs(threshold_secs);
     let mut idle = false;
     loop {
         if !threshold.is_zero() {
-            let Some(idle_for) = idle_time(&bus) else {
+            let Some(idle_for) = sources.idle_time() else {
                 return log::info!("no automatic away: the session does not tell its idle time");
             };
             if (idle_for >= threshold) != idle {
@@ -78,8 +77,40 @@ fn watch(ctx: &egui::Context, threshold_secs: u64, updates: &Receiver<u64>, chan
     }
 }
 
-/// How long the session has had no input, from whichever service answers.
-fn idle_time(bus: &zbus::blocking::Connection) -> Option<Duration> {
+/// Where the idle time can come from.
+struct Sources {
+    bus: Option<zbus::blocking::Connection>,
+    /// An X connection and its root window, in an X11 session.
+    x11: Option<(x11rb::rust_connection::RustConnection, u32)>,
+}
+
+impl Sources {
+    /// How long the session has had no input, from whichever source answers.
+    fn idle_time(&self) -> Option<Duration> {
+        self.bus.as_ref().and_then(bus_idle_time).or_else(|| {
+            use x11rb::protocol::screensaver::ConnectionExt;
+            let (conn, root) = self.x11.as_ref()?;
+            let info = conn.screensaver_query_info(*root).ok()?.reply().ok()?;
+            Some(Duration::from_millis(u64::from(info.ms_since_user_input)))
+        })
+    }
+}
+
+/// The X display of an X11 session (not XWayland's: it sees only X clients' input).
+fn x11_screen() -> Option<(x11rb::rust_connection::RustConnection, u32)> {
+    let wayland = std::env::var_os("WAYLAND_DISPLAY").is_some()
+        || std::env::var("XDG_SESSION_TYPE").is_ok_and(|kind| kind == "wayland");
+    if wayland {
+        return None;
+    }
+    use x11rb::connection::Connection;
+    let (conn, screen) = x11rb::connect(None).ok()?;
+    let root = conn.setup().roots.get(screen)?.root;
+    Some((conn, root))
+}
+
+/// The idle time from the session bus's services.
+fn bus_idle_time(bus: &zbus::blocking::Connection) -> Option<Duration> {
     let mutter = bus
         .call_method(
             Some("org.gnome.Mutter.IdleMonitor"),

@@ -274,10 +274,16 @@ struct ScreenSaver {
     idle_ms: Arc<AtomicU32>,
 }
 
+/// An idle time the screensaver refuses to tell, as a desktop without the service does.
+const NOT_TOLD: u32 = u32::MAX;
+
 #[zbus::interface(name = "org.freedesktop.ScreenSaver")]
 impl ScreenSaver {
-    fn get_session_idle_time(&self) -> u32 {
-        self.idle_ms.load(Ordering::Relaxed)
+    fn get_session_idle_time(&self) -> zbus::fdo::Result<u32> {
+        match self.idle_ms.load(Ordering::Relaxed) {
+            NOT_TOLD => Err(zbus::fdo::Error::NotSupported("no idle time here".into())),
+            ms => Ok(ms),
+        }
     }
 }
 
@@ -479,4 +485,26 @@ fn started_hidden_idle_past_the_threshold_shows_away_and_input_brings_online_bac
     // Automatic: the setting is not changed.
     let saved = std::fs::read_to_string(desktop.ana_dir.join("config.toml")).unwrap();
     assert!(!saved.contains("status"), "{saved}");
+}
+
+#[test]
+fn without_an_idle_service_the_x_server_tells_the_idle_time() {
+    let Some(mut desktop) = Desktop::start("away_after_secs = 2\n", &[]) else { return };
+    desktop.idle_ms.store(NOT_TOLD, Ordering::Relaxed);
+    let ana = desktop.ana();
+    let status_seen = |bo: &mut Daemon, status: pigeon::node::Status| {
+        bo.expect(SHORT, &format!("Ana {status:?}"), |event| match event {
+            Event::PeerUpdated { peer } if peer.id == ana && peer.status == status => Some(()),
+            _ => None,
+        });
+    };
+    // Nobody touches this Xvfb: its idle time passes 2 s, then a pointer move resets it.
+    status_seen(&mut desktop.bo, pigeon::node::Status::Away);
+    let moved = Process::new("xdotool")
+        .args(["mousemove", "200", "200"])
+        .env("DISPLAY", &desktop.xvfb.display)
+        .status()
+        .unwrap();
+    assert!(moved.success());
+    status_seen(&mut desktop.bo, pigeon::node::Status::Online);
 }
