@@ -6,31 +6,13 @@
 
 use std::io::Write;
 
-struct Watcher;
+#[path = "support/sni_watcher.rs"]
+mod sni_watcher;
 
-#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
-impl Watcher {
-    fn register_status_notifier_item(&self, service: &str) {
-        println!("registered {service}");
-        std::io::stdout().flush().ok();
-    }
-
-    fn register_status_notifier_host(&self, _service: String) {}
-
-    #[zbus(property)]
-    fn is_status_notifier_host_registered(&self) -> bool {
-        true
-    }
-
-    #[zbus(property)]
-    fn protocol_version(&self) -> i32 {
-        0
-    }
-
-    #[zbus(property)]
-    fn registered_status_notifier_items(&self) -> Vec<String> {
-        Vec::new()
-    }
+/// Says on stdout that an item registered.
+fn registered(service: &str) {
+    println!("registered {service}");
+    std::io::stdout().flush().ok();
 }
 
 fn main() {
@@ -38,7 +20,7 @@ fn main() {
         .unwrap()
         .name("org.kde.StatusNotifierWatcher")
         .unwrap()
-        .serve_at("/StatusNotifierWatcher", Watcher)
+        .serve_at("/StatusNotifierWatcher", sni_watcher::Watcher { registered: Box::new(registered) })
         .unwrap()
         .build()
         .unwrap();

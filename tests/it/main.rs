@@ -21,6 +21,8 @@ mod raw;
 mod rooms;
 mod scale;
 mod security;
+#[path = "../../examples/support/sni_watcher.rs"]
+mod sni_watcher;
 mod transfer;
 mod tray;
 mod util;

@@ -19,7 +19,8 @@ use pigeon::store::MessageState;
 use pigeon::{Command, Event};
 use zbus::zvariant::{OwnedValue, Structure, Value};
 
-use crate::util::{Daemon, Net, SHORT, pigeon_bin};
+use crate::sni_watcher::Watcher;
+use crate::util::{Daemon, Net, SHORT, pigeon_bin, wait_exit};
 use crate::xvfb::Xvfb;
 
 /// A private session bus, stopped when dropped.
@@ -47,35 +48,6 @@ impl Drop for Bus {
     fn drop(&mut self) {
         self.child.kill().ok();
         self.child.wait().ok();
-    }
-}
-
-/// The panel's side: it learns which items register.
-struct Watcher {
-    registered: Sender<String>,
-}
-
-#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
-impl Watcher {
-    fn register_status_notifier_item(&self, service: String) {
-        self.registered.send(service).ok();
-    }
-
-    fn register_status_notifier_host(&self, _service: String) {}
-
-    #[zbus(property)]
-    fn is_status_notifier_host_registered(&self) -> bool {
-        true
-    }
-
-    #[zbus(property)]
-    fn protocol_version(&self) -> i32 {
-        0
-    }
-
-    #[zbus(property)]
-    fn registered_status_notifier_items(&self) -> Vec<String> {
-        Vec::new()
     }
 }
 
@@ -208,7 +180,14 @@ impl Desktop {
             .unwrap()
             .name("org.freedesktop.Notifications")
             .unwrap()
-            .serve_at("/StatusNotifierWatcher", Watcher { registered })
+            .serve_at(
+                "/StatusNotifierWatcher",
+                Watcher {
+                    registered: Box::new(move |item| {
+                        registered.send(item.to_owned()).ok();
+                    }),
+                },
+            )
             .unwrap()
             .serve_at("/org/freedesktop/Notifications", Notifications { shown, next: AtomicU32::new(1) })
             .unwrap()
@@ -246,6 +225,14 @@ impl Desktop {
             Event::PeerJoined { peer } if peer.name == "Ana" => Some(peer.id),
             _ => None,
         })
+    }
+
+    /// Waits until Bo sees Ana (`ana`) with `status`.
+    fn expect_status(&mut self, ana: pigeon::node::PeerId, status: pigeon::node::Status) {
+        self.bo.expect(SHORT, &format!("Ana {status:?}"), |event| match event {
+            Event::PeerUpdated { peer } if peer.id == ana && peer.status == status => Some(()),
+            _ => None,
+        });
     }
 
     /// The next notification Pigeon shows.
@@ -383,7 +370,7 @@ fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu(
         .stderr(Stdio::null())
         .spawn()
         .unwrap());
-    let exit = poll(SHORT, "the second start exiting", || again.0.try_wait().unwrap());
+    let exit = wait_exit(&mut again.0, SHORT);
     assert!(exit.success(), "{exit:?}");
     poll(SHORT, "the window shown by the second start", || window_visible(xvfb).then_some(()));
 
@@ -394,7 +381,7 @@ fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu(
     poll(SHORT, "the window shown again", || window_visible(xvfb).then_some(()));
     let quit = entries.iter().find(|(_, label)| label == "Quit").unwrap().0;
     let () = menu.call("Event", &(quit, "clicked", Value::from(0i32), 0u32)).unwrap();
-    let exit = poll(SHORT, "Pigeon quitting", || desktop.app.0.try_wait().unwrap());
+    let exit = wait_exit(&mut desktop.app.0, SHORT);
     assert!(exit.success(), "{exit:?}");
 }
 
@@ -447,20 +434,18 @@ fn a_notification_per_conversation_opens_it_when_clicked_and_an_offers_accepts_i
     let menu = proxy(&desktop.panel, &item, "/MenuBar", "com.canonical.dbusmenu");
     let entries = menu_entries(&menu);
     let id_of = |label: &str| entries.iter().find(|(_, l)| l == label).unwrap().0;
-    let choose = |bo: &mut Daemon, status: pigeon::node::Status, label: &str| {
+    let choose = |label: &str| {
         let () = menu.call("Event", &(id_of(label), "clicked", Value::from(0i32), 0u32)).unwrap();
-        bo.expect(SHORT, label, |event| match event {
-            Event::PeerUpdated { peer } if peer.id == ana && peer.status == status => Some(()),
-            _ => None,
-        });
     };
-    choose(&mut desktop.bo, pigeon::node::Status::Busy, "Busy");
+    choose("Busy");
+    desktop.expect_status(ana, pigeon::node::Status::Busy);
     desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "in a meeting?".into(), tag: None });
     desktop.bo.expect(SHORT, "delivered while busy", |event| match event {
         Event::MessageStateChanged { state: MessageState::Delivered, .. } => Some(()),
         _ => None,
     });
-    choose(&mut desktop.bo, pigeon::node::Status::Online, "Online");
+    choose("Online");
+    desktop.expect_status(ana, pigeon::node::Status::Online);
     desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "done?".into(), tag: None });
     assert_eq!(desktop.next_note().body, "done?");
 }
@@ -472,16 +457,10 @@ fn started_hidden_idle_past_the_threshold_shows_away_and_input_brings_online_bac
     let ana = desktop.ana();
     desktop.items.recv_timeout(SHORT * 3).expect("the tray item");
     poll(SHORT, "the window hidden", || (!window_visible(&desktop.xvfb)).then_some(()));
-    let status_seen = |bo: &mut Daemon, status: pigeon::node::Status| {
-        bo.expect(SHORT, &format!("Ana {status:?}"), |event| match event {
-            Event::PeerUpdated { peer } if peer.id == ana && peer.status == status => Some(()),
-            _ => None,
-        });
-    };
     desktop.idle_ms.store(600_000, Ordering::Relaxed);
-    status_seen(&mut desktop.bo, pigeon::node::Status::Away);
+    desktop.expect_status(ana, pigeon::node::Status::Away);
     desktop.idle_ms.store(300, Ordering::Relaxed);
-    status_seen(&mut desktop.bo, pigeon::node::Status::Online);
+    desktop.expect_status(ana, pigeon::node::Status::Online);
     // Automatic: the setting is not changed.
     let saved = std::fs::read_to_string(desktop.ana_dir.join("config.toml")).unwrap();
     assert!(!saved.contains("status"), "{saved}");
@@ -492,19 +471,13 @@ fn without_an_idle_service_the_x_server_tells_the_idle_time() {
     let Some(mut desktop) = Desktop::start("away_after_secs = 2\n", &[]) else { return };
     desktop.idle_ms.store(NOT_TOLD, Ordering::Relaxed);
     let ana = desktop.ana();
-    let status_seen = |bo: &mut Daemon, status: pigeon::node::Status| {
-        bo.expect(SHORT, &format!("Ana {status:?}"), |event| match event {
-            Event::PeerUpdated { peer } if peer.id == ana && peer.status == status => Some(()),
-            _ => None,
-        });
-    };
     // Nobody touches this Xvfb: its idle time passes 2 s, then a pointer move resets it.
-    status_seen(&mut desktop.bo, pigeon::node::Status::Away);
+    desktop.expect_status(ana, pigeon::node::Status::Away);
     let moved = Process::new("xdotool")
         .args(["mousemove", "200", "200"])
         .env("DISPLAY", &desktop.xvfb.display)
         .status()
         .unwrap();
     assert!(moved.success());
-    status_seen(&mut desktop.bo, pigeon::node::Status::Online);
+    desktop.expect_status(ana, pigeon::node::Status::Online);
 }

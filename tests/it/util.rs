@@ -537,3 +537,25 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .unwrap();
     kib * 1024
 }
+
+/// Starts Ana (node 1 of 2 on `net`) while something else holds her port of `family`,
+/// returns the reason she reports, and checks that she still talks with Bo, a Pigeon.
+pub fn family_unavailable_yet_pigeons_talk(
+    net: &Net,
+    dirs: &Path,
+    family: pigeon::protocol::Family,
+) -> String {
+    let mut ana = Daemon::start("Ana", &net.flags(1, 2, &dirs.join("ana")));
+    let reason = ana.expect(SHORT, "the report", |event| match event {
+        Event::FamilyUnavailable { family: reported, reason } if *reported == family => Some(reason.clone()),
+        _ => None,
+    });
+    let mut bo = Daemon::start("Bo", &net.flags(2, 2, &dirs.join("bo")));
+    ana.expect_peers(&[bo.id]);
+    ana.send(&Command::SendMessage { to: vec![bo.id], text: "still here".into(), tag: None });
+    bo.expect(SHORT, "the message", |event| match event {
+        Event::MessageReceived { message } => (message.text == "still here").then_some(()),
+        _ => None,
+    });
+    reason
+}
