@@ -3,9 +3,8 @@
 //! idle time comes from its D-Bus: GNOME's `org.gnome.Mutter.IdleMonitor`, else the
 //! `org.freedesktop.ScreenSaver` of KDE and others, else (an X11 session only: under
 //! Wayland, X sees only its own clients' input) X's MIT-SCREEN-SAVER extension. A thread of
-//! its own asks every few
-//! seconds (a quarter of the threshold, at most 15 s) and tells the window only when the
-//! user goes idle or comes back.
+//! its own asks every few seconds (a quarter of the threshold, at most 15 s) and tells the
+//! window only when the user goes idle or comes back.
 
 use std::time::Duration;
 
@@ -109,28 +108,25 @@ fn x11_screen() -> Option<(x11rb::rust_connection::RustConnection, u32)> {
     Some((conn, root))
 }
 
-/// The idle time from the session bus's services.
+/// The idle time from the session bus's services: GNOME's, else the freedesktop one.
 fn bus_idle_time(bus: &zbus::blocking::Connection) -> Option<Duration> {
-    let mutter = bus
-        .call_method(
-            Some("org.gnome.Mutter.IdleMonitor"),
-            "/org/gnome/Mutter/IdleMonitor/Core",
-            Some("org.gnome.Mutter.IdleMonitor"),
-            "GetIdletime",
-            &(),
-        )
-        .and_then(|reply| reply.body().deserialize::<u64>());
-    if let Ok(ms) = mutter {
-        return Some(Duration::from_millis(ms));
-    }
-    let screensaver = bus
-        .call_method(
-            Some("org.freedesktop.ScreenSaver"),
-            "/org/freedesktop/ScreenSaver",
-            Some("org.freedesktop.ScreenSaver"),
-            "GetSessionIdleTime",
-            &(),
-        )
-        .and_then(|reply| reply.body().deserialize::<u32>());
-    screensaver.ok().map(|ms| Duration::from_millis(u64::from(ms)))
+    let mutter =
+        ask::<u64>(bus, "org.gnome.Mutter.IdleMonitor", "/org/gnome/Mutter/IdleMonitor/Core", "GetIdletime");
+    let ms = mutter.or_else(|| {
+        ask::<u32>(bus, "org.freedesktop.ScreenSaver", "/org/freedesktop/ScreenSaver", "GetSessionIdleTime")
+            .map(u64::from)
+    })?;
+    Some(Duration::from_millis(ms))
+}
+
+/// Calls `method` (no arguments) of the service `name` (its interface has the same name) at
+/// `path`; `None` when it is not there or answers something else.
+fn ask<T: serde::de::DeserializeOwned + zbus::zvariant::Type>(
+    bus: &zbus::blocking::Connection,
+    name: &str,
+    path: &str,
+    method: &str,
+) -> Option<T> {
+    let reply = bus.call_method(Some(name), path, Some(name), method, &()).ok()?;
+    reply.body().deserialize().ok()
 }

@@ -158,8 +158,12 @@ fn show(bus: &zbus::blocking::Connection, shown: &Mutex<Shown>, note: &Note) {
 }
 
 fn close(bus: &zbus::blocking::Connection, shown: &Mutex<Shown>, topic: Topic) {
-    let Some((id, _)) = lock(shown).by_topic.remove(&topic) else { return };
-    lock(shown).by_id.remove(&id);
+    let id = {
+        let mut shown = lock(shown);
+        let Some((id, _)) = shown.by_topic.remove(&topic) else { return };
+        shown.by_id.remove(&id);
+        id
+    };
     if let Err(err) = bus.call_method(Some(INTERFACE), PATH, Some(INTERFACE), "CloseNotification", &(id,)) {
         log::debug!("closing notification {id}: {err}");
     }

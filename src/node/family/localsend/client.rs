@@ -100,9 +100,7 @@ impl Client {
             exchange(&mut stream, target, method, path, payload)
         }
     }
-}
 
-impl Client {
     /// POSTs `bytes` as `content_type` to `path` (see [`Client::call`]).
     pub fn post(
         &self,
