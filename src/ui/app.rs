@@ -1,8 +1,13 @@
 //! The window: owns the node, turns its events into the [`Model`] (in `logic`, which eframe
-//! also runs while the window is hidden) and draws the panes (in `ui`).
+//! also runs while the window is hidden, and which a start hidden in the tray runs without a
+//! window until it is first opened) and draws the panes (in `ui`).
 //!
-//! The window repaints only on input, on a node event (the node's waker calls
-//! `request_repaint`) or on a background outcome; an idle window draws nothing.
+//! The window repaints only on input, on a node event (the node's waker wakes it) or on a
+//! background outcome; an idle window draws nothing.
+
+mod desktop;
+
+pub use desktop::Wanted;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -18,9 +23,8 @@ use super::conversation::{self, Bubble, ChatView, RowAction};
 use super::fonts;
 use super::i18n::Lang;
 use super::idle::IdleWatch;
-use super::instance::ShowRequests;
 use super::model::{Model, PeerEntry, ToMany};
-use super::notifier::{Clicked, Note, Notifier, Topic};
+use super::notifier::{Note, Notifier, Topic};
 use super::peer_list::{PeerAction, PeerList, Selection};
 use super::picker::{Picker, Purpose};
 use super::pin::{PinDialog, PinOutcome};
@@ -29,7 +33,7 @@ use super::search::{self, SearchAction, SearchBar};
 use super::settings::{SettingsDialog, SettingsOutcome, SettingsPatch, status_name};
 use super::theme;
 use super::transfers::{self, TransferAction};
-use super::tray::{Shown, Tray, TrayAction};
+use super::wake::Wake;
 use crate::config::Config;
 use crate::node::Trust;
 use crate::node::{Command, CommandSender, Node, SendError};
@@ -72,8 +76,10 @@ pub struct PigeonApp {
     /// Commands the node was too busy to take, oldest first: offered again each frame, so
     /// the window never waits for the node.
     unsent: VecDeque<Command>,
-    /// For repaints the window asks for itself (retrying commands).
-    ctx: egui::Context,
+    /// Wakes the window (or, before there is one, the loop of a start in the tray).
+    wake: Wake,
+    /// The window, once there is one.
+    window: Option<egui::Context>,
     config: Config,
     lang: Lang,
     model: Model,
@@ -114,7 +120,7 @@ pub struct PigeonApp {
     /// The PIN a LocalSend device asks for, being typed.
     pin: Option<PinDialog>,
     /// The tray icon and what closing the window does.
-    desktop: Desktop,
+    desktop: desktop::Desktop,
     /// Desktop notifications, and what was clicked in them.
     notifier: Notifier,
     /// Whether the user is at the keyboard.
@@ -130,14 +136,25 @@ impl PigeonApp {
         config: Config,
         also_wake: Arc<dyn Fn() + Send + Sync>,
     ) -> std::io::Result<PigeonApp> {
-        let ctx = ctx.clone();
-        fonts::install(&ctx);
-        theme::install(&ctx, config.settings.theme, config.settings.text_size);
-        let repaint = ctx.clone();
+        let mut app = PigeonApp::without_window(Wake::default(), node, config, also_wake)?;
+        app.attach(ctx);
+        Ok(app)
+    }
+
+    /// The window's state around a started node, before there is a window: [`Self::tick`]
+    /// keeps it, [`Self::attach`] gives it its window. Everything that has news for it
+    /// calls `wake`.
+    pub fn without_window(
+        wake: Wake,
+        node: Node,
+        config: Config,
+        also_wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<PigeonApp> {
+        let waker = wake.clone();
         // The node was just started: its queue is empty, and if it stopped already the
         // window says so when its Stopped event arrives.
         node.set_waker(move || {
-            repaint.request_repaint();
+            waker.now();
             also_wake();
         })
         .ok();
@@ -153,11 +170,14 @@ impl PigeonApp {
         .into();
         let lang = Lang::choose(config.settings.language.as_deref());
         Ok(PigeonApp {
-            background: Background::start(&ctx)?,
+            background: Background::start(&wake)?,
             node,
             commands,
             unsent,
-            ctx: ctx.clone(),
+            notifier: Notifier::start(&wake),
+            idle: IdleWatch::start(&wake, away_after_secs),
+            wake,
+            window: None,
             config,
             lang,
             model: Model::default(),
@@ -187,10 +207,32 @@ impl PigeonApp {
             last_folder: None,
             forward: None,
             pin: None,
-            desktop: Desktop::default(),
-            notifier: Notifier::start(&ctx),
-            idle: IdleWatch::start(&ctx, away_after_secs),
+            desktop: desktop::Desktop::default(),
         })
+    }
+
+    /// Gives the state its window: fonts and theme go in, and waking now asks `ctx` for a
+    /// frame.
+    pub fn attach(&mut self, ctx: &egui::Context) {
+        fonts::install(ctx);
+        theme::install(ctx, self.config.settings.theme, self.config.settings.text_size);
+        self.wake.attach(ctx);
+        self.window = Some(ctx.clone());
+    }
+
+    /// Takes in what came from the node, the background and the desktop, without drawing;
+    /// `focused`: whether the user has the window in front of them. Returns what is wanted of
+    /// the window.
+    pub fn tick(&mut self, focused: bool) -> Wanted {
+        self.send_unsent();
+        self.take_events(focused);
+        self.take_outcomes();
+        self.live_on_desktop()
+    }
+
+    /// Whether the node has stopped (the window then says why).
+    pub fn stopped(&self) -> bool {
+        self.model.stopped
     }
 
     /// The settings and folders in effect.
@@ -235,7 +277,7 @@ impl PigeonApp {
                 Ok(()) => {}
                 Err(SendError::Busy(command)) => {
                     self.unsent.push_front(command);
-                    self.ctx.request_repaint_after(RETRY_COMMANDS);
+                    self.wake.after(RETRY_COMMANDS);
                     return;
                 }
                 Err(err @ SendError::Stopped) => {
@@ -249,8 +291,7 @@ impl PigeonApp {
         }
     }
 
-    fn take_events(&mut self, ctx: &egui::Context) {
-        let focused = ctx.input(|i| i.viewport().focused.unwrap_or(true));
+    fn take_events(&mut self, focused: bool) {
         let mut arrivals = Vec::new();
         let mut created = None;
         for _ in 0..EVENTS_PER_FRAME {
@@ -266,7 +307,7 @@ impl PigeonApp {
             self.open_room(room);
         }
         if !self.node.events().is_empty() {
-            ctx.request_repaint();
+            self.wake.now();
         }
         let open = self.selection.single();
         for arrival in arrivals {
@@ -541,7 +582,9 @@ impl PigeonApp {
         patch.apply(&mut self.config.settings);
         self.lang = Lang::choose(self.config.settings.language.as_deref());
         if patch.theme.is_some() || patch.text_size.is_some() {
-            theme::install(&self.ctx, self.config.settings.theme, self.config.settings.text_size);
+            if let Some(ctx) = &self.window {
+                theme::install(ctx, self.config.settings.theme, self.config.settings.text_size);
+            }
             self.caret_blinks = true;
         }
         if patch.needs_restart() {
@@ -609,7 +652,7 @@ impl PigeonApp {
                 self.search.field_ui(ui, lang);
                 if ui.button(tr!(lang, "top.settings")).clicked() {
                     // One look at the disk when the dialog opens, like the download folder.
-                    let autostarts = self.config.autostart_entry.as_deref().is_some_and(autostart::is_on);
+                    let autostarts = self.config.autostart_entry.as_deref().map(autostart::is_on);
                     let download_dir = self.config.download_dir();
                     self.settings =
                         Some(SettingsDialog::new(&self.config.settings, &download_dir, autostarts));
@@ -1143,144 +1186,13 @@ impl PigeonApp {
     }
 }
 
-/// Living on the desktop: the tray icon, whether closing the window hides it, later starts
-/// of Pigeon asking to show it.
-#[derive(Default)]
-struct Desktop {
-    tray: Option<Tray>,
-    shows: Option<ShowRequests>,
-    /// The user asked to quit (tray menu, Ctrl+Q): the next close is not turned into a hide.
-    quitting: bool,
-    /// Our status shows away because the user is idle (the setting stays as it was).
-    away_while_idle: bool,
-    /// Started hidden in the tray: eframe shows every window after its first frame, so the
-    /// next frame hides it again.
-    hide_after_first_frame: bool,
-}
-
-impl Desktop {
-    fn has_tray(&self) -> bool {
-        self.tray.is_some()
-    }
-}
-
-impl PigeonApp {
-    /// Puts Pigeon in the desktop's tray, if it has one, and listens for later starts; with
-    /// `hidden`, the window starts hidden there (and shows when there is no tray).
-    pub fn on_desktop(mut self, ctx: &egui::Context, hidden: bool) -> PigeonApp {
-        match ShowRequests::listen(&self.config.data_dir, ctx) {
-            Ok(shows) => self.desktop.shows = Some(shows),
-            Err(err) => log::warn!("a second start cannot show this window: {err}"),
-        }
-        let shown = self.tray_shown();
-        match Tray::start(ctx, shown) {
-            Ok(tray) => {
-                self.desktop.tray = Some(tray);
-                self.desktop.hide_after_first_frame = hidden;
-            }
-            Err(err) => {
-                log::info!("no tray icon ({err}): closing the window quits Pigeon");
-                if hidden {
-                    ctx.send_viewport_cmd(ViewportCommand::Visible(true));
-                }
-            }
-        }
-        self
-    }
-
-    fn tray_shown(&self) -> Shown {
-        Shown { unread: self.model.total_unread(), status: self.config.settings.status, lang: self.lang }
-    }
-
-    /// The tray's choices, what it shows, and closing the window.
-    fn live_on_desktop(&mut self, ctx: &egui::Context) {
-        if self.desktop.hide_after_first_frame {
-            if ctx.cumulative_frame_nr() == 0 {
-                ctx.request_repaint();
-            } else {
-                self.desktop.hide_after_first_frame = false;
-                ctx.send_viewport_cmd(ViewportCommand::Visible(false));
-            }
-        }
-        let mut actions = self.desktop.tray.as_ref().map(Tray::actions).unwrap_or_default();
-        if self.desktop.shows.as_ref().is_some_and(ShowRequests::asked) {
-            actions.push(TrayAction::Open);
-        }
-        for clicked in self.notifier.clicked() {
-            match clicked {
-                Clicked::Open(topic) => {
-                    actions.push(TrayAction::Open);
-                    match topic {
-                        Topic::Peer(peer) => self.select(peer, egui::Modifiers::NONE, &[]),
-                        Topic::Room(room) => self.open_room(room),
-                    }
-                }
-                Clicked::Accept(transfer_id) => {
-                    self.on_transfer_action(TransferAction::Accept(transfer_id, false));
-                }
-                Clicked::Decline(transfer_id) => {
-                    self.on_transfer_action(TransferAction::Decline(transfer_id));
-                }
-            }
-        }
-        for action in actions {
-            match action {
-                TrayAction::Open => {
-                    ctx.send_viewport_cmd(ViewportCommand::Visible(true));
-                    ctx.send_viewport_cmd(ViewportCommand::Focus);
-                }
-                TrayAction::SetStatus(status) => {
-                    self.apply_settings(&SettingsPatch { status: Some(status), ..SettingsPatch::default() });
-                }
-                TrayAction::Quit => self.quit(ctx),
-            }
-        }
-        self.away_while_idle();
-        let shown = self.tray_shown();
-        if let Some(tray) = &mut self.desktop.tray {
-            tray.show(shown);
-        }
-        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Q)) {
-            self.quit(ctx);
-        }
-        let closing = ctx.input(|i| i.viewport().close_requested());
-        if closing && !self.desktop.quitting && self.desktop.has_tray() && self.config.settings.keep_running {
-            ctx.send_viewport_cmd(ViewportCommand::CancelClose);
-            ctx.send_viewport_cmd(ViewportCommand::Visible(false));
-        }
-    }
-
-    /// Idle while online: the others see away, without the setting changing; back at the
-    /// keyboard, online again. A status the user chose (away, busy) is left alone.
-    fn away_while_idle(&mut self) {
-        let status = match self.idle.changed() {
-            Some(true) if self.config.settings.status == Status::Online => {
-                self.desktop.away_while_idle = true;
-                Status::Away
-            }
-            Some(false) if self.desktop.away_while_idle => {
-                self.desktop.away_while_idle = false;
-                self.config.settings.status
-            }
-            _ => return,
-        };
-        self.send(Command::SetProfile { name: None, group: None, status: Some(status) });
-    }
-
-    fn quit(&mut self, ctx: &egui::Context) {
-        self.desktop.quitting = true;
-        ctx.send_viewport_cmd(ViewportCommand::Close);
-    }
-}
-
 impl eframe::App for PigeonApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
-        self.send_unsent();
-        self.take_events(ctx);
-        self.take_outcomes();
+        let focused = ctx.input(|i| i.viewport().focused.unwrap_or(true));
+        let wanted = self.tick(focused);
         self.update_title(ctx);
         self.caret(ctx);
-        self.live_on_desktop(ctx);
+        self.window_on_desktop(ctx, wanted);
     }
 
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {

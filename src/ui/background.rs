@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::wake::Wake;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use eframe::egui;
 
 use super::picker::Purpose;
 use super::settings::SettingsPatch;
@@ -68,15 +68,15 @@ pub struct Background {
     outcomes: Receiver<Outcome>,
     /// For the file dialog's own thread.
     outcome_tx: Sender<Outcome>,
-    ctx: egui::Context,
+    wake: Wake,
 }
 
 impl Background {
-    /// Starts the worker; it wakes `ctx` whenever it has an outcome.
-    pub fn start(ctx: &egui::Context) -> std::io::Result<Background> {
+    /// Starts the worker; it wakes the window whenever it has an outcome.
+    pub fn start(wake: &Wake) -> std::io::Result<Background> {
         let (jobs, job_rx) = crossbeam_channel::bounded::<Job>(QUEUE);
         let (outcome_tx, outcomes) = crossbeam_channel::bounded(QUEUE);
-        let (ctx, window) = (ctx.clone(), ctx.clone());
+        let (wake, window) = (wake.clone(), wake.clone());
         let dialog_outcomes = outcome_tx.clone();
         // Ends when the window drops its sender; not joined, since a notification may hang on
         // a D-Bus that does not answer and closing the window must not wait for it.
@@ -86,17 +86,17 @@ impl Background {
                     if outcome_tx.send(outcome).is_err() {
                         return;
                     }
-                    ctx.request_repaint();
+                    wake.now();
                 }
             }
         })?;
-        Ok(Background { jobs, outcomes, outcome_tx: dialog_outcomes, ctx: window })
+        Ok(Background { jobs, outcomes, outcome_tx: dialog_outcomes, wake: window })
     }
 
     /// Shows the desktop's file dialog (through the XDG portal, else zenity) for `purpose`,
     /// starting in `start`; its outcome comes as [`Outcome::Picked`].
     pub fn pick(&self, purpose: Purpose, start: PathBuf, title: String) -> std::io::Result<()> {
-        let (outcomes, ctx) = (self.outcome_tx.clone(), self.ctx.clone());
+        let (outcomes, wake) = (self.outcome_tx.clone(), self.wake.clone());
         threads::spawn("pigeon-file-dialog", move || {
             let asked = Instant::now();
             // The portal takes the folder; zenity only a file name, which opens a folder when
@@ -116,7 +116,7 @@ impl Background {
                 None => Some(Vec::new()),
             };
             if outcomes.send(Outcome::Picked(purpose, picked)).is_ok() {
-                ctx.request_repaint();
+                wake.now();
             }
         })
         .map(drop)

@@ -3,19 +3,21 @@
 //! idle time comes from its D-Bus: GNOME's `org.gnome.Mutter.IdleMonitor`, else the
 //! `org.freedesktop.ScreenSaver` of KDE and others, else (an X11 session only: under
 //! Wayland, X sees only its own clients' input) X's MIT-SCREEN-SAVER extension. A thread of
-//! its own asks every few seconds (a quarter of the threshold, at most 15 s) and tells the
-//! window only when the user goes idle or comes back.
+//! its own asks when the user could first have become idle (the threshold after the last
+//! input), every few seconds while away, and tells the window only when the user goes idle
+//! or comes back.
 
+use std::cell::Cell;
 use std::time::Duration;
 
+use super::wake::Wake;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use eframe::egui;
 
-/// The longest wait between two looks at the idle time.
-const MAX_POLL: Duration = Duration::from_secs(15);
+/// How often the idle time is looked at while away, to see the user come back.
+const LOOK_WHILE_AWAY: Duration = Duration::from_secs(3);
 
-/// The shortest (a threshold of seconds is for trials and tests).
-const MIN_POLL: Duration = Duration::from_millis(500);
+/// The shortest wait between two looks.
+const MIN_LOOK: Duration = Duration::from_millis(500);
 
 /// Whether the user is idle, as it changes; the thread ends when this is dropped.
 pub struct IdleWatch {
@@ -26,13 +28,13 @@ pub struct IdleWatch {
 
 impl IdleWatch {
     /// Watches the session's idle time against `threshold_secs` (0: never away).
-    pub fn start(ctx: &egui::Context, threshold_secs: u64) -> IdleWatch {
+    pub fn start(wake: &Wake, threshold_secs: u64) -> IdleWatch {
         let (tx, changes) = crossbeam_channel::bounded(4);
         let (thresholds, updates) = crossbeam_channel::bounded(4);
-        let ctx = ctx.clone();
+        let wake = wake.clone();
         let spawned = std::thread::Builder::new()
             .name("pigeon-idle".into())
-            .spawn(move || watch(&ctx, threshold_secs, &updates, &tx));
+            .spawn(move || watch(&wake, threshold_secs, &updates, &tx));
         if let Err(err) = spawned {
             log::warn!("no automatic away: {err}");
         }
@@ -50,12 +52,18 @@ impl IdleWatch {
     }
 }
 
-fn watch(ctx: &egui::Context, threshold_secs: u64, updates: &Receiver<u64>, changes: &Sender<bool>) {
-    let sources = Sources { bus: zbus::blocking::Connection::session().ok(), x11: x11_screen() };
+fn watch(wake: &Wake, threshold_secs: u64, updates: &Receiver<u64>, changes: &Sender<bool>) {
+    let sources = Sources {
+        bus: zbus::blocking::Connection::session().ok(),
+        x11: x11_screen(),
+        last: Cell::new(Source::Mutter),
+    };
     let mut threshold = Duration::from_secs(threshold_secs);
     let mut idle = false;
     loop {
-        if !threshold.is_zero() {
+        let next_look = if threshold.is_zero() {
+            None
+        } else {
             let Some(idle_for) = sources.idle_time() else {
                 return log::info!("no automatic away: the session does not tell its idle time");
             };
@@ -64,11 +72,17 @@ fn watch(ctx: &egui::Context, threshold_secs: u64, updates: &Receiver<u64>, chan
                 if changes.send(idle).is_err() {
                     return;
                 }
-                ctx.request_repaint();
+                wake.now();
             }
-        }
-        let poll = if threshold.is_zero() { MAX_POLL } else { (threshold / 4).clamp(MIN_POLL, MAX_POLL) };
-        match updates.recv_timeout(poll) {
+            // At the keyboard, the user cannot be idle before the threshold is reached
+            // counting from the last input: no look is needed before then.
+            Some(if idle { LOOK_WHILE_AWAY } else { (threshold - idle_for).max(MIN_LOOK) })
+        };
+        let update = match next_look {
+            Some(wait) => updates.recv_timeout(wait),
+            None => updates.recv().map_err(|_closed| RecvTimeoutError::Disconnected),
+        };
+        match update {
             Ok(secs) => threshold = Duration::from_secs(secs),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -81,17 +95,51 @@ struct Sources {
     bus: Option<zbus::blocking::Connection>,
     /// An X connection and its root window, in an X11 session.
     x11: Option<(x11rb::rust_connection::RustConnection, u32)>,
+    /// The source that answered last: asked first next time, so that a desktop with only the
+    /// last of them is not asked the others every time.
+    last: Cell<Source>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Mutter,
+    ScreenSaver,
+    X11,
 }
 
 impl Sources {
     /// How long the session has had no input, from whichever source answers.
     fn idle_time(&self) -> Option<Duration> {
-        self.bus.as_ref().and_then(bus_idle_time).or_else(|| {
-            use x11rb::protocol::screensaver::ConnectionExt;
-            let (conn, root) = self.x11.as_ref()?;
-            let info = conn.screensaver_query_info(*root).ok()?.reply().ok()?;
-            Some(Duration::from_millis(u64::from(info.ms_since_user_input)))
+        let last = self.last.get();
+        let others = [Source::Mutter, Source::ScreenSaver, Source::X11].into_iter().filter(|s| *s != last);
+        std::iter::once(last).chain(others).find_map(|source| {
+            let idle = self.ask(source)?;
+            self.last.set(source);
+            Some(idle)
         })
+    }
+
+    fn ask(&self, source: Source) -> Option<Duration> {
+        let ms = match source {
+            Source::Mutter => ask::<u64>(
+                self.bus.as_ref()?,
+                "org.gnome.Mutter.IdleMonitor",
+                "/org/gnome/Mutter/IdleMonitor/Core",
+                "GetIdletime",
+            )?,
+            Source::ScreenSaver => u64::from(ask::<u32>(
+                self.bus.as_ref()?,
+                "org.freedesktop.ScreenSaver",
+                "/org/freedesktop/ScreenSaver",
+                "GetSessionIdleTime",
+            )?),
+            Source::X11 => {
+                use x11rb::protocol::screensaver::ConnectionExt;
+                let (conn, root) = self.x11.as_ref()?;
+                u64::from(conn.screensaver_query_info(*root).ok()?.reply().ok()?.ms_since_user_input)
+            }
+        };
+        Some(Duration::from_millis(ms))
     }
 }
 
@@ -106,17 +154,6 @@ fn x11_screen() -> Option<(x11rb::rust_connection::RustConnection, u32)> {
     let (conn, screen) = x11rb::connect(None).ok()?;
     let root = conn.setup().roots.get(screen)?.root;
     Some((conn, root))
-}
-
-/// The idle time from the session bus's services: GNOME's, else the freedesktop one.
-fn bus_idle_time(bus: &zbus::blocking::Connection) -> Option<Duration> {
-    let mutter =
-        ask::<u64>(bus, "org.gnome.Mutter.IdleMonitor", "/org/gnome/Mutter/IdleMonitor/Core", "GetIdletime");
-    let ms = mutter.or_else(|| {
-        ask::<u32>(bus, "org.freedesktop.ScreenSaver", "/org/freedesktop/ScreenSaver", "GetSessionIdleTime")
-            .map(u64::from)
-    })?;
-    Some(Duration::from_millis(ms))
 }
 
 /// Calls `method` (no arguments) of the service `name` (its interface has the same name) at

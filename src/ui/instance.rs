@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+use super::wake::Wake;
 use crossbeam_channel::{Receiver, Sender};
-use eframe::egui;
 
 /// The socket's file name in the data folder.
 const SOCKET: &str = "window.sock";
@@ -37,16 +37,16 @@ pub struct ShowRequests {
 
 impl ShowRequests {
     /// Listens on `data_dir` (the node holds the data folder's lock, so a socket file left
-    /// there belongs to a window that is gone). `ctx` is woken by each request.
-    pub fn listen(data_dir: &Path, ctx: &egui::Context) -> std::io::Result<ShowRequests> {
+    /// there belongs to a window that is gone). Each request wakes the window.
+    pub fn listen(data_dir: &Path, wake: &Wake) -> std::io::Result<ShowRequests> {
         let path = data_dir.join(SOCKET);
         std::fs::remove_file(&path).ok();
         let listener = UnixListener::bind(&path)?;
         let (tx, requests) = crossbeam_channel::bounded(1);
-        let ctx = ctx.clone();
+        let wake = wake.clone();
         std::thread::Builder::new()
             .name("pigeon-window-socket".into())
-            .spawn(move || serve(&listener, &tx, &ctx))?;
+            .spawn(move || serve(&listener, &tx, &wake))?;
         Ok(ShowRequests { requests, path })
     }
 
@@ -62,7 +62,7 @@ impl Drop for ShowRequests {
     }
 }
 
-fn serve(listener: &UnixListener, requests: &Sender<()>, ctx: &egui::Context) {
+fn serve(listener: &UnixListener, requests: &Sender<()>, wake: &Wake) {
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
         let mut line = String::new();
@@ -76,7 +76,7 @@ fn serve(listener: &UnixListener, requests: &Sender<()>, ctx: &egui::Context) {
         if asked == SHOW {
             // A full queue already holds a request: this one is the same.
             requests.try_send(()).ok();
-            ctx.request_repaint();
+            wake.now();
         }
         if asked == SHOW || asked == PING {
             writeln!(stream, "ok").ok();

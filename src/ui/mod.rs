@@ -9,6 +9,9 @@
 //! - `fonts`, `i18n`, `text`, `theme`: CJK fonts, translations, links and times, colours and
 //!   text sizes.
 //! - `background`: the thread for disk, D-Bus and process work.
+//! - `tray`, `notifier`, `idle`, `instance`, `autostart`: living on the desktop; `hidden`: a
+//!   start in the tray that makes the window only when it is first opened; `wake`: how the
+//!   threads wake the window, or the loop standing in for it.
 
 mod app;
 mod autostart;
@@ -16,6 +19,7 @@ mod background;
 mod compose;
 mod conversation;
 pub mod fonts;
+mod hidden;
 pub mod i18n;
 mod idle;
 mod instance;
@@ -32,6 +36,7 @@ mod text;
 mod theme;
 mod transfers;
 mod tray;
+mod wake;
 
 use std::sync::Arc;
 
@@ -58,11 +63,20 @@ pub enum RunError {
 
 /// Opens the window and starts the node in it; returns when Pigeon quits (closing the
 /// window hides it in the tray, when there is one). The node starts only once the window
-/// exists, so a machine without a display never announces itself. With `hidden`, the window
-/// starts in the tray.
+/// exists, so a machine without a display never announces itself. With `hidden`, Pigeon
+/// starts in the tray without a window (when there is a tray), and the window is made when
+/// the user first opens it.
 pub fn run(config: Config, hidden: bool) -> Result<(), RunError> {
+    let (config, running) = if hidden {
+        match hidden::wait_in_tray(config) {
+            hidden::InTray::Quit => return Ok(()),
+            hidden::InTray::Open(app) => (app.config().clone(), Some(app)),
+            hidden::InTray::Unable(config) => (*config, None),
+        }
+    } else {
+        (config, None)
+    };
     let mut viewport = eframe::egui::ViewportBuilder::default()
-        .with_visible(!hidden)
         .with_title("Pigeon")
         .with_app_id("pigeon")
         .with_inner_size(WINDOW_SIZE)
@@ -80,7 +94,16 @@ pub fn run(config: Config, hidden: bool) -> Result<(), RunError> {
     eframe::run_native(
         "Pigeon",
         options,
-        Box::new(move |cc| Ok(Box::new(startup::Root::start(&cc.egui_ctx, config, hidden)?))),
+        Box::new(move |cc| {
+            let root = match running {
+                Some(mut app) => {
+                    app.attach(&cc.egui_ctx);
+                    Root::Running(app)
+                }
+                None => Root::start(&cc.egui_ctx, config)?,
+            };
+            Ok(Box::new(root))
+        }),
     )
     .map_err(|err| RunError::Window(err.to_string()))
 }

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::wake::Wake;
 use crossbeam_channel::{Receiver, Sender};
-use eframe::egui;
 
 use crate::node::{PeerId, RoomId, TransferId};
 
@@ -73,10 +73,10 @@ struct Shown {
 impl Notifier {
     /// Connects to the session bus on threads of its own; without one, notes are dropped
     /// (and said so in the log once).
-    pub fn start(ctx: &egui::Context) -> Notifier {
+    pub fn start(wake: &Wake) -> Notifier {
         let (notes, incoming) = crossbeam_channel::bounded(QUEUE);
         let (clicks, clicked) = crossbeam_channel::bounded(QUEUE);
-        let ctx = ctx.clone();
+        let wake = wake.clone();
         let spawned = std::thread::Builder::new().name("pigeon-notify".into()).spawn(move || {
             let bus = match zbus::blocking::Connection::session() {
                 Ok(bus) => bus,
@@ -86,7 +86,7 @@ impl Notifier {
             let listening = (bus.clone(), shown.clone());
             let listener = std::thread::Builder::new()
                 .name("pigeon-notify-clicks".into())
-                .spawn(move || listen(&listening.0, &listening.1, &clicks, &ctx));
+                .spawn(move || listen(&listening.0, &listening.1, &clicks, &wake));
             if let Err(err) = listener {
                 log::warn!("notifications will not act: {err}");
             }
@@ -171,12 +171,7 @@ fn close(bus: &zbus::blocking::Connection, shown: &Mutex<Shown>, topic: Topic) {
 
 /// Takes the server's signals: a click (`ActionInvoked`) becomes a [`Clicked`]; a closed
 /// notification is forgotten, so that the next arrival starts a fresh one.
-fn listen(
-    bus: &zbus::blocking::Connection,
-    shown: &Mutex<Shown>,
-    clicks: &Sender<Clicked>,
-    ctx: &egui::Context,
-) {
+fn listen(bus: &zbus::blocking::Connection, shown: &Mutex<Shown>, clicks: &Sender<Clicked>, wake: &Wake) {
     let rule = zbus::MatchRule::builder().msg_type(zbus::message::Type::Signal).interface(INTERFACE);
     let signals = match rule.and_then(|rule| Ok(rule.path(PATH)?.build())) {
         Ok(rule) => zbus::blocking::MessageIterator::for_match_rule(rule, bus, Some(QUEUE)),
@@ -199,7 +194,7 @@ fn listen(
                     _ => Clicked::Open(topic),
                 };
                 if clicks.try_send(click).is_ok() {
-                    ctx.request_repaint();
+                    wake.now();
                 }
             }
             "NotificationClosed" => {

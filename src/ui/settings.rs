@@ -33,6 +33,8 @@ pub struct SettingsDialog {
     /// the box for it.
     started_with_session: bool,
     start_with_session: bool,
+    /// There is a place for the autostart entry (a home folder).
+    can_start_with_session: bool,
     ipmsg: bool,
     localsend: bool,
     localsend_port: String,
@@ -159,12 +161,14 @@ impl SettingsPatch {
 
 impl SettingsDialog {
     /// A dialog showing `settings` as they are in effect, with the download folder in use
-    /// and whether Pigeon starts with the session.
+    /// and whether Pigeon starts with the session (`None`: it cannot, there is no home).
     pub fn new(
         settings: &Settings,
         download_dir: &std::path::Path,
-        start_with_session: bool,
+        start_with_session: Option<bool>,
     ) -> SettingsDialog {
+        let (can_start_with_session, start_with_session) =
+            (start_with_session.is_some(), start_with_session.unwrap_or(false));
         SettingsDialog {
             name: settings.name.clone(),
             group: settings.group.clone(),
@@ -179,6 +183,7 @@ impl SettingsDialog {
             away_after_minutes: settings.away_after_secs.div_ceil(60),
             started_with_session: start_with_session,
             start_with_session,
+            can_start_with_session,
             ipmsg: settings.ipmsg,
             localsend: settings.localsend,
             localsend_port: settings.localsend_port.to_string(),
@@ -272,7 +277,16 @@ impl SettingsDialog {
                         if !has_tray {
                             ui.label(RichText::new(tr!(lang, "settings.no_tray")).small().weak());
                         }
-                        ui.checkbox(&mut self.start_with_session, tr!(lang, "settings.start_with_session"));
+                        ui.add_enabled(
+                            self.can_start_with_session,
+                            egui::Checkbox::new(
+                                &mut self.start_with_session,
+                                tr!(lang, "settings.start_with_session"),
+                            ),
+                        );
+                        if !self.can_start_with_session {
+                            ui.label(RichText::new(tr!(lang, "settings.no_autostart")).small().weak());
+                        }
                         ui.horizontal(|ui| {
                             ui.label(tr!(lang, "settings.away_after"));
                             ui.add(egui::DragValue::new(&mut self.away_after_minutes).range(0..=240));
@@ -420,7 +434,7 @@ mod tests {
     fn only_changed_fields_are_patched_and_bad_values_are_explained() {
         let current = Settings { name: "Ana".into(), ..Settings::default() };
         let folder = PathBuf::from("/home/ana/Downloads/Pigeon");
-        let mut dialog = SettingsDialog::new(&current, &folder, false);
+        let mut dialog = SettingsDialog::new(&current, &folder, Some(false));
         assert_eq!(dialog.patch(&current, Lang::En), Ok(SettingsPatch::default()));
         dialog.name = " Ana Li ".into();
         dialog.targets = "10.8.0.255\n\n 10.9.0.7:2426 ".into();

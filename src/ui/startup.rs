@@ -34,10 +34,10 @@ pub struct Problem {
 
 impl Root {
     /// Starts the node for `config` and wraps the window around it, or the explanation.
-    pub fn start(ctx: &egui::Context, config: Config, hidden: bool) -> std::io::Result<Root> {
+    pub fn start(ctx: &egui::Context, config: Config) -> std::io::Result<Root> {
         match Node::start(&config) {
             Ok(node) => {
-                let app = PigeonApp::new(ctx, node, config, Arc::new(|| {}))?.on_desktop(ctx, hidden);
+                let app = PigeonApp::new(ctx, node, config, Arc::new(|| {}))?.on_desktop(None);
                 Ok(Root::Running(Box::new(app)))
             }
             Err(err) => {
@@ -48,8 +48,6 @@ impl Root {
                 };
                 let lang = Lang::choose(config.settings.language.as_deref());
                 super::fonts::install(ctx);
-                // What went wrong must be seen, even when asked to start hidden.
-                ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
                 Ok(Root::Stopped(Box::new(Problem { config, error: err.to_string(), free_port, lang })))
             }
         }
@@ -93,7 +91,7 @@ impl Problem {
         config.settings.port = port;
         match Node::start(&config) {
             Ok(node) => match PigeonApp::new(ui.ctx(), node, config, Arc::new(|| {})) {
-                Ok(app) => Some(app.on_desktop(ui.ctx(), false)),
+                Ok(app) => Some(app.on_desktop(None)),
                 Err(err) => {
                     self.error = err.to_string();
                     None

@@ -5,8 +5,8 @@
 //! has a menu: Open Pigeon, our status, Quit. Its D-Bus thread hands the user's choices to
 //! the window, and wakes it, since a hidden window draws no frames of its own.
 
+use super::wake::Wake;
 use crossbeam_channel::{Receiver, Sender};
-use eframe::egui;
 use ksni::blocking::TrayMethods;
 
 use super::i18n::Lang;
@@ -32,6 +32,8 @@ pub struct Shown {
     pub unread: u64,
     /// Our status.
     pub status: Status,
+    /// The status is away because the user is idle (the choice stays what it was).
+    pub away_while_idle: bool,
     /// The menu's language.
     pub lang: Lang,
 }
@@ -53,9 +55,9 @@ const ICON_PNG: &[u8] = include_bytes!("../../assets/pigeon-32.png");
 impl Tray {
     /// Puts the icon in the tray; `Err` (why) when the desktop has no tray (no
     /// StatusNotifierWatcher on the session bus) or there is no session bus.
-    pub fn start(ctx: &egui::Context, shown: Shown) -> Result<Tray, String> {
+    pub fn start(wake: &Wake, shown: Shown) -> Result<Tray, String> {
         let (tx, actions) = crossbeam_channel::bounded(PENDING_ACTIONS);
-        let item = Item { shown, tx, ctx: ctx.clone(), icon: icon() };
+        let item = Item { shown, tx, wake: wake.clone(), icon: icon() };
         let handle = item.spawn().map_err(|err| err.to_string())?;
         Ok(Tray { handle, actions, shown })
     }
@@ -85,14 +87,14 @@ impl Drop for Tray {
 struct Item {
     shown: Shown,
     tx: Sender<TrayAction>,
-    ctx: egui::Context,
+    wake: Wake,
     icon: Vec<ksni::Icon>,
 }
 
 impl Item {
     fn choose(&self, action: TrayAction) {
         if self.tx.try_send(action).is_ok() {
-            self.ctx.request_repaint();
+            self.wake.now();
         }
     }
 }
@@ -129,6 +131,7 @@ impl ksni::Tray for Item {
     fn tool_tip(&self) -> ksni::ToolTip {
         let lang = self.shown.lang;
         let description = match self.shown.unread {
+            0 if self.shown.away_while_idle => tr!(lang, "tray.away_while_idle").into_owned(),
             0 => status_name(self.shown.status, lang),
             count => tr!(lang, "tray.unread", count = count).into_owned(),
         };

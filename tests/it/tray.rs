@@ -4,7 +4,8 @@
 //! is. The item registers, its menu lists Open, the statuses and Quit, an arriving message
 //! turns it to "needs attention" with the count in its tooltip; closing the window hides it
 //! and the node stays reachable; starting Pigeon again shows it (and the second process
-//! exits), so does a click on the icon; Quit quits.
+//! exits), so does a click on the icon; Quit quits. Started hidden, Pigeon makes no window
+//! until it is opened.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -91,6 +92,9 @@ fn poll<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -
     }
 }
 
+/// A StatusNotifierItem's tooltip: icon name, icon pixmaps, title, description.
+type ToolTip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
+
 /// The menu's entries: (id, label), in order.
 fn menu_entries(menu: &zbus::blocking::Proxy<'_>) -> Vec<(i32, String)> {
     type Layout = (i32, HashMap<String, OwnedValue>, Vec<OwnedValue>);
@@ -107,6 +111,21 @@ fn menu_entries(menu: &zbus::blocking::Proxy<'_>) -> Vec<(i32, String)> {
         entries.push((*id, label.unwrap_or_default()));
     }
     entries
+}
+
+/// The names of the windows whose name has "Pigeon" in it on `xvfb`, mapped or not.
+fn window_names(xvfb: &Xvfb) -> Vec<String> {
+    let search = Process::new("xdotool")
+        .args(["search", "--name", "Pigeon", "getwindowname", "%@"])
+        .env("DISPLAY", &xvfb.display)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&search.stdout).lines().map(str::to_owned).collect()
+}
+
+/// Whether there is a window called Pigeon on `xvfb`, even unmapped.
+fn window_exists(xvfb: &Xvfb) -> bool {
+    !window_names(xvfb).is_empty()
 }
 
 /// Whether a window called Pigeon is mapped on `xvfb`.
@@ -342,7 +361,6 @@ fn pigeon_lives_in_the_tray_shows_unread_hides_on_close_and_quits_from_its_menu(
     // A message arrives: the icon asks for attention and says how many.
     desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "lunch?".into(), tag: None });
     poll(SHORT, "needs attention", || (status() == "NeedsAttention").then_some(()));
-    type ToolTip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
     let (_, _, _, description) = sni.get_property::<ToolTip>("ToolTip").unwrap();
     assert_eq!(description, "1 unread");
 
@@ -451,19 +469,36 @@ fn a_notification_per_conversation_opens_it_when_clicked_and_an_offers_accepts_i
 }
 
 #[test]
-fn started_hidden_idle_past_the_threshold_shows_away_and_input_brings_online_back() {
+fn started_hidden_no_window_is_made_until_opened_idle_shows_away_and_input_brings_online_back() {
     // Started as the session's autostart starts it: hidden in the tray.
     let Some(mut desktop) = Desktop::start("away_after_secs = 2\n", &["--hidden"]) else { return };
     let ana = desktop.ana();
-    desktop.items.recv_timeout(SHORT * 3).expect("the tray item");
-    poll(SHORT, "the window hidden", || (!window_visible(&desktop.xvfb)).then_some(()));
+    let item = desktop.items.recv_timeout(SHORT * 3).expect("the tray item");
+    let sni = proxy(&desktop.panel, &item, "/StatusNotifierItem", "org.kde.StatusNotifierItem");
+    let description = || sni.get_property::<ToolTip>("ToolTip").unwrap().3;
+    // Not a hidden window: none at all, so a day in the tray costs no window, GPU or fonts.
+    assert!(!window_exists(&desktop.xvfb), "a window was made for a start in the tray");
+
     desktop.idle_ms.store(600_000, Ordering::Relaxed);
     desktop.expect_status(ana, pigeon::node::Status::Away);
+    poll(SHORT, "the tray saying away (idle)", || (description() == "Away (idle)").then_some(()));
     desktop.idle_ms.store(300, Ordering::Relaxed);
     desktop.expect_status(ana, pigeon::node::Status::Online);
     // Automatic: the setting is not changed.
     let saved = std::fs::read_to_string(desktop.ana_dir.join("config.toml")).unwrap();
     assert!(!saved.contains("status"), "{saved}");
+
+    // A message while there is no window is counted and notified; the window opened from
+    // the tray carries on from there.
+    desktop.bo.send(&Command::SendMessage { to: vec![ana], text: "are you there?".into(), tag: None });
+    assert_eq!(desktop.next_note().body, "are you there?");
+    poll(SHORT, "1 unread", || (description() == "1 unread").then_some(()));
+    assert!(!window_exists(&desktop.xvfb), "a message made a window");
+    let () = sni.call("Activate", &(0i32, 0i32)).unwrap();
+    poll(SHORT, "the window opened from the tray", || window_visible(&desktop.xvfb).then_some(()));
+    poll(SHORT, "the unread count in its title", || {
+        window_names(&desktop.xvfb).iter().any(|name| name == "(1) Pigeon").then_some(())
+    });
 }
 
 #[test]
@@ -471,13 +506,23 @@ fn without_an_idle_service_the_x_server_tells_the_idle_time() {
     let Some(mut desktop) = Desktop::start("away_after_secs = 2\n", &[]) else { return };
     desktop.idle_ms.store(NOT_TOLD, Ordering::Relaxed);
     let ana = desktop.ana();
-    // Nobody touches this Xvfb: its idle time passes 2 s, then a pointer move resets it.
+    // Nobody touches this Xvfb: its idle time passes 2 s. Then someone is back at the mouse
+    // (moving it every few hundred ms, or the 2 s would pass again before Bo hears).
     desktop.expect_status(ana, pigeon::node::Status::Away);
-    let moved = Process::new("xdotool")
-        .args(["mousemove", "200", "200"])
-        .env("DISPLAY", &desktop.xvfb.display)
-        .status()
-        .unwrap();
-    assert!(moved.success());
-    desktop.expect_status(ana, pigeon::node::Status::Online);
+    let deadline = Instant::now() + SHORT;
+    for step in 0u32.. {
+        assert!(Instant::now() < deadline, "Ana not online again within {SHORT:?}");
+        let moved = Process::new("xdotool")
+            .args(["mousemove", &(200 + step % 2 * 50).to_string(), "200"])
+            .env("DISPLAY", &desktop.xvfb.display)
+            .status()
+            .unwrap();
+        assert!(moved.success());
+        let online = desktop.bo.drain_for(Duration::from_millis(300)).into_iter().any(|event| {
+            matches!(event, Event::PeerUpdated { peer } if peer.id == ana && peer.status == pigeon::node::Status::Online)
+        });
+        if online {
+            break;
+        }
+    }
 }

@@ -460,7 +460,7 @@ fn a_taken_port_is_explained_and_the_window_offers_a_free_one() {
     config.settings.language = Some("en".into());
     let mut harness = Harness::builder()
         .with_size(egui::Vec2::from(WINDOW_SIZE))
-        .build_eframe(move |cc| pigeon::ui::Root::start(&cc.egui_ctx, config, false).unwrap());
+        .build_eframe(move |cc| pigeon::ui::Root::start(&cc.egui_ctx, config).unwrap());
     harness.step();
     assert!(harness.query_by_label("Pigeon could not start").is_some());
     harness.get_by_label_contains("Start on port").click();

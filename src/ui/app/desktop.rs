@@ -1,0 +1,157 @@
+//! Living on the desktop: the tray icon and its menu, clicks in notifications, later starts
+//! of Pigeon asking to show the window, automatic away, and what closing the window does.
+//! The part that needs no window runs the same in a start hidden in the tray, before the
+//! window has ever been made.
+
+use eframe::egui::{self, ViewportCommand};
+
+use super::PigeonApp;
+use crate::node::{Command, Status};
+use crate::ui::instance::ShowRequests;
+use crate::ui::notifier::{Clicked, Topic};
+use crate::ui::settings::SettingsPatch;
+use crate::ui::transfers::TransferAction;
+use crate::ui::tray::{Shown, Tray, TrayAction};
+
+/// The tray icon, whether closing the window hides it, later starts asking to show it.
+#[derive(Default)]
+pub(super) struct Desktop {
+    tray: Option<Tray>,
+    shows: Option<ShowRequests>,
+    /// The user asked to quit (tray menu, Ctrl+Q): the next close is not turned into a hide.
+    quitting: bool,
+    /// Our status shows away because the user is idle (the setting stays as it was).
+    pub(super) away_while_idle: bool,
+}
+
+impl Desktop {
+    pub(super) fn has_tray(&self) -> bool {
+        self.tray.is_some()
+    }
+}
+
+/// What the user wants of the window, asked from outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    /// Nothing.
+    Nothing,
+    /// Show it (tray, a clicked notification, a later start of Pigeon).
+    Open,
+    /// Quit Pigeon (the tray's menu).
+    Quit,
+}
+
+impl PigeonApp {
+    /// Puts Pigeon in the desktop's tray (`tray`, when the caller made it already, else one is
+    /// tried here) and listens for later starts.
+    pub fn on_desktop(mut self, tray: Option<Tray>) -> PigeonApp {
+        match ShowRequests::listen(&self.config.data_dir, &self.wake) {
+            Ok(shows) => self.desktop.shows = Some(shows),
+            Err(err) => log::warn!("a second start cannot show this window: {err}"),
+        }
+        let shown = self.tray_shown();
+        self.desktop.tray = match tray.map_or_else(|| Tray::start(&self.wake, shown), Ok) {
+            Ok(tray) => Some(tray),
+            Err(err) => {
+                log::info!("no tray icon ({err}): closing the window quits Pigeon");
+                None
+            }
+        };
+        self
+    }
+
+    pub(super) fn tray_shown(&self) -> Shown {
+        let status = if self.desktop.away_while_idle { Status::Away } else { self.config.settings.status };
+        Shown {
+            unread: self.model.total_unread(),
+            status,
+            away_while_idle: self.desktop.away_while_idle,
+            lang: self.lang,
+        }
+    }
+
+    /// The tray's choices, clicks in notifications, later starts and automatic away: what
+    /// needs no window. Returns what is wanted of the window.
+    pub(super) fn live_on_desktop(&mut self) -> Wanted {
+        let mut actions = self.desktop.tray.as_ref().map(Tray::actions).unwrap_or_default();
+        if self.desktop.shows.as_ref().is_some_and(ShowRequests::asked) {
+            actions.push(TrayAction::Open);
+        }
+        for clicked in self.notifier.clicked() {
+            match clicked {
+                Clicked::Open(topic) => {
+                    actions.push(TrayAction::Open);
+                    match topic {
+                        Topic::Peer(peer) => self.select(peer, egui::Modifiers::NONE, &[]),
+                        Topic::Room(room) => self.open_room(room),
+                    }
+                }
+                Clicked::Accept(transfer_id) => {
+                    self.on_transfer_action(TransferAction::Accept(transfer_id, false));
+                }
+                Clicked::Decline(transfer_id) => {
+                    self.on_transfer_action(TransferAction::Decline(transfer_id));
+                }
+            }
+        }
+        let mut wanted = Wanted::Nothing;
+        for action in actions {
+            match action {
+                TrayAction::Open if wanted == Wanted::Nothing => wanted = Wanted::Open,
+                TrayAction::Open => {}
+                TrayAction::SetStatus(status) => {
+                    self.apply_settings(&SettingsPatch { status: Some(status), ..SettingsPatch::default() });
+                }
+                TrayAction::Quit => wanted = Wanted::Quit,
+            }
+        }
+        self.away_while_idle();
+        let shown = self.tray_shown();
+        if let Some(tray) = &mut self.desktop.tray {
+            tray.show(shown);
+        }
+        wanted
+    }
+
+    /// The window's part: showing it, Ctrl+Q, and closing it into the tray.
+    pub(super) fn window_on_desktop(&mut self, ctx: &egui::Context, wanted: Wanted) {
+        match wanted {
+            Wanted::Nothing => {}
+            Wanted::Open => {
+                ctx.send_viewport_cmd(ViewportCommand::Visible(true));
+                ctx.send_viewport_cmd(ViewportCommand::Focus);
+            }
+            Wanted::Quit => self.quit(ctx),
+        }
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Q)) {
+            self.quit(ctx);
+        }
+        let closing = ctx.input(|i| i.viewport().close_requested());
+        if closing && !self.desktop.quitting && self.desktop.has_tray() && self.config.settings.keep_running {
+            ctx.send_viewport_cmd(ViewportCommand::CancelClose);
+            ctx.send_viewport_cmd(ViewportCommand::Visible(false));
+        }
+    }
+
+    /// Idle while online: the others see away, without the setting changing; back at the
+    /// keyboard, online again. A status the user chose (away, busy) is left alone.
+    fn away_while_idle(&mut self) {
+        let status = match self.idle.changed() {
+            Some(true) if self.config.settings.status == Status::Online => {
+                self.desktop.away_while_idle = true;
+                Status::Away
+            }
+            Some(false) if self.desktop.away_while_idle => {
+                self.desktop.away_while_idle = false;
+                self.config.settings.status
+            }
+            _ => return,
+        };
+        self.send(Command::SetProfile { name: None, group: None, status: Some(status) });
+    }
+
+    fn quit(&mut self, ctx: &egui::Context) {
+        self.desktop.quitting = true;
+        ctx.send_viewport_cmd(ViewportCommand::Close);
+    }
+}
