@@ -30,7 +30,7 @@ exec 8> "$work/daemon.in"
 for _ in $(seq 200); do grep -q registered "$work/host.out" && break; sleep 0.05; done
 grep -q registered "$work/host.out" || { echo "the tray item never registered"; cat "$work/app.log"; exit 1; }
 sleep 2   # both settled: discovery and the first heartbeats done
-visible=$( (DISPLAY=$display xdotool search --onlyvisible --name Pigeon 2>/dev/null || true) | wc -l)
+windows=$( (DISPLAY=$display xdotool search --name Pigeon 2>/dev/null || true) | wc -l)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 a0=$(ticks $app); d0=$(ticks $daemon)
 sleep "$idle"
@@ -38,6 +38,6 @@ a1=$(ticks $app); d1=$(ticks $daemon)
 rss() { awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$1/status"; }
 echo "| over ${idle} s | CPU ticks | RSS |"
 echo "|---|---|---|"
-echo "| pigeon --hidden (windows shown: $visible) | $((a1 - a0)) | $(rss $app) |"
+echo "| pigeon --hidden (windows made: $windows) | $((a1 - a0)) | $(rss $app) |"
 echo "| pigeon daemon (anchor) | $((d1 - d0)) | $(rss $daemon) |"
 echo "extra ticks of the hidden app: $(( (a1 - a0) - (d1 - d0) ))"

@@ -104,6 +104,8 @@ pub struct Settings {
     pub auto_accept: bool,
     /// Closing the window hides it in the tray (when the desktop has one) instead of quitting.
     pub keep_running: bool,
+    /// The user was told, on a desktop without a tray, that closing the window quits Pigeon.
+    pub told_no_tray: bool,
     /// Seconds without keyboard or mouse input after which the status shows away until the
     /// user is back (0: never).
     pub away_after_secs: u64,
@@ -192,6 +194,7 @@ impl Default for Settings {
             download_dir: None,
             auto_accept: false,
             keep_running: true,
+            told_no_tray: false,
             away_after_secs: 600,
             language: None,
             theme: Theme::System,

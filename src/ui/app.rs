@@ -1025,6 +1025,7 @@ impl PigeonApp {
         if self.safety_open {
             self.safety_dialog(ctx);
         }
+        self.closing_quits_dialog(ctx);
         if self.forward.is_some() {
             self.forward_dialog(ctx);
         }

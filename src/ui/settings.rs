@@ -78,6 +78,8 @@ pub struct SettingsPatch {
     pub auto_accept: Option<bool>,
     /// Stay in the tray when the window is closed.
     pub keep_running: Option<bool>,
+    /// Told that closing quits, on a desktop without a tray.
+    pub told_no_tray: Option<bool>,
     /// Seconds idle before away (0: never).
     pub away_after_secs: Option<u64>,
     /// Start at login (the autostart entry, not the settings file).
@@ -125,6 +127,9 @@ impl SettingsPatch {
         }
         if let Some(keep_running) = self.keep_running {
             settings.keep_running = keep_running;
+        }
+        if let Some(told) = self.told_no_tray {
+            settings.told_no_tray = told;
         }
         if let Some(secs) = self.away_after_secs {
             settings.away_after_secs = secs;
@@ -363,6 +368,7 @@ impl SettingsDialog {
             name: changed(name, &current.name),
             group: changed(&self.group, &current.group),
             status: (self.status != current.status).then_some(self.status),
+            told_no_tray: None,
             language: (self.language != current_language).then_some(self.language),
             theme: (self.theme != current.theme).then_some(self.theme),
             text_size: (self.text_size != current.text_size).then_some(self.text_size),

@@ -164,6 +164,13 @@ x.XFlush(display)
     assert!(status.success(), "could not send WM_DELETE_WINDOW");
 }
 
+/// Whether the test's panel shows tray icons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tray {
+    Shown,
+    None,
+}
+
 /// The desktop of a test: a screen, a session bus with a panel (tray watcher) and a
 /// notification server on it, Pigeon's window as Ana, and Bo (a daemon) beside it.
 struct Desktop {
@@ -186,6 +193,11 @@ struct Desktop {
 impl Desktop {
     /// With `settings` in Ana's settings file and `flags` on her command line.
     fn start(settings: &str, flags: &[&str]) -> Option<Desktop> {
+        Desktop::start_with(Tray::Shown, settings, flags)
+    }
+
+    /// The same, with or without a tray on the panel.
+    fn start_with(tray: Tray, settings: &str, flags: &[&str]) -> Option<Desktop> {
         let xvfb = Xvfb::start()?;
         let dirs = tempfile::tempdir().unwrap();
         let bus = Bus::start(dirs.path());
@@ -193,20 +205,21 @@ impl Desktop {
         let ((registered, items), (shown, notes)) =
             (crossbeam_channel::unbounded(), crossbeam_channel::unbounded());
         let idle_ms = Arc::new(AtomicU32::new(0));
-        let panel = zbus::blocking::connection::Builder::address(bus.address.as_str())
-            .unwrap()
-            .name("org.kde.StatusNotifierWatcher")
-            .unwrap()
+        let mut panel = zbus::blocking::connection::Builder::address(bus.address.as_str()).unwrap();
+        if tray == Tray::Shown {
+            let watcher = Watcher {
+                registered: Box::new(move |item| {
+                    registered.send(item.to_owned()).ok();
+                }),
+            };
+            panel = panel
+                .name("org.kde.StatusNotifierWatcher")
+                .unwrap()
+                .serve_at("/StatusNotifierWatcher", watcher)
+                .unwrap();
+        }
+        let panel = panel
             .name("org.freedesktop.Notifications")
-            .unwrap()
-            .serve_at(
-                "/StatusNotifierWatcher",
-                Watcher {
-                    registered: Box::new(move |item| {
-                        registered.send(item.to_owned()).ok();
-                    }),
-                },
-            )
             .unwrap()
             .serve_at("/org/freedesktop/Notifications", Notifications { shown, next: AtomicU32::new(1) })
             .unwrap()
@@ -499,6 +512,26 @@ fn started_hidden_no_window_is_made_until_opened_idle_shows_away_and_input_bring
     poll(SHORT, "the unread count in its title", || {
         window_names(&desktop.xvfb).iter().any(|name| name == "(1) Pigeon").then_some(())
     });
+}
+
+#[test]
+fn without_a_tray_the_first_close_says_once_that_closing_quits() {
+    let Some(mut desktop) = Desktop::start_with(Tray::None, "", &[]) else { return };
+    desktop.ana();
+    let xvfb = &desktop.xvfb;
+    poll(SHORT, "the window", || window_visible(xvfb).then_some(()));
+    close_window(xvfb);
+    // Not quit yet: the window says why closing will quit, and remembers having said it.
+    let settings = desktop.ana_dir.join("config.toml");
+    poll(SHORT, "told_no_tray saved", || {
+        std::fs::read_to_string(&settings).ok().filter(|saved| saved.contains("told_no_tray = true"))
+    });
+    assert!(desktop.app.0.try_wait().unwrap().is_none(), "Pigeon quit without saying so");
+    assert!(window_visible(xvfb), "the window went away without a tray to go to");
+    // Told once: the next close quits.
+    close_window(xvfb);
+    let exit = wait_exit(&mut desktop.app.0, SHORT);
+    assert!(exit.success(), "{exit:?}");
 }
 
 #[test]

@@ -7,6 +7,7 @@ use eframe::egui::{self, ViewportCommand};
 
 use super::PigeonApp;
 use crate::node::{Command, Status};
+use crate::tr;
 use crate::ui::instance::ShowRequests;
 use crate::ui::notifier::{Clicked, Topic};
 use crate::ui::settings::SettingsPatch;
@@ -22,6 +23,8 @@ pub(super) struct Desktop {
     quitting: bool,
     /// Our status shows away because the user is idle (the setting stays as it was).
     pub(super) away_while_idle: bool,
+    /// Telling the user, once, that closing quits on this desktop (it has no tray).
+    telling_closing_quits: bool,
 }
 
 impl Desktop {
@@ -127,9 +130,42 @@ impl PigeonApp {
             self.quit(ctx);
         }
         let closing = ctx.input(|i| i.viewport().close_requested());
-        if closing && !self.desktop.quitting && self.desktop.has_tray() && self.config.settings.keep_running {
+        if !closing || self.desktop.quitting || !self.config.settings.keep_running {
+            return;
+        }
+        if self.desktop.has_tray() {
             ctx.send_viewport_cmd(ViewportCommand::CancelClose);
             ctx.send_viewport_cmd(ViewportCommand::Visible(false));
+        } else if !self.config.settings.told_no_tray {
+            // The user expects to stay reachable, as with a tray: say once that they will not.
+            ctx.send_viewport_cmd(ViewportCommand::CancelClose);
+            self.desktop.telling_closing_quits = true;
+            self.apply_settings(&SettingsPatch { told_no_tray: Some(true), ..SettingsPatch::default() });
+        }
+    }
+
+    /// "This desktop has no tray: closing quits", with Quit and Keep the window.
+    pub(super) fn closing_quits_dialog(&mut self, ctx: &egui::Context) {
+        if !self.desktop.telling_closing_quits {
+            return;
+        }
+        let lang = self.lang;
+        let (mut quit, mut keep) = (false, false);
+        let modal = egui::Modal::new(egui::Id::unique("closing-quits")).show(ctx, |ui| {
+            ui.set_width(380.0);
+            ui.heading(tr!(lang, "tray.none_title"));
+            ui.label(tr!(lang, "tray.none_explain"));
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                quit = ui.button(tr!(lang, "tray.quit_now")).clicked();
+                keep = ui.button(tr!(lang, "tray.keep_open")).clicked();
+            });
+        });
+        if quit {
+            self.desktop.telling_closing_quits = false;
+            self.quit(ctx);
+        } else if keep || modal.should_close() {
+            self.desktop.telling_closing_quits = false;
         }
     }
 
