@@ -32,12 +32,17 @@ grep -q registered "$work/host.out" || { echo "the tray item never registered"; 
 sleep 2   # both settled: discovery and the first heartbeats done
 windows=$( (DISPLAY=$display xdotool search --name Pigeon 2>/dev/null || true) | wc -l)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+threads() { for t in /proc/"$1"/task/*; do echo "$(cat "$t/comm")/${t##*/} $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }
+threads $app > "$work/threads.0"
 a0=$(ticks $app); d0=$(ticks $daemon)
 sleep "$idle"
 a1=$(ticks $app); d1=$(ticks $daemon)
+threads $app > "$work/threads.1"
 rss() { awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$1/status"; }
 echo "| over ${idle} s | CPU ticks | RSS |"
 echo "|---|---|---|"
 echo "| pigeon --hidden (windows made: $windows) | $((a1 - a0)) | $(rss $app) |"
 echo "| pigeon daemon (anchor) | $((d1 - d0)) | $(rss $daemon) |"
 echo "extra ticks of the hidden app: $(( (a1 - a0) - (d1 - d0) ))"
+echo "threads of the hidden app with ticks in the run:"
+join "$work/threads.0" "$work/threads.1" 2>/dev/null | awk '$3 > $2 {print "  " $1 ": " $3 - $2}' || true
