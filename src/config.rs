@@ -104,6 +104,10 @@ pub struct Settings {
     pub auto_accept: bool,
     /// Closing the window hides it in the tray (when the desktop has one) instead of quitting.
     pub keep_running: bool,
+    /// The most each transfer sends per second, in KB/s of 1,024 bytes (0: no limit).
+    pub speed_limit_kbps: u64,
+    /// The most all transfers together send per second, in KB/s (0: no limit).
+    pub total_speed_limit_kbps: u64,
     /// The user was told, on a desktop without a tray, that closing the window quits Pigeon.
     pub told_no_tray: bool,
     /// Seconds without keyboard or mouse input after which the status shows away until the
@@ -195,6 +199,8 @@ impl Default for Settings {
             auto_accept: false,
             keep_running: true,
             told_no_tray: false,
+            speed_limit_kbps: 0,
+            total_speed_limit_kbps: 0,
             away_after_secs: 600,
             language: None,
             theme: Theme::System,

@@ -101,6 +101,12 @@ pub struct SharedArgs {
     /// this computer in the process list: prefer `localsend_pin` in the settings file).
     #[arg(long, global = true, value_name = "PIN")]
     localsend_pin: Option<String>,
+    /// The most each transfer sends per second, in KB/s (0: no limit).
+    #[arg(long, global = true, value_name = "KB/S")]
+    speed_limit: Option<u64>,
+    /// The most all transfers together send per second, in KB/s (0: no limit).
+    #[arg(long, global = true, value_name = "KB/S")]
+    total_speed_limit: Option<u64>,
 }
 
 /// `--status` values.
@@ -236,6 +242,12 @@ impl SharedArgs {
         }
         if let Some(pin) = self.localsend_pin {
             settings.localsend_pin = Some(pin);
+        }
+        if let Some(kbps) = self.speed_limit {
+            settings.speed_limit_kbps = kbps;
+        }
+        if let Some(kbps) = self.total_speed_limit {
+            settings.total_speed_limit_kbps = kbps;
         }
         Ok(config)
     }

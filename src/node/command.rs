@@ -166,6 +166,14 @@ pub enum Command {
         #[serde(default)]
         auto_accept: Option<bool>,
     },
+    /// Limit how fast we send, from now on (running transfers too); KB/s of 1,024 bytes,
+    /// 0 for no limit.
+    SetSpeedLimits {
+        /// Each transfer's limit.
+        per_transfer_kbps: u64,
+        /// All transfers' together.
+        total_kbps: u64,
+    },
     /// Replace the extra announce targets (addresses, not names: resolving is the caller's
     /// job, so the node never waits on DNS). We announce to them at once.
     SetTargets {

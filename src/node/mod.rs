@@ -25,6 +25,7 @@ mod interfaces;
 pub mod lines;
 mod listener;
 mod log_limit;
+mod pace;
 mod room_log;
 mod sinks;
 mod socket;
@@ -223,6 +224,7 @@ impl Node {
         };
         let receiving = Receiving { download_dir: config.download_dir(), auto_accept: settings.auto_accept };
         let core = Core::new(me, store, Sinks::new(events_tx), net_tx, receiving, identity.clone())?;
+        core.speed_limits.set(settings.speed_limit_kbps, settings.total_speed_limit_kbps);
 
         let mut io_threads = Vec::new();
         let setup = native::Setup {

@@ -3,8 +3,8 @@
 //! hub never waits for a thread to finish (it hands the thread to [`Workers`] instead).
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,17 +17,40 @@ pub fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> io::Result<Joi
 /// worker's (cancelling a transfer). Threads that block with a timeout check it on each
 /// wake-up.
 #[derive(Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
+pub struct StopFlag(Arc<Raised>);
+
+#[derive(Default)]
+struct Raised {
+    flag: AtomicBool,
+    /// For [`StopFlag::wait`]: raising wakes the waiters.
+    lock: Mutex<()>,
+    bell: Condvar,
+}
 
 impl StopFlag {
     /// Asks every holder to stop.
     pub fn raise(&self) {
-        self.0.store(true, Ordering::Release);
+        self.0.flag.store(true, Ordering::Release);
+        let _held = self.0.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.0.bell.notify_all();
     }
 
     /// Whether stopping was asked for.
     pub fn is_raised(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.flag.load(Ordering::Acquire)
+    }
+
+    /// Waits `time`, or less if stopping is asked for meanwhile; returns whether it was.
+    pub fn wait(&self, time: Duration) -> bool {
+        let until = Instant::now() + time;
+        let mut held = self.0.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if self.is_raised() || left.is_zero() {
+                return self.is_raised();
+            }
+            held = self.0.bell.wait_timeout(held, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
     }
 }
 
@@ -100,6 +123,18 @@ impl Workers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_ends_when_the_flag_is_raised_elsewhere_and_runs_out_otherwise() {
+        let stop = StopFlag::default();
+        assert!(!stop.wait(Duration::from_millis(20)), "nobody raised it");
+        let raiser = stop.clone();
+        let thread = spawn("raiser", move || raiser.raise()).unwrap();
+        let started = Instant::now();
+        assert!(stop.wait(Duration::from_secs(60)));
+        assert!(started.elapsed() < Duration::from_secs(60));
+        thread.join().unwrap();
+    }
 
     #[test]
     fn shutdown_joins_finished_threads_and_lets_stuck_ones_go() {

@@ -5,12 +5,13 @@
 //! worker while the old one may still be winding down, and the hub must tell their reports
 //! apart.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::doorbell::Bell;
 use super::inbox::NetEvent;
+use super::pace::{Bucket, Pace};
 use crate::protocol::ids::TransferId;
 use crate::protocol::transfer::Entry;
 
@@ -94,12 +95,19 @@ pub struct Reporter {
     transfer: TransferId,
     /// This worker.
     worker: WorkerId,
+    /// A sending worker's speed limits.
+    pace: Option<Pace>,
 }
 
 impl Reporter {
     /// Reports about `worker` of `transfer`.
     pub fn new(net: Bell<NetEvent>, transfer: TransferId, worker: WorkerId) -> Reporter {
-        Reporter { net, transfer, worker }
+        Reporter { net, transfer, worker, pace: None }
+    }
+
+    /// The same for a worker that sends: its meter keeps it within `pace`.
+    pub fn sending(net: Bell<NetEvent>, transfer: TransferId, worker: WorkerId, pace: Pace) -> Reporter {
+        Reporter { net, transfer, worker, pace: Some(pace) }
     }
 
     /// The transfer reported on.
@@ -140,12 +148,20 @@ pub struct Tally {
     before: u64,
     /// When this run started.
     started: Instant,
+    /// The transfer's own speed limit, all its threads together.
+    bucket: Mutex<Bucket>,
 }
 
 impl Tally {
     /// A tally of `total` bytes, `done` of which are already there.
     pub fn new(total: u64, done: u64) -> Arc<Tally> {
-        Arc::new(Tally { done: AtomicU64::new(done), total, before: done, started: Instant::now() })
+        Arc::new(Tally {
+            done: AtomicU64::new(done),
+            total,
+            before: done,
+            started: Instant::now(),
+            bucket: Mutex::default(),
+        })
     }
 }
 
@@ -175,13 +191,22 @@ impl Meter {
         self.file_bytes_done = already;
     }
 
-    /// `bytes` more moved.
+    /// `bytes` more moved; a sending worker then waits as long as its speed limits want.
     pub fn add(&mut self, bytes: u64) {
         self.tally.done.fetch_add(bytes, Ordering::Relaxed);
         self.file_bytes_done += bytes;
         if self.last_report.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL) {
             self.report();
         }
+        if let Some(pace) = &self.reporter.pace {
+            pace.sent(bytes, &self.tally.bucket);
+        }
+    }
+
+    /// How much to read and send at once, at most `len`: less under a speed limit, so that
+    /// the bytes flow steadily.
+    pub fn slice(&self, len: usize) -> usize {
+        self.reporter.pace.as_ref().map_or(len, |pace| pace.slice(len))
     }
 
     /// Reports progress now.

@@ -559,6 +559,13 @@ impl PigeonApp {
                 auto_accept: patch.auto_accept,
             });
         }
+        if patch.speed_limit_kbps.is_some() || patch.total_speed_limit_kbps.is_some() {
+            let settings = &self.config.settings;
+            self.send(Command::SetSpeedLimits {
+                per_transfer_kbps: patch.speed_limit_kbps.unwrap_or(settings.speed_limit_kbps),
+                total_kbps: patch.total_speed_limit_kbps.unwrap_or(settings.total_speed_limit_kbps),
+            });
+        }
         if let Some(targets) = &patch.targets {
             self.background.submit(Job::ResolveTargets(targets.clone(), self.config.settings.port));
         }

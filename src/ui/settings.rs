@@ -26,6 +26,9 @@ pub struct SettingsDialog {
     /// once, not every frame).
     current_download_dir: PathBuf,
     auto_accept: bool,
+    /// Sending limits, KB/s (0: none).
+    speed_limit_kbps: u64,
+    total_speed_limit_kbps: u64,
     keep_running: bool,
     /// Minutes idle before away (0: never).
     away_after_minutes: u64,
@@ -80,6 +83,10 @@ pub struct SettingsPatch {
     pub keep_running: Option<bool>,
     /// Told that closing quits, on a desktop without a tray.
     pub told_no_tray: Option<bool>,
+    /// Each transfer's sending limit, KB/s (0: none).
+    pub speed_limit_kbps: Option<u64>,
+    /// All transfers' sending limit, KB/s (0: none).
+    pub total_speed_limit_kbps: Option<u64>,
     /// Seconds idle before away (0: never).
     pub away_after_secs: Option<u64>,
     /// Start at login (the autostart entry, not the settings file).
@@ -130,6 +137,12 @@ impl SettingsPatch {
         }
         if let Some(told) = self.told_no_tray {
             settings.told_no_tray = told;
+        }
+        if let Some(kbps) = self.speed_limit_kbps {
+            settings.speed_limit_kbps = kbps;
+        }
+        if let Some(kbps) = self.total_speed_limit_kbps {
+            settings.total_speed_limit_kbps = kbps;
         }
         if let Some(secs) = self.away_after_secs {
             settings.away_after_secs = secs;
@@ -184,6 +197,8 @@ impl SettingsDialog {
             download_dir: download_dir.display().to_string(),
             current_download_dir: download_dir.to_path_buf(),
             auto_accept: settings.auto_accept,
+            speed_limit_kbps: settings.speed_limit_kbps,
+            total_speed_limit_kbps: settings.total_speed_limit_kbps,
             keep_running: settings.keep_running,
             away_after_minutes: settings.away_after_secs.div_ceil(60),
             started_with_session: start_with_session,
@@ -271,6 +286,19 @@ impl SettingsDialog {
                                 }
                             });
                         }
+                    });
+                    ui.end_row();
+                    ui.label(tr!(lang, "settings.speed_limit"));
+                    ui.vertical(|ui| {
+                        let limit = |ui: &mut egui::Ui, kbps: &mut u64, unit: &str| {
+                            ui.horizontal(|ui| {
+                                ui.add(egui::DragValue::new(kbps).range(0..=10_000_000).speed(16.0));
+                                ui.label(unit);
+                            });
+                        };
+                        limit(ui, &mut self.speed_limit_kbps, &tr!(lang, "settings.speed_per_transfer"));
+                        limit(ui, &mut self.total_speed_limit_kbps, &tr!(lang, "settings.speed_total"));
+                        ui.label(RichText::new(tr!(lang, "settings.speed_none")).small().weak());
                     });
                     ui.end_row();
                     ui.label("");
@@ -375,6 +403,10 @@ impl SettingsDialog {
             download_dir: (download_dir != self.current_download_dir).then_some(download_dir),
             auto_accept: (self.auto_accept != current.auto_accept).then_some(self.auto_accept),
             keep_running: (self.keep_running != current.keep_running).then_some(self.keep_running),
+            speed_limit_kbps: (self.speed_limit_kbps != current.speed_limit_kbps)
+                .then_some(self.speed_limit_kbps),
+            total_speed_limit_kbps: (self.total_speed_limit_kbps != current.total_speed_limit_kbps)
+                .then_some(self.total_speed_limit_kbps),
             // Minutes shown: a threshold of seconds (from the file) stays unless changed.
             away_after_secs: (self.away_after_minutes != current.away_after_secs.div_ceil(60))
                 .then_some(self.away_after_minutes * 60),

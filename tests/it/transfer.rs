@@ -4,7 +4,7 @@
 //! resumes where it stopped and verifies.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pigeon::node::TransferInfo;
 use pigeon::protocol::ids::{PeerId, TransferId};
@@ -343,4 +343,43 @@ fn a_full_disk_fails_the_transfer_on_both_sides_and_the_node_keeps_working() {
         Event::MessageReceived { message } if message.text == "still there?" => Some(()),
         _ => None,
     });
+}
+
+#[test]
+fn a_speed_limit_paces_what_is_sent_by_sleeping_not_spinning() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut pair = pair(&net, dirs.path(), &["--auto-accept"]);
+    let sources = dirs.path().join("to send");
+    std::fs::create_dir_all(&sources).unwrap();
+    let names = ["one.bin", "two.bin"];
+    for name in names {
+        std::fs::write(sources.join(name), pattern(1 << 20)).unwrap();
+    }
+    // Each transfer alone may go at 256 KB/s, both together at 384 KB/s: the total binds.
+    pair.ana.send(&Command::SetSpeedLimits { per_transfer_kbps: 256, total_kbps: 384 });
+    let (cpu_before, started) = (crate::util::cpu_time(pair.ana.pid()), Instant::now());
+    let ids: Vec<TransferId> = names
+        .iter()
+        .map(|name| offer(&mut pair.ana, pair.bo.id, &[sources.join(name)]).transfer_id)
+        .collect();
+    for _ in &ids {
+        let (state, reason) = pair.ana.expect(LONG, "a transfer's end", |event| match event {
+            Event::TransferStateChanged { transfer_id, state, reason }
+                if ids.contains(transfer_id) && !state.is_live() =>
+            {
+                Some((*state, reason.clone()))
+            }
+            _ => None,
+        });
+        assert_eq!(state, TransferState::Completed, "{reason}");
+    }
+    let (took, cpu) = (started.elapsed(), crate::util::cpu_time(pair.ana.pid()) - cpu_before);
+    // 2 MiB at 384 KB/s is 5.3 s, less the 0.2 s a sender may run ahead.
+    assert!(took >= Duration::from_millis(4_800), "2 MiB at 384 KB/s took only {took:?}");
+    // Waiting is sleeping: spinning for those seconds would cost as many seconds of CPU.
+    assert!(cpu < Duration::from_millis(2_500), "the limited sender used {cpu:?} of CPU in {took:?}");
+    for name in names {
+        assert_eq!(std::fs::read(pair.bo_downloads.join(name)).unwrap(), pattern(1 << 20), "{name}");
+    }
 }

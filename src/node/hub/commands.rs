@@ -69,6 +69,9 @@ impl Hub {
                     core.receiving.auto_accept = auto_accept;
                 }
             }
+            Command::SetSpeedLimits { per_transfer_kbps, total_kbps } => {
+                core.speed_limits.set(per_transfer_kbps, total_kbps);
+            }
             Command::Stats => self.stats(origin),
             Command::SendFiles { to, paths, tag } => core.send_files(to, paths, tag, origin),
             Command::AcceptTransfer { transfer_id, always } => {

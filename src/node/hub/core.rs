@@ -104,6 +104,8 @@ pub struct Core {
     pub net: Bell<NetEvent>,
     /// How offers are received.
     pub receiving: Receiving,
+    /// How fast we may send (changed by `SetSpeedLimits`).
+    pub speed_limits: std::sync::Arc<crate::node::pace::SpeedLimits>,
     /// Work for the hub, applied after each family call.
     pub intents: VecDeque<Intent>,
     /// The last worker id handed out.
@@ -139,6 +141,7 @@ impl Core {
             workers: Workers::default(),
             net,
             receiving,
+            speed_limits: std::sync::Arc::default(),
             intents: VecDeque::new(),
             last_worker: 0,
         })

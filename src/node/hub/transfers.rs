@@ -13,6 +13,7 @@ use super::core::{Core, Intent, now_ms};
 use crate::node::ending::Ending;
 use crate::node::event::{Event, TransferInfo};
 use crate::node::files;
+use crate::node::pace::Pace;
 use crate::node::sinks::Origin;
 use crate::node::threads::StopFlag;
 use crate::node::worker::{Report, Reporter, WorkerId, WorkerReport};
@@ -449,7 +450,9 @@ impl Core {
             }
         };
         live.worker = Some((worker, stop.clone()));
-        let job = ServeJob { record: live.record.clone(), stop, reporter: Reporter::new(net, id, worker) };
+        let pace = Pace::new(self.speed_limits.clone(), stop.clone());
+        let reporter = Reporter::sending(net, id, worker, pace);
+        let job = ServeJob { record: live.record.clone(), stop, reporter };
         self.set_transfer_state(id, TransferState::Active, "");
         Some(job)
     }

@@ -211,7 +211,7 @@ fn send_file(request: &ServeRequest, at: usize, offset: u64, meter: &mut Meter) 
     let mut left = entry.size.saturating_sub(offset);
     let mut buf = vec![0u8; CHUNK];
     while left > 0 {
-        let want = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(meter.slice(CHUNK));
         let piece = buf.get_mut(..want).unwrap_or_default();
         let read = file.read(piece)?;
         if read == 0 {

@@ -180,7 +180,7 @@ impl Sender {
                     if stop.is_raised() {
                         return Err(io::Error::other("stopped"));
                     }
-                    let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let want = meter.slice(buf.len()).min(usize::try_from(left).unwrap_or(usize::MAX));
                     let read = file.read(&mut buf[..want])?;
                     if read == 0 {
                         return Err(io::Error::other("the file got shorter while it was sent"));

@@ -110,7 +110,7 @@ fn stream_files(job: &SendJob, meter: &mut Meter) -> Result<(), Stop> {
         meter.start_file(index, offset);
         let mut left = size - offset;
         while left > 0 {
-            let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(meter.slice(buf.len()));
             let piece = buf.get_mut(..want).unwrap_or_default();
             file.read_exact(piece).map_err(unreadable)?;
             hasher.update(piece);
