@@ -15,48 +15,9 @@ cargo build --release --quiet
 bin=$PWD/target/release/pigeon
 py=$PWD/.test-peers/bin/python3
 
-ns_a=pgbench-ls-a ns_b=pgbench-ls-b ip_a=10.78.0.1 ip_b=10.78.0.2
-work=$(mktemp -d /tmp/pigeon-bench-ls.XXXXXX)
-cleanup() {
-    exec 7>&- 8>&-
-    for ns in "$ns_a" "$ns_b"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-    done
-    for _ in $(seq 1 50); do [ -z "$(ip netns pids "$ns_a" 2>/dev/null)$(ip netns pids "$ns_b" 2>/dev/null)" ] && break; sleep 0.1; done
-    ip netns del "$ns_a" 2>/dev/null || true
-    ip netns del "$ns_b" 2>/dev/null || true
-    umount "$work" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-mount -t tmpfs -o size=$((size_mib * 4 + 512))m pigeon-bench "$work"
-ip netns add "$ns_a"
-ip netns add "$ns_b"
-ip link add pgbls-a netns "$ns_a" type veth peer name pgbls-b netns "$ns_b"
-for side in a b; do
-    ns=ns_$side addr=ip_$side
-    ip -n "${!ns}" link set lo up
-    ip -n "${!ns}" addr add "${!addr}/24" dev "pgbls-$side"
-    ip -n "${!ns}" link set "pgbls-$side" up
-    ip -n "${!ns}" route add 224.0.0.0/4 dev "pgbls-$side"
-done
-in_a() { ip netns exec "$ns_a" "$@"; }
-in_b() { ip netns exec "$ns_b" "$@"; }
-
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-rate() { awk -v bytes="$1" -v s="$2" 'BEGIN { printf "%.2f", bytes / s / 1e9 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-# User + system CPU seconds the given processes have used so far.
-cpu() { for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat"; done |
-    awk -v hz="$(getconf CLK_TCK)" '{ t += $1 } END { printf "%.2f", t / hz }'; }
-# Peak resident memory (VmHWM, KiB) of the given processes.
-peak() { for p in "$@"; do awk '/VmHWM/ { print $2 }' "/proc/$p/status"; done | sort -n | tail -1; }
-wait_for() { # what, command...: polls for up to 20 s
-    local what=$1; shift
-    for _ in $(seq 1 200); do "$@" 2>/dev/null && return 0; sleep 0.1; done
-    echo "timed out waiting for $what" >&2; exit 1
-}
+ns_a=pgbench-ls-a ns_b=pgbench-ls-b ip_a=10.78.0.1 ip_b=10.78.0.2 veth=pgbls tmpfs_mib=$((size_mib * 4 + 512))
+# shellcheck source=scripts/lib/veth-pair.sh
+. scripts/lib/veth-pair.sh
 
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/big.bin"
 bytes=$(stat -c %s "$work/big.bin")
@@ -102,7 +63,6 @@ start_localsendd() { # side name
         --download-dir "$home/dl" --socket "$home/ctl.sock" --log-level warning > "$home/log" 2>&1 &
     wait_for "localsendd $2" test -S "$home/ctl.sock"
 }
-pids_of() { pgrep -f -- "$1" | tr '\n' ' '; }
 
 # localsendd -> localsendd (the anchor: that implementation with itself).
 start_localsendd a ls-a
@@ -114,14 +74,7 @@ t1=$(now); ls_ls_s=$(secs "$t0" "$t1"); ls_ls_cpu=$(awk -v a="$cpu0" -v b="$(cpu
 cmp "$work/big.bin" "$work/ls-b/dl/big.bin"; rm -f "$work/ls-b/dl/big.bin"
 kill $(pids_of "alias ls-b"); sleep 0.5
 
-# Pigeon in b beside localsendd in a. Each daemon reads a FIFO this script holds open.
-start_pigeon() { # side name target [flags...]
-    local side=$1 name=$2 target=$3; shift 3
-    mkfifo "$work/$name.in"
-    "in_$side" "$bin" --no-broadcast --target "$target" --data-dir "$work/$name/" --name "$name" \
-        --auto-accept --download-dir "$work/$name-dl" --no-ipmsg "$@" daemon \
-        < "$work/$name.in" > "$work/$name.events" 2>/dev/null &
-}
+# Pigeon in b beside localsendd in a.
 start_pigeon b pb "$ip_a"
 exec 8> "$work/pb.in"
 wait_for "localsendd in Pigeon's list" grep -q '"family":"localsend"' "$work/pb.events"
