@@ -5,7 +5,8 @@
 # (send-file between two release daemons: encrypted, BLAKE3 on both ends, verified, placed);
 # then 10,000 files of 4 KiB by tar | nc and by Pigeon. Ratios are within the run; CPU
 # seconds (both ends, user + system) per GiB beside each. With PROFILE=1, `perf record`
-# samples both daemons during the big file and prints where their time went.
+# samples both daemons during the big file and the small files and prints where their time
+# went (KEEP_PROFILE=1 also leaves big.perf and small.perf in /tmp for `perf report -i`).
 # Needs root.  Usage: scripts/bench-speed.sh [SIZE_MIB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,6 +89,7 @@ profile_start() { # name: samples both daemons until profile_stop
     sleep 1
 }
 profile_stop() { [ -z "${PROFILE:-}" ] || { kill -INT "$perfpid"; wait "$perfpid" || true; }; }
+[ -z "${KEEP_PROFILE:-}" ] || trap 'cp "$work"/*.perf /tmp/ 2>/dev/null; bench_cleanup' EXIT
 profile_start big
 cpu0=$(cpu $procs); t0=$(now)
 in_a "$bin" --data-dir "$work/pa/" send-file --timeout 600 pb "$work/big.bin" > /dev/null
@@ -116,6 +118,7 @@ if [ -n "${PROFILE:-}" ]; then
     for run in big small; do
         echo
         echo "Where the daemons' time went, $run (perf, self time by thread and symbol, top 25):"
+        perf report -i "$work/$run.perf" --no-children -g none --sort comm --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -8
         perf report -i "$work/$run.perf" --no-children -g none --sort comm,sym --stdio 2>/dev/null |
             grep -E '^ +[0-9]' | head -25
     done
