@@ -138,10 +138,12 @@ enum Sub {
         /// The message (UTF-8, at most 64 KiB).
         text: String,
         /// Seconds to look for the peer before giving up.
-        #[arg(long, value_name = "SECS", default_value_t = 3.0)]
-        wait: f64,
-        /// Seconds to wait for delivery after sending.
         #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+        wait: f64,
+        /// Seconds to wait for delivery after sending. Generous because on a lossy link a
+        /// connection whose first packets were lost retransmits only every 3 s or more (the
+        /// kernel's fallback), and the node retries on a new connection after 10 s.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
         timeout: f64,
         /// The PIN a LocalSend device asks of senders.
         #[arg(long)]

@@ -166,19 +166,35 @@ fn deliver(
         Some(Err(error)) => return failed(error),
         None => return failed(String::from("the node did not accept the message")),
     };
+    let mut left = false;
     let delivered = session.wait_for(deadline, |event| match event {
         Event::MessageStateChanged { msg_id: id, state, .. }
             if *id == msg_id && *state >= MessageState::Delivered =>
         {
             Some(())
         }
+        Event::PeerLeft { id, .. } if *id == peer => {
+            left = true;
+            None
+        }
+        Event::PeerJoined { peer: info } if info.id == peer => {
+            left = false;
+            None
+        }
         _ => None,
     })?;
+    let outbox = "it stays in the outbox and is sent while Pigeon runs on this data folder";
     match delivered {
         Some(()) => Ok((ExitCode::SUCCESS, format!("delivered to {name}"))),
+        None if left => {
+            failed(format!("{name} left before confirming the message; {outbox} once {name} is back"))
+        }
+        // Still listed: the peer is there, the network did not carry the message or its
+        // confirmation in time. Saying the peer is away would send the user looking in the
+        // wrong place.
         None => failed(format!(
-            "not delivered to {name} within {timeout:?}; it stays in the outbox and is sent when {name} is \
-             back while Pigeon runs on this data folder"
+            "no confirmation from {name} within {timeout:?} although {name} is still on the network \
+             (packets lost on the way?); {outbox}"
         )),
     }
 }

@@ -360,3 +360,35 @@ fn sixty_four_hosts_started_within_a_second_all_list_all_within_5_s_and_none_exp
         assert!(left.is_empty(), "host {i}: {left:?} during the quiet minute");
     }
 }
+
+#[test]
+fn one_shot_sends_over_a_lossy_link_keep_trying_and_are_all_delivered() {
+    const SENDS: usize = 100;
+    let impairment = Impairment { loss: 0.2, delay: Duration::from_millis(1), jitter: Duration::ZERO };
+    let Some(lab) = skip_unless(Lab::impaired("o", 2, &impairment)) else { return };
+    let _alone = heavy();
+    let dirs = tempfile::tempdir().unwrap();
+    let _h0 = start_host(&lab, 0, "h0", &dirs, &[]);
+    let h1 = dirs.path().join("h1").display().to_string();
+    // Each send is a node of its own that starts, looks for h0, sends, waits for h0's
+    // acknowledgement and quits, as a script calling `pigeon send` in a loop would.
+    let mut failures = Vec::new();
+    for n in 0..SENDS {
+        let exec = lab.exec(1);
+        let out = std::process::Command::new(&exec[0])
+            .args(&exec[1..])
+            .arg(crate::util::pigeon_bin())
+            .args(["--data-dir", &h1, "--no-ipmsg", "--no-localsend", "send", "h0", &format!("number {n}")])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failures.push(format!("{n}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {SENDS} one-shot sends failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
