@@ -3,15 +3,15 @@
 # (bundled SQLite); the libraries the window loads at run time (X11/Wayland input, OpenGL via
 # Mesa, fontconfig) and a CJK font; Xvfb, ImageMagick, xdotool and iptux (the window's smoke
 # test, and a real IP Messenger client to talk to); dbus (a private session bus for the tray
-# test); iproute2
-# and tcpdump (network-namespace tests, packet capture); python3 (the lab's impaired switch);
+# test); iproute2,
+# nftables and tcpdump (network-namespace tests, a bridge that filters, packet capture); python3 (the lab's impaired switch);
 # openssl and a Python venv holding localsendd from PyPI (a LocalSend implementation someone
 # else wrote, for the LocalSend tests, in .test-peers/); and, only if cargo is missing, Rust
 # via rustup.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
-packages=(build-essential pkg-config iproute2 tcpdump python3 python3-venv openssl ca-certificates curl
+packages=(build-essential pkg-config iproute2 nftables tcpdump python3 python3-venv openssl ca-certificates curl
     libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0 libwayland-client0 libwayland-egl1
     libegl1 libegl-mesa0 libgl1-mesa-dri libfontconfig1 fonts-wqy-microhei
     xvfb xauth imagemagick xdotool iptux dbus)

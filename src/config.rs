@@ -96,8 +96,11 @@ pub struct Settings {
     /// Extra announce targets: a host or a subnet's broadcast address, with an optional
     /// `:port` (default: [`Settings::port`]). For VPNs, other subnets and loopback tests.
     pub targets: Vec<String>,
-    /// Announce to the broadcast address of every interface (off: targets only).
+    /// Announce to the broadcast address of every interface.
     pub broadcast: bool,
+    /// Announce to Pigeon's multicast group (and LocalSend's) on every interface: many
+    /// Wi-Fi access points and managed switches that filter broadcasts forward multicast.
+    pub multicast: bool,
     /// Where received files go; `None` means the user's Downloads/Pigeon.
     pub download_dir: Option<PathBuf>,
     /// Accept every file offer without asking.
@@ -195,6 +198,7 @@ impl Default for Settings {
             port: DEFAULT_PORT,
             targets: Vec::new(),
             broadcast: true,
+            multicast: true,
             download_dir: None,
             auto_accept: false,
             keep_running: true,

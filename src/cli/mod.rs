@@ -73,9 +73,12 @@ pub struct SharedArgs {
     /// :PORT. Repeatable; added to the targets in the settings file.
     #[arg(long = "target", global = true, value_name = "ADDR")]
     targets: Vec<String>,
-    /// Announce to targets only, not to interface broadcast addresses.
+    /// Do not announce to interface broadcast addresses.
     #[arg(long, global = true)]
     no_broadcast: bool,
+    /// Do not announce to the multicast groups (Pigeon's and LocalSend's).
+    #[arg(long, global = true)]
+    no_multicast: bool,
     /// Keep all state of this node (history, identity, settings) in DIR.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -223,6 +226,9 @@ impl SharedArgs {
         settings.targets.extend(self.targets);
         if self.no_broadcast {
             settings.broadcast = false;
+        }
+        if self.no_multicast {
+            settings.multicast = false;
         }
         if let Some(dir) = self.download_dir {
             settings.download_dir = Some(dir);

@@ -25,6 +25,7 @@ mod interfaces;
 pub mod lines;
 mod listener;
 mod log_limit;
+mod multicast;
 mod pace;
 mod room_log;
 mod sinks;

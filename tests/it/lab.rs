@@ -140,6 +140,31 @@ impl Lab {
         ip(&all.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
     }
 
+    /// Makes the bridge drop the IPv4 packets `matching` (an nftables match such as
+    /// `ip daddr 10.77.0.255`), as a switch or access point that filters them would.
+    pub fn bridge_drops(&self, matching: &str) -> Result<(), String> {
+        let rules = format!(
+            "table bridge lab {{\n chain forward {{\n type filter hook forward priority 0;\n {matching} drop\n }}\n}}\n"
+        );
+        let out = Process::new("ip")
+            .args(["netns", "exec", &self.hub(), "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut nft| {
+                use std::io::Write;
+                nft.stdin.take().unwrap().write_all(rules.as_bytes())?;
+                nft.wait_with_output()
+            })
+            .map_err(|err| format!("cannot run nft: {err}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("nft {rules}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    }
+
     /// Namespace name of the bridge.
     pub fn hub(&self) -> String {
         format!("{}hub", self.prefix)

@@ -56,7 +56,7 @@ impl Net {
     }
 
     /// Flags for node `i` of `count`: bound to its address, targeting every other node, no
-    /// broadcast.
+    /// broadcast, no multicast.
     pub fn flags(&self, i: u8, count: u8, data_dir: &Path) -> Vec<String> {
         let mut flags = vec![
             "--bind".into(),
@@ -64,6 +64,7 @@ impl Net {
             "--port".into(),
             self.port.to_string(),
             "--no-broadcast".into(),
+            "--no-multicast".into(),
             "--data-dir".into(),
             data_dir.display().to_string(),
         ];

@@ -41,6 +41,7 @@ use crate::node::doorbell::{self, Doorbell};
 use crate::node::event::Stats;
 use crate::node::hub::core::Core;
 use crate::node::hub::transfers::FetchJob;
+use crate::node::multicast::Group;
 use crate::node::threads::{self, StopFlag};
 use crate::node::udp::{self, Counters, Decoded};
 use crate::node::{StartError, interfaces, socket};
@@ -115,8 +116,8 @@ pub struct LocalSend {
     udp: UdpSocket,
     /// The LocalSend port (UDP and TCP).
     port: u16,
-    /// Whether announcements go to the multicast group (off: targets only).
-    multicast: bool,
+    /// The multicast group announcements go to (none: targets only).
+    group: Option<Group>,
     /// The address we are bound to (every interface when unspecified).
     bind: Ipv4Addr,
     /// Extra addresses announced to (another subnet, a VPN), at the LocalSend port.
@@ -201,19 +202,15 @@ impl LocalSend {
             Ok(udp) => udp,
             Err(err) => return unavailable("UDP", &err),
         };
-        let multicast = settings.broadcast;
         let (report_tx, reports) = doorbell::queue(QUEUE, setup.bell);
         let counters = Arc::new(Counters::default());
         let mut receivers = vec![udp.try_clone().map_err(|source| StartError::Bind { addr, source })?];
-        if multicast {
-            match multicast_socket(settings.bind, port, &udp) {
-                Ok(Some(group)) => receivers.push(group),
-                Ok(None) => {}
-                Err(err) => log::warn!(
-                    "LocalSend: no multicast ({err}); devices are found by their announcements to us"
-                ),
-            }
-        }
+        let (group, group_udp) = if settings.multicast {
+            Group::open_or_warn("LocalSend", wire::MULTICAST_ADDR.into(), settings.bind, port, &udp)
+        } else {
+            (None, None)
+        };
+        receivers.extend(group_udp);
         for receiver in receivers {
             let (queue, stop, counters) = (report_tx.clone(), setup.stop.clone(), counters.clone());
             let thread = threads::spawn("pigeon-localsend-udp", move || {
@@ -234,7 +231,7 @@ impl LocalSend {
         let mut family = LocalSend {
             udp,
             port,
-            multicast,
+            group,
             bind: settings.bind,
             targets: Vec::new(),
             fingerprint: tls.fingerprint.clone(),
@@ -283,16 +280,8 @@ impl LocalSend {
     /// Announces us to the multicast group on each interface (when on) and to the targets.
     fn announce(&mut self, core: &Core) {
         let Ok(bytes) = serde_json::to_vec(&self.me(core, Some(true))) else { return };
-        if self.multicast {
-            let group = SocketAddrV4::new(wire::MULTICAST_ADDR.into(), self.port);
-            for subnet in interfaces::broadcast_subnets(self.bind) {
-                let sent = socket2::SockRef::from(&self.udp)
-                    .set_multicast_if_v4(&subnet.ip)
-                    .and_then(|()| socket::send_datagram(&self.udp, &bytes, group));
-                if let Err(err) = sent {
-                    log::debug!("LocalSend announcement on {}: {err}", subnet.ip);
-                }
-            }
+        if let Some(group) = &mut self.group {
+            group.send(&self.udp, &interfaces::broadcast_subnets(self.bind), &bytes);
         }
         for to in &self.targets {
             if let Err(err) = socket::send_datagram(&self.udp, &bytes, *to) {
@@ -356,25 +345,6 @@ impl LocalSend {
 fn decode_announcement(from: SocketAddrV4, bytes: &[u8]) -> Result<Decoded<Report>, DecodeError> {
     let info: DeviceInfo = serde_json::from_slice(bytes).map_err(|err| DecodeError::Body(err.to_string()))?;
     Ok(Decoded { report: Report::Announced { from, info }, urgent: true })
-}
-
-/// Joins the multicast group on every interface we use (those up at start). A socket bound
-/// to every address receives the group itself; one bound to a single address does not, so
-/// then a second socket, bound to the group's address, does (returned).
-fn multicast_socket(bind: Ipv4Addr, port: u16, udp: &UdpSocket) -> std::io::Result<Option<UdpSocket>> {
-    let subnets = interfaces::broadcast_subnets(bind);
-    if subnets.is_empty() {
-        return Err(std::io::Error::other("no interface to join the group on"));
-    }
-    let group = if bind.is_unspecified() {
-        None
-    } else {
-        Some(socket::udp_socket(SocketAddrV4::new(wire::MULTICAST_ADDR.into(), port))?)
-    };
-    for subnet in subnets {
-        group.as_ref().unwrap_or(udp).join_multicast_v4(&wire::MULTICAST_ADDR.into(), &subnet.ip)?;
-    }
-    Ok(group)
 }
 
 impl Adapter for LocalSend {

@@ -2,7 +2,8 @@
 //! and the [`Announcer`] that sends announces, heartbeats, replies and goodbyes.
 //!
 //! Where announces go: the broadcast address of every up, non-loopback IPv4 interface (only
-//! the bound address's interface when bound to one address), every configured target, and
+//! the bound address's interface when bound to one address) and the multicast group out of
+//! each of them (each way when on: networks filter one or the other), every configured target, and
 //! every online peer outside those broadcast domains (so a peer reached only through a
 //! target keeps hearing from us even if its own targets do not include us).
 
@@ -16,6 +17,7 @@ use super::heartbeat::Due;
 use crate::node::doorbell::Bell;
 use crate::node::interfaces::broadcast_subnets;
 use crate::node::log_limit::{JUNK_LOG_INTERVAL, LogLimit};
+use crate::node::multicast::Group;
 use crate::node::socket;
 use crate::node::threads::StopFlag;
 use crate::node::udp::{self, Counters, Decoded};
@@ -79,6 +81,8 @@ pub struct Announcer {
     port: u16,
     /// Announce on interface broadcast addresses.
     broadcast: bool,
+    /// The multicast group announces go to as well (none: off).
+    group: Option<Group>,
     /// Configured extra targets, resolved.
     targets: Vec<SocketAddrV4>,
     /// Limits direct replies.
@@ -95,12 +99,24 @@ impl Announcer {
         wall_ms: fn() -> u64,
         bind: Ipv4Addr,
         port: u16,
-        broadcast: bool,
+        (broadcast, group): (bool, Option<Group>),
         targets: Vec<SocketAddrV4>,
     ) -> Self {
         let replies = ReplyBudget { tokens: REPLY_BURST, refilled: Instant::now() };
         let skipped_log = LogLimit::new(JUNK_LOG_INTERVAL);
-        Announcer { socket, identity, seq: 0, wall_ms, bind, port, broadcast, targets, replies, skipped_log }
+        Announcer {
+            socket,
+            identity,
+            seq: 0,
+            wall_ms,
+            bind,
+            port,
+            broadcast,
+            group,
+            targets,
+            replies,
+            skipped_log,
+        }
     }
 
     /// The next sequence number: the wall clock in milliseconds, so that it keeps growing
@@ -132,8 +148,12 @@ impl Announcer {
         self.send_everywhere(&bytes, extra);
     }
 
-    fn send_everywhere(&self, bytes: &[u8], extra: impl IntoIterator<Item = SocketAddrV4>) {
-        let subnets = if self.broadcast { broadcast_subnets(self.bind) } else { Vec::new() };
+    fn send_everywhere(&mut self, bytes: &[u8], extra: impl IntoIterator<Item = SocketAddrV4>) {
+        let subnets = broadcast_subnets(self.bind);
+        if let Some(group) = &mut self.group {
+            group.send(&self.socket, &subnets, bytes);
+        }
+        let subnets = if self.broadcast { subnets } else { Vec::new() };
         let mut destinations: BTreeSet<SocketAddrV4> =
             subnets.iter().map(|subnet| SocketAddrV4::new(subnet.broadcast, self.port)).collect();
         destinations.extend(self.targets.iter().copied());

@@ -42,12 +42,13 @@ use crate::node::hub::core::Core;
 use crate::node::hub::outbox::InFlight;
 use crate::node::hub::rooms::RoomFrame;
 use crate::node::hub::transfers::FetchJob;
+use crate::node::multicast::Group;
 use crate::node::sinks::Origin;
 use crate::node::threads::{self, StopFlag};
 use crate::node::udp::Counters;
 use crate::node::{StartError, interfaces, random_seed, socket};
 use crate::protocol::Family;
-use crate::protocol::announce::{Datagram, Presence};
+use crate::protocol::announce::{Datagram, MULTICAST_GROUP, Presence};
 use crate::protocol::frame::Frame;
 use crate::protocol::ids::{PeerId, TransferId};
 use crate::secure::{Identity, Role, Session};
@@ -214,6 +215,11 @@ impl Native {
                 }
                 _ => None,
             };
+        let (group, group_udp) = if settings.multicast {
+            Group::open_or_warn("Pigeon", MULTICAST_GROUP, settings.bind, port, &udp)
+        } else {
+            (None, None)
+        };
         let (report_tx, reports) = doorbell::queue(QUEUE, &setup.bell);
         let (datagram_tx, datagrams) = doorbell::queue(DATAGRAM_QUEUE, &setup.bell);
         let counters = Arc::new(Counters::default());
@@ -223,10 +229,10 @@ impl Native {
             crate::node::hub::core::now_ms,
             settings.bind,
             port,
-            settings.broadcast,
+            (settings.broadcast, group),
             setup.targets,
         );
-        for socket in std::iter::once(udp).chain(broadcast_udp) {
+        for socket in std::iter::once(udp).chain(broadcast_udp).chain(group_udp) {
             let (queue, stop, counters) = (datagram_tx.clone(), setup.stop.clone(), counters.clone());
             let receiver = threads::spawn("pigeon-udp", move || {
                 discovery::receive_loop(&socket, &queue, &stop, &counters);

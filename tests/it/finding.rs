@@ -1,0 +1,75 @@
+//! Finding peers wherever the network lets packets through (issue 20): each way of being
+//! found keeps working when a lab's bridge filters the others, as access points and managed
+//! switches do.
+
+use std::time::Duration;
+
+use pigeon::protocol::ids::PeerId;
+
+use crate::lab::{Lab, skip_unless};
+use crate::util::Daemon;
+
+/// Starts `count` hosts on a lab whose bridge drops what `dropped` matches, with only the
+/// native family on (IP Messenger and LocalSend find peers by broadcast and multicast too).
+fn hosts_behind_a_filter(
+    tag: &str,
+    count: usize,
+    dropped: &str,
+    dirs: &tempfile::TempDir,
+) -> Option<(Lab, Vec<Daemon>)> {
+    let lab = skip_unless(Lab::up(tag, count))?;
+    lab.bridge_drops(dropped).unwrap();
+    let hosts = (0..count)
+        .map(|i| {
+            let data = dirs.path().join(format!("h{i}")).display().to_string();
+            let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend"].map(str::to_owned);
+            Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags)
+        })
+        .collect();
+    Some((lab, hosts))
+}
+
+fn expect_all_see_all(hosts: &mut [Daemon], within: Duration) {
+    let ids: Vec<PeerId> = hosts.iter().map(|host| host.id).collect();
+    for host in hosts.iter_mut() {
+        let others: Vec<PeerId> = ids.iter().copied().filter(|id| *id != host.id).collect();
+        host.expect_peers_within(&others, within);
+    }
+}
+
+#[test]
+fn with_broadcasts_dropped_on_the_bridge_hosts_find_each_other_by_multicast() {
+    let dirs = tempfile::tempdir().unwrap();
+    let dropped = "ip daddr { 10.77.0.255, 255.255.255.255 }";
+    let Some((_lab, mut hosts)) = hosts_behind_a_filter("fb", 3, dropped, &dirs) else { return };
+    expect_all_see_all(&mut hosts, Duration::from_secs(10));
+}
+
+#[test]
+fn with_multicast_dropped_on_the_bridge_hosts_find_each_other_by_broadcast() {
+    let dirs = tempfile::tempdir().unwrap();
+    let Some((_lab, mut hosts)) = hosts_behind_a_filter("fm", 3, "ip daddr 224.0.0.0/4", &dirs) else {
+        return;
+    };
+    expect_all_see_all(&mut hosts, Duration::from_secs(10));
+}
+
+#[test]
+fn a_host_whose_address_comes_after_its_start_joins_the_group_then_and_is_found() {
+    let dirs = tempfile::tempdir().unwrap();
+    let dropped = "ip daddr { 10.77.0.255, 255.255.255.255 }";
+    let Some(lab) = skip_unless(Lab::up("fl", 2)) else { return };
+    lab.bridge_drops(dropped).unwrap();
+    // Host 1 hears of host 0 only through the group, so only once it joined on eth0.
+    lab.bridge_drops("ip saddr 10.77.0.2 ip daddr 224.0.0.0/4").unwrap();
+    // As at a login before the Wi-Fi connects: no address when Pigeon starts.
+    lab.ip_in(1, &["addr", "flush", "dev", "eth0"]);
+    let start = |i: usize| {
+        let data = dirs.path().join(format!("h{i}")).display().to_string();
+        let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend"].map(str::to_owned);
+        Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags)
+    };
+    let mut hosts = vec![start(0), start(1)];
+    lab.ip_in(1, &["addr", "add", "10.77.0.2/24", "brd", "10.77.0.255", "dev", "eth0"]);
+    expect_all_see_all(&mut hosts, Duration::from_secs(15));
+}
