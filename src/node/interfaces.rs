@@ -53,12 +53,9 @@ pub fn broadcast_subnets(bind: Ipv4Addr) -> Vec<Subnet> {
         .collect()
 }
 
-/// Receives datagrams sent to a subnet's broadcast address. A socket bound to one unicast
-/// address does not see broadcasts on Linux, so a node bound to one address also binds the
-/// broadcast address of that address's interface.
-pub fn broadcast_receiver_addr(bind: Ipv4Addr, port: u16) -> Option<SocketAddrV4> {
-    if bind.is_unspecified() {
-        return None;
-    }
-    broadcast_subnets(bind).first().map(|subnet| SocketAddrV4::new(subnet.broadcast, port))
+/// Addresses to bind to receive the broadcasts of every subnet we use at `port`, for a node
+/// whose own socket does not see them: on Linux a socket bound to one unicast address, or to
+/// another port, does not.
+pub fn broadcast_receiver_addrs(bind: Ipv4Addr, port: u16) -> Vec<SocketAddrV4> {
+    broadcast_subnets(bind).iter().map(|subnet| SocketAddrV4::new(subnet.broadcast, port)).collect()
 }

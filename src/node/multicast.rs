@@ -20,22 +20,24 @@ pub struct Group {
 }
 
 impl Group {
-    /// Prepares membership of `group` at `port` for a family whose discovery socket is `udp`,
-    /// bound to `bind`. A socket bound to every address receives the group itself; one
-    /// bound to a single address does not, so then a second socket, bound to the group's
-    /// address, does: returned for the family to receive on.
+    /// Prepares membership of `group` at `port` for a family bound to `bind`. `member` is
+    /// the family's socket when it is bound to every address at `port`: it receives the
+    /// group itself. Otherwise a second socket, bound to the group's address, does
+    /// (returned for the family to receive on): a socket bound to a single address, or to
+    /// another port, does not see the group.
     pub fn open(
         group: Ipv4Addr,
         bind: Ipv4Addr,
         port: u16,
-        udp: &UdpSocket,
+        member: Option<&UdpSocket>,
     ) -> std::io::Result<(Group, Option<UdpSocket>)> {
         let addr = SocketAddrV4::new(group, port);
-        let (member, receiver) = if bind.is_unspecified() {
-            (udp.try_clone()?, None)
-        } else {
-            let receiver = socket::udp_socket(addr)?;
-            (receiver.try_clone()?, Some(receiver))
+        let (member, receiver) = match member {
+            Some(udp) => (udp.try_clone()?, None),
+            None => {
+                let receiver = socket::udp_socket(addr)?;
+                (receiver.try_clone()?, Some(receiver))
+            }
         };
         let mut group = Group { addr, member, joined: BTreeSet::new() };
         group.refresh(&interfaces::broadcast_subnets(bind));
@@ -49,9 +51,9 @@ impl Group {
         group: Ipv4Addr,
         bind: Ipv4Addr,
         port: u16,
-        udp: &UdpSocket,
+        member: Option<&UdpSocket>,
     ) -> (Option<Group>, Option<UdpSocket>) {
-        match Group::open(group, bind, port, udp) {
+        match Group::open(group, bind, port, member) {
             Ok((group, receiver)) => (Some(group), receiver),
             Err(err) => {
                 log::warn!("{family}: no multicast on {group}:{port} ({err})");

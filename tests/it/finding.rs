@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use pigeon::Event;
 use pigeon::protocol::ids::PeerId;
+use pigeon::store::MessageState;
 
 use crate::lab::{Lab, skip_unless};
-use crate::util::Daemon;
+use crate::util::{Daemon, SHORT, incoming_texts, send};
 
 /// Starts `count` hosts on a lab whose bridge drops what `dropped` matches, with only the
 /// native family on (IP Messenger and LocalSend find peers by broadcast and multicast too).
@@ -72,4 +74,49 @@ fn a_host_whose_address_comes_after_its_start_joins_the_group_then_and_is_found(
     let mut hosts = vec![start(0), start(1)];
     lab.ip_in(1, &["addr", "add", "10.77.0.2/24", "brd", "10.77.0.255", "dev", "eth0"]);
     expect_all_see_all(&mut hosts, Duration::from_secs(15));
+}
+
+/// Two users' Pigeons on one computer (host 0) and a third on host 1, none given a port, on
+/// a bridge that drops `dropped`: all three list each other and every one's message reaches
+/// both others.
+fn two_users_on_one_computer_and_a_neighbour(tag: &str, dropped: &str) {
+    let Some(lab) = skip_unless(Lab::up(tag, 2)) else { return };
+    lab.bridge_drops(dropped).unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let start = |name: &str, host: usize| {
+        let data = dirs.path().join(name).display().to_string();
+        Daemon::start_with(name, &lab.exec(host), &["--data-dir".to_owned(), data])
+    };
+    let mut nodes = vec![start("ana", 0), start("bo", 0), start("cy", 1)];
+    expect_all_see_all(&mut nodes, Duration::from_secs(10));
+    let bo = nodes[0].peers().into_iter().find(|peer| peer.id == nodes[1].id).unwrap();
+    assert_eq!(bo.addr, "10.77.0.1");
+    assert_ne!(bo.port, 2426, "bo listens on a port of its own");
+    let ids: Vec<PeerId> = nodes.iter().map(|node| node.id).collect();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let others: Vec<PeerId> = ids.iter().copied().filter(|id| *id != ids[i]).collect();
+        let mut waiting = send(node, &others, &format!("hello from {}", node.name));
+        node.expect(SHORT, "both delivered", |event| {
+            if let Event::MessageStateChanged { msg_id, state: MessageState::Delivered, .. } = event {
+                waiting.retain(|id| id != msg_id);
+            }
+            waiting.is_empty().then_some(())
+        });
+    }
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let senders = ids.iter().copied().filter(|id| *id != ids[i]).collect::<Vec<_>>();
+        for sender in senders {
+            assert_eq!(incoming_texts(node, sender).len(), 1, "{} from {sender}", node.name);
+        }
+    }
+}
+
+#[test]
+fn two_users_pigeons_on_one_computer_and_a_neighbour_find_each_other_by_broadcast() {
+    two_users_on_one_computer_and_a_neighbour("f2b", "ip daddr 224.0.0.0/4");
+}
+
+#[test]
+fn two_users_pigeons_on_one_computer_and_a_neighbour_find_each_other_by_multicast() {
+    two_users_on_one_computer_and_a_neighbour("f2m", "ip daddr { 10.77.0.255, 255.255.255.255 }");
 }

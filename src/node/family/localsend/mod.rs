@@ -206,7 +206,8 @@ impl LocalSend {
         let counters = Arc::new(Counters::default());
         let mut receivers = vec![udp.try_clone().map_err(|source| StartError::Bind { addr, source })?];
         let (group, group_udp) = if settings.multicast {
-            Group::open_or_warn("LocalSend", wire::MULTICAST_ADDR.into(), settings.bind, port, &udp)
+            let member = settings.bind.is_unspecified().then_some(&udp);
+            Group::open_or_warn("LocalSend", wire::MULTICAST_ADDR.into(), settings.bind, port, member)
         } else {
             (None, None)
         };

@@ -23,7 +23,7 @@ mod stream;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -201,25 +201,30 @@ impl Native {
     /// Binds the native port (TCP and UDP) and starts the receiver and accept threads.
     pub fn start(setup: Setup<'_>, core: &Core) -> Result<Native, StartError> {
         let settings = setup.settings;
-        let wanted = SocketAddrV4::new(settings.bind, settings.port);
-        let listener =
-            socket::tcp_listener(wanted).map_err(|source| StartError::Bind { addr: wanted, source })?;
-        let port = listener.local_addr().map_err(|source| StartError::Bind { addr: wanted, source })?.port();
+        let (listener, udp, port) = listen(settings.bind, settings.port)?;
         let local_addr = SocketAddrV4::new(settings.bind, port);
         let bind_err = |source| StartError::Bind { addr: local_addr, source };
-        let udp = socket::udp_socket(local_addr).map_err(bind_err)?;
-        let broadcast_udp =
-            match settings.broadcast.then(|| interfaces::broadcast_receiver_addr(settings.bind, port)) {
-                Some(Some(addr)) => {
-                    Some(socket::udp_socket(addr).map_err(|source| StartError::Bind { addr, source })?)
-                }
-                _ => None,
-            };
+        // Where other nodes send broadcasts and multicasts: the configured port, even when
+        // another user's Pigeon on this computer holds it and we listen on a port of our own.
+        let discovery_port = if settings.port == 0 { port } else { settings.port };
+        // Our own socket receives them only when bound to every address at that port; else
+        // sockets bound to the broadcast addresses and the group do (they see no unicast, so
+        // the Pigeon holding the port keeps its replies).
+        let own_socket_hears_all = settings.bind.is_unspecified() && port == discovery_port;
+        let mut shared_udp = Vec::new();
+        if settings.broadcast && !own_socket_hears_all {
+            for addr in interfaces::broadcast_receiver_addrs(settings.bind, discovery_port) {
+                shared_udp
+                    .push(socket::udp_socket(addr).map_err(|source| StartError::Bind { addr, source })?);
+            }
+        }
         let (group, group_udp) = if settings.multicast {
-            Group::open_or_warn("Pigeon", MULTICAST_GROUP, settings.bind, port, &udp)
+            let member = own_socket_hears_all.then_some(&udp);
+            Group::open_or_warn("Pigeon", MULTICAST_GROUP, settings.bind, discovery_port, member)
         } else {
             (None, None)
         };
+        shared_udp.extend(group_udp);
         let (report_tx, reports) = doorbell::queue(QUEUE, &setup.bell);
         let (datagram_tx, datagrams) = doorbell::queue(DATAGRAM_QUEUE, &setup.bell);
         let counters = Arc::new(Counters::default());
@@ -228,11 +233,11 @@ impl Native {
             setup.identity.clone(),
             crate::node::hub::core::now_ms,
             settings.bind,
-            port,
+            discovery_port,
             (settings.broadcast, group),
             setup.targets,
         );
-        for socket in std::iter::once(udp).chain(broadcast_udp).chain(group_udp) {
+        for socket in std::iter::once(udp).chain(shared_udp) {
             let (queue, stop, counters) = (datagram_tx.clone(), setup.stop.clone(), counters.clone());
             let receiver = threads::spawn("pigeon-udp", move || {
                 discovery::receive_loop(&socket, &queue, &stop, &counters);
@@ -312,6 +317,42 @@ impl Native {
             }
         }
     }
+}
+
+/// Attempts at a port of our own when another Pigeon holds the configured one.
+const OWN_PORT_ATTEMPTS: usize = 8;
+
+/// The TCP listener and the UDP socket of the node, on one port: `port` at `bind`, or, when
+/// something else (another user's Pigeon on this computer) holds it, one the kernel picks
+/// — which the presence announces, so peers connect there and reply there.
+fn listen(bind: Ipv4Addr, port: u16) -> Result<(TcpListener, UdpSocket, u16), StartError> {
+    let wanted = SocketAddrV4::new(bind, port);
+    let bind_err = |addr, source| StartError::Bind { addr, source };
+    match socket::tcp_listener(wanted) {
+        Ok(listener) => {
+            let udp = socket::udp_socket(wanted).map_err(|source| bind_err(wanted, source))?;
+            return Ok((listener, udp, port));
+        }
+        Err(err) if err.kind() == io::ErrorKind::AddrInUse && port != 0 => {
+            log::info!(
+                "port {port} is taken (another Pigeon on this computer?): listening on a port of our own"
+            );
+        }
+        Err(source) => return Err(bind_err(wanted, source)),
+    }
+    let mut last = None;
+    for _ in 0..OWN_PORT_ATTEMPTS {
+        let listener =
+            socket::tcp_listener(SocketAddrV4::new(bind, 0)).map_err(|source| bind_err(wanted, source))?;
+        let own =
+            SocketAddrV4::new(bind, listener.local_addr().map_err(|source| bind_err(wanted, source))?.port());
+        // The kernel picked a free TCP port; the same UDP port is usually free too.
+        match socket::udp_socket(own) {
+            Ok(udp) => return Ok((listener, udp, own.port())),
+            Err(source) => last = Some(bind_err(own, source)),
+        }
+    }
+    Err(last.unwrap_or_else(|| bind_err(wanted, io::Error::from(io::ErrorKind::AddrInUse))))
 }
 
 impl Adapter for Native {
