@@ -96,6 +96,9 @@ pub struct Settings {
     /// Extra announce targets: a host or a subnet's broadcast address, with an optional
     /// `:port` (default: [`Settings::port`]). For VPNs, other subnets and loopback tests.
     pub targets: Vec<String>,
+    /// Network interfaces discovery uses, by name (`eth0`, `wlan0`); empty: every one
+    /// except the virtual bridges of containers and VMs (docker0, virbr0, veth…).
+    pub interfaces: Vec<String>,
     /// Announce to the broadcast address of every interface.
     pub broadcast: bool,
     /// Announce to Pigeon's multicast group (and LocalSend's) on every interface: many
@@ -197,6 +200,7 @@ impl Default for Settings {
             bind: Ipv4Addr::UNSPECIFIED,
             port: DEFAULT_PORT,
             targets: Vec::new(),
+            interfaces: Vec::new(),
             broadcast: true,
             multicast: true,
             download_dir: None,

@@ -73,6 +73,10 @@ pub struct SharedArgs {
     /// :PORT. Repeatable; added to the targets in the settings file.
     #[arg(long = "target", global = true, value_name = "ADDR")]
     targets: Vec<String>,
+    /// A network interface to find peers on (`eth0`, `wlan0`). Repeatable; given, only these
+    /// are used (default: all but the virtual bridges of containers and VMs).
+    #[arg(long = "interface", global = true, value_name = "NAME")]
+    interfaces: Vec<String>,
     /// Do not announce to interface broadcast addresses.
     #[arg(long, global = true)]
     no_broadcast: bool,
@@ -224,6 +228,9 @@ impl SharedArgs {
             settings.port = port;
         }
         settings.targets.extend(self.targets);
+        if !self.interfaces.is_empty() {
+            settings.interfaces = self.interfaces;
+        }
         if self.no_broadcast {
             settings.broadcast = false;
         }

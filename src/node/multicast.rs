@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 
-use super::interfaces::{self, Subnet};
+use super::interfaces::{Scope, Subnet};
 use super::socket;
 
 /// A group we belong to on the interfaces we use.
@@ -20,14 +20,14 @@ pub struct Group {
 }
 
 impl Group {
-    /// Prepares membership of `group` at `port` for a family bound to `bind`. `member` is
+    /// Prepares membership of `group` at `port` on the interfaces of `scope`. `member` is
     /// the family's socket when it is bound to every address at `port`: it receives the
     /// group itself. Otherwise a second socket, bound to the group's address, does
     /// (returned for the family to receive on): a socket bound to a single address, or to
     /// another port, does not see the group.
     pub fn open(
         group: Ipv4Addr,
-        bind: Ipv4Addr,
+        scope: &Scope,
         port: u16,
         member: Option<&UdpSocket>,
     ) -> std::io::Result<(Group, Option<UdpSocket>)> {
@@ -40,7 +40,7 @@ impl Group {
             }
         };
         let mut group = Group { addr, member, joined: BTreeSet::new() };
-        group.refresh(&interfaces::broadcast_subnets(bind));
+        group.refresh(&scope.subnets());
         Ok((group, receiver))
     }
 
@@ -49,11 +49,11 @@ impl Group {
     pub fn open_or_warn(
         family: &str,
         group: Ipv4Addr,
-        bind: Ipv4Addr,
+        scope: &Scope,
         port: u16,
         member: Option<&UdpSocket>,
     ) -> (Option<Group>, Option<UdpSocket>) {
-        match Group::open(group, bind, port, member) {
+        match Group::open(group, scope, port, member) {
             Ok((group, receiver)) => (Some(group), receiver),
             Err(err) => {
                 log::warn!("{family}: no multicast on {group}:{port} ({err})");

@@ -120,3 +120,50 @@ fn two_users_pigeons_on_one_computer_and_a_neighbour_find_each_other_by_broadcas
 fn two_users_pigeons_on_one_computer_and_a_neighbour_find_each_other_by_multicast() {
     two_users_on_one_computer_and_a_neighbour("f2m", "ip daddr { 10.77.0.255, 255.255.255.255 }");
 }
+
+/// Whether `node` lists the peer `id` within `within`.
+fn lists_within(node: &mut Daemon, id: PeerId, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if node.peers().iter().any(|peer| peer.id == id) {
+            return true;
+        }
+        node.drain_for(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_host_on_two_networks_finds_peers_on_both_and_stays_off_a_container_bridge_unless_chosen() {
+    let Some(mut lab) = skip_unless(Lab::up("fi", 2)) else { return };
+    let office = lab.side_link(0, "eth1");
+    let containers = lab.side_link(0, "docker0");
+    let dirs = tempfile::tempdir().unwrap();
+    let data = |name: &str| dirs.path().join(name).display().to_string();
+    // The far ends never announce: they list host 0 only if host 0 announces to them.
+    let quiet = |name: &str, exec: &[String]| {
+        let flags =
+            ["--data-dir", &data(name), "--no-broadcast", "--no-multicast", "--no-ipmsg", "--no-localsend"];
+        Daemon::start_with(name, exec, &flags.map(str::to_owned))
+    };
+    let mut lan = Daemon::start_with("lan", &lab.exec(1), &["--data-dir".to_owned(), data("lan")]);
+    let mut office = quiet("office", &office);
+    let mut container = quiet("container", &containers);
+    let host_flags = |extra: &[&str]| {
+        let mut flags =
+            vec!["--data-dir".to_owned(), data("host"), "--no-ipmsg".into(), "--no-localsend".into()];
+        flags.extend(extra.iter().map(|flag| (*flag).to_owned()));
+        flags
+    };
+    let mut host = Daemon::start_with("host", &lab.exec(0), &host_flags(&[]));
+    let host_id = host.id;
+    host.expect_peers(&[lan.id, office.id]);
+    lan.expect_peers(&[host_id]);
+    office.expect_peers(&[host_id]);
+    // Two heartbeats and then some: long enough for one to have gone to docker0.
+    assert!(!lists_within(&mut container, host_id, Duration::from_secs(5)), "host announced on docker0");
+    host.stop();
+
+    let host = Daemon::start_with("host", &lab.exec(0), &host_flags(&["--interface", "docker0"]));
+    container.expect_peers(&[host.id]);
+}

@@ -18,6 +18,8 @@ pub struct Lab {
     hosts: usize,
     /// The impaired switch, when the lab has one instead of a bridge.
     switch: Option<Child>,
+    /// Namespaces beyond the hosts: the far ends of side links.
+    side_hosts: Vec<String>,
 }
 
 /// What the link of every host does to frames, as `tc qdisc add … netem loss L delay D J`
@@ -104,7 +106,7 @@ impl Lab {
     fn namespaces(tag: &str, hosts: usize) -> Result<Lab, String> {
         make_room_for_neighbours()?;
         let prefix = format!("pgt{}{tag}", std::process::id());
-        let lab = Lab { prefix, hosts, switch: None };
+        let lab = Lab { prefix, hosts, switch: None, side_hosts: Vec::new() };
         let hub = lab.hub();
         ip(&["netns", "add", &hub])?;
         ip(&["-n", &hub, "link", "set", "lo", "up"])?;
@@ -131,6 +133,28 @@ impl Lab {
             "eth0",
         ])?;
         ip(&["-n", &ns, "link", "set", "eth0", "up"])
+    }
+
+    /// Gives host `i` a second interface, `name`, with address 10.78.N.1/24, linked straight
+    /// to a new namespace holding 10.78.N.2 on its eth0 (N counts side links from 0), as a
+    /// computer with a second network card, or a container bridge, would have. Returns the
+    /// prefix that runs a command in the new namespace.
+    pub fn side_link(&mut self, i: usize, name: &str) -> Vec<String> {
+        let n = self.side_hosts.len();
+        let side = format!("{}x{n}", self.prefix);
+        ip(&["netns", "add", &side]).unwrap();
+        self.side_hosts.push(side.clone());
+        let host = self.host(i);
+        ip(&["-n", &host, "link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", &side])
+            .unwrap();
+        for (ns, iface, addr) in
+            [(&host, name, format!("10.78.{n}.1/24")), (&side, "eth0", format!("10.78.{n}.2/24"))]
+        {
+            ip(&["-n", ns, "addr", "add", &addr, "brd", &format!("10.78.{n}.255"), "dev", iface]).unwrap();
+            ip(&["-n", ns, "link", "set", iface, "up"]).unwrap();
+        }
+        ip(&["-n", &side, "link", "set", "lo", "up"]).unwrap();
+        vec!["ip".into(), "netns".into(), "exec".into(), side]
     }
 
     /// Runs `ip -n <host i> ARGS…` (to take interfaces down, change addresses, …).
@@ -194,7 +218,8 @@ impl Drop for Lab {
             switch.kill().ok();
             switch.wait().ok();
         }
-        let names = (0..self.hosts).map(|i| self.host(i)).chain([self.hub()]);
+        let side_hosts = std::mem::take(&mut self.side_hosts);
+        let names = (0..self.hosts).map(|i| self.host(i)).chain([self.hub()]).chain(side_hosts);
         for ns in names {
             // Best effort: a namespace that failed to appear has nothing to remove.
             ip(&["netns", "del", &ns]).ok();

@@ -33,9 +33,10 @@ use crate::node::event::{LeaveReason, Stats};
 use crate::node::hub::core::{Core, Remember, now_ms};
 use crate::node::hub::outbox::InFlight;
 use crate::node::hub::transfers::FetchJob;
+use crate::node::interfaces::Scope;
 use crate::node::threads::{self, StopFlag};
 use crate::node::udp::{self, Counters, Decoded};
-use crate::node::{StartError, interfaces, socket};
+use crate::node::{StartError, socket};
 use crate::protocol::Family;
 use crate::protocol::announce::Status;
 use crate::protocol::ids::{PeerId, TransferId};
@@ -94,10 +95,10 @@ pub struct IpMsg {
     socket: UdpSocket,
     /// The IP Messenger port (clients answer on it, whatever our source port).
     port: u16,
-    /// Where entry packets go: broadcast addresses and targets, at the IP Messenger port.
-    destinations: Vec<SocketAddrV4>,
-    /// Broadcast destinations, kept when the targets change.
-    broadcasts: Vec<SocketAddrV4>,
+    /// The interfaces whose broadcast addresses entry packets go to (none: targets only).
+    broadcast: Option<Scope>,
+    /// Targets entry packets go to as well, at the IP Messenger port.
+    targets: Vec<SocketAddrV4>,
     /// Our login name, as clients show it.
     user: String,
     /// Our host name.
@@ -170,22 +171,14 @@ impl IpMsg {
             }
             Err(err) => log::warn!("IP Messenger clients cannot fetch files: TCP port {port}: {err}"),
         }
-        let mut broadcasts = Vec::new();
-        if settings.broadcast {
-            if settings.bind.is_unspecified() {
-                broadcasts.push(SocketAddrV4::new(Ipv4Addr::BROADCAST, port));
-            }
-            let subnets = interfaces::broadcast_subnets(settings.bind);
-            broadcasts.extend(subnets.iter().map(|subnet| SocketAddrV4::new(subnet.broadcast, port)));
-        }
         let user = std::env::var("USER").unwrap_or_else(|_| String::from("pigeon"));
         // Numbers start from the clock so that they keep growing across our restarts.
         let last_packet = u32::try_from(now_ms() / 1000 % 0x7fff_0000).unwrap_or(1);
         let mut ipmsg = IpMsg {
             socket: udp,
             port,
-            destinations: Vec::new(),
-            broadcasts,
+            broadcast: settings.broadcast.then(|| Scope::of(settings)),
+            targets: Vec::new(),
             user,
             host: crate::config::host_name(),
             last_packet,
@@ -206,8 +199,23 @@ impl IpMsg {
 
     /// Entry packets go to the broadcast addresses and to `targets` (at our port).
     fn aim_at(&mut self, targets: &[SocketAddrV4]) {
-        let targets = targets.iter().map(|target| SocketAddrV4::new(*target.ip(), self.port));
-        self.destinations = self.broadcasts.iter().copied().chain(targets).collect();
+        self.targets = targets.iter().map(|target| SocketAddrV4::new(*target.ip(), self.port)).collect();
+    }
+
+    /// Where entry packets go now: the broadcast addresses of the interfaces in use (listed
+    /// afresh, so an interface that came up since the start counts), plus 255.255.255.255
+    /// when every interface is ours to use, as IP Messenger clients send, and the targets.
+    fn destinations(&self) -> Vec<SocketAddrV4> {
+        let mut destinations = Vec::new();
+        if let Some(scope) = &self.broadcast {
+            if scope.bind.is_unspecified() && scope.chosen.is_empty() {
+                destinations.push(SocketAddrV4::new(Ipv4Addr::BROADCAST, self.port));
+            }
+            destinations
+                .extend(scope.subnets().iter().map(|subnet| SocketAddrV4::new(subnet.broadcast, self.port)));
+        }
+        destinations.extend(self.targets.iter().copied());
+        destinations
     }
 
     fn packet(&mut self, command: u32, extra: Vec<u8>) -> Packet {
@@ -258,13 +266,14 @@ impl IpMsg {
     /// Announces us (at start, when our profile changes, and as goodbye).
     fn announce(&mut self, core: &Core, command_mode: u32) {
         let packet = self.entry_packet(core, command_mode);
-        for to in &self.destinations {
+        let destinations = self.destinations();
+        for to in &destinations {
             self.send(&packet, *to);
         }
         // Peers reached only by an answer (another subnet) hear it too.
         for ip in self.peers.keys() {
             let to = self.peer_addr(*ip);
-            if !self.destinations.contains(&to) {
+            if !destinations.contains(&to) {
                 self.send(&packet, to);
             }
         }

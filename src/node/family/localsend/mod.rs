@@ -23,7 +23,7 @@ mod server;
 mod tls;
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddrV4, UdpSocket};
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -41,10 +41,11 @@ use crate::node::doorbell::{self, Doorbell};
 use crate::node::event::Stats;
 use crate::node::hub::core::Core;
 use crate::node::hub::transfers::FetchJob;
+use crate::node::interfaces::Scope;
 use crate::node::multicast::Group;
 use crate::node::threads::{self, StopFlag};
 use crate::node::udp::{self, Counters, Decoded};
-use crate::node::{StartError, interfaces, socket};
+use crate::node::{StartError, socket};
 use crate::protocol::Family;
 use crate::protocol::error::DecodeError;
 use crate::protocol::ids::{MsgId, PeerId, TransferId};
@@ -118,8 +119,8 @@ pub struct LocalSend {
     port: u16,
     /// The multicast group announcements go to (none: targets only).
     group: Option<Group>,
-    /// The address we are bound to (every interface when unspecified).
-    bind: Ipv4Addr,
+    /// The interfaces announcements go out of.
+    scope: Scope,
     /// Extra addresses announced to (another subnet, a VPN), at the LocalSend port.
     targets: Vec<SocketAddrV4>,
     /// Our fingerprint.
@@ -207,7 +208,7 @@ impl LocalSend {
         let mut receivers = vec![udp.try_clone().map_err(|source| StartError::Bind { addr, source })?];
         let (group, group_udp) = if settings.multicast {
             let member = settings.bind.is_unspecified().then_some(&udp);
-            Group::open_or_warn("LocalSend", wire::MULTICAST_ADDR.into(), settings.bind, port, member)
+            Group::open_or_warn("LocalSend", wire::MULTICAST_ADDR.into(), &Scope::of(settings), port, member)
         } else {
             (None, None)
         };
@@ -233,7 +234,7 @@ impl LocalSend {
             udp,
             port,
             group,
-            bind: settings.bind,
+            scope: Scope::of(settings),
             targets: Vec::new(),
             fingerprint: tls.fingerprint.clone(),
             pin: settings.localsend_pin.clone().filter(|pin| !pin.is_empty()),
@@ -282,7 +283,7 @@ impl LocalSend {
     fn announce(&mut self, core: &Core) {
         let Ok(bytes) = serde_json::to_vec(&self.me(core, Some(true))) else { return };
         if let Some(group) = &mut self.group {
-            group.send(&self.udp, &interfaces::broadcast_subnets(self.bind), &bytes);
+            group.send(&self.udp, &self.scope.subnets(), &bytes);
         }
         for to in &self.targets {
             if let Err(err) = socket::send_datagram(&self.udp, &bytes, *to) {

@@ -8,14 +8,14 @@
 //! target keeps hearing from us even if its own targets do not include us).
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddrV4, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::Report;
 use super::heartbeat::Due;
 use crate::node::doorbell::Bell;
-use crate::node::interfaces::broadcast_subnets;
+use crate::node::interfaces::Scope;
 use crate::node::log_limit::{JUNK_LOG_INTERVAL, LogLimit};
 use crate::node::multicast::Group;
 use crate::node::socket;
@@ -75,8 +75,8 @@ pub struct Announcer {
     seq: u64,
     /// The wall clock, in milliseconds since 1970 (numbers survive restarts).
     wall_ms: fn() -> u64,
-    /// Address the node is bound to; unspecified means every interface.
-    bind: Ipv4Addr,
+    /// The interfaces announces go out of.
+    scope: Scope,
     /// Port peers listen on for discovery by default.
     port: u16,
     /// Announce on interface broadcast addresses.
@@ -97,7 +97,7 @@ impl Announcer {
         socket: UdpSocket,
         identity: Arc<Identity>,
         wall_ms: fn() -> u64,
-        bind: Ipv4Addr,
+        scope: Scope,
         port: u16,
         (broadcast, group): (bool, Option<Group>),
         targets: Vec<SocketAddrV4>,
@@ -109,7 +109,7 @@ impl Announcer {
             identity,
             seq: 0,
             wall_ms,
-            bind,
+            scope,
             port,
             broadcast,
             group,
@@ -149,7 +149,7 @@ impl Announcer {
     }
 
     fn send_everywhere(&mut self, bytes: &[u8], extra: impl IntoIterator<Item = SocketAddrV4>) {
-        let subnets = broadcast_subnets(self.bind);
+        let subnets = self.scope.subnets();
         if let Some(group) = &mut self.group {
             group.send(&self.socket, &subnets, bytes);
         }

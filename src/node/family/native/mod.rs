@@ -202,6 +202,8 @@ impl Native {
     pub fn start(setup: Setup<'_>, core: &Core) -> Result<Native, StartError> {
         let settings = setup.settings;
         let (listener, udp, port) = listen(settings.bind, settings.port)?;
+        let scope = interfaces::Scope::of(settings);
+        log_virtual_skipped(&scope);
         let local_addr = SocketAddrV4::new(settings.bind, port);
         let bind_err = |source| StartError::Bind { addr: local_addr, source };
         // Where other nodes send broadcasts and multicasts: the configured port, even when
@@ -213,14 +215,14 @@ impl Native {
         let own_socket_hears_all = settings.bind.is_unspecified() && port == discovery_port;
         let mut shared_udp = Vec::new();
         if settings.broadcast && !own_socket_hears_all {
-            for addr in interfaces::broadcast_receiver_addrs(settings.bind, discovery_port) {
+            for addr in interfaces::broadcast_receiver_addrs(&scope, discovery_port) {
                 shared_udp
                     .push(socket::udp_socket(addr).map_err(|source| StartError::Bind { addr, source })?);
             }
         }
         let (group, group_udp) = if settings.multicast {
             let member = own_socket_hears_all.then_some(&udp);
-            Group::open_or_warn("Pigeon", MULTICAST_GROUP, settings.bind, discovery_port, member)
+            Group::open_or_warn("Pigeon", MULTICAST_GROUP, &scope, discovery_port, member)
         } else {
             (None, None)
         };
@@ -232,7 +234,7 @@ impl Native {
             udp.try_clone().map_err(bind_err)?,
             setup.identity.clone(),
             crate::node::hub::core::now_ms,
-            settings.bind,
+            scope,
             discovery_port,
             (settings.broadcast, group),
             setup.targets,
@@ -315,6 +317,17 @@ impl Native {
                     self.close_conn(core, conn, &reason, now);
                 }
             }
+        }
+    }
+}
+
+/// Says once, at the start, which virtual interfaces discovery leaves out and how to use
+/// them: someone running Pigeon in a VM or a container on this machine would wonder.
+fn log_virtual_skipped(scope: &interfaces::Scope) {
+    for surveyed in scope.survey() {
+        if surveyed.skipped == Some(interfaces::Skipped::Virtual) {
+            let name = &surveyed.name;
+            log::info!("not announcing on {name} (a container's or VM's bridge; --interface {name} uses it)");
         }
     }
 }
