@@ -3,6 +3,7 @@
 //! Raw arguments become a validated [`Config`] once, here; subcommands never look at flags.
 
 mod daemon;
+mod invite;
 mod peers;
 mod room;
 mod send;
@@ -184,6 +185,16 @@ enum Sub {
     /// Print the manual page (roff) for packaging: `pigeon man > pigeon.1`.
     #[command(hide = true)]
     Man,
+    /// Print an invite link to this Pigeon, for someone on another subnet or across a VPN.
+    Invite,
+    /// Use an invite link: connect to its maker and verify each other's keys.
+    Connect {
+        /// The link (`pigeon://invite?…`).
+        link: String,
+        /// Seconds to wait for the maker to answer.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+        timeout: f64,
+    },
     /// Show the safety number to compare with a peer; mark it verified or accept a new key.
     Trust {
         /// A display name, a peer id (or a unique prefix of one), or HOST:PORT.
@@ -300,6 +311,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
             send_file::run(&config, &peer, &paths, seconds(wait)?, timeout, pin.as_deref())
         }
         Sub::Room { action, wait } => room::run(&config, action, seconds(wait)?),
+        Sub::Invite => invite::run_invite(&config),
+        Sub::Connect { link, timeout } => invite::run_connect(&config, &link, seconds(timeout)?),
         Sub::Trust { peer, verify, unverify, accept_key, wait } => {
             let decision = match (verify, unverify, accept_key) {
                 (true, _, _) => trust::Decision::Verify,

@@ -144,6 +144,16 @@ pub enum Command {
         /// TCP address of the peer.
         addr: String,
     },
+    /// Make an invite link to us (`pigeon://invite?…`): answered by
+    /// [`Event::Invite`](super::Event::Invite).
+    MakeInvite,
+    /// Use an invite link: connect to its maker and mark its key verified (its maker marks
+    /// ours verified too); answered by [`Event::SafetyNumber`](super::Event::SafetyNumber)
+    /// with the trust `verified`, or a failure saying why.
+    UseInvite {
+        /// The link.
+        link: String,
+    },
     /// Change how we appear to others; peers are told at once.
     SetProfile {
         /// New display name.

@@ -317,6 +317,20 @@ pub enum Event {
         /// How far we trust the peer's key now.
         trust: Trust,
     },
+    /// An invite link to us, as asked for by `make_invite`.
+    Invite {
+        /// The link (`pigeon://invite?…`).
+        link: String,
+    },
+    /// The maker of an invite link we used answered: it verified our key, or not and why.
+    InviteAnswered {
+        /// The inviter.
+        peer: PeerId,
+        /// Our key is verified on its side too.
+        accepted: bool,
+        /// Why not (`expired`, …); empty when accepted.
+        reason: String,
+    },
     /// A peer left.
     PeerLeft {
         /// Who.

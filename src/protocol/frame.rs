@@ -46,6 +46,8 @@ const KIND_FILE_END: u8 = 10;
 const KIND_DONE: u8 = 11;
 const KIND_ROOM_EVENTS: u8 = 12;
 const KIND_ROOM_SYNC: u8 = 13;
+const KIND_INVITED: u8 = 14;
+const KIND_INVITE_ANSWER: u8 = 15;
 
 /// Payload limit of a frame kind, checked against the header before reading the payload.
 pub fn max_payload(kind: u8) -> usize {
@@ -126,11 +128,33 @@ pub enum Frame {
     RoomEvents(RoomEvents),
     /// What a member holds of the rooms both ends share: send what it lacks.
     RoomSync(RoomSync),
+    /// The joiner hands back the token of the invite link it used: the inviter checks that
+    /// its own key made it and marks the joiner's key verified.
+    Invited(InvitedFrame),
+    /// The inviter's answer to [`Frame::Invited`]: whether it verified the joiner's key.
+    InviteAnswer(InviteAnswer),
     /// A frame of a kind this version does not know; its payload was skipped.
     Unknown {
         /// The kind byte that was received.
         kind: u8,
     },
+}
+
+/// The payload of [`Frame::Invited`]: `{"token": "<secs>.<hex>"}` as in the link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitedFrame {
+    /// The token, as [`Token::encode`](super::invite::Token::encode) writes it.
+    pub token: String,
+}
+
+/// The payload of [`Frame::InviteAnswer`]: `{"accepted": true}`, or `false` with why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteAnswer {
+    /// The inviter verified the joiner's key.
+    pub accepted: bool,
+    /// Why not (`expired`, `not made by us`, …); empty when accepted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 impl Frame {
@@ -154,6 +178,8 @@ impl Frame {
             Frame::Done(done) => (KIND_DONE, json(done)),
             Frame::RoomEvents(events) => (KIND_ROOM_EVENTS, compress(json(events))),
             Frame::RoomSync(sync) => (KIND_ROOM_SYNC, json(sync)),
+            Frame::Invited(invited) => (KIND_INVITED, json(invited)),
+            Frame::InviteAnswer(answer) => (KIND_INVITE_ANSWER, json(answer)),
             Frame::Unknown { kind } => (*kind, Vec::new()),
         };
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
@@ -275,6 +301,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
             Frame::RoomSync(sync)
         }
         KIND_DONE => Frame::Done(parse(payload)?),
+        KIND_INVITED => Frame::Invited(parse(payload)?),
+        KIND_INVITE_ANSWER => Frame::InviteAnswer(parse(payload)?),
         kind => Frame::Unknown { kind },
     };
     Ok(Some((frame, HEADER_LEN + len)))
@@ -443,6 +471,18 @@ mod tests {
         header[3] = 5;
         header[4..].copy_from_slice(&u32::try_from(MAX_OFFER_PAYLOAD + 1).unwrap().to_be_bytes());
         assert!(decode_header(header).is_err());
+    }
+
+    #[test]
+    fn invite_frames_round_trip_and_are_the_json_documented() {
+        let invited = Frame::Invited(InvitedFrame { token: "1800000000.00ff".into() });
+        let refused = Frame::InviteAnswer(InviteAnswer { accepted: false, reason: "expired".into() });
+        let accepted = Frame::InviteAnswer(InviteAnswer { accepted: true, reason: String::new() });
+        for frame in [invited, refused, accepted.clone()] {
+            let bytes = frame.encode();
+            assert_eq!(decode(&bytes).unwrap(), Some((frame, bytes.len())));
+        }
+        assert!(accepted.encode().ends_with(b"{\"accepted\":true}"));
     }
 
     proptest! {

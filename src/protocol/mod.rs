@@ -23,6 +23,7 @@ pub mod error;
 pub mod family;
 pub mod frame;
 pub mod ids;
+pub mod invite;
 pub mod ipmsg;
 pub mod keys;
 pub mod localsend;

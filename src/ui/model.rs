@@ -392,6 +392,8 @@ pub struct Model {
     pub notices: Vec<String>,
     /// The latest safety number asked for.
     pub safety: Option<SafetyNumber>,
+    /// The latest invite link to us the node made.
+    pub invite_link: Option<String>,
     /// The node has stopped: nothing more will happen.
     pub stopped: bool,
     /// The search asked for last and what it found.
@@ -549,6 +551,12 @@ impl Model {
                 self.notice(error);
             }
             Event::ConnectFailed { addr, reason } => self.notice(format!("{addr}: {reason}")),
+            Event::Invite { link } => self.invite_link = Some(link),
+            Event::InviteAnswered { peer, accepted: false, reason } => {
+                let name = self.name_of(peer);
+                self.notice(format!("{name} did not verify your key from the invite link: {reason}"));
+            }
+            Event::InviteAnswered { accepted: true, .. } => {}
             Event::Stopped => self.stopped = true,
             Event::RoomUpdated { room, .. } => self.upsert_room(room),
             Event::Rooms { rooms } => rooms.into_iter().for_each(|room| self.upsert_room(room)),

@@ -167,3 +167,64 @@ fn a_host_on_two_networks_finds_peers_on_both_and_stays_off_a_container_bridge_u
     let host = Daemon::start_with("host", &lab.exec(0), &host_flags(&["--interface", "docker0"]));
     container.expect_peers(&[host.id]);
 }
+
+#[test]
+fn an_invite_link_connects_across_a_router_and_verifies_both_keys() {
+    let Some(mut lab) = skip_unless(Lab::up("fv", 2)) else { return };
+    // Host 0 routes between the lab (10.77.0.0/24) and a second subnet (10.78.0.0/24), as an
+    // office router or a VPN would: no broadcast or multicast crosses it.
+    let far = lab.side_link(0, "eth1");
+    let forward = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.host(0), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        .status()
+        .unwrap();
+    assert!(forward.success());
+    lab.ip_in(1, &["route", "add", "10.78.0.0/24", "via", "10.77.0.1"]);
+    let far_ns = far[3].clone();
+    let route = std::process::Command::new("ip")
+        .args(["-n", &far_ns, "route", "add", "default", "via", "10.78.0.1"])
+        .status()
+        .unwrap();
+    assert!(route.success());
+
+    let dirs = tempfile::tempdir().unwrap();
+    let data = |name: &str| dirs.path().join(name).display().to_string();
+    let mut ana = Daemon::start_with("ana", &lab.exec(1), &["--data-dir".to_owned(), data("ana")]);
+    ana.send(&pigeon::Command::MakeInvite);
+    let link = ana.expect(SHORT, "an invite link", |event| match event {
+        Event::Invite { link } => Some(link.clone()),
+        _ => None,
+    });
+    assert!(link.contains("addr=10.77.0.2:2426"), "{link}");
+
+    let bo_dir = data("bo");
+    let run_connect = |link: &str| {
+        std::process::Command::new(&far[0])
+            .args(&far[1..])
+            .arg(crate::util::pigeon_bin())
+            .args(["--data-dir", &bo_dir, "--name", "bo", "connect", link, "--timeout", "10"])
+            .output()
+            .unwrap()
+    };
+    let out = run_connect(&link);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("both keys verified"), "{said}");
+    ana.expect(SHORT, "bo verified", |event| match event {
+        Event::PeerUpdated { peer } | Event::PeerJoined { peer }
+            if peer.name == "bo" && peer.trust == pigeon::node::Trust::Verified =>
+        {
+            Some(())
+        }
+        _ => None,
+    });
+
+    // A link whose id is not the key that answers (an edited or mixed-up link) is refused
+    // with the reason, and nothing gets verified.
+    let other = pigeon::protocol::ids::PeerId::from_bytes([9; 16]);
+    let wrong = link.replacen(&format!("id={}", ana.id), &format!("id={other}"), 1);
+    let out = run_connect(&wrong);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("is not ana who made the link"), "{said}");
+}

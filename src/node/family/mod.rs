@@ -75,6 +75,22 @@ pub trait Adapter: Send {
         false
     }
 
+    /// An invite link to us (`protocol::invite`); none when this family has no links.
+    fn make_invite(&self, _core: &Core) -> Option<crate::protocol::invite::Invite> {
+        None
+    }
+
+    /// Use an invite link: connect to the inviter, verify it, and hand back its token;
+    /// `false` when this family has no links.
+    fn use_invite(
+        &mut self,
+        _core: &mut Core,
+        _invite: crate::protocol::invite::Invite,
+        _origin: Origin,
+    ) -> bool {
+        false
+    }
+
     /// Our user gave the PIN `peer` asks of senders (empty: none): use it from now on, and
     /// offer again what it refused for want of it. `false` when this family has no PINs.
     fn set_pin(&mut self, _core: &mut Core, _peer: PeerId, _pin: String) -> bool {

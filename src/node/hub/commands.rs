@@ -39,6 +39,8 @@ impl Hub {
                 }
             }
             Command::Connect { addr } => self.connect(&addr, origin),
+            Command::MakeInvite => self.make_invite(origin),
+            Command::UseInvite { link } => self.use_invite(&link, origin),
             Command::SetProfile { name, group, status } => {
                 if let Some(name) = name {
                     core.me.name = clip_label(name);
@@ -149,6 +151,27 @@ impl Hub {
                 None,
                 &format!("cannot connect to {addr:?}: no family connects by address"),
             );
+        }
+    }
+
+    fn make_invite(&mut self, origin: Origin) {
+        let invite = self.families.iter().find_map(|family| family.make_invite(&self.core));
+        match invite {
+            Some(invite) => self.core.sinks.reply(origin, Event::Invite { link: invite.to_link() }),
+            None => self.core.fail(origin, None, &"no family makes invite links"),
+        }
+    }
+
+    fn use_invite(&mut self, link: &str, origin: Origin) {
+        let invite = match crate::protocol::invite::Invite::parse(link) {
+            Ok(invite) => invite,
+            Err(err) => return self.core.fail(origin, None, &err),
+        };
+        let used = self.families.iter_mut().any(|family| {
+            family.family() == Family::Pigeon && family.use_invite(&mut self.core, invite.clone(), origin)
+        });
+        if !used {
+            self.core.fail(origin, None, &"no family uses invite links");
         }
     }
 

@@ -50,6 +50,8 @@ impl Native {
                 on_transfer_answer(core, peer, answer);
             }
             Frame::RoomSync(sync) => core.room_sync_received(peer, sync),
+            Frame::Invited(invited) => self.on_invited(core, peer, &invited),
+            Frame::InviteAnswer(answer) => Native::on_invite_answer(core, peer, answer),
             // Data frames belong on data connections; a chat connection ignores them.
             // Room events come checked, as `Report::RoomEvents`.
             Frame::Hello(_)
@@ -92,6 +94,7 @@ impl Native {
         }
         self.deliver(core, id, now);
         self.sync_rooms(core, id);
+        self.hello_for_invite(core, conn_id, id, now);
     }
 
     fn on_message(&mut self, core: &mut Core, conn_id: ConnId, peer: PeerId, message: &WireMessage) {

@@ -45,14 +45,19 @@ impl Native {
                 }
                 match result {
                     // Still being dialled until the hello: see `Conn::dialed`.
-                    Ok(stream) => self.open_conn(stream, Role::Initiator, Some(id), now),
+                    Ok(stream) => {
+                        self.open_conn(stream, Role::Initiator, Some(id), now);
+                    }
                     Err(err) => {
                         log::debug!("connect to {id} failed: {err}");
                         self.dial_failed(id, now);
                     }
                 }
             }
-            (Dial::Addr { .. }, Ok(stream)) => self.open_conn(stream, Role::Initiator, None, now),
+            (Dial::Addr { .. }, Ok(stream)) => {
+                self.open_conn(stream, Role::Initiator, None, now);
+            }
+            (Dial::Invite(joining), result) => self.invite_connected(core, *joining, result, now),
             (Dial::Addr { addr, origin }, Err(err)) => {
                 core.sinks.reply(origin, Event::ConnectFailed { addr, reason: err.to_string() });
             }
@@ -65,7 +70,14 @@ impl Native {
         }
     }
 
-    pub(super) fn open_conn(&mut self, stream: TcpStream, role: Role, dialed: Option<PeerId>, now: Instant) {
+    /// Starts a connection's threads and says hello; its id, unless it could not start.
+    pub(super) fn open_conn(
+        &mut self,
+        stream: TcpStream,
+        role: Role,
+        dialed: Option<PeerId>,
+        now: Instant,
+    ) -> Option<ConnId> {
         let id = self.conns.next_id();
         let started = socket::prepare_stream(&stream)
             .and_then(|()| ConnHandle::start(id, stream, role, self.identity.clone(), &self.report_tx));
@@ -73,6 +85,7 @@ impl Native {
             Ok(handle) => {
                 handle.send(&Frame::Hello(self.me.clone()));
                 self.conns.insert(id, handle, dialed, now);
+                Some(id)
             }
             Err(err) => {
                 // Also a connection reset right after connecting (the peer was dying): an
@@ -81,6 +94,7 @@ impl Native {
                 if let Some(peer) = dialed {
                     self.dial_failed(peer, now);
                 }
+                None
             }
         }
     }
@@ -97,6 +111,11 @@ impl Native {
     /// never came, that attempt failed; what was in flight on it goes out again on another.
     pub(super) fn close_conn(&mut self, core: &mut Core, id: ConnId, reason: &str, now: Instant) {
         let Some(conn) = self.conns.remove(id) else { return };
+        if let Some(joining) = self.joining.remove(&id) {
+            let error =
+                format!("the connection to {} ended before it said who it is: {reason}", joining.invite.name);
+            core.fail(joining.origin, None, &error);
+        }
         log::debug!("connection {} to {} closed: {reason}", id.0, conn.handle.remote);
         if let Some(dialed) = conn.dialed.filter(|_| conn.peer.is_none()) {
             self.dial_failed(dialed, now);

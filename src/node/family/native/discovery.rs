@@ -163,6 +163,11 @@ impl Announcer {
         }
     }
 
+    /// The interfaces announces go out of.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
     /// Replaces the extra targets (the user changed them in the settings).
     pub fn set_targets(&mut self, targets: Vec<SocketAddrV4>) {
         self.targets = targets;

@@ -14,6 +14,7 @@ mod data;
 mod dialling;
 mod discovery;
 pub mod heartbeat;
+mod invites;
 mod links;
 mod presence;
 mod receive;
@@ -139,6 +140,8 @@ pub enum Dial {
         /// Who asked.
         origin: Origin,
     },
+    /// An invite link being used.
+    Invite(Box<invites::Joining>),
 }
 
 /// What the family needs to start.
@@ -179,6 +182,8 @@ pub struct Native {
     in_flight: InFlight<ConnId>,
     /// Our offers, each with the connection it was last sent on (sent again on a new one).
     offered_on: HashMap<TransferId, ConnId>,
+    /// Connections dialled for an invite, until their hello.
+    joining: HashMap<ConnId, invites::Joining>,
     /// Datagrams from the UDP receivers.
     datagrams: Receiver<Report>,
     /// Reports from the family's other threads.
@@ -265,6 +270,7 @@ impl Native {
             conns: Connections::default(),
             in_flight: InFlight::default(),
             offered_on: HashMap::new(),
+            joining: HashMap::new(),
             datagrams,
             reports,
             report_tx,
@@ -437,6 +443,20 @@ impl Adapter for Native {
 
     fn connect(&mut self, core: &mut Core, addr: SocketAddr, origin: Origin) -> bool {
         self.dial(core, Dial::Addr { addr: addr.to_string(), origin }, addr);
+        true
+    }
+
+    fn make_invite(&self, core: &Core) -> Option<crate::protocol::invite::Invite> {
+        Some(Native::make_invite(self, core))
+    }
+
+    fn use_invite(
+        &mut self,
+        core: &mut Core,
+        invite: crate::protocol::invite::Invite,
+        origin: Origin,
+    ) -> bool {
+        Native::use_invite(self, core, invite, origin);
         true
     }
 
