@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use pigeon::node::Invite;
 use pigeon::node::Trust;
-use pigeon::protocol::invite::Invite;
 use pigeon::{Command, Config, Event};
 
 use super::peers::ANSWER_TIMEOUT;

@@ -30,7 +30,7 @@ pub const SIGNING_CONTEXT: &[u8] = b"pigeon 2026-12 discovery datagram\n";
 /// The IPv4 multicast group announces also go to (at the native port), with TTL 1: an
 /// organisation-local address, so that switches with IGMP snooping and Wi-Fi access points
 /// that turn multicast into unicast carry it to the members only.
-pub const MULTICAST_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(239, 255, 24, 26);
+pub const MULTICAST_GROUP: [u8; 4] = [239, 255, 24, 26];
 
 /// Largest datagram we send or accept. 1200 bytes fits every Ethernet, Wi-Fi and common VPN
 /// MTU without IP fragmentation, which lossy networks punish.

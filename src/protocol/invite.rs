@@ -9,8 +9,6 @@
 //! pigeon://invite?v=1&id=<32 hex>&name=<percent-encoded UTF-8>&addr=<ip:port>[&addr=…]&t=<unix secs>.<128 hex>
 //! ```
 
-use std::net::SocketAddr;
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use super::MAX_LABEL_BYTES;
@@ -44,8 +42,9 @@ pub struct Invite {
     pub id: PeerId,
     /// The inviter's display name, shown before connecting.
     pub name: String,
-    /// Where the inviter listens.
-    pub addrs: Vec<SocketAddr>,
+    /// Where the inviter listens: `a.b.c.d:port` or `[v6 address]:port`, each of the shape
+    /// [`is_socket_addr`] checks (the node reads them as socket addresses when it dials).
+    pub addrs: Vec<String>,
     /// Handed back by the joiner.
     pub token: Token,
 }
@@ -145,11 +144,10 @@ impl Invite {
                     name = Some(decoded.into_owned());
                 }
                 "addr" if addrs.len() < MAX_ADDRS => {
-                    addrs.push(
-                        value
-                            .parse::<SocketAddr>()
-                            .map_err(|_unreadable| InviteError::Damaged("an address"))?,
-                    );
+                    if !is_socket_addr(value) {
+                        return Err(InviteError::Damaged("an address"));
+                    }
+                    addrs.push(value.to_owned());
                 }
                 "t" => token = Some(Token::decode(value).ok_or(InviteError::Damaged("the token"))?),
                 // Later versions may add parts; this one reads what it knows.
@@ -177,6 +175,18 @@ impl Invite {
     }
 }
 
+/// Whether `text` looks like an IP address with a port: letters, digits, dots and colons
+/// (IPv6 in brackets, with an optional `%scope`), then `:` and a port from 1 to 65535.
+pub fn is_socket_addr(text: &str) -> bool {
+    let Some((host, port)) = text.rsplit_once(':') else { return false };
+    let port_ok = port.parse::<u16>().is_ok_and(|port| port != 0);
+    let host = host.strip_prefix('[').and_then(|v6| v6.strip_suffix(']')).unwrap_or(host);
+    let host_ok = !host.is_empty()
+        && host.len() <= 64
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '%'));
+    port_ok && host_ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +196,7 @@ mod tests {
         Invite {
             id: identity.peer_id(),
             name: "Ana 李 & co".into(),
-            addrs: vec!["10.0.0.5:2426".parse().unwrap(), "[fe80::1]:2426".parse().unwrap()],
+            addrs: vec!["10.0.0.5:2426".into(), "[fe80::1%2]:2426".into()],
             token: Token::new(identity, now),
         }
     }

@@ -40,7 +40,7 @@ impl Native {
         Invite {
             id: self.me.id,
             name: core.me.name.clone(),
-            addrs: ips.into_iter().take(MAX_ADDRS).map(|ip| SocketAddr::new(ip, port)).collect(),
+            addrs: ips.into_iter().take(MAX_ADDRS).map(|ip| SocketAddr::new(ip, port).to_string()).collect(),
             token: Token::new(&*self.identity, now_ms() / 1000),
         }
     }
@@ -54,11 +54,16 @@ impl Native {
     }
 
     fn dial_invite(&mut self, core: &mut Core, joining: Joining) {
-        match joining.invite.addrs.get(joining.next).copied() {
-            Some(addr) => self.dial(core, Dial::Invite(Box::new(joining)), addr),
+        match joining.invite.addrs.get(joining.next).map(|addr| addr.parse::<SocketAddr>()) {
+            Some(Ok(addr)) => self.dial(core, Dial::Invite(Box::new(joining)), addr),
+            Some(Err(err)) => {
+                log::info!("invite: cannot dial {}: {err}", joining.invite.addrs[joining.next]);
+                let next = Joining { next: joining.next + 1, ..joining };
+                self.dial_invite(core, next);
+            }
             None => {
                 let name = &joining.invite.name;
-                let addrs: Vec<String> = joining.invite.addrs.iter().map(ToString::to_string).collect();
+                let addrs = &joining.invite.addrs;
                 let error = format!(
                     "cannot reach {name} at {}: no answer (is {name}'s Pigeon running, and can this computer \
                      reach that address?)",
@@ -99,7 +104,7 @@ impl Native {
         let Some(joining) = self.joining.remove(&conn) else { return };
         let Joining { invite, origin, .. } = joining;
         if peer != invite.id {
-            let at = invite.addrs.get(joining.next).map(ToString::to_string).unwrap_or_default();
+            let at = invite.addrs.get(joining.next).cloned().unwrap_or_default();
             let error =
                 format!("the Pigeon at {at} is not {} who made the link (it has another key)", invite.name);
             self.close_conn(core, conn, "not the inviter", now);

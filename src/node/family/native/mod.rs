@@ -227,7 +227,7 @@ impl Native {
         }
         let (group, group_udp) = if settings.multicast {
             let member = own_socket_hears_all.then_some(&udp);
-            Group::open_or_warn("Pigeon", MULTICAST_GROUP, &scope, discovery_port, member)
+            Group::open_or_warn("Pigeon", MULTICAST_GROUP.into(), &scope, discovery_port, member)
         } else {
             (None, None)
         };
@@ -352,7 +352,9 @@ fn listen(bind: Ipv4Addr, port: u16) -> Result<(TcpListener, UdpSocket, u16), St
             let udp = socket::udp_socket(wanted).map_err(|source| bind_err(wanted, source))?;
             return Ok((listener, udp, port));
         }
-        Err(err) if err.kind() == io::ErrorKind::AddrInUse && port != 0 => {
+        // Only the usual port: one chosen by hand is the user's to change (the window
+        // offers a free one), while two users' Pigeons both on defaults must just work.
+        Err(err) if err.kind() == io::ErrorKind::AddrInUse && port == crate::config::DEFAULT_PORT => {
             log::info!(
                 "port {port} is taken (another Pigeon on this computer?): listening on a port of our own"
             );
