@@ -54,7 +54,7 @@ pub struct Invite {
 pub struct Token {
     /// When it was made, in seconds since 1970.
     pub made_secs: u64,
-    /// The inviter's signature over [`TOKEN_CONTEXT`] and `made_secs`.
+    /// The inviter's signature over `pigeon 2026-12 invite token\n` and `made_secs`.
     pub signature: Signature,
 }
 

@@ -23,6 +23,7 @@ use super::conversation::{self, Bubble, ChatView, RowAction};
 use super::fonts;
 use super::i18n::Lang;
 use super::idle::IdleWatch;
+use super::invite::{InviteDialog, InviteOutcome};
 use super::model::{Model, PeerEntry, ToMany};
 use super::notifier::{Note, Notifier, Topic};
 use super::peer_list::{PeerAction, PeerList, Selection};
@@ -119,6 +120,8 @@ pub struct PigeonApp {
     forward: Option<(String, String)>,
     /// The PIN a LocalSend device asks for, being typed.
     pin: Option<PinDialog>,
+    /// "Invite with a link", when open.
+    invite: Option<InviteDialog>,
     /// The tray icon and what closing the window does.
     desktop: desktop::Desktop,
     /// Desktop notifications, and what was clicked in them.
@@ -207,6 +210,7 @@ impl PigeonApp {
             last_folder: None,
             forward: None,
             pin: None,
+            invite: None,
             desktop: desktop::Desktop::default(),
         })
     }
@@ -657,6 +661,12 @@ impl PigeonApp {
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 ui.label(RichText::new("⌨").strong()).on_hover_text(tr!(lang, "top.shortcuts"));
                 self.search.field_ui(ui, lang);
+                if ui.button(tr!(lang, "top.invite")).on_hover_text(tr!(lang, "top.invite_hint")).clicked() {
+                    // A fresh link each time: its token's two weeks start now.
+                    self.model.invite_link = None;
+                    self.send(Command::MakeInvite);
+                    self.invite = Some(InviteDialog::default());
+                }
                 if ui.button(tr!(lang, "top.settings")).clicked() {
                     // One look at the disk when the dialog opens, like the download folder.
                     let autostarts = self.config.autostart_entry.as_deref().map(autostart::is_on);
@@ -1048,6 +1058,14 @@ impl PigeonApp {
                     }
                 }
                 Some(PinOutcome::Cancel) => self.pin = None,
+                None => {}
+            }
+        }
+        if let Some(dialog) = &mut self.invite {
+            match dialog.show(ctx, &self.model, self.lang) {
+                Some(InviteOutcome::Use(link)) => self.send(Command::UseInvite { link }),
+                Some(InviteOutcome::Copy(link)) => ctx.copy_text(link),
+                Some(InviteOutcome::Close) => self.invite = None,
                 None => {}
             }
         }

@@ -23,6 +23,7 @@ mod hidden;
 pub mod i18n;
 mod idle;
 mod instance;
+mod invite;
 pub mod model;
 mod notifier;
 mod peer_list;

@@ -12,7 +12,7 @@ use eframe::egui::{self, Key, Modifiers};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use pigeon::config::Config;
-use pigeon::store::{MessageState, TransferState};
+use pigeon::store::{MessageState, TransferState, Trust};
 use pigeon::ui::{PigeonApp, WINDOW_SIZE};
 use pigeon::{Command, Event, Node};
 
@@ -805,4 +805,47 @@ fn scrolling_up_loads_older_messages_and_keeps_the_ones_being_read_in_place() {
     };
     let moved = (number(&reading) - number(&now)).abs();
     assert!(moved < 60, "what was read moved {moved} rows away: before {reading:?}, now {now:?}");
+}
+
+#[test]
+fn an_invite_link_from_the_window_connects_a_stranger_and_one_pasted_there_connects_us() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    // Nobody announces to anybody: only the links bring them together.
+    let mut window = Window::open(&net, 1, 1, &dirs.path().join("ana"), "Ana");
+    let mut bo = Daemon::start("Bo", &net.flags(2, 0, &dirs.path().join("bo")));
+    window.click("Invite…");
+    window.until("our link", |h| h.state().model().invite_link.is_some());
+    window.until("its QR code and copy button", |h| h.query_by_label("Copy link").is_some());
+    let link = window.harness.state().model().invite_link.clone().unwrap();
+    bo.send(&Command::UseInvite { link });
+    bo.expect(SHORT, "Ana's answer: Bo verified", |event| match event {
+        Event::InviteAnswered { accepted: true, .. } => Some(()),
+        _ => None,
+    });
+    window.until("Bo verified in Ana's list", |h| {
+        h.state().model().peers.values().any(|peer| peer.name == "Bo" && peer.trust == Some(Trust::Verified))
+    });
+
+    let mut cy = Daemon::start("Cy", &net.flags(3, 0, &dirs.path().join("cy")));
+    cy.send(&Command::MakeInvite);
+    let cy_link = cy.expect(SHORT, "Cy's link", |event| match event {
+        Event::Invite { link } => Some(link.clone()),
+        _ => None,
+    });
+    let field = "Got a link from someone? Paste it here:";
+    window.harness.get_by_label(field).focus();
+    window.harness.step();
+    window.harness.get_by_label(field).type_text(&cy_link);
+    window.click("Connect");
+    window
+        .until("connected to Cy", |h| h.query_by_label("Connected to Cy. Both keys are verified.").is_some());
+    cy.expect(SHORT, "Ana verified on Cy's side", |event| match event {
+        Event::PeerUpdated { peer } | Event::PeerJoined { peer }
+            if peer.name == "Ana" && peer.trust == pigeon::node::Trust::Verified =>
+        {
+            Some(())
+        }
+        _ => None,
+    });
 }
