@@ -48,8 +48,17 @@ struct Cli {
     /// the desktop has no tray.
     #[arg(long)]
     hidden: bool,
+    /// An invite link to use in the window (`pigeon://invite?…`, as a browser or a chat opens
+    /// it): connects to its maker with both keys verified.
+    #[arg(value_name = "LINK", value_parser = invite_link)]
+    link: Option<String>,
     #[command(subcommand)]
     command: Option<Sub>,
+}
+
+/// A LINK argument that is an invite link (so that a mistyped subcommand is told so).
+fn invite_link(text: &str) -> Result<String, String> {
+    pigeon::node::Invite::parse(text).map(|_| text.to_owned()).map_err(|err| err.to_string())
 }
 
 /// Flags accepted before or after any subcommand; each overrides the settings file.
@@ -290,13 +299,20 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
     let config = cli.shared.into_config().context("invalid settings")?;
     let Some(command) = cli.command else {
-        // Started again (a menu entry, the command line): the open window shows; the
-        // session's autostart (`--hidden`) leaves it as it is.
-        if pigeon::ui::hand_over(&config.data_dir, !cli.hidden) {
+        // Started again (a menu entry, the command line, a link opened): the open window
+        // shows, and uses the link; the session's autostart (`--hidden`) leaves it as it is.
+        let ask = match (&cli.link, cli.hidden) {
+            (Some(link), _) => pigeon::ui::Ask::UseInvite(link),
+            (None, true) => pigeon::ui::Ask::Ping,
+            (None, false) => pigeon::ui::Ask::Show,
+        };
+        if pigeon::ui::hand_over(&config.data_dir, ask) {
             println!("Pigeon is running already on {}", config.data_dir.display());
             return Ok(ExitCode::SUCCESS);
         }
-        pigeon::ui::run(config, cli.hidden)?;
+        // A link opened wants the window.
+        let hidden = cli.hidden && cli.link.is_none();
+        pigeon::ui::run(config, hidden, cli.link)?;
         return Ok(ExitCode::SUCCESS);
     };
     match command {

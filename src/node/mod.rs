@@ -57,7 +57,7 @@ pub use worker::Progress;
 /// so that neither depends on those layers.
 pub use crate::protocol::announce::Status;
 pub use crate::protocol::ids::{MsgId, PeerId, RoomId, TransferId};
-pub use crate::protocol::invite::Invite;
+pub use crate::protocol::invite::{Invite, MAX_LINK_BYTES as MAX_INVITE_LINK_BYTES};
 pub use crate::protocol::keys::PublicKey;
 pub use crate::protocol::names::display_path;
 pub use crate::protocol::room::{PostedIn, SharedFiles};

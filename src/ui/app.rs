@@ -518,6 +518,23 @@ impl PigeonApp {
         }
     }
 
+    /// Opens "Invite with a link" with a fresh link of ours: its token's two weeks start now.
+    fn open_invite_dialog(&mut self) -> &mut InviteDialog {
+        self.model.invite_link = None;
+        self.send(Command::MakeInvite);
+        self.invite.insert(InviteDialog::default())
+    }
+
+    /// Uses an invite link opened from outside the window (a browser, a chat): the dialog
+    /// shows how it goes.
+    pub(super) fn use_invite_link(&mut self, link: &str) {
+        let mut dialog = std::mem::take(self.open_invite_dialog());
+        if let Some(link) = dialog.start_using(link, &self.model) {
+            self.send(Command::UseInvite { link });
+        }
+        self.invite = Some(dialog);
+    }
+
     fn ask_safety_number(&mut self, peer: PeerId) {
         self.safety_open = true;
         self.model.safety = None;
@@ -662,10 +679,7 @@ impl PigeonApp {
                 ui.label(RichText::new("⌨").strong()).on_hover_text(tr!(lang, "top.shortcuts"));
                 self.search.field_ui(ui, lang);
                 if ui.button(tr!(lang, "top.invite")).on_hover_text(tr!(lang, "top.invite_hint")).clicked() {
-                    // A fresh link each time: its token's two weeks start now.
-                    self.model.invite_link = None;
-                    self.send(Command::MakeInvite);
-                    self.invite = Some(InviteDialog::default());
+                    self.open_invite_dialog();
                 }
                 if ui.button(tr!(lang, "top.settings")).clicked() {
                     // One look at the disk when the dialog opens, like the download folder.

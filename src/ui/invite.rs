@@ -141,13 +141,26 @@ impl InviteDialog {
         let ready = !self.pasted.trim().is_empty();
         let clicked = ui.add_enabled(ready, egui::Button::new(tr!(lang, "invite.connect"))).clicked();
         if ready && (clicked || entered) {
-            match Invite::parse(&self.pasted) {
-                Ok(invite) => {
-                    self.problem = None;
-                    self.using = Some((invite, model.notices.len()));
-                    *outcome = Some(InviteOutcome::Use(self.pasted.trim().to_owned()));
-                }
-                Err(err) => self.problem = Some(err.to_string()),
+            let pasted = self.pasted.clone();
+            if let Some(link) = self.start_using(&pasted, model) {
+                *outcome = Some(InviteOutcome::Use(link));
+            }
+        }
+    }
+
+    /// Starts using the link in `text` (pasted here, or opened from outside the window): the
+    /// link to hand to the node, or none when it is not one (the dialog says why).
+    pub fn start_using(&mut self, text: &str, model: &Model) -> Option<String> {
+        self.pasted = text.trim().to_owned();
+        match Invite::parse(text) {
+            Ok(invite) => {
+                self.problem = None;
+                self.using = Some((invite, model.notices.len()));
+                Some(self.pasted.clone())
+            }
+            Err(err) => {
+                self.problem = Some(err.to_string());
+                None
             }
         }
     }

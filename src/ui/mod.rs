@@ -42,7 +42,7 @@ mod wake;
 use std::sync::Arc;
 
 pub use app::PigeonApp;
-pub use instance::hand_over;
+pub use instance::{Ask, hand_over};
 pub use startup::Root;
 
 use crate::config::Config;
@@ -66,8 +66,8 @@ pub enum RunError {
 /// window hides it in the tray, when there is one). The node starts only once the window
 /// exists, so a machine without a display never announces itself. With `hidden`, Pigeon
 /// starts in the tray without a window (when there is a tray), and the window is made when
-/// the user first opens it.
-pub fn run(config: Config, hidden: bool) -> Result<(), RunError> {
+/// the user first opens it. With `invite`, the window uses that invite link once it runs.
+pub fn run(config: Config, hidden: bool, invite: Option<String>) -> Result<(), RunError> {
     let (config, running) = if hidden {
         match hidden::wait_in_tray(config) {
             hidden::InTray::Quit => return Ok(()),
@@ -96,13 +96,16 @@ pub fn run(config: Config, hidden: bool) -> Result<(), RunError> {
         "Pigeon",
         options,
         Box::new(move |cc| {
-            let root = match running {
+            let mut root = match running {
                 Some(mut app) => {
                     app.attach(&cc.egui_ctx);
                     Root::Running(app)
                 }
                 None => Root::start(&cc.egui_ctx, config)?,
             };
+            if let (Root::Running(app), Some(link)) = (&mut root, invite) {
+                app.use_invite_link(&link);
+            }
             Ok(Box::new(root))
         }),
     )

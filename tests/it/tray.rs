@@ -559,3 +559,33 @@ fn without_an_idle_service_the_x_server_tells_the_idle_time() {
         }
     }
 }
+
+#[test]
+fn an_invite_link_opened_while_pigeon_runs_is_used_by_the_running_window() {
+    let Some(mut desktop) = Desktop::start("", &[]) else { return };
+    desktop.ana();
+    desktop.bo.send(&Command::MakeInvite);
+    let link = desktop.bo.expect(SHORT, "Bo's link", |event| match event {
+        Event::Invite { link } => Some(link.clone()),
+        _ => None,
+    });
+    // As a browser or a chat opens a pigeon:// link: `pigeon LINK` (the .desktop entry's %u).
+    let mut opened = App(Process::new(pigeon_bin())
+        .args(desktop.net.flags(1, 2, &desktop.ana_dir))
+        .arg(&link)
+        .env("DISPLAY", &desktop.xvfb.display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &desktop.bus.address)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let exit = wait_exit(&mut opened.0, SHORT);
+    assert!(exit.success(), "{exit:?}");
+    desktop.bo.expect(SHORT, "Ana verified through Bo's link", |event| match event {
+        Event::PeerUpdated { peer } if peer.name == "Ana" && peer.trust == pigeon::node::Trust::Verified => {
+            Some(())
+        }
+        _ => None,
+    });
+    assert!(desktop.app.0.try_wait().unwrap().is_none(), "one Pigeon, still running");
+}

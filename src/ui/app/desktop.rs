@@ -8,7 +8,7 @@ use eframe::egui::{self, ViewportCommand};
 use super::PigeonApp;
 use crate::node::{Command, Status};
 use crate::tr;
-use crate::ui::instance::ShowRequests;
+use crate::ui::instance::{Request, WindowRequests};
 use crate::ui::notifier::{Clicked, Topic};
 use crate::ui::settings::SettingsPatch;
 use crate::ui::transfers::TransferAction;
@@ -18,7 +18,7 @@ use crate::ui::tray::{Shown, Tray, TrayAction};
 #[derive(Default)]
 pub(super) struct Desktop {
     tray: Option<Tray>,
-    shows: Option<ShowRequests>,
+    requests: Option<WindowRequests>,
     /// The user asked to quit (tray menu, Ctrl+Q): the next close is not turned into a hide.
     quitting: bool,
     /// Our status shows away because the user is idle (the setting stays as it was).
@@ -48,8 +48,8 @@ impl PigeonApp {
     /// Puts Pigeon in the desktop's tray (`tray`, when the caller made it already, else one is
     /// tried here) and listens for later starts.
     pub fn on_desktop(mut self, tray: Option<Tray>) -> PigeonApp {
-        match ShowRequests::listen(&self.config.data_dir, &self.wake) {
-            Ok(shows) => self.desktop.shows = Some(shows),
+        match WindowRequests::listen(&self.config.data_dir, &self.wake) {
+            Ok(requests) => self.desktop.requests = Some(requests),
             Err(err) => log::warn!("a second start cannot show this window: {err}"),
         }
         let shown = self.tray_shown();
@@ -77,8 +77,11 @@ impl PigeonApp {
     /// needs no window. Returns what is wanted of the window.
     pub(super) fn live_on_desktop(&mut self) -> Wanted {
         let mut actions = self.desktop.tray.as_ref().map(Tray::actions).unwrap_or_default();
-        if self.desktop.shows.as_ref().is_some_and(ShowRequests::asked) {
+        for request in self.desktop.requests.as_ref().map(WindowRequests::take).unwrap_or_default() {
             actions.push(TrayAction::Open);
+            if let Request::UseInvite(link) = request {
+                self.use_invite_link(&link);
+            }
         }
         for clicked in self.notifier.clicked() {
             match clicked {
