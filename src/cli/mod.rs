@@ -3,6 +3,7 @@
 //! Raw arguments become a validated [`Config`] once, here; subcommands never look at flags.
 
 mod daemon;
+mod doctor;
 mod invite;
 mod peers;
 mod room;
@@ -194,6 +195,16 @@ enum Sub {
     /// Print the manual page (roff) for packaging: `pigeon man > pigeon.1`.
     #[command(hide = true)]
     Man,
+    /// Why someone does not show up: interfaces, ports, firewall, who was heard, and the
+    /// most likely fix first (exits 1 when it found something to fix).
+    Doctor {
+        /// Also try to reach this address (`host` or `host:port`).
+        #[arg(long, value_name = "ADDR")]
+        probe: Option<String>,
+        /// Print the report as JSON (stable; docs/PROTOCOL.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print an invite link to this Pigeon, for someone on another subnet or across a VPN.
     Invite,
     /// Use an invite link: connect to its maker and verify each other's keys.
@@ -328,6 +339,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         Sub::Room { action, wait } => room::run(&config, action, seconds(wait)?),
         Sub::Invite => invite::run_invite(&config),
+        Sub::Doctor { probe, json } => doctor::run(&config, probe.as_deref(), json),
         Sub::Connect { link, timeout } => invite::run_connect(&config, &link, seconds(timeout)?),
         Sub::Trust { peer, verify, unverify, accept_key, wait } => {
             let decision = match (verify, unverify, accept_key) {

@@ -14,6 +14,7 @@
 mod backoff;
 pub mod command;
 mod control;
+pub mod doctor;
 mod doorbell;
 pub mod ending;
 pub mod event;

@@ -7,6 +7,7 @@
 mod capture;
 mod cli;
 mod crash;
+mod doctor;
 mod finding;
 mod freeze;
 mod hardening;

@@ -1,0 +1,306 @@
+//! The network doctor: why someone does not show up, in facts the user can act on. It lists
+//! each interface and whether discovery uses it, whether our ports are free or held, whether
+//! our own broadcasts and multicasts come back to us through the local firewall, what the
+//! firewall's rules would do to the ports (and the command that opens them), which peers
+//! were heard on which interface, and, given an address, whether it can be reached. The
+//! findings come as codes (`Finding`), so that the command line and the window word them
+//! in their own language; the most likely fix comes first.
+//!
+//! Everything here blocks (binds, waits for echoes, runs the firewall's tools): callers run
+//! it off the window's thread.
+
+mod echo;
+mod firewall;
+mod probe;
+
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+
+use serde::Serialize;
+
+use super::event::PeerInfo;
+use super::interfaces::{Scope, Skipped, Subnet};
+use crate::config::Settings;
+
+pub use firewall::Firewall;
+pub use probe::{Probe, ProbeOutcome};
+
+/// The JSON's version: a field is only ever added; a change of meaning gets a new number.
+pub const REPORT_VERSION: u32 = 1;
+
+/// Everything the doctor found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// [`REPORT_VERSION`].
+    pub version: u32,
+    /// Each IPv4 address of each interface.
+    pub interfaces: Vec<InterfaceReport>,
+    /// Our ports.
+    pub ports: Vec<PortReport>,
+    /// Whether our own datagrams came back, per used interface and way.
+    pub echoes: Vec<Echo>,
+    /// The local firewall, as far as its tools tell.
+    pub firewall: Firewall,
+    /// Peers listed, per family and interface.
+    pub heard: Vec<Heard>,
+    /// The probe of an address, when one was given.
+    pub probe: Option<Probe>,
+    /// What to do, the most likely fix first; empty when nothing looks wrong.
+    pub findings: Vec<Finding>,
+}
+
+/// An interface's address and whether discovery uses it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterfaceReport {
+    /// Its name (`eth0`).
+    pub name: String,
+    /// Our address on it.
+    pub address: Ipv4Addr,
+    /// Its prefix length.
+    pub prefix: u32,
+    /// Its broadcast address.
+    pub broadcast: Ipv4Addr,
+    /// Used for discovery.
+    pub used: bool,
+    /// Why not (`loopback`, `down`, `point_to_point`, `not_bound`, `not_chosen`,
+    /// `virtual`); none when used.
+    pub skipped: Option<&'static str>,
+}
+
+/// One of our ports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortReport {
+    /// The family using it (`pigeon`, `ipmsg`, `localsend`).
+    pub family: &'static str,
+    /// `udp` or `tcp`.
+    pub protocol: &'static str,
+    /// The port.
+    pub port: u16,
+    /// `free`, `in_use` (held by a program, maybe a Pigeon), or `ours` (the Pigeon running
+    /// on this data folder holds it).
+    pub state: &'static str,
+}
+
+/// Whether a datagram we sent came back to us.
+#[derive(Debug, Clone, Serialize)]
+pub struct Echo {
+    /// The interface it left by.
+    pub interface: String,
+    /// `broadcast` or `multicast`.
+    pub method: &'static str,
+    /// It came back within the wait (else the local firewall, or the interface, dropped it).
+    pub came_back: bool,
+}
+
+/// Peers listed of one family on one interface.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heard {
+    /// `pigeon`, `ipmsg` or `localsend`.
+    pub family: &'static str,
+    /// The interface whose subnet holds their addresses (`other` for addresses on none of
+    /// ours: reached through a router or an invite).
+    pub interface: String,
+    /// How many.
+    pub peers: usize,
+}
+
+/// Something to do about what the doctor found, most likely first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "finding", rename_all = "snake_case")]
+pub enum Finding {
+    /// The local firewall drops Pigeon's port.
+    FirewallDrops {
+        /// Which tool holds the rule (`nftables`, `iptables`, `ufw`, `firewalld`).
+        tool: String,
+        /// The rule or policy, as the tool shows it.
+        rule: String,
+        /// The command that lets Pigeon through.
+        fix: String,
+    },
+    /// No interface to find peers on.
+    NoNetwork,
+    /// Interfaces are up, but discovery uses none of them (all skipped or not chosen).
+    AllSkipped,
+    /// Another program holds one of the ports.
+    PortInUse {
+        /// `udp` or `tcp`.
+        protocol: String,
+        /// The port.
+        port: u16,
+    },
+    /// Our own datagrams do not come back on an interface.
+    NoEcho {
+        /// The interface.
+        interface: String,
+        /// `broadcast` or `multicast`.
+        method: String,
+    },
+    /// The probed address did not answer.
+    ProbeFailed {
+        /// The address.
+        addr: String,
+        /// What happened.
+        outcome: ProbeOutcome,
+    },
+    /// Nobody is listed: others may be on another subnet or a VPN.
+    NobodyHeard,
+}
+
+/// What the doctor is asked to look at.
+pub struct Ask<'a> {
+    /// The settings in effect.
+    pub settings: &'a Settings,
+    /// Whether the Pigeon of this data folder is running (its ports are then ours).
+    pub running: bool,
+    /// An address to probe, `host` or `host:port` (default: our port).
+    pub probe: Option<&'a str>,
+}
+
+/// Examines this machine and the network, by `ask`; who was heard comes after, with
+/// [`Report::heard_from`] (finding out starts a node, which would hold the ports examined).
+pub fn examine(ask: &Ask<'_>) -> Report {
+    let settings = ask.settings;
+    let surveyed = Scope::of(settings).survey();
+    let interfaces: Vec<InterfaceReport> = surveyed
+        .iter()
+        .map(|one| InterfaceReport {
+            name: one.name.clone(),
+            address: one.subnet.ip,
+            prefix: u32::from(one.subnet.netmask).count_ones(),
+            broadcast: one.subnet.broadcast,
+            used: one.skipped.is_none(),
+            skipped: one.skipped.map(skipped_code),
+        })
+        .collect();
+    let used: Vec<(String, Subnet)> = surveyed
+        .iter()
+        .filter(|one| one.skipped.is_none())
+        .map(|one| (one.name.clone(), one.subnet))
+        .collect();
+    let ports = ports(settings, ask.running);
+    let echoes = echo::listen_for_our_own(settings, &used);
+    let firewall = firewall::examine(settings.port);
+    let probe = ask.probe.map(|target| probe::probe(target, settings.port));
+    let mut report = Report {
+        version: REPORT_VERSION,
+        interfaces,
+        ports,
+        echoes,
+        firewall,
+        heard: Vec::new(),
+        probe,
+        findings: Vec::new(),
+    };
+    report.findings = report.findings(false);
+    report
+}
+
+impl Report {
+    /// Adds who is listed (`peers`), per family and interface, and what that means.
+    pub fn heard_from(&mut self, peers: &[PeerInfo]) {
+        let used: Vec<(&str, Subnet)> = self
+            .interfaces
+            .iter()
+            .filter(|one| one.used)
+            .map(|one| {
+                let netmask = Ipv4Addr::from(u32::MAX.checked_shl(32 - one.prefix).unwrap_or(0));
+                (one.name.as_str(), Subnet { ip: one.address, netmask, broadcast: one.broadcast })
+            })
+            .collect();
+        let mut heard: Vec<Heard> = Vec::new();
+        for peer in peers {
+            let family = peer.family.as_str();
+            let interface = peer
+                .addr
+                .parse::<Ipv4Addr>()
+                .ok()
+                .and_then(|ip| used.iter().find(|(_, subnet)| subnet.contains(ip)))
+                .map_or("other", |(name, _)| name);
+            match heard.iter_mut().find(|one| one.family == family && one.interface == interface) {
+                Some(one) => one.peers += 1,
+                None => heard.push(Heard { family, interface: interface.to_owned(), peers: 1 }),
+            }
+        }
+        self.heard = heard;
+        self.findings = self.findings(true);
+    }
+
+    /// What to do, the most likely fix first: a firewall that drops us explains everything
+    /// else, then no network at all, then a taken port, then what the probe found; with
+    /// `listened`, an empty list is a finding too.
+    fn findings(&self, listened: bool) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let firewall = &self.firewall;
+        if let (Some(rule), Some(fix)) = (&firewall.drops, &firewall.fix) {
+            findings.push(Finding::FirewallDrops {
+                tool: firewall.tool.clone(),
+                rule: rule.clone(),
+                fix: fix.clone(),
+            });
+        }
+        let interfaces = &self.interfaces;
+        let up = interfaces.iter().filter(|one| !matches!(one.skipped, Some("loopback" | "down"))).count();
+        if up == 0 {
+            findings.push(Finding::NoNetwork);
+        } else if !interfaces.iter().any(|one| one.used) {
+            findings.push(Finding::AllSkipped);
+        }
+        for port in self.ports.iter().filter(|port| port.state == "in_use") {
+            findings.push(Finding::PortInUse { protocol: port.protocol.into(), port: port.port });
+        }
+        // An echo lost to a firewall already named says nothing new.
+        if findings.is_empty() {
+            for echo in self.echoes.iter().filter(|echo| !echo.came_back) {
+                findings
+                    .push(Finding::NoEcho { interface: echo.interface.clone(), method: echo.method.into() });
+            }
+        }
+        if let Some(probe) = self.probe.as_ref().filter(|probe| probe.outcome != ProbeOutcome::Reached) {
+            findings.push(Finding::ProbeFailed { addr: probe.addr.clone(), outcome: probe.outcome });
+        }
+        if listened && self.heard.is_empty() && findings.is_empty() {
+            findings.push(Finding::NobodyHeard);
+        }
+        findings
+    }
+}
+
+fn skipped_code(skipped: Skipped) -> &'static str {
+    match skipped {
+        Skipped::Loopback => "loopback",
+        Skipped::Down => "down",
+        Skipped::PointToPoint => "point_to_point",
+        Skipped::NotBound => "not_bound",
+        Skipped::NotChosen => "not_chosen",
+        Skipped::Virtual => "virtual",
+    }
+}
+
+/// Each family's ports, free or held. Binding is the only way to know without privileges.
+fn ports(settings: &Settings, running: bool) -> Vec<PortReport> {
+    let mut wanted = vec![("pigeon", "udp", settings.port), ("pigeon", "tcp", settings.port)];
+    if settings.ipmsg {
+        wanted.push(("ipmsg", "udp", settings.ipmsg_port));
+    }
+    if settings.localsend {
+        wanted.extend([
+            ("localsend", "udp", settings.localsend_port),
+            ("localsend", "tcp", settings.localsend_port),
+        ]);
+    }
+    wanted
+        .into_iter()
+        .map(|(family, protocol, port)| {
+            let addr = SocketAddrV4::new(settings.bind, port);
+            let free = match protocol {
+                "udp" => UdpSocket::bind(addr).is_ok(),
+                _ => TcpListener::bind(addr).is_ok(),
+            };
+            let state = match (free, running) {
+                (true, _) => "free",
+                (false, true) => "ours",
+                (false, false) => "in_use",
+            };
+            PortReport { family, protocol, port, state }
+        })
+        .collect()
+}
