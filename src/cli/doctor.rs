@@ -27,7 +27,7 @@ pub fn run(config: &Config, probe: Option<&str>, json: bool) -> anyhow::Result<E
     }
     let listed = peers::list(&mut session)?;
     session.close();
-    report.heard_from(&listed);
+    report.heard_from(listed.iter().map(|peer| (peer.family, peer.addr.as_str())));
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -109,6 +109,10 @@ fn advice(finding: &Finding) -> String {
         Finding::AllSkipped => String::from(
             "no interface is used to find others (all skipped or not chosen): use --interface NAME or the \
              interfaces setting.",
+        ),
+        Finding::BoundAway { address } => format!(
+            "Pigeon is bound to {address} (--bind), which no interface others can reach holds: bind to an \
+             address of a network interface, or to none."
         ),
         Finding::PortInUse { protocol, port } => format!(
             "another program holds {port}/{protocol}: quit it, or choose another port with --port (every \

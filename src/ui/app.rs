@@ -20,6 +20,7 @@ use super::autostart;
 use super::background::{Background, Job, Outcome};
 use super::compose::{self, ComposeAction};
 use super::conversation::{self, Bubble, ChatView, RowAction};
+use super::doctor::{DoctorOutcome, DoctorPanel};
 use super::fonts;
 use super::i18n::Lang;
 use super::idle::IdleWatch;
@@ -122,6 +123,8 @@ pub struct PigeonApp {
     pin: Option<PinDialog>,
     /// "Invite with a link", when open.
     invite: Option<InviteDialog>,
+    /// "Can't see someone?", when open.
+    doctor: Option<DoctorPanel>,
     /// The tray icon and what closing the window does.
     desktop: desktop::Desktop,
     /// Desktop notifications, and what was clicked in them.
@@ -211,6 +214,7 @@ impl PigeonApp {
             forward: None,
             pin: None,
             invite: None,
+            doctor: None,
             desktop: desktop::Desktop::default(),
         })
     }
@@ -430,6 +434,13 @@ impl PigeonApp {
                         }
                     }
                 }
+                Outcome::Examined(mut report) => {
+                    let online = self.model.peers.values().filter(|peer| peer.online);
+                    report.heard_from(online.map(|peer| (peer.family, peer.addr.as_str())));
+                    if let Some(panel) = &mut self.doctor {
+                        panel.report = Some(*report);
+                    }
+                }
                 Outcome::OpenFailed { target, missing } => {
                     let key = if missing { "open.no_opener" } else { "open.failed" };
                     self.model.notice(tr!(self.lang, key, target = target).into_owned());
@@ -516,6 +527,13 @@ impl PigeonApp {
             self.focus_compose = false;
             self.peer_list.focus_filter = true;
         }
+    }
+
+    /// Opens "Can't see someone?" and examines the network (probing `probe`), off the
+    /// window's thread.
+    fn examine(&mut self, probe: Option<String>) {
+        self.doctor.get_or_insert_with(DoctorPanel::default).report = None;
+        self.background.submit(Job::Examine(Box::new(self.config.settings.clone()), probe));
     }
 
     /// Opens "Invite with a link" with a fresh link of ours: its token's two weeks start now.
@@ -1075,10 +1093,26 @@ impl PigeonApp {
                 None => {}
             }
         }
+        if let Some(panel) = &mut self.doctor {
+            match panel.show(ctx, self.lang) {
+                Some(DoctorOutcome::Examine(probe)) => self.examine(probe),
+                Some(DoctorOutcome::Copy(command)) => ctx.copy_text(command),
+                Some(DoctorOutcome::Invite) => {
+                    self.doctor = None;
+                    self.open_invite_dialog();
+                }
+                Some(DoctorOutcome::Close) => self.doctor = None,
+                None => {}
+            }
+        }
         if let Some(dialog) = &mut self.invite {
             match dialog.show(ctx, &self.model, self.lang) {
                 Some(InviteOutcome::Use(link)) => self.send(Command::UseInvite { link }),
                 Some(InviteOutcome::Copy(link)) => ctx.copy_text(link),
+                Some(InviteOutcome::Doctor) => {
+                    self.invite = None;
+                    self.examine(None);
+                }
                 Some(InviteOutcome::Close) => self.invite = None,
                 None => {}
             }
@@ -1276,6 +1310,9 @@ impl eframe::App for PigeonApp {
         }
         if output.new_room {
             self.create_room = Some(CreateRoom::new(self.selection.peers()));
+        }
+        if output.doctor {
+            self.examine(None);
         }
         self.drop_rows = output.rows;
         if self.show_transfers && width >= TRANSFERS_BESIDE_FROM {

@@ -28,6 +28,9 @@ pub enum Job {
     Open(String),
     /// Resolve extra targets (host names may need DNS) for the node.
     ResolveTargets(Vec<String>, u16),
+    /// Run the network doctor with these settings (the window's node holds the ports),
+    /// probing an address if one is given.
+    Examine(Box<Settings>, Option<String>),
     /// Write (`on`) or remove the session's autostart entry for `data_dir`.
     Autostart {
         /// Where it goes.
@@ -53,6 +56,8 @@ pub enum Outcome {
     },
     /// Extra targets as addresses, or why one does not resolve.
     TargetsResolved(Result<Vec<String>, String>),
+    /// The network doctor's report, before who was heard is added.
+    Examined(Box<crate::node::doctor::Report>),
     /// The desktop's file dialog closed: what was picked (empty: cancelled), or `None` when
     /// it could not be shown at all.
     Picked(Purpose, Option<Vec<PathBuf>>),
@@ -147,6 +152,11 @@ fn run(job: Job) -> Option<Outcome> {
             super::autostart::set(&entry, on, &data_dir)
                 .map_err(|err| format!("cannot change {}: {err}", entry.display())),
         )),
+        Job::Examine(settings, probe) => {
+            let ask =
+                crate::node::doctor::Ask { settings: &settings, running: true, probe: probe.as_deref() };
+            Some(Outcome::Examined(Box::new(crate::node::doctor::examine(&ask))))
+        }
         Job::ResolveTargets(targets, port) => Some(Outcome::TargetsResolved(
             crate::node::resolve_targets(&targets, port)
                 .map(|addrs| addrs.iter().map(ToString::to_string).collect())

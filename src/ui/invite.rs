@@ -37,6 +37,8 @@ pub enum InviteOutcome {
     Use(String),
     /// Copy our link.
     Copy(String),
+    /// Open "Can't see someone?".
+    Doctor,
     /// Closed.
     Close,
 }
@@ -59,10 +61,15 @@ impl InviteDialog {
             ui.separator();
             self.their_link(ui, model, lang, &mut outcome);
             ui.add_space(6.0);
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if ui.button(tr!(lang, "invite.close")).clicked() {
-                    outcome = Some(InviteOutcome::Close);
+            ui.horizontal(|ui| {
+                if ui.link(tr!(lang, "doctor.title")).clicked() {
+                    outcome = Some(InviteOutcome::Doctor);
                 }
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui.button(tr!(lang, "invite.close")).clicked() {
+                        outcome = Some(InviteOutcome::Close);
+                    }
+                });
             });
         });
         if outcome.is_none() && modal.should_close() {

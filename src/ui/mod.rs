@@ -18,6 +18,7 @@ mod autostart;
 mod background;
 mod compose;
 mod conversation;
+mod doctor;
 pub mod fonts;
 mod hidden;
 pub mod i18n;

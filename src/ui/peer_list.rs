@@ -130,6 +130,8 @@ pub struct PeerListOutput {
     pub clicked_room: Option<RoomId>,
     /// "New room" was clicked.
     pub new_room: bool,
+    /// "Can't see someone?" was clicked.
+    pub doctor: bool,
     /// Where each visible row is, so files dropped on a row go to that peer.
     pub rows: Vec<(Rect, PeerId)>,
     /// Peers in the order shown (for Shift-click ranges).
@@ -185,6 +187,7 @@ impl PeerList {
                 tr!(lang, "peers.no_match")
             };
             ui.label(RichText::new(text).weak());
+            output.doctor = ui.link(tr!(lang, "doctor.title")).clicked();
             ui.add_space(4.0);
         }
         let height = row_height(ui);

@@ -849,3 +849,32 @@ fn an_invite_link_from_the_window_connects_a_stranger_and_one_pasted_there_conne
         _ => None,
     });
 }
+
+#[test]
+fn cant_see_someone_examines_the_network_off_the_window_thread_and_probes_an_address() {
+    let net = Net::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let mut window = Window::open(&net, 1, 1, &dirs.path().join("ana"), "Ana");
+    let bo = Daemon::start("Bo", &net.flags(2, 0, &dirs.path().join("bo")));
+    window.until("the link in the empty list", |h| h.query_by_label("Can't see someone?").is_some());
+    window.harness.get_by_label("Can't see someone?").click();
+    // Bound to a loopback address, the window uses no interface: the doctor says so first.
+    window.until("the report", |h| {
+        h.query_by_label_contains("an address no network interface others can reach").is_some()
+    });
+    assert!(
+        window.harness.query_by_label_contains("lo 127.0.0.1/8 — skipped: this computer itself").is_some()
+    );
+    let field = "Try to reach an address:";
+    window.harness.get_by_label(field).focus();
+    window.harness.step();
+    window.harness.get_by_label(field).type_text(&format!("{}:{}", net.ip(2), net.port));
+    window.click("Check");
+    window.until("Bo reached", |h| h.query_all_by_label_contains("reached (connected)").next().is_some());
+    // Bo quits: the computer is still there, nothing listens.
+    assert!(bo.stop().success());
+    window.click("Check");
+    window.until("Bo's port refused", |h| {
+        h.query_all_by_label_contains("refused: the computer is there").next().is_some()
+    });
+}

@@ -17,9 +17,9 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 
 use serde::Serialize;
 
-use super::event::PeerInfo;
 use super::interfaces::{Scope, Skipped, Subnet};
 use crate::config::Settings;
+use crate::protocol::Family;
 
 pub use firewall::Firewall;
 pub use probe::{Probe, ProbeOutcome};
@@ -32,6 +32,8 @@ pub const REPORT_VERSION: u32 = 1;
 pub struct Report {
     /// [`REPORT_VERSION`].
     pub version: u32,
+    /// The address the node is bound to (`0.0.0.0`: every interface).
+    pub bind: Ipv4Addr,
     /// Each IPv4 address of each interface.
     pub interfaces: Vec<InterfaceReport>,
     /// Our ports.
@@ -120,6 +122,11 @@ pub enum Finding {
     NoNetwork,
     /// Interfaces are up, but discovery uses none of them (all skipped or not chosen).
     AllSkipped,
+    /// The node is bound to an address no usable interface holds (loopback, or gone).
+    BoundAway {
+        /// The address.
+        address: Ipv4Addr,
+    },
     /// Another program holds one of the ports.
     PortInUse {
         /// `udp` or `tcp`.
@@ -182,6 +189,7 @@ pub fn examine(ask: &Ask<'_>) -> Report {
     let probe = ask.probe.map(|target| probe::probe(target, settings.port));
     let mut report = Report {
         version: REPORT_VERSION,
+        bind: settings.bind,
         interfaces,
         ports,
         echoes,
@@ -195,8 +203,9 @@ pub fn examine(ask: &Ask<'_>) -> Report {
 }
 
 impl Report {
-    /// Adds who is listed (`peers`), per family and interface, and what that means.
-    pub fn heard_from(&mut self, peers: &[PeerInfo]) {
+    /// Adds who is listed (each peer's family and address), per family and interface, and
+    /// what that means.
+    pub fn heard_from<'a>(&mut self, peers: impl IntoIterator<Item = (Family, &'a str)>) {
         let used: Vec<(&str, Subnet)> = self
             .interfaces
             .iter()
@@ -207,10 +216,9 @@ impl Report {
             })
             .collect();
         let mut heard: Vec<Heard> = Vec::new();
-        for peer in peers {
-            let family = peer.family.as_str();
-            let interface = peer
-                .addr
+        for (family, addr) in peers {
+            let family = family.as_str();
+            let interface = addr
                 .parse::<Ipv4Addr>()
                 .ok()
                 .and_then(|ip| used.iter().find(|(_, subnet)| subnet.contains(ip)))
@@ -242,7 +250,12 @@ impl Report {
         if up == 0 {
             findings.push(Finding::NoNetwork);
         } else if !interfaces.iter().any(|one| one.used) {
-            findings.push(Finding::AllSkipped);
+            let bound = interfaces.iter().any(|one| one.skipped == Some("not_bound"));
+            findings.push(if bound {
+                Finding::BoundAway { address: self.bind }
+            } else {
+                Finding::AllSkipped
+            });
         }
         for port in self.ports.iter().filter(|port| port.state == "in_use") {
             findings.push(Finding::PortInUse { protocol: port.protocol.into(), port: port.port });
