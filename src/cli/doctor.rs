@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use pigeon::Config;
-use pigeon::node::doctor::{self, Finding, ProbeOutcome, Report};
+use pigeon::node::doctor::{self, Finding, ProbeOutcome, Report, Skipped};
 
 use super::peers;
 use super::session::Session;
@@ -142,14 +142,14 @@ fn outcome_words(outcome: ProbeOutcome) -> &'static str {
     }
 }
 
-fn skipped_words(code: &str) -> &'static str {
-    match code {
-        "loopback" => "this computer itself",
-        "down" => "down",
-        "point_to_point" => "a point-to-point link",
-        "not_bound" => "Pigeon is bound to another address",
-        "not_chosen" => "not among the chosen interfaces",
-        _ => "a container's or VM's bridge; --interface NAME uses it",
+fn skipped_words(skipped: Skipped) -> &'static str {
+    match skipped {
+        Skipped::Loopback => "this computer itself",
+        Skipped::Down => "down",
+        Skipped::PointToPoint => "a point-to-point link",
+        Skipped::NotBound => "Pigeon is bound to another address",
+        Skipped::NotChosen => "not among the chosen interfaces",
+        Skipped::Virtual => "a container's or VM's bridge; --interface NAME uses it",
     }
 }
 

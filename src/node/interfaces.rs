@@ -42,8 +42,9 @@ pub struct Scope {
     pub chosen: Vec<String>,
 }
 
-/// Why an interface is not used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why an interface is not used; written in snake case in the doctor's JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Skipped {
     /// Loopback: the machine itself.
     Loopback,

@@ -6,7 +6,7 @@
 use eframe::egui::{self, RichText};
 
 use super::i18n::Lang;
-use crate::node::doctor::{Finding, ProbeOutcome, Report};
+use crate::node::doctor::{Finding, ProbeOutcome, Report, Skipped};
 use crate::tr;
 
 /// The panel.
@@ -153,12 +153,12 @@ fn facts(ui: &mut egui::Ui, report: &Report, lang: Lang) {
     for one in &report.interfaces {
         let state = match one.skipped {
             None => tr!(lang, "doctor.used"),
-            Some("loopback") => tr!(lang, "doctor.skipped_loopback"),
-            Some("down") => tr!(lang, "doctor.skipped_down"),
-            Some("point_to_point") => tr!(lang, "doctor.skipped_point_to_point"),
-            Some("not_bound") => tr!(lang, "doctor.skipped_not_bound"),
-            Some("not_chosen") => tr!(lang, "doctor.skipped_not_chosen"),
-            Some(_) => tr!(lang, "doctor.skipped_virtual"),
+            Some(Skipped::Loopback) => tr!(lang, "doctor.skipped_loopback"),
+            Some(Skipped::Down) => tr!(lang, "doctor.skipped_down"),
+            Some(Skipped::PointToPoint) => tr!(lang, "doctor.skipped_point_to_point"),
+            Some(Skipped::NotBound) => tr!(lang, "doctor.skipped_not_bound"),
+            Some(Skipped::NotChosen) => tr!(lang, "doctor.skipped_not_chosen"),
+            Some(Skipped::Virtual) => tr!(lang, "doctor.skipped_virtual"),
         };
         ui.label(format!("{} {}/{} — {state}", one.name, one.address, one.prefix));
     }

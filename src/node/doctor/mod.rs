@@ -17,10 +17,11 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 
 use serde::Serialize;
 
-use super::interfaces::{Scope, Skipped, Subnet};
+use super::interfaces::{Scope, Subnet};
 use crate::config::Settings;
 use crate::protocol::Family;
 
+pub use super::interfaces::Skipped;
 pub use firewall::Firewall;
 pub use probe::{Probe, ProbeOutcome};
 
@@ -65,7 +66,7 @@ pub struct InterfaceReport {
     pub used: bool,
     /// Why not (`loopback`, `down`, `point_to_point`, `not_bound`, `not_chosen`,
     /// `virtual`); none when used.
-    pub skipped: Option<&'static str>,
+    pub skipped: Option<Skipped>,
 }
 
 /// One of our ports.
@@ -175,7 +176,7 @@ pub fn examine(ask: &Ask<'_>) -> Report {
             prefix: u32::from(one.subnet.netmask).count_ones(),
             broadcast: one.subnet.broadcast,
             used: one.skipped.is_none(),
-            skipped: one.skipped.map(skipped_code),
+            skipped: one.skipped,
         })
         .collect();
     let used: Vec<(String, Subnet)> = surveyed
@@ -246,11 +247,14 @@ impl Report {
             });
         }
         let interfaces = &self.interfaces;
-        let up = interfaces.iter().filter(|one| !matches!(one.skipped, Some("loopback" | "down"))).count();
+        let up = interfaces
+            .iter()
+            .filter(|one| !matches!(one.skipped, Some(Skipped::Loopback | Skipped::Down)))
+            .count();
         if up == 0 {
             findings.push(Finding::NoNetwork);
         } else if !interfaces.iter().any(|one| one.used) {
-            let bound = interfaces.iter().any(|one| one.skipped == Some("not_bound"));
+            let bound = interfaces.iter().any(|one| one.skipped == Some(Skipped::NotBound));
             findings.push(if bound {
                 Finding::BoundAway { address: self.bind }
             } else {
@@ -274,17 +278,6 @@ impl Report {
             findings.push(Finding::NobodyHeard);
         }
         findings
-    }
-}
-
-fn skipped_code(skipped: Skipped) -> &'static str {
-    match skipped {
-        Skipped::Loopback => "loopback",
-        Skipped::Down => "down",
-        Skipped::PointToPoint => "point_to_point",
-        Skipped::NotBound => "not_bound",
-        Skipped::NotChosen => "not_chosen",
-        Skipped::Virtual => "virtual",
     }
 }
 
