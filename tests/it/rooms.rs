@@ -623,8 +623,8 @@ fn bench_catch_up() {
 }
 
 /// Memory benchmark (scripts/bench-rooms.sh): a node that 20 rooms of 250 members each
-/// include, with 100 posts in each, made and signed by a scripted member. Prints the node's
-/// resident memory before and after.
+/// include, with 100 posts in each, made and signed by a scripted member. Prints the memory
+/// the node's data takes before and after.
 #[test]
 #[ignore = "a benchmark; run by scripts/bench-rooms.sh"]
 fn bench_memory() {
@@ -632,7 +632,7 @@ fn bench_memory() {
     let net = Net::new();
     let dirs = tempfile::tempdir().unwrap();
     let mut bo = Daemon::start("bo", &net.flags(2, 2, &dirs.path().join("bo")));
-    let before = crate::util::rss_bytes(bo.pid());
+    let before = crate::util::data_resident_bytes(bo.pid());
     let mut ana = RawPeer::connect(&net, (net.ip(2), net.port).into(), "ana");
     let bo_member = {
         let hello = std::iter::from_fn(|| ana.chat.next())
@@ -673,8 +673,8 @@ fn bench_memory() {
         ana.chat.send(&pigeon::protocol::frame::Frame::RoomEvents(RoomEvents { room, events, more: false }));
         posted(&mut bo, room, &format!("post 101 in room {r}: something worth reading today"));
     }
-    let after = crate::util::rss_bytes(bo.pid());
-    println!("| rooms | members each | posts each | resident before | resident after |");
+    let after = crate::util::data_resident_bytes(bo.pid());
+    println!("| rooms | members each | posts each | data before | data after |");
     println!("| 20 | 250 | 100 | {:.1} MB | {:.1} MB |", before as f64 / 1e6, after as f64 / 1e6);
 }
 
