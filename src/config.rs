@@ -104,6 +104,10 @@ pub struct Settings {
     /// Announce to Pigeon's multicast group (and LocalSend's) on every interface: many
     /// Wi-Fi access points and managed switches that filter broadcasts forward multicast.
     pub multicast: bool,
+    /// Find Pigeons over IPv6 too (link-local multicast on every interface, connections
+    /// over IPv6): networks without IPv4, or that carry only IPv6 between some hosts. Only
+    /// when bound to every address.
+    pub ipv6: bool,
     /// Where received files go; `None` means the user's Downloads/Pigeon.
     pub download_dir: Option<PathBuf>,
     /// Accept every file offer without asking.
@@ -203,6 +207,7 @@ impl Default for Settings {
             interfaces: Vec::new(),
             broadcast: true,
             multicast: true,
+            ipv6: true,
             download_dir: None,
             auto_accept: false,
             keep_running: true,

@@ -94,6 +94,9 @@ pub struct SharedArgs {
     /// Do not announce to the multicast groups (Pigeon's and LocalSend's).
     #[arg(long, global = true)]
     no_multicast: bool,
+    /// Do not find Pigeons over IPv6 (link-local multicast, connections over IPv6).
+    #[arg(long, global = true)]
+    no_ipv6: bool,
     /// Keep all state of this node (history, identity, settings) in DIR.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -267,6 +270,9 @@ impl SharedArgs {
         }
         if self.no_multicast {
             settings.multicast = false;
+        }
+        if self.no_ipv6 {
+            settings.ipv6 = false;
         }
         if let Some(dir) = self.download_dir {
             settings.download_dir = Some(dir);

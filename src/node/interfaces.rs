@@ -1,7 +1,8 @@
 //! The machine's network interfaces, as discovery needs them: the broadcast address of each
-//! IPv4 subnet we use — all but loopback, point-to-point links and the virtual bridges of
-//! containers and VMs, or only those chosen — read afresh whenever it is needed so that
-//! interfaces that come, go or change address are picked up without a restart.
+//! IPv4 subnet we use and the index of each interface with IPv6 — all but loopback,
+//! point-to-point links and the virtual bridges of containers and VMs, or only those chosen —
+//! read afresh whenever it is needed so that interfaces that come, go or change address are
+//! picked up without a restart.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -81,14 +82,7 @@ impl Scope {
     /// every call, so that interfaces that come, go or change address count without a
     /// restart.
     pub fn survey(&self) -> Vec<Surveyed> {
-        let interfaces = match if_addrs::get_if_addrs() {
-            Ok(interfaces) => interfaces,
-            Err(err) => {
-                log::warn!("cannot list network interfaces: {err}");
-                return Vec::new();
-            }
-        };
-        interfaces
+        all_addresses()
             .into_iter()
             .filter_map(|iface| {
                 let if_addrs::IfAddr::V4(v4) = &iface.addr else { return None };
@@ -99,22 +93,43 @@ impl Scope {
                         .broadcast
                         .unwrap_or_else(|| Ipv4Addr::from(u32::from(v4.ip) | !u32::from(v4.netmask))),
                 };
-                let skipped = if iface.is_loopback() {
-                    Some(Skipped::Loopback)
-                } else if !iface.is_oper_up() {
-                    Some(Skipped::Down)
-                } else if iface.is_p2p() || v4.prefixlen >= 31 {
-                    Some(Skipped::PointToPoint)
-                } else if !self.bind.is_unspecified() {
-                    (v4.ip != self.bind).then_some(Skipped::NotBound)
-                } else if !self.chosen.is_empty() {
-                    (!self.chosen.contains(&iface.name)).then_some(Skipped::NotChosen)
-                } else {
-                    is_virtual(&iface.name).then_some(Skipped::Virtual)
-                };
+                let skipped = self.skipped(&iface, Some(v4));
                 Some(Surveyed { name: iface.name, subnet, skipped })
             })
             .collect()
+    }
+
+    /// Why discovery leaves out `iface`, for its IPv4 address `v4` or for IPv6 (none); none:
+    /// used.
+    fn skipped(&self, iface: &if_addrs::Interface, v4: Option<&if_addrs::Ifv4Addr>) -> Option<Skipped> {
+        if iface.is_loopback() {
+            Some(Skipped::Loopback)
+        } else if !iface.is_oper_up() {
+            Some(Skipped::Down)
+        } else if iface.is_p2p() || v4.is_some_and(|v4| v4.prefixlen >= 31) {
+            Some(Skipped::PointToPoint)
+        } else if !self.bind.is_unspecified() {
+            (v4.map(|v4| v4.ip) != Some(self.bind)).then_some(Skipped::NotBound)
+        } else if !self.chosen.is_empty() {
+            (!self.chosen.contains(&iface.name)).then_some(Skipped::NotChosen)
+        } else {
+            is_virtual(&iface.name).then_some(Skipped::Virtual)
+        }
+    }
+
+    /// The indexes of the interfaces with IPv6 that discovery uses now, each once: where
+    /// IPv6 link-local multicasts go out (none when bound to an IPv4 address).
+    pub fn ipv6_links(&self) -> Vec<u32> {
+        let mut links: Vec<u32> = all_addresses()
+            .into_iter()
+            .filter(|iface| {
+                matches!(iface.addr, if_addrs::IfAddr::V6(_)) && self.skipped(iface, None).is_none()
+            })
+            .filter_map(|iface| iface.index)
+            .collect();
+        links.sort_unstable();
+        links.dedup();
+        links
     }
 
     /// The subnets discovery uses now (see [`Scope::survey`]).
@@ -125,6 +140,14 @@ impl Scope {
             .map(|used| used.subnet)
             .collect()
     }
+}
+
+/// Every address of every interface (none, with a warning, when they cannot be listed).
+fn all_addresses() -> Vec<if_addrs::Interface> {
+    if_addrs::get_if_addrs().unwrap_or_else(|err| {
+        log::warn!("cannot list network interfaces: {err}");
+        Vec::new()
+    })
 }
 
 fn is_virtual(name: &str) -> bool {

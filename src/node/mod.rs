@@ -23,6 +23,7 @@ mod files;
 mod hub;
 mod inbox;
 mod interfaces;
+mod ipv6;
 pub mod lines;
 mod listener;
 mod log_limit;
@@ -396,6 +397,14 @@ impl Wake {
         if let Some(ipmsg) = self.ipmsg_addr {
             let addr = SocketAddr::V4(SocketAddrV4::new(ip, ipmsg.port()));
             TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok();
+        }
+        if self.local_addr.ip().is_unspecified() {
+            // The IPv6 sockets, when there are: same port, on [::1].
+            let own_v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, self.local_addr.port()));
+            if let Ok(udp) = UdpSocket::bind((std::net::Ipv6Addr::LOCALHOST, 0)) {
+                udp.send_to(&[], own_v6).ok();
+            }
+            TcpStream::connect_timeout(&own_v6, Duration::from_millis(200)).ok();
         }
         if let Some(path) = &self.control {
             std::os::unix::net::UnixStream::connect(path).ok();

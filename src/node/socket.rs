@@ -22,19 +22,24 @@ const LISTEN_BACKLOG: i32 = 128;
 /// The IP Messenger socket: like a discovery socket, but without address sharing, so that
 /// a port held by another IP Messenger client is reported instead of silently shared.
 pub fn ipmsg_socket(addr: SocketAddrV4) -> io::Result<UdpSocket> {
-    bound_udp(addr, false)
+    bound_udp(addr.into(), false)
 }
 
 /// A discovery socket bound to `addr`: broadcast allowed, address shareable so that several
-/// nodes can bind different addresses of one machine on the same port.
-pub fn udp_socket(addr: SocketAddrV4) -> io::Result<UdpSocket> {
-    bound_udp(addr, true)
+/// nodes can bind different addresses of one machine on the same port. An IPv6 one is
+/// IPv6 only: IPv4 has sockets of its own.
+pub fn udp_socket(addr: impl Into<SocketAddr>) -> io::Result<UdpSocket> {
+    bound_udp(addr.into(), true)
 }
 
-fn bound_udp(addr: SocketAddrV4, share_address: bool) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+fn bound_udp(addr: SocketAddr, share_address: bool) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(share_address)?;
-    socket.set_broadcast(true)?;
+    if addr.is_ipv4() {
+        socket.set_broadcast(true)?;
+    } else {
+        socket.set_only_v6(true)?;
+    }
     socket.set_recv_buffer_size(UDP_RECV_BUFFER)?;
     socket.set_read_timeout(Some(POLL_INTERVAL))?;
     socket.bind(&SockAddr::from(addr))?;
@@ -43,8 +48,12 @@ fn bound_udp(addr: SocketAddrV4, share_address: bool) -> io::Result<UdpSocket> {
 
 /// The TCP listener. No SO_REUSEPORT: a second node on the same address and port must fail
 /// here, loudly, instead of silently sharing connections.
-pub fn tcp_listener(addr: SocketAddrV4) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+pub fn tcp_listener(addr: impl Into<SocketAddr>) -> io::Result<TcpListener> {
+    let addr = addr.into();
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
     // Lets a restarted node rebind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
     // Linux applies the receive timeout to accept(), so the accept thread can see shutdown.
@@ -59,7 +68,7 @@ pub fn tcp_listener(addr: SocketAddrV4) -> io::Result<TcpListener> {
 const CONNECT_POLL: Duration = Duration::from_millis(50);
 
 /// Connects from `local` (the node's bind address, so peers see the address we announce
-/// from) with a deadline, so a peer that vanished costs a bounded wait, and gives up as soon
+/// from; IPv6 connections from the address the system picks) with a deadline, so a peer that vanished costs a bounded wait, and gives up as soon
 /// as `stop` is raised, so that a node stops at once even while a peer's host never answers.
 pub fn connect(
     local: Ipv4Addr,
@@ -67,8 +76,8 @@ pub fn connect(
     timeout: Duration,
     stop: &StopFlag,
 ) -> io::Result<TcpStream> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-    if !local.is_unspecified() {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv4() && !local.is_unspecified() {
         socket.bind(&SockAddr::from(SocketAddrV4::new(local, 0)))?;
     }
     socket.set_nonblocking(true)?;
@@ -212,6 +221,6 @@ impl io::Write for Patient<'_> {
 /// Sends one datagram without ever blocking: with the socket's send buffer full (packets
 /// waiting for an address to resolve hold it), the datagram is dropped with an error
 /// instead of stopping the hub. Datagrams are repeated or resent by their protocols.
-pub fn send_datagram(socket: &UdpSocket, bytes: &[u8], to: SocketAddrV4) -> io::Result<usize> {
-    socket2::SockRef::from(socket).send_to_with_flags(bytes, &SockAddr::from(to), libc::MSG_DONTWAIT)
+pub fn send_datagram(socket: &UdpSocket, bytes: &[u8], to: impl Into<SocketAddr>) -> io::Result<usize> {
+    socket2::SockRef::from(socket).send_to_with_flags(bytes, &SockAddr::from(to.into()), libc::MSG_DONTWAIT)
 }

@@ -47,15 +47,37 @@ pub struct Decoded<T> {
     pub urgent: bool,
 }
 
+/// A datagram's source as a family's decoder takes it.
+pub trait Source: Copy + std::fmt::Display {
+    /// `addr` as this kind of source; none: not for this family (an IPv4-only family's
+    /// decoder never sees an IPv6 source).
+    fn of(addr: SocketAddr) -> Option<Self>;
+}
+
+impl Source for SocketAddr {
+    fn of(addr: SocketAddr) -> Option<Self> {
+        Some(addr)
+    }
+}
+
+impl Source for SocketAddrV4 {
+    fn of(addr: SocketAddr) -> Option<Self> {
+        match addr {
+            SocketAddr::V4(addr) => Some(addr),
+            SocketAddr::V6(_) => None,
+        }
+    }
+}
+
 /// Receives on `socket` until `stop` is raised, handing what `decode` makes of each datagram
 /// (at most `max_len` bytes) to `queue` without ever waiting for room.
-pub fn receive_loop<T>(
+pub fn receive_loop<T, A: Source>(
     socket: &UdpSocket,
     queue: &Bell<T>,
     stop: &StopFlag,
     counters: &Counters,
     max_len: usize,
-    decode: impl Fn(SocketAddrV4, &[u8]) -> Result<Decoded<T>, DecodeError>,
+    decode: impl Fn(A, &[u8]) -> Result<Decoded<T>, DecodeError>,
 ) {
     let mut buf = vec![0u8; max_len + 1];
     let mut junk_log = LogLimit::new(JUNK_LOG_INTERVAL);
@@ -74,7 +96,7 @@ pub fn receive_loop<T>(
         if stop.is_raised() {
             return;
         }
-        let SocketAddr::V4(from) = from else { continue };
+        let Some(from) = A::of(from) else { continue };
         let bytes = buf.get(..len).unwrap_or_default();
         match decode(from, bytes) {
             Ok(Decoded { report, urgent }) => {

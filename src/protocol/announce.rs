@@ -32,6 +32,10 @@ pub const SIGNING_CONTEXT: &[u8] = b"pigeon 2026-12 discovery datagram\n";
 /// that turn multicast into unicast carry it to the members only.
 pub const MULTICAST_GROUP: [u8; 4] = [239, 255, 24, 26];
 
+/// The IPv6 link-local multicast group announces go to over IPv6 (at the native port, out
+/// of each interface with IPv6): ff02::5069:6765, the last four bytes spelling "Pige".
+pub const MULTICAST_GROUP_V6: [u16; 8] = [0xff02, 0, 0, 0, 0, 0, 0x5069, 0x6765];
+
 /// Largest datagram we send or accept. 1200 bytes fits every Ethernet, Wi-Fi and common VPN
 /// MTU without IP fragmentation, which lossy networks punish.
 pub const MAX_DATAGRAM: usize = 1200;

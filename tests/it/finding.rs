@@ -12,7 +12,8 @@ use crate::lab::{Lab, skip_unless};
 use crate::util::{Daemon, SHORT, incoming_texts, send};
 
 /// Starts `count` hosts on a lab whose bridge drops what `dropped` matches, with only the
-/// native family on (IP Messenger and LocalSend find peers by broadcast and multicast too).
+/// native family on (IP Messenger and LocalSend find peers by broadcast and multicast too)
+/// and IPv4 only (IPv6 would find them whatever IPv4 filter the bridge has).
 fn hosts_behind_a_filter(
     tag: &str,
     count: usize,
@@ -24,7 +25,7 @@ fn hosts_behind_a_filter(
     let hosts = (0..count)
         .map(|i| {
             let data = dirs.path().join(format!("h{i}")).display().to_string();
-            let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend"].map(str::to_owned);
+            let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend", "--no-ipv6"].map(str::to_owned);
             Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags)
         })
         .collect();
@@ -68,7 +69,7 @@ fn a_host_whose_address_comes_after_its_start_joins_the_group_then_and_is_found(
     lab.ip_in(1, &["addr", "flush", "dev", "eth0"]);
     let start = |i: usize| {
         let data = dirs.path().join(format!("h{i}")).display().to_string();
-        let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend"].map(str::to_owned);
+        let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend", "--no-ipv6"].map(str::to_owned);
         Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags)
     };
     let mut hosts = vec![start(0), start(1)];
@@ -85,7 +86,7 @@ fn two_users_on_one_computer_and_a_neighbour(tag: &str, dropped: &str) {
     let dirs = tempfile::tempdir().unwrap();
     let start = |name: &str, host: usize| {
         let data = dirs.path().join(name).display().to_string();
-        Daemon::start_with(name, &lab.exec(host), &["--data-dir".to_owned(), data])
+        Daemon::start_with(name, &lab.exec(host), &["--data-dir".to_owned(), data, "--no-ipv6".into()])
     };
     let mut nodes = vec![start("ana", 0), start("bo", 0), start("cy", 1)];
     expect_all_see_all(&mut nodes, Duration::from_secs(10));
@@ -121,6 +122,41 @@ fn two_users_pigeons_on_one_computer_and_a_neighbour_find_each_other_by_multicas
     two_users_on_one_computer_and_a_neighbour("f2m", "ip daddr { 10.77.0.255, 255.255.255.255 }");
 }
 
+#[test]
+fn with_ipv4_gone_hosts_find_each_other_over_ipv6_and_messages_and_a_file_go_over_it() {
+    let Some(lab) = skip_unless(Lab::up("f6", 3)) else { return };
+    lab.ipv6_only();
+    let dirs = tempfile::tempdir().unwrap();
+    let downloads = dirs.path().join("downloads");
+    let start = |i: usize, extra: &[String]| {
+        let data = dirs.path().join(format!("h{i}")).display().to_string();
+        let mut flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend"].map(str::to_owned).to_vec();
+        flags.extend_from_slice(extra);
+        Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags)
+    };
+    let receiving = ["--auto-accept".to_owned(), "--download-dir".into(), downloads.display().to_string()];
+    let mut hosts = vec![start(0, &[]), start(1, &receiving), start(2, &[])];
+    expect_all_see_all(&mut hosts, Duration::from_secs(10));
+    let h1 = hosts[0].peers().into_iter().find(|peer| peer.id == hosts[1].id).unwrap();
+    assert!(h1.addr.starts_with("fe80::"), "placed at {}", h1.addr);
+
+    let (to, from) = (hosts[1].id, hosts[0].id);
+    let sent = send(&mut hosts[0], &[to], "über IPv6 — 你好");
+    crate::util::expect_state(&mut hosts[0], sent[0], MessageState::Delivered);
+    assert_eq!(incoming_texts(&mut hosts[1], from), ["über IPv6 — 你好"]);
+    let file = dirs.path().join("notes.txt");
+    std::fs::write(&file, "carried over IPv6\n".repeat(10_000)).unwrap();
+    hosts[0].send(&pigeon::Command::SendFiles { to: vec![to], paths: vec![file.clone()], tag: None });
+    let (state, reason) = hosts[1].expect(Duration::from_secs(20), "the file", |event| match event {
+        Event::TransferStateChanged { state, reason, .. } if !state.is_live() => {
+            Some((*state, reason.clone()))
+        }
+        _ => None,
+    });
+    assert_eq!(state, pigeon::store::TransferState::Completed, "{reason}");
+    assert_eq!(std::fs::read(downloads.join("notes.txt")).unwrap(), std::fs::read(&file).unwrap());
+}
+
 /// Whether `node` lists the peer `id` within `within`.
 fn lists_within(node: &mut Daemon, id: PeerId, within: Duration) -> bool {
     let deadline = std::time::Instant::now() + within;
@@ -142,8 +178,15 @@ fn a_host_on_two_networks_finds_peers_on_both_and_stays_off_a_container_bridge_u
     let data = |name: &str| dirs.path().join(name).display().to_string();
     // The far ends never announce: they list host 0 only if host 0 announces to them.
     let quiet = |name: &str, exec: &[String]| {
-        let flags =
-            ["--data-dir", &data(name), "--no-broadcast", "--no-multicast", "--no-ipmsg", "--no-localsend"];
+        let flags = [
+            "--data-dir",
+            &data(name),
+            "--no-broadcast",
+            "--no-multicast",
+            "--no-ipv6",
+            "--no-ipmsg",
+            "--no-localsend",
+        ];
         Daemon::start_with(name, exec, &flags.map(str::to_owned))
     };
     let mut lan = Daemon::start_with("lan", &lab.exec(1), &["--data-dir".to_owned(), data("lan")]);

@@ -157,6 +157,30 @@ impl Lab {
         vec!["ip".into(), "netns".into(), "exec".into(), side]
     }
 
+    /// Takes every host's IPv4 addresses away and waits (up to 10 s) until their IPv6
+    /// link-local addresses are usable: an address stays tentative for a second or two after
+    /// its link comes up, while the kernel checks that no one else has it, as it has long
+    /// been over on a real network.
+    pub fn ipv6_only(&self) {
+        for i in 0..self.hosts {
+            self.ip_in(i, &["-4", "addr", "flush", "dev", "eth0"]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for i in 0..self.hosts {
+            loop {
+                let out = Process::new("ip")
+                    .args(["-n", &self.host(i), "-6", "addr", "show", "dev", "eth0", "tentative"])
+                    .output()
+                    .unwrap();
+                if out.stdout.is_empty() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "host {i}'s IPv6 address stays tentative");
+                crossbeam_channel::after(Duration::from_millis(50)).recv().ok();
+            }
+        }
+    }
+
     /// Runs `ip -n <host i> ARGS…` (to take interfaces down, change addresses, …).
     pub fn ip_in(&self, i: usize, args: &[&str]) {
         let mut all = vec!["-n", &self.host(i)].into_iter().map(str::to_owned).collect::<Vec<_>>();

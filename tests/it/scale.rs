@@ -6,7 +6,9 @@
 //! state: datagrams each host receives per second, its CPU (share of one core) and its
 //! resident memory. Not a test: it asserts only that the lab works, and prints the numbers.
 //!
-//! `PIGEON_SCALE_HOSTS` (default `100,250`), `PIGEON_SCALE_STEADY_SECS` (default 60);
+//! `PIGEON_SCALE_HOSTS` (default `100,250`), `PIGEON_SCALE_STEADY_SECS` (default 60),
+//! `PIGEON_SCALE_NETWORKS` (default `open`; also `no-broadcast`: the bridge drops
+//! broadcasts, and `ipv6-only`: no host has an IPv4 address), each size run on each network;
 //! `PIGEON_TEST_BIN` names the daemon binary (the script passes a release build).
 
 use std::collections::HashSet;
@@ -26,9 +28,49 @@ const CONVERGE_LIMIT: Duration = Duration::from_secs(120);
 /// replies are over, and every host has slowed its heartbeat to the subnet's size.
 const SETTLE: Duration = Duration::from_secs(15);
 
+/// What the lab's network lets through.
+#[derive(Clone, Copy)]
+enum Network {
+    /// Everything.
+    Open,
+    /// No broadcast crosses the bridge (as on many Wi-Fi networks).
+    NoBroadcast,
+    /// No host has an IPv4 address.
+    Ipv6Only,
+}
+
+impl Network {
+    fn parse(name: &str) -> Network {
+        match name {
+            "open" => Network::Open,
+            "no-broadcast" => Network::NoBroadcast,
+            "ipv6-only" => Network::Ipv6Only,
+            other => panic!("unknown network {other}: open, no-broadcast or ipv6-only"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Network::Open => "open",
+            Network::NoBroadcast => "no-broadcast",
+            Network::Ipv6Only => "ipv6-only",
+        }
+    }
+
+    /// Makes `lab` this network.
+    fn shape(self, lab: &Lab) {
+        match self {
+            Network::Open => {}
+            Network::NoBroadcast => lab.bridge_drops("ip daddr { 10.77.0.255, 255.255.255.255 }").unwrap(),
+            Network::Ipv6Only => lab.ipv6_only(),
+        }
+    }
+}
+
 /// One run's results.
 struct Run {
     hosts: usize,
+    network: Network,
     converged: Vec<Duration>,
     /// CPU each host had used (start-up included) when it listed every other one: on a real
     /// LAN, where each host has a processor of its own, what its convergence costs.
@@ -89,8 +131,10 @@ fn cpu_ns(pid: u32) -> Duration {
     Duration::from_nanos(nanos)
 }
 
-fn run(hosts_wanted: usize, steady: Duration) -> Option<Run> {
-    let lab = skip_unless(Lab::up(&format!("s{hosts_wanted}"), hosts_wanted))?;
+fn run(hosts_wanted: usize, network: Network, steady: Duration) -> Option<Run> {
+    let tag = format!("s{hosts_wanted}{}", &network.name()[..1]);
+    let lab = skip_unless(Lab::up(&tag, hosts_wanted))?;
+    network.shape(&lab);
     let dirs = tempfile::tempdir_in("/dev/shm").unwrap();
     let (mut hosts, last_start) = mass_start(&lab, hosts_wanted, &dirs, START_SPREAD);
     let (converged, converge_cpu) = convergence(&mut hosts, last_start).into_iter().unzip();
@@ -116,6 +160,7 @@ fn run(hosts_wanted: usize, steady: Duration) -> Option<Run> {
     let rss_kib = hosts.iter().map(|host| footprint(host.pid()).0).collect();
     Some(Run {
         hosts: hosts_wanted,
+        network,
         converged,
         converge_cpu,
         datagrams_per_sec,
@@ -137,13 +182,21 @@ fn scale() {
     let steady = Duration::from_secs(
         std::env::var("PIGEON_SCALE_STEADY_SECS").map_or(60, |secs| secs.parse().unwrap()),
     );
+    let networks: Vec<Network> = std::env::var("PIGEON_SCALE_NETWORKS")
+        .unwrap_or_else(|_| "open".into())
+        .split(',')
+        .map(|name| Network::parse(name.trim()))
+        .collect();
     let mut rows = Vec::new();
-    for count in counts {
-        let Some(run) = run(count, steady) else { return };
+    for (count, network) in
+        counts.iter().flat_map(|count| networks.iter().map(move |network| (*count, *network)))
+    {
+        let Some(run) = run(count, network, steady) else { return };
         let ms = |d: Duration| d.as_millis();
         rows.push(format!(
-            "| {} | {} ms / {} ms | {} ms / {} ms | {:.1} / {:.1} | {:.3} % / {:.3} % | {:.1} / {:.1} MiB | {} |",
+            "| {} | {} | {} ms / {} ms | {} ms / {} ms | {:.1} / {:.1} | {:.3} % / {:.3} % | {:.1} / {:.1} MiB | {} |",
             run.hosts,
+            run.network.name(),
             ms(median(&run.converged)),
             ms(max(&run.converged)),
             ms(median(&run.converge_cpu)),
@@ -159,9 +212,9 @@ fn scale() {
         eprintln!("{}", rows.last().unwrap());
     }
     eprintln!(
-        "| hosts | all list all after the last start (median / slowest host) | CPU each host used until then, start-up included (median / max) | datagrams received per host per second (median / max) | CPU per host, share of one core (median / max) | resident memory per host (median / max) | peers expired in the steady state |"
+        "| hosts | network | all list all after the last start (median / slowest host) | CPU each host used until then, start-up included (median / max) | datagrams received per host per second (median / max) | CPU per host, share of one core (median / max) | resident memory per host (median / max) | peers expired in the steady state |"
     );
-    eprintln!("|---|---|---|---|---|---|---|");
+    eprintln!("|---|---|---|---|---|---|---|---|");
     for row in rows {
         eprintln!("{row}");
     }

@@ -2,7 +2,7 @@
 //! the key the handshake proved), messages and their receipts, offers and their answers; and
 //! the writing side, which sends what the outbox holds for a peer.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::Native;
@@ -22,9 +22,9 @@ use crate::store::{MessageState, StoreError, TransferRecord, TransferState};
 impl Native {
     pub(super) fn on_frame(&mut self, core: &mut Core, conn_id: ConnId, frame: Frame, now: Instant) {
         let Some(conn) = self.conns.get(conn_id) else { return };
-        let IpAddr::V4(remote_ip) = conn.handle.remote.ip() else { return };
+        let remote = conn.handle.remote;
         let frame = match frame {
-            Frame::Hello(presence) => return self.on_hello(core, conn_id, presence, remote_ip, now),
+            Frame::Hello(presence) => return self.on_hello(core, conn_id, presence, remote, now),
             Frame::Fetch(fetch) => return self.on_fetch(core, conn_id, fetch, now),
             other => other,
         };
@@ -63,7 +63,14 @@ impl Native {
         }
     }
 
-    fn on_hello(&mut self, core: &mut Core, conn_id: ConnId, presence: Presence, ip: Ipv4Addr, now: Instant) {
+    fn on_hello(
+        &mut self,
+        core: &mut Core,
+        conn_id: ConnId,
+        presence: Presence,
+        remote: SocketAddr,
+        now: Instant,
+    ) {
         let id = presence.id;
         if id == self.me.id {
             self.close_conn(core, conn_id, "connected to ourselves", now);
@@ -84,7 +91,7 @@ impl Native {
             // We dialled someone else's old address: no connection to them came of it.
             self.dial_failed(other, now);
         }
-        self.saw(core, presence, ip, true, now);
+        self.saw(core, presence, remote, true, now);
         if let Some(previous) = self.links.get_mut(id).and_then(|link| link.greeted(conn_id)) {
             // Messages still in flight on the previous connection go out again on this one,
             // from the oldest: if only the later ones went here, the receiver could read

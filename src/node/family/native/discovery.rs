@@ -3,12 +3,15 @@
 //!
 //! Where announces go: the broadcast address of every up, non-loopback IPv4 interface (only
 //! the bound address's interface when bound to one address) and the multicast group out of
-//! each of them (each way when on: networks filter one or the other), every configured target, and
-//! every online peer outside those broadcast domains (so a peer reached only through a
-//! target keeps hearing from us even if its own targets do not include us).
+//! each of them (each way when on: networks filter one or the other), the IPv6 link-local
+//! group out of each interface with IPv6 (when bound to every address; heartbeats only
+//! while a peer is heard over IPv6 alone, or none is listed), every configured
+//! target, and every online peer outside those broadcast domains and links (so a peer
+//! reached only through a target keeps hearing from us even if its own targets do not
+//! include us).
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +19,7 @@ use super::Report;
 use super::heartbeat::Due;
 use crate::node::doorbell::Bell;
 use crate::node::interfaces::Scope;
+use crate::node::ipv6::Ipv6Discovery;
 use crate::node::log_limit::{JUNK_LOG_INTERVAL, LogLimit};
 use crate::node::multicast::Group;
 use crate::node::socket;
@@ -83,6 +87,8 @@ pub struct Announcer {
     broadcast: bool,
     /// The multicast group announces go to as well (none: off).
     group: Option<Group>,
+    /// Discovery over IPv6 (none: off).
+    ipv6: Option<Ipv6Discovery>,
     /// Configured extra targets, resolved.
     targets: Vec<SocketAddrV4>,
     /// Limits direct replies.
@@ -99,7 +105,7 @@ impl Announcer {
         wall_ms: fn() -> u64,
         scope: Scope,
         port: u16,
-        (broadcast, group): (bool, Option<Group>),
+        (broadcast, group, ipv6): (bool, Option<Group>, Option<Ipv6Discovery>),
         targets: Vec<SocketAddrV4>,
     ) -> Self {
         let replies = ReplyBudget { tokens: REPLY_BURST, refilled: Instant::now() };
@@ -113,6 +119,7 @@ impl Announcer {
             port,
             broadcast,
             group,
+            ipv6,
             targets,
             replies,
             skipped_log,
@@ -137,27 +144,43 @@ impl Announcer {
     }
 
     /// Sends `presence` as `kind` to every announce destination plus `extra` peers
-    /// (deduplicated).
+    /// (deduplicated); a heartbeat goes to the IPv6 group only when `ipv6_needed`: where
+    /// every peer hears us over IPv4, a third copy of each heartbeat would only add traffic.
     pub fn announce(
         &mut self,
         presence: &Presence,
         kind: Due,
-        extra: impl IntoIterator<Item = SocketAddrV4>,
+        extra: impl IntoIterator<Item = SocketAddr>,
+        ipv6_needed: bool,
     ) {
         let bytes = self.presence_datagram(presence, kind);
-        self.send_everywhere(&bytes, extra);
+        self.send_everywhere(&bytes, extra, kind == Due::Announce || ipv6_needed);
     }
 
-    fn send_everywhere(&mut self, bytes: &[u8], extra: impl IntoIterator<Item = SocketAddrV4>) {
+    fn send_everywhere(
+        &mut self,
+        bytes: &[u8],
+        extra: impl IntoIterator<Item = SocketAddr>,
+        ipv6_group: bool,
+    ) {
         let subnets = self.scope.subnets();
         if let Some(group) = &mut self.group {
             group.send(&self.socket, &subnets, bytes);
         }
+        if let Some(ipv6) = self.ipv6.as_mut().filter(|_| ipv6_group) {
+            ipv6.send_group(&self.scope.ipv6_links(), bytes);
+        }
         let subnets = if self.broadcast { subnets } else { Vec::new() };
-        let mut destinations: BTreeSet<SocketAddrV4> =
-            subnets.iter().map(|subnet| SocketAddrV4::new(subnet.broadcast, self.port)).collect();
-        destinations.extend(self.targets.iter().copied());
-        destinations.extend(extra.into_iter().filter(|addr| !subnets.iter().any(|s| s.contains(*addr.ip()))));
+        let mut destinations: BTreeSet<SocketAddr> =
+            subnets.iter().map(|subnet| SocketAddrV4::new(subnet.broadcast, self.port).into()).collect();
+        destinations.extend(self.targets.iter().map(|target| SocketAddr::V4(*target)));
+        // A peer on a link of ours hears the IPv6 group; one on a subnet of ours, the
+        // broadcast.
+        let reached = |addr: &SocketAddr| match addr {
+            SocketAddr::V4(addr) => subnets.iter().any(|subnet| subnet.contains(*addr.ip())),
+            SocketAddr::V6(addr) => self.ipv6.is_some() && addr.ip().is_unicast_link_local(),
+        };
+        destinations.extend(extra.into_iter().filter(|addr| !reached(addr)));
         for destination in destinations {
             self.send(bytes, destination);
         }
@@ -174,7 +197,7 @@ impl Announcer {
     }
 
     /// Answers one peer directly, unless replies are over their budget.
-    pub fn reply(&mut self, presence: &Presence, to: SocketAddrV4, now: Instant) {
+    pub fn reply(&mut self, presence: &Presence, to: SocketAddr, now: Instant) {
         if !self.replies.take(now) {
             if let Some(count) = self.skipped_log.tick(now) {
                 log::info!("skipped {count} replies: more than {REPLY_RATE} announces per second");
@@ -189,17 +212,22 @@ impl Announcer {
     }
 
     /// Says goodbye everywhere we announce.
-    pub fn goodbye(&mut self, extra: impl IntoIterator<Item = SocketAddrV4>) {
+    pub fn goodbye(&mut self, extra: impl IntoIterator<Item = SocketAddr>) {
         let (id, key) = (self.identity.peer_id(), self.identity.public());
         let goodbye = Datagram::Goodbye(Goodbye { id, key, seq: self.next_seq() });
         let bytes = goodbye.encode(&*self.identity);
-        self.send_everywhere(&bytes, extra);
+        self.send_everywhere(&bytes, extra, true);
     }
 
-    fn send(&self, bytes: &[u8], to: SocketAddrV4) {
+    fn send(&self, bytes: &[u8], to: SocketAddr) {
+        let sent = match (&self.ipv6, to) {
+            (_, SocketAddr::V4(_)) => socket::send_datagram(&self.socket, bytes, to),
+            (Some(ipv6), SocketAddr::V6(_)) => ipv6.send(bytes, to),
+            (None, SocketAddr::V6(_)) => return,
+        };
         // UDP is best effort by design: a failed send (no route, interface down) is retried by
         // the next heartbeat, so it is only worth a debug line.
-        if let Err(err) = socket::send_datagram(&self.socket, bytes, to) {
+        if let Err(err) = sent {
             log::debug!("announce to {to}: {err}");
         }
     }

@@ -3,11 +3,12 @@
 //! it, the connection we send on, and whether we may dial it now — one attempt at a time,
 //! and after a failure only once its backoff is over. Peers that left are remembered with
 //! their last datagram number for a while, so a replayed announce cannot bring them back.
+//! A peer heard over IPv4 and IPv6 is one peer; IPv4 is preferred while it is heard.
 //!
 //! Time is passed in: the rules are tested without sockets.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::connection::ConnId;
@@ -36,8 +37,11 @@ const MAX_DEPARTED: usize = 1024;
 pub struct Link {
     /// What it last told us about itself (its `seq` is 0: see [`Link::seq`]).
     pub presence: Presence,
-    /// Where we last heard it from.
-    pub ip: Ipv4Addr,
+    /// Where we last heard it from (the port aside: see [`Link::tcp_addr`]); an IPv6
+    /// link-local address keeps its interface.
+    at: SocketAddr,
+    /// When a datagram last came from `at`.
+    at_heard: Instant,
     /// A handshake proved its key (now or on an earlier run: the key is pinned). Only such
     /// peers are stored, hear our heartbeats directly, or may change what we believe.
     pub proven: bool,
@@ -52,11 +56,12 @@ pub struct Link {
 }
 
 impl Link {
-    fn new(presence: Presence, ip: Ipv4Addr, proven: bool, now: Instant) -> Link {
+    fn new(presence: Presence, at: SocketAddr, proven: bool, now: Instant) -> Link {
         let seq = presence.seq;
         Link {
             presence: Presence { seq: 0, ..presence },
-            ip,
+            at,
+            at_heard: now,
             proven,
             seq,
             conn: None,
@@ -65,14 +70,18 @@ impl Link {
         }
     }
 
-    /// Where it accepts connections.
+    /// Where it accepts connections; also where it hears discovery datagrams (peers
+    /// announce from the port they listen on).
     pub fn tcp_addr(&self) -> SocketAddr {
-        SocketAddr::V4(SocketAddrV4::new(self.ip, self.presence.port))
+        let mut addr = self.at;
+        addr.set_port(self.presence.port);
+        addr
     }
 
-    /// Where it hears discovery datagrams (peers announce from the port they listen on).
-    pub fn discovery_addr(&self) -> SocketAddrV4 {
-        SocketAddrV4::new(self.ip, self.presence.port)
+    /// Whether the address it was heard from has been silent for half the time that drops
+    /// a peer: an IPv6 datagram then moves a peer found over IPv4.
+    fn quiet(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.at_heard) > self.expires_after() / 2
     }
 
     /// Silence after which it is dropped: [`MISSED_HEARTBEATS`] of the interval it announced,
@@ -112,7 +121,7 @@ impl Link {
             name: self.presence.name.clone(),
             group: self.presence.group.clone(),
             host: self.presence.host.clone(),
-            addr: self.ip.to_string(),
+            addr: self.at.ip().to_string(),
             port: self.presence.port,
             status: self.presence.status,
             key: Some(self.presence.key),
@@ -154,35 +163,66 @@ impl Links {
         last.is_none_or(|last| seq > last)
     }
 
-    /// `presence` was heard from `ip` at `now`, in a datagram or (`from_tcp`) a hello, from a
-    /// listed peer; [`Heard::New`] when it is not listed (nothing recorded then). A TCP source
-    /// address only places a peer we did not know: a connection may come from another local
-    /// address than the one the peer announces from. A datagram never moves a connected
-    /// peer: a proven connection outranks a datagram, signed or not. Call after
+    /// `presence` was heard from `from` at `now`, in a datagram or (`from_tcp`) a hello, from
+    /// a listed peer; [`Heard::New`] when it is not listed (nothing recorded then). A TCP
+    /// source address only places a peer we did not know: a connection may come from another
+    /// local address than the one the peer announces from. A datagram never moves a
+    /// connected peer: a proven connection outranks a datagram, signed or not; one from the
+    /// other IP version is the same peer heard by another way, not believed elsewhere. An
+    /// IPv6 datagram moves a peer found over IPv4 only once IPv4 went quiet: every datagram
+    /// goes both ways and the first copy to arrive is the one taken. Call after
     /// [`Links::is_fresh`].
-    pub fn heard(&mut self, presence: Presence, ip: Ipv4Addr, from_tcp: bool) -> Heard {
+    pub fn heard(&mut self, presence: Presence, from: SocketAddr, from_tcp: bool, now: Instant) -> Heard {
         let Some(link) = self.links.get_mut(&presence.id) else { return Heard::New };
-        if !from_tcp && link.conn.is_some() && link.ip != ip {
+        let elsewhere = link.at.ip() != from.ip();
+        let same_version = link.at.is_ipv4() == from.is_ipv4();
+        if !from_tcp && elsewhere && same_version && link.conn.is_some() {
             return Heard::Ignored;
         }
+        let moves = !from_tcp
+            && elsewhere
+            && link.conn.is_none()
+            && (same_version || from.is_ipv4() || link.quiet(now));
         if !from_tcp {
             link.seq = link.seq.max(presence.seq);
+            if moves || !elsewhere {
+                link.at_heard = now;
+            }
         }
         let presence = Presence { seq: 0, ..presence };
-        let ip = if from_tcp { link.ip } else { ip };
-        let changed = link.presence != presence || link.ip != ip;
+        let changed = link.presence != presence || moves;
         link.presence = presence;
-        link.ip = ip;
+        if moves {
+            link.at = from;
+        }
         if changed { Heard::Changed } else { Heard::Same }
     }
 
+    /// A second copy of the last datagram taken from `id` (`seq`) came from `from`. From
+    /// where the peer is placed, it is still heard there (the copy of another route may
+    /// arrive first every time); returns whether to take it all the same: the IPv4 copy of
+    /// what came over IPv6 first, for a peer not connected, which moves it to IPv4.
+    pub fn second_copy(&mut self, id: PeerId, seq: u64, from: SocketAddr, now: Instant) -> bool {
+        let Some(link) = self.links.get_mut(&id).filter(|link| link.seq == seq) else { return false };
+        if link.at.ip() == from.ip() {
+            link.at_heard = now;
+        }
+        from.is_ipv4() && link.at.is_ipv6() && link.conn.is_none()
+    }
+
     /// Lists a peer that [`Links::heard`] found new.
-    pub fn insert(&mut self, presence: Presence, ip: Ipv4Addr, proven: bool, now: Instant) {
+    pub fn insert(&mut self, presence: Presence, at: SocketAddr, proven: bool, now: Instant) {
         if let Some(seq) = self.departed.remove(&presence.id) {
             self.departures.retain(|id| *id != presence.id);
             debug_assert!(presence.seq == 0 || presence.seq > seq, "checked by is_fresh");
         }
-        self.links.insert(presence.id, Link::new(presence, ip, proven, now));
+        self.links.insert(presence.id, Link::new(presence, at, proven, now));
+    }
+
+    /// Whether no peer is listed or one is placed on IPv6 (heard there alone, or IPv4 went
+    /// quiet): then our heartbeats must go over IPv6 as well.
+    pub fn none_or_some_on_ipv6(&self) -> bool {
+        self.links.is_empty() || self.links.values().any(|link| link.at.is_ipv6())
     }
 
     /// Peers listed whose key is not proven.
@@ -216,8 +256,8 @@ impl Links {
 
     /// The discovery address of every online peer whose key is proven: where our heartbeats
     /// go beyond broadcasts and targets. A mere claim never makes us send to an address.
-    pub fn discovery_addrs(&self) -> Vec<SocketAddrV4> {
-        self.links.values().filter(|link| link.proven).map(Link::discovery_addr).collect()
+    pub fn discovery_addrs(&self) -> Vec<SocketAddr> {
+        self.links.values().filter(|link| link.proven).map(Link::tcp_addr).collect()
     }
 }
 
@@ -226,6 +266,11 @@ mod tests {
     use super::*;
     use crate::protocol::announce::{HEARTBEAT_SECS, Status};
     use crate::protocol::keys::PublicKey;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
+
+    fn v4(ip: Ipv4Addr) -> SocketAddr {
+        SocketAddr::new(ip.into(), 2426)
+    }
 
     fn presence(name: &str, seq: u64) -> Presence {
         let key = PublicKey::from_bytes([3; 32]);
@@ -245,21 +290,61 @@ mod tests {
     #[test]
     fn a_datagram_never_moves_a_connected_peer_and_a_connection_never_moves_a_known_one() {
         let now = Instant::now();
-        let (here, there) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 66));
+        let (here, there) = (v4(Ipv4Addr::new(10, 0, 0, 1)), v4(Ipv4Addr::new(10, 0, 0, 66)));
         let mut links = Links::default();
-        assert_eq!(links.heard(presence("ana", 1), here, false), Heard::New);
+        assert_eq!(links.heard(presence("ana", 1), here, false, now), Heard::New);
         links.insert(presence("ana", 1), here, true, now);
-        assert_eq!(links.heard(presence("ana", 2), here, false), Heard::Same, "only the number moved");
+        assert_eq!(links.heard(presence("ana", 2), here, false, now), Heard::Same, "only the number moved");
         let id = presence("ana", 0).id;
         links.get_mut(id).unwrap().greeted(ConnId(1));
-        assert_eq!(links.heard(presence("ana", 3), there, false), Heard::Ignored);
-        assert_eq!(links.heard(presence("ana", 0), there, true), Heard::Same, "a TCP source stays");
-        assert_eq!(links.get(id).unwrap().ip, here);
-        assert_eq!(links.heard(presence("Ana B.", 0), there, true), Heard::Changed);
+        assert_eq!(links.heard(presence("ana", 3), there, false, now), Heard::Ignored);
+        assert_eq!(links.heard(presence("ana", 0), there, true, now), Heard::Same, "a TCP source stays");
+        assert_eq!(links.get(id).unwrap().at, here);
+        assert_eq!(links.heard(presence("Ana B.", 0), there, true, now), Heard::Changed);
         // Not connected: the datagram's address is where the peer is now.
         links.get_mut(id).unwrap().conn = None;
-        assert_eq!(links.heard(presence("Ana B.", 4), there, false), Heard::Changed);
-        assert_eq!(links.get(id).unwrap().ip, there);
+        assert_eq!(links.heard(presence("Ana B.", 4), there, false, now), Heard::Changed);
+        assert_eq!(links.get(id).unwrap().at, there);
+    }
+
+    #[test]
+    fn a_peer_heard_both_ways_stays_on_ipv4_while_it_is_heard_there_and_moves_when_it_goes_quiet() {
+        let now = Instant::now();
+        let ipv4 = v4(Ipv4Addr::new(10, 0, 0, 1));
+        let link_local =
+            SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 7), 2426, 0, 3));
+        let mut links = Links::default();
+        let id = presence("ana", 0).id;
+        links.insert(presence("ana", 1), ipv4, true, now);
+        assert_eq!(links.heard(presence("ana", 2), link_local, false, now), Heard::Same, "IPv4 is heard");
+        assert_eq!(links.get(id).unwrap().tcp_addr(), ipv4);
+        // Only the IPv6 copies arrive first for a while, yet the IPv4 ones still come.
+        let later = now + Duration::from_secs(6);
+        assert!(!links.second_copy(id, 2, ipv4, later), "a copy from where it is placed");
+        assert!(!links.second_copy(id, 1, ipv4, later), "a replay");
+        assert_eq!(links.heard(presence("ana", 3), link_local, false, later), Heard::Same);
+        // IPv4 went quiet (no copy for half the expiry): IPv6 takes over, with its interface.
+        let quiet = later + Duration::from_secs(5);
+        assert_eq!(links.heard(presence("ana", 4), link_local, false, quiet), Heard::Changed);
+        assert_eq!(links.get(id).unwrap().tcp_addr(), link_local);
+        assert_eq!(links.get(id).unwrap().info(Trust::default()).addr, "fe80::7");
+        // IPv4 back: preferred at once, also when its copy comes second.
+        assert!(links.second_copy(id, 4, ipv4, quiet));
+        assert!(!links.second_copy(
+            id,
+            4,
+            SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 1, 0, 0)),
+            quiet
+        ));
+        assert_eq!(links.heard(presence("ana", 4), ipv4, false, quiet), Heard::Changed);
+        assert_eq!(links.get(id).unwrap().tcp_addr(), ipv4);
+        // Connected: the other version's datagrams keep the peer listed, not moved.
+        links.get_mut(id).unwrap().greeted(ConnId(1));
+        assert_eq!(
+            links.heard(presence("ana", 6), link_local, false, quiet + Duration::from_secs(60)),
+            Heard::Same
+        );
+        assert_eq!(links.get(id).unwrap().tcp_addr(), ipv4);
     }
 
     #[test]
@@ -268,26 +353,26 @@ mod tests {
         let mut links = Links::default();
         let id = presence("bo", 0).id;
         assert!(links.is_fresh(id, 1), "a stranger's first datagram");
-        links.insert(presence("bo", 10), Ipv4Addr::LOCALHOST, false, now);
+        links.insert(presence("bo", 10), v4(Ipv4Addr::LOCALHOST), false, now);
         assert!(links.discovery_addrs().is_empty(), "an unproven peer hears only broadcasts and targets");
         assert_eq!(links.unproven(), 1);
         assert!(!links.is_fresh(id, 10) && !links.is_fresh(id, 9) && links.is_fresh(id, 11));
-        links.heard(presence("bo", 20), Ipv4Addr::LOCALHOST, false);
+        links.heard(presence("bo", 20), v4(Ipv4Addr::LOCALHOST), false, now);
         assert!(!links.is_fresh(id, 15));
-        links.heard(presence("bo", 0), Ipv4Addr::LOCALHOST, true);
+        links.heard(presence("bo", 0), v4(Ipv4Addr::LOCALHOST), true, now);
         assert!(!links.is_fresh(id, 20), "a hello carries no number and resets nothing");
         links.get_mut(id).unwrap().proven = true;
         assert_eq!(links.discovery_addrs().len(), 1);
         links.remove(id);
         assert!(!links.is_fresh(id, 20), "a replayed announce does not bring a peer back");
         assert!(links.is_fresh(id, 21));
-        links.insert(presence("bo", 21), Ipv4Addr::LOCALHOST, true, now);
+        links.insert(presence("bo", 21), v4(Ipv4Addr::LOCALHOST), true, now);
         // Departures are remembered up to a bound, the oldest forgotten first.
         links.remove(id);
         for n in 0..MAX_DEPARTED as u64 {
             let key = PublicKey::from_bytes(blake3::hash(&n.to_le_bytes()).into());
             let stranger = Presence { id: key.peer_id(), key, ..presence("x", 1) };
-            links.insert(stranger.clone(), Ipv4Addr::LOCALHOST, false, now);
+            links.insert(stranger.clone(), v4(Ipv4Addr::LOCALHOST), false, now);
             links.remove(stranger.id);
         }
         assert!(links.is_fresh(id, 1), "forgotten after {MAX_DEPARTED} later departures");
@@ -298,7 +383,7 @@ mod tests {
     fn one_dial_at_a_time_and_after_a_failure_only_once_the_pause_is_over() {
         let now = Instant::now();
         let mut links = Links::default();
-        links.insert(presence("bo", 1), Ipv4Addr::LOCALHOST, true, now);
+        links.insert(presence("bo", 1), v4(Ipv4Addr::LOCALHOST), true, now);
         let link = links.get_mut(presence("bo", 0).id).unwrap();
         assert!(link.may_dial(now));
         link.dial_started();

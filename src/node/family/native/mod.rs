@@ -24,7 +24,9 @@ mod stream;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{
+    Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream, UdpSocket,
+};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,13 +45,14 @@ use crate::node::hub::core::Core;
 use crate::node::hub::outbox::InFlight;
 use crate::node::hub::rooms::RoomFrame;
 use crate::node::hub::transfers::FetchJob;
+use crate::node::ipv6::Ipv6Discovery;
 use crate::node::multicast::Group;
 use crate::node::sinks::Origin;
 use crate::node::threads::{self, StopFlag};
 use crate::node::udp::Counters;
 use crate::node::{StartError, interfaces, random_seed, socket};
 use crate::protocol::Family;
-use crate::protocol::announce::{Datagram, MULTICAST_GROUP, Presence};
+use crate::protocol::announce::{Datagram, MULTICAST_GROUP, MULTICAST_GROUP_V6, Presence};
 use crate::protocol::frame::Frame;
 use crate::protocol::ids::{PeerId, TransferId};
 use crate::secure::{Identity, Role, Session};
@@ -79,7 +82,7 @@ pub enum Report {
     /// A discovery datagram decoded by a receiver thread.
     Datagram {
         /// Source address (the sender's discovery socket).
-        from: SocketAddrV4,
+        from: SocketAddr,
         /// The datagram.
         datagram: Datagram,
     },
@@ -232,6 +235,14 @@ impl Native {
             (None, None)
         };
         shared_udp.extend(group_udp);
+        let (listeners_v6, ipv6) = if settings.ipv6 && settings.bind.is_unspecified() {
+            listen_ipv6(port, discovery_port).unzip()
+        } else {
+            (None, None)
+        };
+        if let Some(ipv6) = &ipv6 {
+            shared_udp.push(ipv6.socket().try_clone().map_err(bind_err)?);
+        }
         let (report_tx, reports) = doorbell::queue(QUEUE, &setup.bell);
         let (datagram_tx, datagrams) = doorbell::queue(DATAGRAM_QUEUE, &setup.bell);
         let counters = Arc::new(Counters::default());
@@ -241,7 +252,7 @@ impl Native {
             crate::node::hub::core::now_ms,
             scope,
             discovery_port,
-            (settings.broadcast, group),
+            (settings.broadcast, group, ipv6),
             setup.targets,
         );
         for socket in std::iter::once(udp).chain(shared_udp) {
@@ -251,13 +262,15 @@ impl Native {
             });
             setup.io_threads.push(receiver.map_err(StartError::Thread)?);
         }
-        let (queue, stop) = (report_tx.clone(), setup.stop.clone());
-        let accept = threads::spawn("pigeon-listen", move || {
-            crate::node::listener::accept_loop(&listener, &stop, |stream, remote| {
-                queue.send(Report::Accepted { stream, remote }).is_ok()
+        for listener in std::iter::once(listener).chain(listeners_v6) {
+            let (queue, stop) = (report_tx.clone(), setup.stop.clone());
+            let accept = threads::spawn("pigeon-listen", move || {
+                crate::node::listener::accept_loop(&listener, &stop, |stream, remote| {
+                    queue.send(Report::Accepted { stream, remote }).is_ok()
+                });
             });
-        });
-        setup.io_threads.push(accept.map_err(StartError::Thread)?);
+            setup.io_threads.push(accept.map_err(StartError::Thread)?);
+        }
         let now = Instant::now();
         Ok(Native {
             me: presence::presence_of(core, &setup.identity, port),
@@ -336,6 +349,17 @@ fn log_virtual_skipped(scope: &interfaces::Scope) {
             log::info!("not announcing on {name} (a container's or VM's bridge; --interface {name} uses it)");
         }
     }
+}
+
+/// The IPv6 side of a node listening at `port`: a TCP listener and discovery; none, with a
+/// warning, on a system without IPv6 or where another program holds the port for IPv6
+/// (IPv4 goes on alone).
+fn listen_ipv6(port: u16, discovery_port: u16) -> Option<(TcpListener, Ipv6Discovery)> {
+    let opened =
+        socket::tcp_listener(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0)).and_then(|listener| {
+            Ok((listener, Ipv6Discovery::open(MULTICAST_GROUP_V6.into(), port, discovery_port)?))
+        });
+    opened.map_err(|err| log::warn!("no IPv6 at port {port} ({err}): finding Pigeons over IPv4 only")).ok()
 }
 
 /// Attempts at a port of our own when another Pigeon holds the configured one.

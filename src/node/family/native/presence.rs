@@ -8,7 +8,7 @@
 //! [`MAX_UNPROVEN`] peers, never under the name and host of a peer with another pinned key,
 //! and stored, pinned or alarmed about (`key_changed`) only once a handshake proves it.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::Native;
@@ -27,7 +27,7 @@ impl Native {
     pub(super) fn on_datagram(
         &mut self,
         core: &mut Core,
-        from: SocketAddrV4,
+        from: SocketAddr,
         datagram: Datagram,
         now: Instant,
     ) {
@@ -35,25 +35,28 @@ impl Native {
         if id == self.me.id {
             return;
         }
-        if !self.links.is_fresh(id, datagram.seq()) {
+        let fresh = self.links.is_fresh(id, datagram.seq());
+        if !fresh && !self.links.second_copy(id, datagram.seq(), from, now) {
             self.stale_datagrams += 1;
             return;
         }
         match datagram {
             Datagram::Announce(presence) => {
-                self.announcer.reply(&self.me, from, now);
-                self.saw(core, presence, *from.ip(), false, now);
+                if fresh {
+                    self.announcer.reply(&self.me, from, now);
+                }
+                self.saw(core, presence, from, false, now);
                 self.connect_room_member(core, id, now);
             }
             Datagram::Heartbeat(presence) => {
-                if self.links.get(id).is_none() {
+                if fresh && self.links.get(id).is_none() {
                     self.announcer.reply(&self.me, from, now);
                 }
-                self.saw(core, presence, *from.ip(), false, now);
+                self.saw(core, presence, from, false, now);
                 self.connect_room_member(core, id, now);
             }
             Datagram::Reply(presence) => {
-                self.saw(core, presence, *from.ip(), false, now);
+                self.saw(core, presence, from, false, now);
                 self.connect_room_member(core, id, now);
             }
             // Signed by the peer's own key and newer than anything it sent before.
@@ -72,7 +75,7 @@ impl Native {
         }
     }
 
-    /// `presence` is alive, heard from `ip` — in a datagram, or (`from_tcp`) in the hello of
+    /// `presence` is alive, heard from `at` — in a datagram, or (`from_tcp`) in the hello of
     /// a connection whose handshake proved its key (see
     /// [`Links::heard`](super::links::Links::heard) for what a TCP source may change): the
     /// peer table learns it; a proven peer's key is pinned and the peer stored.
@@ -80,16 +83,16 @@ impl Native {
         &mut self,
         core: &mut Core,
         presence: Presence,
-        ip: Ipv4Addr,
+        at: SocketAddr,
         from_tcp: bool,
         now: Instant,
     ) {
         let id = presence.id;
-        let heard = self.links.heard(presence.clone(), ip, from_tcp);
+        let heard = self.links.heard(presence.clone(), at, from_tcp, now);
         let proving = from_tcp && self.links.get(id).is_some_and(|link| !link.proven);
         let (trust, key_change) = match heard {
             Heard::Ignored => {
-                log::debug!("ignoring presence of {id} from {ip}: connected elsewhere");
+                log::debug!("ignoring presence of {id} from {at}: connected elsewhere");
                 return;
             }
             // The common case (every heartbeat): only the time it was heard changes.
@@ -102,11 +105,11 @@ impl Native {
                 match (pinned, from_tcp) {
                     // Proven now, or on an earlier run (its key is pinned, and it signed this).
                     (Some(pinned), _) => {
-                        self.links.insert(presence, ip, true, now);
+                        self.links.insert(presence, at, true, now);
                         (pinned.trust, None)
                     }
                     (None, true) => {
-                        self.links.insert(presence.clone(), ip, true, now);
+                        self.links.insert(presence.clone(), at, true, now);
                         self.pin(core, &presence)
                     }
                     (None, false) => {
@@ -114,7 +117,7 @@ impl Native {
                             self.unproven_refused += 1;
                             return;
                         }
-                        self.links.insert(presence, ip, false, now);
+                        self.links.insert(presence, at, false, now);
                         (Trust::default(), None)
                     }
                 }
@@ -165,7 +168,8 @@ impl Native {
     pub(super) fn announce(&mut self, core: &Core, due: Due) {
         // Told to the others in the heartbeat itself, so they wait long enough.
         self.me.heartbeat_secs = heartbeat_secs(core.peers.count(Family::Pigeon) + 1);
-        self.announcer.announce(&self.me, due, self.links.discovery_addrs());
+        let ipv6_needed = self.links.none_or_some_on_ipv6();
+        self.announcer.announce(&self.me, due, self.links.discovery_addrs(), ipv6_needed);
     }
 }
 
