@@ -108,6 +108,9 @@ pub struct Settings {
     /// over IPv6): networks without IPv4, or that carry only IPv6 between some hosts. Only
     /// when bound to every address.
     pub ipv6: bool,
+    /// Register and browse `_pigeon._tcp.local.` over mDNS (DNS-SD), which mDNS gateways
+    /// carry between network segments. Only when bound to every address.
+    pub mdns: bool,
     /// Where received files go; `None` means the user's Downloads/Pigeon.
     pub download_dir: Option<PathBuf>,
     /// Accept every file offer without asking.
@@ -208,6 +211,7 @@ impl Default for Settings {
             broadcast: true,
             multicast: true,
             ipv6: true,
+            mdns: true,
             download_dir: None,
             auto_accept: false,
             keep_running: true,

@@ -97,6 +97,9 @@ pub struct SharedArgs {
     /// Do not find Pigeons over IPv6 (link-local multicast, connections over IPv6).
     #[arg(long, global = true)]
     no_ipv6: bool,
+    /// Do not register or look for Pigeons over mDNS (DNS-SD `_pigeon._tcp.local.`).
+    #[arg(long, global = true)]
+    no_mdns: bool,
     /// Keep all state of this node (history, identity, settings) in DIR.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -273,6 +276,9 @@ impl SharedArgs {
         }
         if self.no_ipv6 {
             settings.ipv6 = false;
+        }
+        if self.no_mdns {
+            settings.mdns = false;
         }
         if let Some(dir) = self.download_dir {
             settings.download_dir = Some(dir);

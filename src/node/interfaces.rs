@@ -117,14 +117,22 @@ impl Scope {
         }
     }
 
+    /// Whether discovery uses this address of an interface (IPv6 ones only when bound to
+    /// every address).
+    pub fn uses(&self, iface: &if_addrs::Interface) -> bool {
+        let v4 = match &iface.addr {
+            if_addrs::IfAddr::V4(v4) => Some(v4),
+            if_addrs::IfAddr::V6(_) => None,
+        };
+        self.skipped(iface, v4).is_none()
+    }
+
     /// The indexes of the interfaces with IPv6 that discovery uses now, each once: where
     /// IPv6 link-local multicasts go out (none when bound to an IPv4 address).
     pub fn ipv6_links(&self) -> Vec<u32> {
         let mut links: Vec<u32> = all_addresses()
             .into_iter()
-            .filter(|iface| {
-                matches!(iface.addr, if_addrs::IfAddr::V6(_)) && self.skipped(iface, None).is_none()
-            })
+            .filter(|iface| matches!(iface.addr, if_addrs::IfAddr::V6(_)) && self.uses(iface))
             .filter_map(|iface| iface.index)
             .collect();
         links.sort_unstable();

@@ -27,6 +27,7 @@ mod ipv6;
 pub mod lines;
 mod listener;
 mod log_limit;
+mod mdns;
 mod multicast;
 mod pace;
 mod room_log;

@@ -13,7 +13,8 @@ use crate::util::{Daemon, SHORT, incoming_texts, send};
 
 /// Starts `count` hosts on a lab whose bridge drops what `dropped` matches, with only the
 /// native family on (IP Messenger and LocalSend find peers by broadcast and multicast too)
-/// and IPv4 only (IPv6 would find them whatever IPv4 filter the bridge has).
+/// by IPv4 broadcast and multicast only (IPv6 and mDNS would find them whatever else the
+/// bridge filters).
 fn hosts_behind_a_filter(
     tag: &str,
     count: usize,
@@ -25,7 +26,8 @@ fn hosts_behind_a_filter(
     let hosts = (0..count)
         .map(|i| {
             let data = dirs.path().join(format!("h{i}")).display().to_string();
-            let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend", "--no-ipv6"].map(str::to_owned);
+            let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend", "--no-ipv6", "--no-mdns"]
+                .map(str::to_owned);
             Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags)
         })
         .collect();
@@ -69,7 +71,8 @@ fn a_host_whose_address_comes_after_its_start_joins_the_group_then_and_is_found(
     lab.ip_in(1, &["addr", "flush", "dev", "eth0"]);
     let start = |i: usize| {
         let data = dirs.path().join(format!("h{i}")).display().to_string();
-        let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend", "--no-ipv6"].map(str::to_owned);
+        let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend", "--no-ipv6", "--no-mdns"]
+            .map(str::to_owned);
         Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags)
     };
     let mut hosts = vec![start(0), start(1)];
@@ -86,7 +89,11 @@ fn two_users_on_one_computer_and_a_neighbour(tag: &str, dropped: &str) {
     let dirs = tempfile::tempdir().unwrap();
     let start = |name: &str, host: usize| {
         let data = dirs.path().join(name).display().to_string();
-        Daemon::start_with(name, &lab.exec(host), &["--data-dir".to_owned(), data, "--no-ipv6".into()])
+        Daemon::start_with(
+            name,
+            &lab.exec(host),
+            &["--data-dir".to_owned(), data, "--no-ipv6".into(), "--no-mdns".into()],
+        )
     };
     let mut nodes = vec![start("ana", 0), start("bo", 0), start("cy", 1)];
     expect_all_see_all(&mut nodes, Duration::from_secs(10));
@@ -184,6 +191,7 @@ fn a_host_on_two_networks_finds_peers_on_both_and_stays_off_a_container_bridge_u
             "--no-broadcast",
             "--no-multicast",
             "--no-ipv6",
+            "--no-mdns",
             "--no-ipmsg",
             "--no-localsend",
         ];
@@ -211,11 +219,10 @@ fn a_host_on_two_networks_finds_peers_on_both_and_stays_off_a_container_bridge_u
     container.expect_peers(&[host.id]);
 }
 
-#[test]
-fn an_invite_link_connects_across_a_router_and_verifies_both_keys() {
-    let Some(mut lab) = skip_unless(Lab::up("fv", 2)) else { return };
-    // Host 0 routes between the lab (10.77.0.0/24) and a second subnet (10.78.0.0/24), as an
-    // office router or a VPN would: no broadcast or multicast crosses it.
+/// Makes host 0 route between the lab (10.77.0.0/24) and a second subnet (10.78.0.0/24) on
+/// its `eth1`, as an office router or a VPN would: no broadcast or multicast crosses it.
+/// Returns the prefix that runs a command on the far subnet's host, 10.78.0.2.
+fn route_to_a_far_subnet(lab: &mut Lab) -> Vec<String> {
     let far = lab.side_link(0, "eth1");
     let forward = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.host(0), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
@@ -229,7 +236,45 @@ fn an_invite_link_connects_across_a_router_and_verifies_both_keys() {
         .status()
         .unwrap();
     assert!(route.success());
+    far
+}
 
+#[test]
+fn across_a_router_that_reflects_mdns_peers_find_each_other_stay_listed_and_talk() {
+    let Some(mut lab) = skip_unless(Lab::up("fd", 2)) else { return };
+    let far = route_to_a_far_subnet(&mut lab);
+    lab.reflect_mdns(0, &[("eth0", "10.77.0.1"), ("eth1", "10.78.0.1")]);
+    let dirs = tempfile::tempdir().unwrap();
+    let start = |name: &str, exec: &[String]| {
+        let data = dirs.path().join(name).display().to_string();
+        Daemon::start_with(
+            name,
+            exec,
+            &["--data-dir", &data, "--no-ipmsg", "--no-localsend"].map(str::to_owned),
+        )
+    };
+    let mut ana = start("ana", &lab.exec(1));
+    let mut bo = start("bo", &far);
+    ana.expect_peers_within(&[bo.id], Duration::from_secs(15));
+    bo.expect_peers_within(&[ana.id], Duration::from_secs(15));
+    let placed = ana.peers().into_iter().find(|peer| peer.id == bo.id).unwrap();
+    assert_eq!(placed.addr, "10.78.0.2");
+    // Longer than a peer stays listed unheard (8 s): each hears the other's heartbeats,
+    // sent to where mDNS found it.
+    let left = |events: &[Event], id: PeerId| {
+        events.iter().any(|e| matches!(e, Event::PeerLeft { id: left, .. } if *left == id))
+    };
+    let (ana_id, bo_id) = (ana.id, bo.id);
+    assert!(!left(&ana.drain_for(Duration::from_secs(12)), bo_id), "ana dropped bo");
+    assert!(!left(&bo.drain_for(Duration::from_millis(10)), ana_id), "bo dropped ana");
+    let sent = send(&mut bo, &[ana_id], "found through the mDNS gateway");
+    crate::util::expect_state(&mut bo, sent[0], MessageState::Delivered);
+}
+
+#[test]
+fn an_invite_link_connects_across_a_router_and_verifies_both_keys() {
+    let Some(mut lab) = skip_unless(Lab::up("fv", 2)) else { return };
+    let far = route_to_a_far_subnet(&mut lab);
     let dirs = tempfile::tempdir().unwrap();
     let data = |name: &str| dirs.path().join(name).display().to_string();
     let mut ana = Daemon::start_with("ana", &lab.exec(1), &["--data-dir".to_owned(), data("ana")]);

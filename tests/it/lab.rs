@@ -16,8 +16,9 @@ use crate::util::{Daemon, SHORT};
 pub struct Lab {
     prefix: String,
     hosts: usize,
-    /// The impaired switch, when the lab has one instead of a bridge.
-    switch: Option<Child>,
+    /// Programs the lab runs (the impaired switch instead of a bridge, an mDNS reflector),
+    /// each ended by closing its stdin.
+    helpers: Vec<Child>,
     /// Namespaces beyond the hosts: the far ends of side links.
     side_hosts: Vec<String>,
 }
@@ -90,7 +91,7 @@ impl Lab {
             .map_err(|err| format!("cannot start the impaired switch: {err}"))?;
         let mut ready = String::new();
         BufReader::new(switch.stdout.take().unwrap()).read_line(&mut ready).ok();
-        lab.switch = Some(switch);
+        lab.helpers.push(switch);
         if ready.trim() != "ready" {
             return Err("the impaired switch did not start (python3 and /dev/net/tun needed)".into());
         }
@@ -106,7 +107,7 @@ impl Lab {
     fn namespaces(tag: &str, hosts: usize) -> Result<Lab, String> {
         make_room_for_neighbours()?;
         let prefix = format!("pgt{}{tag}", std::process::id());
-        let lab = Lab { prefix, hosts, switch: None, side_hosts: Vec::new() };
+        let lab = Lab { prefix, hosts, helpers: Vec::new(), side_hosts: Vec::new() };
         let hub = lab.hub();
         ip(&["netns", "add", &hub])?;
         ip(&["-n", &hub, "link", "set", "lo", "up"])?;
@@ -181,6 +182,23 @@ impl Lab {
         }
     }
 
+    /// Makes host `i` reflect mDNS between its interfaces `interfaces` (name, IPv4 address),
+    /// as an office's mDNS gateway does between segments (`tests/lab/mdns_reflector.py`).
+    pub fn reflect_mdns(&mut self, i: usize, interfaces: &[(&str, &str)]) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/mdns_reflector.py");
+        let mut reflector = Process::new("ip")
+            .args(["netns", "exec", &self.host(i), "python3", script])
+            .args(interfaces.iter().flat_map(|(name, addr)| [*name, *addr]))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        BufReader::new(reflector.stdout.take().unwrap()).read_line(&mut ready).ok();
+        self.helpers.push(reflector);
+        assert_eq!(ready.trim(), "ready", "the mDNS reflector did not start");
+    }
+
     /// Runs `ip -n <host i> ARGS…` (to take interfaces down, change addresses, …).
     pub fn ip_in(&self, i: usize, args: &[&str]) {
         let mut all = vec!["-n", &self.host(i)].into_iter().map(str::to_owned).collect::<Vec<_>>();
@@ -236,11 +254,11 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(mut switch) = self.switch.take() {
+        for mut helper in self.helpers.drain(..) {
             // Closing its stdin ends it; killing is the fallback.
-            drop(switch.stdin.take());
-            switch.kill().ok();
-            switch.wait().ok();
+            drop(helper.stdin.take());
+            helper.kill().ok();
+            helper.wait().ok();
         }
         let side_hosts = std::mem::take(&mut self.side_hosts);
         let names = (0..self.hosts).map(|i| self.host(i)).chain([self.hub()]).chain(side_hosts);

@@ -198,6 +198,16 @@ impl Announcer {
 
     /// Answers one peer directly, unless replies are over their budget.
     pub fn reply(&mut self, presence: &Presence, to: SocketAddr, now: Instant) {
+        self.direct(Datagram::Reply, presence, to, now);
+    }
+
+    /// Announces to one address that mDNS named (its Pigeon replies), on the replies'
+    /// budget: records are as cheap to make up as announces.
+    pub fn ask(&mut self, presence: &Presence, to: SocketAddr, now: Instant) {
+        self.direct(Datagram::Announce, presence, to, now);
+    }
+
+    fn direct(&mut self, kind: fn(Presence) -> Datagram, presence: &Presence, to: SocketAddr, now: Instant) {
         if !self.replies.take(now) {
             if let Some(count) = self.skipped_log.tick(now) {
                 log::info!("skipped {count} replies: more than {REPLY_RATE} announces per second");
@@ -207,7 +217,7 @@ impl Announcer {
         // Signed afresh each time (tens of microseconds): hundreds at a mass start cost a
         // few milliseconds, and every reply carries a number of its own.
         let presence = Presence { seq: self.next_seq(), ..presence.clone() };
-        let bytes = Datagram::Reply(presence).encode(&*self.identity);
+        let bytes = kind(presence).encode(&*self.identity);
         self.send(&bytes, to);
     }
 

@@ -14,6 +14,7 @@ mod data;
 mod dialling;
 mod discovery;
 pub mod heartbeat;
+mod hints;
 mod invites;
 mod links;
 mod presence;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, TrySendError};
 
 use self::connection::{ConnHandle, ConnId};
 use self::conns::Connections;
@@ -46,6 +47,7 @@ use crate::node::hub::outbox::InFlight;
 use crate::node::hub::rooms::RoomFrame;
 use crate::node::hub::transfers::FetchJob;
 use crate::node::ipv6::Ipv6Discovery;
+use crate::node::mdns::Mdns;
 use crate::node::multicast::Group;
 use crate::node::sinks::Origin;
 use crate::node::threads::{self, StopFlag};
@@ -121,6 +123,8 @@ pub enum Report {
         /// The events.
         checked: rooms::CheckedEvents,
     },
+    /// mDNS found a Pigeon, or its record went away.
+    Mdns(crate::node::mdns::Hint),
     /// A connection ended.
     Closed {
         /// Which connection.
@@ -187,6 +191,10 @@ pub struct Native {
     offered_on: HashMap<TransferId, ConnId>,
     /// Connections dialled for an invite, until their hello.
     joining: HashMap<ConnId, invites::Joining>,
+    /// This node on mDNS (none: off).
+    mdns: Option<Mdns>,
+    /// What mDNS found.
+    found: hints::Found,
     /// Datagrams from the UDP receivers.
     datagrams: Receiver<Report>,
     /// Reports from the family's other threads.
@@ -211,6 +219,7 @@ impl Native {
         let settings = setup.settings;
         let (listener, udp, port) = listen(settings.bind, settings.port)?;
         let scope = interfaces::Scope::of(settings);
+        let scope_of_mdns = scope.clone();
         log_virtual_skipped(&scope);
         let local_addr = SocketAddrV4::new(settings.bind, port);
         let bind_err = |source| StartError::Bind { addr: local_addr, source };
@@ -271,6 +280,23 @@ impl Native {
             });
             setup.io_threads.push(accept.map_err(StartError::Thread)?);
         }
+        let mdns = if settings.mdns && settings.bind.is_unspecified() {
+            let queue = report_tx.clone();
+            let hand_on =
+                move |hint| !matches!(queue.try_send(Report::Mdns(hint)), Err(TrySendError::Disconnected(_)));
+            match Mdns::start(setup.identity.peer_id(), port, scope_of_mdns, hand_on) {
+                Ok((mdns, thread)) => {
+                    setup.io_threads.push(thread);
+                    Some(mdns)
+                }
+                Err(err) => {
+                    log::warn!("no mDNS ({err}): finding Pigeons by the other ways");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let now = Instant::now();
         Ok(Native {
             me: presence::presence_of(core, &setup.identity, port),
@@ -284,6 +310,8 @@ impl Native {
             in_flight: InFlight::default(),
             offered_on: HashMap::new(),
             joining: HashMap::new(),
+            mdns,
+            found: hints::Found::default(),
             datagrams,
             reports,
             report_tx,
@@ -327,6 +355,7 @@ impl Native {
                     self.on_room_events(core, peer, checked);
                 }
             }
+            Report::Mdns(hint) => self.on_hint(hint, now),
             Report::Closed { conn, reason, misbehaved } => {
                 // A connection the family closed already was counted then. One whose reader
                 // gave up waiting for a hello is junk as much as one cut off here.
@@ -511,7 +540,8 @@ impl Adapter for Native {
     }
 
     fn stop(&mut self, core: &mut Core) {
-        self.announcer.goodbye(self.links.discovery_addrs());
+        drop(self.mdns.take());
+        self.announcer.goodbye(self.direct_addrs());
         for (_, conn) in self.conns.drain() {
             core.workers.adopt_all(conn.handle.close());
         }

@@ -169,7 +169,17 @@ impl Native {
         // Told to the others in the heartbeat itself, so they wait long enough.
         self.me.heartbeat_secs = heartbeat_secs(core.peers.count(Family::Pigeon) + 1);
         let ipv6_needed = self.links.none_or_some_on_ipv6();
-        self.announcer.announce(&self.me, due, self.links.discovery_addrs(), ipv6_needed);
+        let direct = self.direct_addrs();
+        self.announcer.announce(&self.me, due, direct, ipv6_needed);
+    }
+
+    /// Where our announces go beyond broadcasts, groups and targets: proven peers, and the
+    /// listed ones mDNS found (see `hints`); the announcer leaves out those a broadcast or
+    /// group reaches.
+    pub(super) fn direct_addrs(&self) -> Vec<std::net::SocketAddr> {
+        let mut direct = self.links.discovery_addrs();
+        direct.extend(self.found.listed_addrs(|id| self.links.get(id).is_some()));
+        direct
     }
 }
 
