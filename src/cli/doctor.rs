@@ -57,6 +57,9 @@ fn in_words(report: &Report) -> String {
             one.name, one.address, one.prefix, one.broadcast
         ));
     }
+    if !report.ipv6.is_empty() {
+        text.push_str(&format!("  IPv6 (link-local multicast) on: {}\n", report.ipv6.join(", ")));
+    }
     text.push_str("Ports:\n");
     for port in &report.ports {
         let state = match port.state {

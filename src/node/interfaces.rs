@@ -150,6 +150,15 @@ impl Scope {
     }
 }
 
+/// The name of the interface with index `index` (a link-local IPv6 address's scope); its
+/// number when it has none (it went away).
+pub fn name_of(index: u32) -> String {
+    all_addresses()
+        .into_iter()
+        .find(|iface| iface.index == Some(index))
+        .map_or_else(|| index.to_string(), |iface| iface.name)
+}
+
 /// Every address of every interface (none, with a warning, when they cannot be listed).
 fn all_addresses() -> Vec<if_addrs::Interface> {
     if_addrs::get_if_addrs().unwrap_or_else(|err| {

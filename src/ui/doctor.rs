@@ -162,6 +162,9 @@ fn facts(ui: &mut egui::Ui, report: &Report, lang: Lang) {
         };
         ui.label(format!("{} {}/{} — {state}", one.name, one.address, one.prefix));
     }
+    if !report.ipv6.is_empty() {
+        ui.label(tr!(lang, "doctor.ipv6_on", interfaces = report.ipv6.join(", ")));
+    }
     let echoes: Vec<String> = report
         .echoes
         .iter()

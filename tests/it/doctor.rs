@@ -67,9 +67,15 @@ fn the_doctor_names_the_firewall_and_its_fix_and_tells_a_wrong_address_from_a_pe
     assert_eq!(first["rule"], "udp dport 2426 drop");
     let fix = first["fix"].as_str().unwrap();
     assert!(fix.contains("nft insert rule inet filter input udp dport 2426 accept"), "{fix}");
+    // Every way out of eth0: the firewall drops what goes to 2426 (IPv4 and IPv6), not mDNS.
     let echoes = report["echoes"].as_array().unwrap();
-    assert!(
-        echoes.iter().any(|echo| echo["method"] == "broadcast" && echo["came_back"] == false),
+    let came_back = |method: &str| {
+        let echo = echoes.iter().find(|echo| echo["method"] == method && echo["interface"] == "eth0");
+        echo.unwrap_or_else(|| panic!("no {method} echo: {echoes:?}"))["came_back"].as_bool().unwrap()
+    };
+    assert_eq!(
+        ["broadcast", "multicast", "ipv6", "mdns"].map(came_back),
+        [false, false, false, true],
         "{echoes:?}"
     );
 

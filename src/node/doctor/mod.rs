@@ -37,6 +37,9 @@ pub struct Report {
     pub bind: Ipv4Addr,
     /// Each IPv4 address of each interface.
     pub interfaces: Vec<InterfaceReport>,
+    /// The interfaces with IPv6 that discovery uses (none when IPv6 is off or the node is
+    /// bound to one address).
+    pub ipv6: Vec<String>,
     /// Our ports.
     pub ports: Vec<PortReport>,
     /// Whether our own datagrams came back, per used interface and way.
@@ -88,7 +91,8 @@ pub struct PortReport {
 pub struct Echo {
     /// The interface it left by.
     pub interface: String,
-    /// `broadcast` or `multicast`.
+    /// `broadcast`, `multicast` (Pigeon's IPv4 group), `ipv6` (Pigeon's IPv6 group) or
+    /// `mdns` (a query for Pigeons).
     pub method: &'static str,
     /// It came back within the wait (else the local firewall, or the interface, dropped it).
     pub came_back: bool,
@@ -99,8 +103,9 @@ pub struct Echo {
 pub struct Heard {
     /// `pigeon`, `ipmsg` or `localsend`.
     pub family: &'static str,
-    /// The interface whose subnet holds their addresses (`other` for addresses on none of
-    /// ours: reached through a router or an invite).
+    /// The interface whose subnet holds their addresses, or that a link-local IPv6 address
+    /// names (`other` for addresses on none of ours: reached through a router, an mDNS
+    /// gateway or an invite).
     pub interface: String,
     /// How many.
     pub peers: usize,
@@ -184,6 +189,11 @@ pub fn examine(ask: &Ask<'_>) -> Report {
         .filter(|one| one.skipped.is_none())
         .map(|one| (one.name.clone(), one.subnet))
         .collect();
+    let ipv6 = if settings.ipv6 && settings.bind.is_unspecified() {
+        Scope::of(settings).ipv6_links().into_iter().map(super::interfaces::name_of).collect()
+    } else {
+        Vec::new()
+    };
     let ports = ports(settings, ask.running);
     let echoes = echo::listen_for_our_own(settings, &used);
     let firewall = firewall::examine(settings.port);
@@ -192,6 +202,7 @@ pub fn examine(ask: &Ask<'_>) -> Report {
         version: REPORT_VERSION,
         bind: settings.bind,
         interfaces,
+        ipv6,
         ports,
         echoes,
         firewall,
@@ -219,11 +230,15 @@ impl Report {
         let mut heard: Vec<Heard> = Vec::new();
         for (family, addr) in peers {
             let family = family.as_str();
-            let interface = addr
-                .parse::<Ipv4Addr>()
-                .ok()
-                .and_then(|ip| used.iter().find(|(_, subnet)| subnet.contains(ip)))
-                .map_or("other", |(name, _)| name);
+            // A link-local IPv6 address names its interface (`fe80::1%eth0`).
+            let interface = match addr.split_once('%') {
+                Some((_, link)) => link,
+                None => addr
+                    .parse::<Ipv4Addr>()
+                    .ok()
+                    .and_then(|ip| used.iter().find(|(_, subnet)| subnet.contains(ip)))
+                    .map_or("other", |(name, _)| name),
+            };
             match heard.iter_mut().find(|one| one.family == family && one.interface == interface) {
                 Some(one) => one.peers += 1,
                 None => heard.push(Heard { family, interface: interface.to_owned(), peers: 1 }),
@@ -251,9 +266,9 @@ impl Report {
             .iter()
             .filter(|one| !matches!(one.skipped, Some(Skipped::Loopback | Skipped::Down)))
             .count();
-        if up == 0 {
+        if up == 0 && self.ipv6.is_empty() {
             findings.push(Finding::NoNetwork);
-        } else if !interfaces.iter().any(|one| one.used) {
+        } else if !interfaces.iter().any(|one| one.used) && self.ipv6.is_empty() {
             let bound = interfaces.iter().any(|one| one.skipped == Some(Skipped::NotBound));
             findings.push(if bound {
                 Finding::BoundAway { address: self.bind }

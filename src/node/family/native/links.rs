@@ -121,7 +121,13 @@ impl Link {
             name: self.presence.name.clone(),
             group: self.presence.group.clone(),
             host: self.presence.host.clone(),
-            addr: self.at.ip().to_string(),
+            addr: match self.at {
+                // Useless without its interface: `fe80::1%eth0`, as `ping` takes it.
+                SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+                    format!("{}%{}", v6.ip(), crate::node::interfaces::name_of(v6.scope_id()))
+                }
+                other => other.ip().to_string(),
+            },
             port: self.presence.port,
             status: self.presence.status,
             key: Some(self.presence.key),
@@ -327,7 +333,8 @@ mod tests {
         let quiet = later + Duration::from_secs(5);
         assert_eq!(links.heard(presence("ana", 4), link_local, false, quiet), Heard::Changed);
         assert_eq!(links.get(id).unwrap().tcp_addr(), link_local);
-        assert_eq!(links.get(id).unwrap().info(Trust::default()).addr, "fe80::7");
+        let shown = links.get(id).unwrap().info(Trust::default()).addr;
+        assert!(shown.starts_with("fe80::7%"), "{shown}: with its interface");
         // IPv4 back: preferred at once, also when its copy comes second.
         assert!(links.second_copy(id, 4, ipv4, quiet));
         assert!(!links.second_copy(
