@@ -13,12 +13,11 @@ use crate::util::{Daemon, SHORT, incoming_texts, send};
 
 /// Starts `count` hosts on a lab whose bridge drops what `dropped` matches, with only the
 /// native family on (IP Messenger and LocalSend find peers by broadcast and multicast too)
-/// by IPv4 broadcast and multicast only (IPv6 and mDNS would find them whatever else the
-/// bridge filters).
+/// and the ways of finding peers that `off` does not turn off.
 fn hosts_behind_a_filter(
     tag: &str,
     count: usize,
-    dropped: &str,
+    (dropped, off): (&str, &[&str]),
     dirs: &tempfile::TempDir,
 ) -> Option<(Lab, Vec<Daemon>)> {
     let lab = skip_unless(Lab::up(tag, count))?;
@@ -26,13 +25,16 @@ fn hosts_behind_a_filter(
     let hosts = (0..count)
         .map(|i| {
             let data = dirs.path().join(format!("h{i}")).display().to_string();
-            let flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend", "--no-ipv6", "--no-mdns"]
-                .map(str::to_owned);
+            let mut flags = ["--data-dir", &data, "--no-ipmsg", "--no-localsend"].map(str::to_owned).to_vec();
+            flags.extend(off.iter().map(|flag| (*flag).to_owned()));
             Daemon::start_with(&format!("h{i}"), &lab.exec(i), &flags)
         })
         .collect();
     Some((lab, hosts))
 }
+
+/// IPv6 and mDNS off: they would find peers whatever IPv4 filter the bridge has.
+const IPV4_WAYS_ONLY: &[&str] = &["--no-ipv6", "--no-mdns"];
 
 fn expect_all_see_all(hosts: &mut [Daemon], within: Duration) {
     let ids: Vec<PeerId> = hosts.iter().map(|host| host.id).collect();
@@ -46,14 +48,36 @@ fn expect_all_see_all(hosts: &mut [Daemon], within: Duration) {
 fn with_broadcasts_dropped_on_the_bridge_hosts_find_each_other_by_multicast() {
     let dirs = tempfile::tempdir().unwrap();
     let dropped = "ip daddr { 10.77.0.255, 255.255.255.255 }";
-    let Some((_lab, mut hosts)) = hosts_behind_a_filter("fb", 3, dropped, &dirs) else { return };
+    let Some((_lab, mut hosts)) = hosts_behind_a_filter("fb", 3, (dropped, IPV4_WAYS_ONLY), &dirs) else {
+        return;
+    };
     expect_all_see_all(&mut hosts, Duration::from_secs(10));
+}
+
+#[test]
+fn where_the_network_carries_mdns_and_nothing_else_hosts_find_each_other_by_mdns_and_stay_listed() {
+    let dirs = tempfile::tempdir().unwrap();
+    // As on Wi-Fi whose controller passes mDNS (a Bonjour gateway) and filters the rest.
+    let dropped = "ip daddr { 10.77.0.255, 255.255.255.255, 239.255.24.26 }";
+    let off = ["--no-ipv6"];
+    let Some((_lab, mut hosts)) = hosts_behind_a_filter("fn", 3, (dropped, &off), &dirs) else { return };
+    expect_all_see_all(&mut hosts, Duration::from_secs(10));
+    // Longer than a peer stays listed unheard (8 s).
+    let (first, rest) = hosts.split_first_mut().unwrap();
+    let dropped_someone = first
+        .drain_for(Duration::from_secs(12))
+        .into_iter()
+        .chain(rest.iter_mut().flat_map(|host| host.drain_for(Duration::from_millis(10))));
+    let left: Vec<Event> = dropped_someone.filter(|event| matches!(event, Event::PeerLeft { .. })).collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
 fn with_multicast_dropped_on_the_bridge_hosts_find_each_other_by_broadcast() {
     let dirs = tempfile::tempdir().unwrap();
-    let Some((_lab, mut hosts)) = hosts_behind_a_filter("fm", 3, "ip daddr 224.0.0.0/4", &dirs) else {
+    let Some((_lab, mut hosts)) =
+        hosts_behind_a_filter("fm", 3, ("ip daddr 224.0.0.0/4", IPV4_WAYS_ONLY), &dirs)
+    else {
         return;
     };
     expect_all_see_all(&mut hosts, Duration::from_secs(10));

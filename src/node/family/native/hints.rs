@@ -1,8 +1,13 @@
 //! What mDNS found, as the family uses it: a bounded table of the Pigeons whose records
-//! name an address, each asked there with a signed announce while it is not listed, and —
-//! once its signed reply listed it — sent our heartbeats there when that address is on no
-//! subnet of ours (an mDNS gateway carried its record across segments, and no broadcast
-//! or multicast of ours reaches it). A record alone never makes us send more than the ask.
+//! name an address, each asked there with a signed announce while it is not listed. Once
+//! its signed reply listed it, it hears from us directly where our broadcasts and groups
+//! may not reach it: our heartbeats go to its addresses on no subnet of ours (an mDNS
+//! gateway carried its record across segments), and, until a heartbeat of its own comes
+//! to us by broadcast or a group, a reply at each of our heartbeats goes to it wherever it
+//! is — on networks that carry mDNS and nothing else of the kind (Wi-Fi controllers with a
+//! Bonjour gateway do), that is all the two hear of each other, and both keep at it. A
+//! reply, not a heartbeat, so that the other side still tells the two apart. A record alone
+//! never makes us send more than the ask.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,10 +21,11 @@ use crate::protocol::ids::PeerId;
 /// network could otherwise add without bound.
 const MAX_FOUND: usize = 64;
 
-/// The Pigeons mDNS found, by the id their records name.
+/// The Pigeons mDNS found, by the id their records name, with the addresses the records
+/// say they listen at.
 #[derive(Default)]
 pub struct Found {
-    addrs: HashMap<PeerId, Vec<SocketAddr>>,
+    records: HashMap<PeerId, Vec<SocketAddr>>,
 }
 
 impl Found {
@@ -27,26 +33,30 @@ impl Found {
     fn take(&mut self, hint: Hint) -> Vec<SocketAddr> {
         match hint {
             Hint::Found { id, addrs } => {
-                if !self.addrs.contains_key(&id) && self.addrs.len() >= MAX_FOUND {
+                if !self.records.contains_key(&id) && self.records.len() >= MAX_FOUND {
                     log::debug!("mDNS: not keeping the record of {id}: {MAX_FOUND} kept already");
                     return Vec::new();
                 }
-                let known = self.addrs.insert(id, addrs.clone());
-                if known.as_ref() == Some(&addrs) { Vec::new() } else { addrs }
+                let record = self.records.entry(id).or_default();
+                if *record == addrs {
+                    return Vec::new();
+                }
+                record.clone_from(&addrs);
+                addrs
             }
             Hint::Gone(id) => {
-                self.addrs.remove(&id);
+                self.records.remove(&id);
                 Vec::new()
             }
         }
     }
 
-    /// The addresses of those found that `listed` says are listed (their signed replies
+    /// The addresses of those found that `wanted` says (listed ones: their signed replies
     /// came).
-    pub fn listed_addrs(&self, listed: impl Fn(PeerId) -> bool) -> Vec<SocketAddr> {
-        self.addrs
+    pub fn addrs_of(&self, wanted: impl Fn(PeerId) -> bool) -> Vec<SocketAddr> {
+        self.records
             .iter()
-            .filter(|(id, _)| listed(**id))
+            .filter(|(id, _)| wanted(**id))
             .flat_map(|(_, addrs)| addrs.iter().copied())
             .collect()
     }
@@ -65,6 +75,15 @@ impl Native {
             self.announcer.ask(&self.me, addr, now);
         }
     }
+
+    /// At each of our heartbeats: a reply to each Pigeon mDNS found whose own heartbeats do
+    /// not reach us (see the module doc).
+    pub(super) fn reply_to_the_unheard(&mut self, now: Instant) {
+        let unheard = |id| self.links.get(id).is_some_and(|link| !link.heartbeats_come);
+        for addr in self.found.addrs_of(unheard) {
+            self.announcer.reply(&self.me, addr, now);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -79,8 +98,8 @@ mod tests {
         assert_eq!(found.take(Hint::Found { id: id(1), addrs: at(1) }), at(1));
         assert!(found.take(Hint::Found { id: id(1), addrs: at(1) }).is_empty(), "the same record again");
         assert_eq!(found.take(Hint::Found { id: id(1), addrs: at(2) }), at(2), "moved");
-        assert_eq!(found.listed_addrs(|_| false), []);
-        assert_eq!(found.listed_addrs(|peer| peer == id(1)), at(2));
+        assert_eq!(found.addrs_of(|_| false), []);
+        assert_eq!(found.addrs_of(|peer| peer == id(1)), at(2));
         for n in 2..=u8::try_from(MAX_FOUND).unwrap() {
             found.take(Hint::Found { id: id(n), addrs: at(n) });
         }

@@ -45,6 +45,9 @@ pub struct Link {
     /// A handshake proved its key (now or on an earlier run: the key is pinned). Only such
     /// peers are stored, hear our heartbeats directly, or may change what we believe.
     pub proven: bool,
+    /// A heartbeat (kind 2) of its own reached us: by broadcast or a group, which then
+    /// carry ours to it too (see `hints`).
+    pub heartbeats_come: bool,
     /// The greatest datagram number taken from it.
     seq: u64,
     /// The connection we send on, once its hello arrived.
@@ -63,6 +66,7 @@ impl Link {
             at,
             at_heard: now,
             proven,
+            heartbeats_come: false,
             seq,
             conn: None,
             dialing: false,

@@ -53,6 +53,9 @@ impl Native {
                     self.announcer.reply(&self.me, from, now);
                 }
                 self.saw(core, presence, from, false, now);
+                if let Some(link) = self.links.get_mut(id) {
+                    link.heartbeats_come = true;
+                }
                 self.connect_room_member(core, id, now);
             }
             Datagram::Reply(presence) => {
@@ -171,6 +174,9 @@ impl Native {
         let ipv6_needed = self.links.none_or_some_on_ipv6();
         let direct = self.direct_addrs();
         self.announcer.announce(&self.me, due, direct, ipv6_needed);
+        if due == Due::Heartbeat {
+            self.reply_to_the_unheard(std::time::Instant::now());
+        }
     }
 
     /// Where our announces go beyond broadcasts, groups and targets: proven peers, and the
@@ -178,7 +184,7 @@ impl Native {
     /// group reaches.
     pub(super) fn direct_addrs(&self) -> Vec<std::net::SocketAddr> {
         let mut direct = self.links.discovery_addrs();
-        direct.extend(self.found.listed_addrs(|id| self.links.get(id).is_some()));
+        direct.extend(self.found.addrs_of(|id| self.links.get(id).is_some()));
         direct
     }
 }
