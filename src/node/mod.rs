@@ -482,9 +482,8 @@ pub fn resolve_targets(targets: &[String], default_port: u16) -> Result<Vec<Sock
         .iter()
         .map(|target| {
             let err = |reason: String| StartError::Target { target: target.clone(), reason };
-            let with_port =
-                if target.contains(':') { target.clone() } else { format!("{target}:{default_port}") };
-            let mut addrs = with_port.to_socket_addrs().map_err(|e| err(e.to_string()))?;
+            let mut addrs =
+                with_port(target, default_port).to_socket_addrs().map_err(|e| err(e.to_string()))?;
             addrs
                 .find_map(|addr| match addr {
                     SocketAddr::V4(v4) => Some(v4),
@@ -493,6 +492,18 @@ pub fn resolve_targets(targets: &[String], default_port: u16) -> Result<Vec<Sock
                 .ok_or_else(|| err(String::from("no IPv4 address")))
         })
         .collect()
+}
+
+/// `target` (`host`, `host:port`, `[v6]:port` or a bare IPv6 address) with `port` when it
+/// names none, ready for `to_socket_addrs`.
+pub(crate) fn with_port(target: &str, port: u16) -> String {
+    let has_port = target.parse::<SocketAddr>().is_ok()
+        || target.rsplit_once(':').is_some_and(|(host, _)| !host.contains(':'));
+    match target.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => SocketAddr::from((v6, port)).to_string(),
+        Err(_) if has_port => target.to_owned(),
+        Err(_) => format!("{target}:{port}"),
+    }
 }
 
 /// A fresh random identifier.
@@ -507,4 +518,19 @@ pub(crate) fn random_seed() -> u64 {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("the operating system always provides randomness");
     u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_port;
+
+    #[test]
+    fn a_target_gets_the_default_port_only_when_it_names_none() {
+        assert_eq!(with_port("10.0.0.7", 2426), "10.0.0.7:2426");
+        assert_eq!(with_port("10.0.0.7:9", 2426), "10.0.0.7:9");
+        assert_eq!(with_port("pc-ana.local", 2426), "pc-ana.local:2426");
+        assert_eq!(with_port("pc-ana.local:9", 2426), "pc-ana.local:9");
+        assert_eq!(with_port("2001:db8::7", 2426), "[2001:db8::7]:2426");
+        assert_eq!(with_port("[2001:db8::7]:9", 2426), "[2001:db8::7]:9");
+    }
 }

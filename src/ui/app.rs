@@ -532,8 +532,13 @@ impl PigeonApp {
     /// Opens "Can't see someone?" and examines the network (probing `probe`), off the
     /// window's thread.
     fn examine(&mut self, probe: Option<String>) {
+        if let Err(err) = self.background.examine(self.config.settings.clone(), probe) {
+            // The panel would wait for a report that never comes.
+            log::warn!("cannot start the network doctor: {err}");
+            self.doctor = None;
+            return;
+        }
         self.doctor.get_or_insert_with(DoctorPanel::default).report = None;
-        self.background.submit(Job::Examine(Box::new(self.config.settings.clone()), probe));
     }
 
     /// Opens "Invite with a link" with a fresh link of ours: its token's two weeks start now.

@@ -1,7 +1,8 @@
 //! Work the window hands off so its thread never waits on the disk or another process:
 //! saving settings and the autostart entry, opening a folder, file or link with the
-//! desktop's program for it, and the desktop's own file dialog (its own thread: it waits for
-//! the user).
+//! desktop's program for it, the desktop's own file dialog (its own thread: it waits for
+//! the user), and the network doctor (its own thread: it waits seconds for echoes and a
+//! probe, which a settings change must not wait behind).
 //!
 //! One named thread takes jobs from a bounded queue; a job's outcome comes back through a
 //! second queue that the window drains each frame (the thread wakes the window for it).
@@ -28,9 +29,6 @@ pub enum Job {
     Open(String),
     /// Resolve extra targets (host names may need DNS) for the node.
     ResolveTargets(Vec<String>, u16),
-    /// Run the network doctor with these settings (the window's node holds the ports),
-    /// probing an address if one is given.
-    Examine(Box<Settings>, Option<String>),
     /// Write (`on`) or remove the session's autostart entry for `data_dir`.
     Autostart {
         /// Where it goes.
@@ -127,6 +125,21 @@ impl Background {
         .map(drop)
     }
 
+    /// Runs the network doctor with `settings` (the window's node holds the ports), probing
+    /// `probe` if given; its report comes as [`Outcome::Examined`].
+    pub fn examine(&self, settings: Settings, probe: Option<String>) -> std::io::Result<()> {
+        let (outcomes, wake) = (self.outcome_tx.clone(), self.wake.clone());
+        threads::spawn("pigeon-doctor", move || {
+            let ask =
+                crate::node::doctor::Ask { settings: &settings, running: true, probe: probe.as_deref() };
+            let report = crate::node::doctor::examine(&ask);
+            if outcomes.send(Outcome::Examined(Box::new(report))).is_ok() {
+                wake.now();
+            }
+        })
+        .map(drop)
+    }
+
     /// Queues a job; when the queue is full the job is dropped with a log line.
     pub fn submit(&self, job: Job) {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.jobs.try_send(job) {
@@ -152,11 +165,6 @@ fn run(job: Job) -> Option<Outcome> {
             super::autostart::set(&entry, on, &data_dir)
                 .map_err(|err| format!("cannot change {}: {err}", entry.display())),
         )),
-        Job::Examine(settings, probe) => {
-            let ask =
-                crate::node::doctor::Ask { settings: &settings, running: true, probe: probe.as_deref() };
-            Some(Outcome::Examined(Box::new(crate::node::doctor::examine(&ask))))
-        }
         Job::ResolveTargets(targets, port) => Some(Outcome::TargetsResolved(
             crate::node::resolve_targets(&targets, port)
                 .map(|addrs| addrs.iter().map(ToString::to_string).collect())

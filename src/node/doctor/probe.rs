@@ -3,7 +3,7 @@
 //! answer (a firewall drops it, or nobody has that address), no route (no network leads
 //! there: a VPN down, a wrong subnet).
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -40,11 +40,7 @@ pub struct Probe {
 
 /// Probes `target` (`host` or `host:port`; `port` when it names none).
 pub fn probe(target: &str, port: u16) -> Probe {
-    let target = target.trim();
-    // `host:port`, `[v6]:port`, or a bare host (an IPv6 address has colons of its own).
-    let has_port = target.parse::<SocketAddr>().is_ok()
-        || target.rsplit_once(':').is_some_and(|(host, _)| !host.contains(':'));
-    let with_port = if has_port { target.to_owned() } else { format!("{target}:{port}") };
+    let with_port = crate::node::with_port(target.trim(), port);
     let addr = match with_port.to_socket_addrs().map(|mut addrs| addrs.next()) {
         Ok(Some(addr)) => addr,
         Ok(None) => {
