@@ -73,7 +73,7 @@ fn in_words(report: &Report) -> String {
         text.push_str("Our own announces:\n");
         for echo in &report.echoes {
             let back = if echo.came_back { "came back" } else { "did not come back" };
-            text.push_str(&format!("  {} on {}: {back}\n", echo.method, echo.interface));
+            text.push_str(&format!("  {} on {}: {back}\n", method_words(echo.method), echo.interface));
         }
     }
     let firewall = &report.firewall;
@@ -122,14 +122,25 @@ fn advice(finding: &Finding) -> String {
              Pigeon that should find you must use the same one)."
         ),
         Finding::NoEcho { interface, method } => format!(
-            "our own {method} on {interface} did not come back: something on this computer drops it (a firewall \
-             the doctor cannot read?)."
+            "our own {} on {interface} did not come back: something on this computer drops it (a firewall \
+             the doctor cannot read?).",
+            method_words(method)
         ),
         Finding::ProbeFailed { addr, outcome } => format!("{addr}: {}", outcome_words(*outcome)),
         Finding::NobodyHeard => String::from(
             "nobody answered. If the others are on another subnet or a VPN, send them an invite link (pigeon \
              invite) or add their address with --target.",
         ),
+    }
+}
+
+/// A way of being found (`Echo::method`), in words.
+fn method_words(method: &str) -> &str {
+    match method {
+        "multicast" => "multicast (group 239.255.24.26)",
+        "ipv6" => "IPv6 multicast",
+        "mdns" => "mDNS query",
+        other => other,
     }
 }
 

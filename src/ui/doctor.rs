@@ -124,7 +124,7 @@ fn advice(finding: &Finding, lang: Lang) -> String {
             tr!(lang, "doctor.port_in_use", port = port, protocol = protocol).into()
         }
         Finding::NoEcho { interface, method } => {
-            tr!(lang, "doctor.no_echo", method = method, interface = interface).into()
+            tr!(lang, "doctor.no_echo", method = method_words(lang, method), interface = interface).into()
         }
         Finding::ProbeFailed { addr, outcome } => format!("{addr}: {}", outcome_words(*outcome, lang)),
         Finding::NobodyHeard => tr!(lang, "doctor.nobody_heard").into(),
@@ -146,6 +146,18 @@ fn outcome_words(outcome: ProbeOutcome, lang: Lang) -> String {
 fn heading(ui: &mut egui::Ui, text: &str) {
     ui.add_space(6.0);
     ui.label(RichText::new(text).strong());
+}
+
+/// A way of being found (`Echo::method`), in the UI language.
+fn method_words(lang: Lang, method: &str) -> String {
+    match method {
+        "broadcast" => tr!(lang, "doctor.method_broadcast"),
+        "multicast" => tr!(lang, "doctor.method_multicast"),
+        "ipv6" => tr!(lang, "doctor.method_ipv6"),
+        "mdns" => tr!(lang, "doctor.method_mdns"),
+        other => other.to_owned().into(),
+    }
+    .into_owned()
 }
 
 fn facts(ui: &mut egui::Ui, report: &Report, lang: Lang) {
@@ -170,7 +182,7 @@ fn facts(ui: &mut egui::Ui, report: &Report, lang: Lang) {
         .iter()
         .map(|echo| {
             let key = if echo.came_back { "doctor.echo_back" } else { "doctor.echo_lost" };
-            tr!(lang, key, method = echo.method, interface = echo.interface).into_owned()
+            tr!(lang, key, method = method_words(lang, echo.method), interface = echo.interface).into_owned()
         })
         .collect();
     if !echoes.is_empty() {
