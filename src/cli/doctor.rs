@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use pigeon::Config;
-use pigeon::node::doctor::{self, Finding, ProbeOutcome, Report, Skipped};
+use pigeon::node::doctor::{self, Finding, PortState, ProbeOutcome, Report, Skipped, Way};
 
 use super::peers;
 use super::session::Session;
@@ -63,11 +63,16 @@ fn in_words(report: &Report) -> String {
     text.push_str("Ports:\n");
     for port in &report.ports {
         let state = match port.state {
-            "free" => "free",
-            "ours" => "held by the Pigeon running on this data folder",
-            _ => "in use by another program",
+            PortState::Free => "free",
+            PortState::Ours => "held by the Pigeon running on this data folder",
+            PortState::InUse => "in use by another program",
         };
-        text.push_str(&format!("  {} {}/{}: {state}\n", port.family, port.port, port.protocol));
+        text.push_str(&format!(
+            "  {} {}/{}: {state}\n",
+            port.family.product_name(),
+            port.port,
+            port.protocol
+        ));
     }
     if !report.echoes.is_empty() {
         text.push_str("Our own announces:\n");
@@ -90,7 +95,7 @@ fn in_words(report: &Report) -> String {
         text.push_str("  nobody\n");
     }
     for heard in &report.heard {
-        text.push_str(&format!("  {} {} on {}\n", heard.peers, family_words(heard.family), heard.interface));
+        text.push_str(&format!("  {} {} on {}\n", heard.peers, heard.family.product_name(), heard.interface));
     }
     if let Some(probe) = &report.probe {
         text.push_str(&format!(
@@ -124,7 +129,7 @@ fn advice(finding: &Finding) -> String {
         Finding::NoEcho { interface, method } => format!(
             "our own {} on {interface} did not come back: something on this computer drops it (a firewall \
              the doctor cannot read?).",
-            method_words(method)
+            method_words(*method)
         ),
         Finding::ProbeFailed { addr, outcome } => format!("{addr}: {}", outcome_words(*outcome)),
         Finding::NobodyHeard => String::from(
@@ -134,13 +139,13 @@ fn advice(finding: &Finding) -> String {
     }
 }
 
-/// A way of being found (`Echo::method`), in words.
-fn method_words(method: &str) -> &str {
+/// A way of being found, in words.
+fn method_words(method: Way) -> &'static str {
     match method {
-        "multicast" => "multicast (group 239.255.24.26)",
-        "ipv6" => "IPv6 multicast",
-        "mdns" => "mDNS query",
-        other => other,
+        Way::Broadcast => "broadcast",
+        Way::Multicast => "multicast (group 239.255.24.26)",
+        Way::Ipv6 => "IPv6 multicast",
+        Way::Mdns => "mDNS query",
     }
 }
 
@@ -164,13 +169,5 @@ fn skipped_words(skipped: Skipped) -> &'static str {
         Skipped::NotBound => "Pigeon is bound to another address",
         Skipped::NotChosen => "not among the chosen interfaces",
         Skipped::Virtual => "a container's or VM's bridge; --interface NAME uses it",
-    }
-}
-
-fn family_words(family: &str) -> &'static str {
-    match family {
-        "pigeon" => "Pigeon",
-        "ipmsg" => "IP Messenger",
-        _ => "LocalSend",
     }
 }

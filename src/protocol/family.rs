@@ -32,6 +32,15 @@ impl Family {
         }
     }
 
+    /// The family's name for people, the same in every language: "IP Messenger".
+    pub fn product_name(self) -> &'static str {
+        match self {
+            Family::Pigeon => "Pigeon",
+            Family::Ipmsg => "IP Messenger",
+            Family::LocalSend => "LocalSend",
+        }
+    }
+
     /// The family named `name` (as [`Family::as_str`] writes it).
     pub fn from_name(name: &str) -> Option<Family> {
         Family::ALL.into_iter().find(|family| family.as_str() == name)

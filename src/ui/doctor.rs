@@ -6,7 +6,7 @@
 use eframe::egui::{self, RichText};
 
 use super::i18n::Lang;
-use crate::node::doctor::{Finding, ProbeOutcome, Report, Skipped};
+use crate::node::doctor::{Finding, ProbeOutcome, Report, Skipped, Way};
 use crate::tr;
 
 /// The panel.
@@ -124,7 +124,7 @@ fn advice(finding: &Finding, lang: Lang) -> String {
             tr!(lang, "doctor.port_in_use", port = port, protocol = protocol).into()
         }
         Finding::NoEcho { interface, method } => {
-            tr!(lang, "doctor.no_echo", method = method_words(lang, method), interface = interface).into()
+            tr!(lang, "doctor.no_echo", method = method_words(lang, *method), interface = interface).into()
         }
         Finding::ProbeFailed { addr, outcome } => format!("{addr}: {}", outcome_words(*outcome, lang)),
         Finding::NobodyHeard => tr!(lang, "doctor.nobody_heard").into(),
@@ -148,14 +148,13 @@ fn heading(ui: &mut egui::Ui, text: &str) {
     ui.label(RichText::new(text).strong());
 }
 
-/// A way of being found (`Echo::method`), in the UI language.
-fn method_words(lang: Lang, method: &str) -> String {
+/// A way of being found, in the UI language.
+fn method_words(lang: Lang, method: Way) -> String {
     match method {
-        "broadcast" => tr!(lang, "doctor.method_broadcast"),
-        "multicast" => tr!(lang, "doctor.method_multicast"),
-        "ipv6" => tr!(lang, "doctor.method_ipv6"),
-        "mdns" => tr!(lang, "doctor.method_mdns"),
-        other => other.to_owned().into(),
+        Way::Broadcast => tr!(lang, "doctor.method_broadcast"),
+        Way::Multicast => tr!(lang, "doctor.method_multicast"),
+        Way::Ipv6 => tr!(lang, "doctor.method_ipv6"),
+        Way::Mdns => tr!(lang, "doctor.method_mdns"),
     }
     .into_owned()
 }
@@ -205,11 +204,7 @@ fn facts(ui: &mut egui::Ui, report: &Report, lang: Lang) {
         ui.label(tr!(lang, "doctor.heard_nobody"));
     }
     for heard in &report.heard {
-        let family = match heard.family {
-            "pigeon" => "Pigeon",
-            "ipmsg" => "IP Messenger",
-            _ => "LocalSend",
-        };
+        let family = heard.family.product_name();
         ui.label(tr!(
             lang,
             "doctor.heard_count",

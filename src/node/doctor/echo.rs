@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::time::{Duration, Instant};
 
-use super::Echo;
+use super::{Echo, Way};
 use crate::config::Settings;
 use crate::node::interfaces::{Scope, Subnet, name_of};
 use crate::node::socket;
@@ -40,9 +40,9 @@ impl Trial {
         }
     }
 
-    fn send(&mut self, method: &'static str, interface: &str, bytes: Vec<u8>, to: SocketAddr) {
+    fn send(&mut self, method: Way, interface: &str, bytes: Vec<u8>, to: SocketAddr) {
         if let Err(err) = socket::send_datagram(&self.socket, &bytes, to) {
-            log::info!("doctor: {method} on {interface}: {err}");
+            log::info!("doctor: {method:?} on {interface}: {err}");
         }
         self.sent.push((Echo { interface: interface.to_owned(), method, came_back: false }, bytes));
     }
@@ -71,8 +71,9 @@ impl Trial {
 pub fn listen_for_our_own(settings: &Settings, used: &[(String, Subnet)]) -> Vec<Echo> {
     let port = settings.port;
     let nonce = crate::node::random_seed();
-    let tagged =
-        |method: &str, interface: &str| format!("{TAG} {nonce:016x} {method} {interface}").into_bytes();
+    let tagged = |method: Way, interface: &str| {
+        format!("{TAG} {nonce:016x} {} {interface}", method.code()).into_bytes()
+    };
     let everywhere = settings.bind.is_unspecified();
     let mut trials = Vec::new();
     if let Some(mut trial) = Trial::bound(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into()) {
@@ -80,17 +81,17 @@ pub fn listen_for_our_own(settings: &Settings, used: &[(String, Subnet)]) -> Vec
         for (name, subnet) in used {
             if settings.broadcast {
                 trial.send(
-                    "broadcast",
+                    Way::Broadcast,
                     name,
-                    tagged("broadcast", name),
+                    tagged(Way::Broadcast, name),
                     SocketAddrV4::new(subnet.broadcast, port).into(),
                 );
             }
             if settings.multicast && joined_v4(&trial.socket, group, subnet.ip) {
                 trial.send(
-                    "multicast",
+                    Way::Multicast,
                     name,
-                    tagged("multicast", name),
+                    tagged(Way::Multicast, name),
                     SocketAddrV4::new(group, port).into(),
                 );
             }
@@ -104,9 +105,9 @@ pub fn listen_for_our_own(settings: &Settings, used: &[(String, Subnet)]) -> Vec
                 let name = name_of(index);
                 if trial.socket.join_multicast_v6(&group, index).is_ok() {
                     trial.send(
-                        "ipv6",
+                        Way::Ipv6,
                         &name,
-                        tagged("ipv6", &name),
+                        tagged(Way::Ipv6, &name),
                         SocketAddrV6::new(group, port, 0, index).into(),
                     );
                 }
@@ -121,7 +122,7 @@ pub fn listen_for_our_own(settings: &Settings, used: &[(String, Subnet)]) -> Vec
         let first = u16::try_from(nonce & 0xffff).unwrap_or_default();
         for (n, (name, subnet)) in (0u16..).zip(used) {
             if joined_v4(&trial.socket, *MDNS.ip(), subnet.ip) {
-                trial.send("mdns", name, pigeon_query(first.wrapping_add(n)), MDNS.into());
+                trial.send(Way::Mdns, name, pigeon_query(first.wrapping_add(n)), MDNS.into());
             }
         }
         trials.push(trial);

@@ -23,6 +23,7 @@ use crate::protocol::Family;
 
 pub use super::interfaces::Skipped;
 pub use firewall::Firewall;
+
 pub use probe::{Probe, ProbeOutcome};
 
 /// The JSON's version: a field is only ever added; a change of meaning gets a new number.
@@ -76,14 +77,51 @@ pub struct InterfaceReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct PortReport {
     /// The family using it (`pigeon`, `ipmsg`, `localsend`).
-    pub family: &'static str,
+    pub family: Family,
     /// `udp` or `tcp`.
     pub protocol: &'static str,
     /// The port.
     pub port: u16,
-    /// `free`, `in_use` (held by a program, maybe a Pigeon), or `ours` (the Pigeon running
-    /// on this data folder holds it).
-    pub state: &'static str,
+    /// Whether it is free.
+    pub state: PortState,
+}
+
+/// Whether a port is free; written in snake case in the JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortState {
+    /// Nothing holds it.
+    Free,
+    /// A program holds it (maybe another Pigeon).
+    InUse,
+    /// The Pigeon running on this data folder holds it.
+    Ours,
+}
+
+/// A way of being found, as the echo test tries it; written in snake case in the JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Way {
+    /// The interface's broadcast address.
+    Broadcast,
+    /// Pigeon's IPv4 group.
+    Multicast,
+    /// Pigeon's IPv6 group.
+    Ipv6,
+    /// A query for Pigeons.
+    Mdns,
+}
+
+impl Way {
+    /// Its name in the JSON.
+    pub fn code(self) -> &'static str {
+        match self {
+            Way::Broadcast => "broadcast",
+            Way::Multicast => "multicast",
+            Way::Ipv6 => "ipv6",
+            Way::Mdns => "mdns",
+        }
+    }
 }
 
 /// Whether a datagram we sent came back to us.
@@ -91,9 +129,8 @@ pub struct PortReport {
 pub struct Echo {
     /// The interface it left by.
     pub interface: String,
-    /// `broadcast`, `multicast` (Pigeon's IPv4 group), `ipv6` (Pigeon's IPv6 group) or
-    /// `mdns` (a query for Pigeons).
-    pub method: &'static str,
+    /// How it was sent.
+    pub method: Way,
     /// It came back within the wait (else the local firewall, or the interface, dropped it).
     pub came_back: bool,
 }
@@ -102,7 +139,7 @@ pub struct Echo {
 #[derive(Debug, Clone, Serialize)]
 pub struct Heard {
     /// `pigeon`, `ipmsg` or `localsend`.
-    pub family: &'static str,
+    pub family: Family,
     /// The interface whose subnet holds their addresses, or that a link-local IPv6 address
     /// names (`other` for addresses on none of ours: reached through a router, an mDNS
     /// gateway or an invite).
@@ -144,8 +181,8 @@ pub enum Finding {
     NoEcho {
         /// The interface.
         interface: String,
-        /// `broadcast` or `multicast`.
-        method: String,
+        /// How it was sent.
+        method: Way,
     },
     /// The probed address did not answer.
     ProbeFailed {
@@ -229,7 +266,6 @@ impl Report {
             .collect();
         let mut heard: Vec<Heard> = Vec::new();
         for (family, addr) in peers {
-            let family = family.as_str();
             // A link-local IPv6 address names its interface (`fe80::1%eth0`).
             let interface = match addr.split_once('%') {
                 Some((_, link)) => link,
@@ -276,14 +312,13 @@ impl Report {
                 Finding::AllSkipped
             });
         }
-        for port in self.ports.iter().filter(|port| port.state == "in_use") {
+        for port in self.ports.iter().filter(|port| port.state == PortState::InUse) {
             findings.push(Finding::PortInUse { protocol: port.protocol.into(), port: port.port });
         }
         // An echo lost to a firewall already named says nothing new.
         if findings.is_empty() {
             for echo in self.echoes.iter().filter(|echo| !echo.came_back) {
-                findings
-                    .push(Finding::NoEcho { interface: echo.interface.clone(), method: echo.method.into() });
+                findings.push(Finding::NoEcho { interface: echo.interface.clone(), method: echo.method });
             }
         }
         if let Some(probe) = self.probe.as_ref().filter(|probe| probe.outcome != ProbeOutcome::Reached) {
@@ -298,14 +333,14 @@ impl Report {
 
 /// Each family's ports, free or held. Binding is the only way to know without privileges.
 fn ports(settings: &Settings, running: bool) -> Vec<PortReport> {
-    let mut wanted = vec![("pigeon", "udp", settings.port), ("pigeon", "tcp", settings.port)];
+    let mut wanted = vec![(Family::Pigeon, "udp", settings.port), (Family::Pigeon, "tcp", settings.port)];
     if settings.ipmsg {
-        wanted.push(("ipmsg", "udp", settings.ipmsg_port));
+        wanted.push((Family::Ipmsg, "udp", settings.ipmsg_port));
     }
     if settings.localsend {
         wanted.extend([
-            ("localsend", "udp", settings.localsend_port),
-            ("localsend", "tcp", settings.localsend_port),
+            (Family::LocalSend, "udp", settings.localsend_port),
+            (Family::LocalSend, "tcp", settings.localsend_port),
         ]);
     }
     wanted
@@ -317,11 +352,23 @@ fn ports(settings: &Settings, running: bool) -> Vec<PortReport> {
                 _ => TcpListener::bind(addr).is_ok(),
             };
             let state = match (free, running) {
-                (true, _) => "free",
-                (false, true) => "ours",
-                (false, false) => "in_use",
+                (true, _) => PortState::Free,
+                (false, true) => PortState::Ours,
+                (false, false) => PortState::InUse,
             };
             PortReport { family, protocol, port, state }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Way;
+
+    #[test]
+    fn the_codes_of_the_ways_are_their_json() {
+        for way in [Way::Broadcast, Way::Multicast, Way::Ipv6, Way::Mdns] {
+            assert_eq!(serde_json::to_value(way).unwrap(), way.code());
+        }
+    }
 }
