@@ -127,6 +127,19 @@ impl Scope {
         self.skipped(iface, v4).is_none()
     }
 
+    /// Our routable IPv6 addresses (not link-local) on the interfaces discovery uses: what
+    /// an invite link offers besides the IPv4 ones.
+    pub fn ipv6_routable(&self) -> Vec<std::net::Ipv6Addr> {
+        all_addresses()
+            .into_iter()
+            .filter(|iface| self.uses(iface))
+            .filter_map(|iface| match iface.addr {
+                if_addrs::IfAddr::V6(v6) if !v6.ip.is_unicast_link_local() => Some(v6.ip),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The indexes of the interfaces with IPv6 that discovery uses now, each once: where
     /// IPv6 link-local multicasts go out (none when bound to an IPv4 address).
     pub fn ipv6_links(&self) -> Vec<u32> {

@@ -115,6 +115,8 @@ impl Invite {
         let name = utf8_percent_encode(&self.name, NAME_KEEPS);
         let mut link = format!("{PREFIX}v=1&id={}&name={name}", self.id);
         for addr in &self.addrs {
+            // An IPv6 address's brackets (and a scope's %) are not allowed in a query.
+            let addr = addr.replace('%', "%25").replace('[', "%5B").replace(']', "%5D");
             link.push_str(&format!("&addr={addr}"));
         }
         link.push_str(&format!("&t={}", self.token.encode()));
@@ -144,10 +146,11 @@ impl Invite {
                     name = Some(decoded.into_owned());
                 }
                 "addr" if addrs.len() < MAX_ADDRS => {
-                    if !is_socket_addr(value) {
+                    let value = percent_decode_str(value).decode_utf8_lossy();
+                    if !is_socket_addr(&value) {
                         return Err(InviteError::Damaged("an address"));
                     }
-                    addrs.push(value.to_owned());
+                    addrs.push(value.into_owned());
                 }
                 "t" => token = Some(Token::decode(value).ok_or(InviteError::Damaged("the token"))?),
                 // Later versions may add parts; this one reads what it knows.

@@ -154,8 +154,12 @@ fn two_users_pigeons_on_one_computer_and_a_neighbour_find_each_other_by_multicas
 }
 
 #[test]
-fn with_ipv4_gone_hosts_find_each_other_over_ipv6_and_messages_and_a_file_go_over_it() {
+fn with_ipv4_gone_hosts_find_each_other_over_ipv6_and_messages_a_file_and_an_invite_go_over_it() {
     let Some(lab) = skip_unless(Lab::up("f6", 3)) else { return };
+    // Besides the link-local ones, routable addresses (unique local), which invites carry.
+    for i in 0..3 {
+        lab.ip_in(i, &["-6", "addr", "add", &format!("fd77::{}/64", i + 1), "dev", "eth0", "nodad"]);
+    }
     lab.ipv6_only();
     let dirs = tempfile::tempdir().unwrap();
     let downloads = dirs.path().join("downloads");
@@ -186,6 +190,23 @@ fn with_ipv4_gone_hosts_find_each_other_over_ipv6_and_messages_and_a_file_go_ove
     });
     assert_eq!(state, pigeon::store::TransferState::Completed, "{reason}");
     assert_eq!(std::fs::read(downloads.join("notes.txt")).unwrap(), std::fs::read(&file).unwrap());
+
+    // Host 0's invite offers its routable IPv6 address; a newcomer on host 2 uses it.
+    hosts[0].send(&pigeon::Command::MakeInvite);
+    let link = hosts[0].expect(SHORT, "an invite link", |event| match event {
+        Event::Invite { link } => Some(link.clone()),
+        _ => None,
+    });
+    assert!(link.contains("addr=%5Bfd77::1%5D:2426"), "{link}");
+    let newcomer = dirs.path().join("newcomer").display().to_string();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.host(2), crate::util::pigeon_bin()])
+        .args(["--data-dir", &newcomer, "--name", "newcomer", "--no-ipmsg", "--no-localsend"])
+        .args(["connect", &link, "--timeout", "10"])
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("both keys verified"), "{said}");
 }
 
 /// Whether `node` lists the peer `id` within `within`.

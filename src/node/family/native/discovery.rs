@@ -191,6 +191,11 @@ impl Announcer {
         &self.scope
     }
 
+    /// Whether we are found over IPv6 too.
+    pub fn ipv6_on(&self) -> bool {
+        self.ipv6.is_some()
+    }
+
     /// Replaces the extra targets (the user changed them in the settings).
     pub fn set_targets(&mut self, targets: Vec<SocketAddrV4>) {
         self.targets = targets;

@@ -29,11 +29,15 @@ pub struct Joining {
 
 impl Native {
     /// An invite to us: our addresses on the interfaces in use (or the bound one) at our
-    /// port, our name and a token made now.
+    /// port — IPv4 first, then routable IPv6 ones when we listen there —, our name and a
+    /// token made now.
     pub(super) fn make_invite(&self, core: &Core) -> Invite {
         let port = self.local_addr.port();
+        let scope = self.announcer.scope();
         let ips: Vec<IpAddr> = if self.local_ip.is_unspecified() {
-            self.announcer.scope().subnets().iter().map(|subnet| IpAddr::V4(subnet.ip)).collect()
+            let ipv4 = scope.subnets().into_iter().map(|subnet| IpAddr::V4(subnet.ip));
+            let ipv6 = if self.announcer.ipv6_on() { scope.ipv6_routable() } else { Vec::new() };
+            ipv4.chain(ipv6.into_iter().map(IpAddr::V6)).collect()
         } else {
             vec![IpAddr::V4(self.local_ip)]
         };

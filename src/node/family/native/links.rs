@@ -48,6 +48,8 @@ pub struct Link {
     /// A heartbeat (kind 2) of its own reached us: by broadcast or a group, which then
     /// carry ours to it too (see `hints`).
     pub heartbeats_come: bool,
+    /// When it was listed.
+    listed_at: Instant,
     /// The greatest datagram number taken from it.
     seq: u64,
     /// The connection we send on, once its hello arrived.
@@ -67,6 +69,7 @@ impl Link {
             at_heard: now,
             proven,
             heartbeats_come: false,
+            listed_at: now,
             seq,
             conn: None,
             dialing: false,
@@ -80,6 +83,13 @@ impl Link {
         let mut addr = self.at;
         addr.set_port(self.presence.port);
         addr
+    }
+
+    /// Whether none of its heartbeats came though it has been listed for half the time that
+    /// drops a peer: time enough for its first (they come once per interval), and time
+    /// left for a reply of ours to reach it before it would drop us.
+    pub fn heartbeats_missing(&self, now: Instant) -> bool {
+        !self.heartbeats_come && now.saturating_duration_since(self.listed_at) > self.expires_after() / 2
     }
 
     /// Whether the address it was heard from has been silent for half the time that drops

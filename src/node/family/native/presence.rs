@@ -175,7 +175,7 @@ impl Native {
         let direct = self.direct_addrs();
         self.announcer.announce(&self.me, due, direct, ipv6_needed);
         if due == Due::Heartbeat {
-            self.reply_to_the_unheard(std::time::Instant::now());
+            self.direct_to_the_found(std::time::Instant::now());
         }
     }
 
