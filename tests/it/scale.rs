@@ -136,7 +136,7 @@ fn run(hosts_wanted: usize, network: Network, steady: Duration) -> Option<Run> {
     let lab = skip_unless(Lab::up(&tag, hosts_wanted))?;
     network.shape(&lab);
     let dirs = tempfile::tempdir_in("/dev/shm").unwrap();
-    let (mut hosts, last_start) = mass_start(&lab, hosts_wanted, &dirs, START_SPREAD);
+    let (mut hosts, last_start) = mass_start(&lab, hosts_wanted, &dirs, (START_SPREAD, &[]));
     let (converged, converge_cpu) = convergence(&mut hosts, last_start).into_iter().unzip();
     let settled = Instant::now() + SETTLE;
     for host in &mut hosts {
