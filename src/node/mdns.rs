@@ -9,7 +9,6 @@
 //! of ours passes what it finds to the family, never waiting for the hub, and ends when the
 //! daemon does (so it never wakes up only to look at a stop flag).
 
-use std::collections::HashSet;
 use std::net::{SocketAddr, SocketAddrV6};
 use std::thread::JoinHandle;
 
@@ -99,10 +98,12 @@ fn hint_of(event: ServiceEvent, me: PeerId) -> Option<Hint> {
     match event {
         ServiceEvent::ServiceResolved(service) => {
             let id = instance_id(&service.fullname).filter(|id| *id != me)?;
-            let addrs: HashSet<SocketAddr> =
+            // Sorted: the same record resolved again is the same hint (a set's order is not).
+            let mut addrs: Vec<SocketAddr> =
                 service.addresses.iter().map(|ip| socket_addr(ip, service.port)).take(MAX_ADDRS).collect();
-            (service.port != 0 && !addrs.is_empty())
-                .then(|| Hint::Found { id, addrs: addrs.into_iter().collect() })
+            addrs.sort_unstable();
+            addrs.dedup();
+            (service.port != 0 && !addrs.is_empty()).then_some(Hint::Found { id, addrs })
         }
         ServiceEvent::ServiceRemoved(_, fullname) => {
             instance_id(&fullname).filter(|id| *id != me).map(Hint::Gone)
