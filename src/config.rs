@@ -145,6 +145,17 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Whether Pigeons are found over IPv6 too: on, and bound to every address (a node
+    /// bound to one IPv4 address means that address only).
+    pub fn uses_ipv6(&self) -> bool {
+        self.ipv6 && self.bind.is_unspecified()
+    }
+
+    /// Whether Pigeons are found over mDNS too: on, and bound to every address.
+    pub fn uses_mdns(&self) -> bool {
+        self.mdns && self.bind.is_unspecified()
+    }
+
     /// Reads a settings file; a missing file gives the defaults.
     pub fn read(path: &Path) -> Result<Settings, ConfigError> {
         match std::fs::read_to_string(path) {

@@ -140,16 +140,16 @@ impl Scope {
             .collect()
     }
 
-    /// The indexes of the interfaces with IPv6 that discovery uses now, each once: where
-    /// IPv6 link-local multicasts go out (none when bound to an IPv4 address).
-    pub fn ipv6_links(&self) -> Vec<u32> {
-        let mut links: Vec<u32> = all_addresses()
+    /// The interfaces with IPv6 that discovery uses now, each once by index, with their
+    /// names: where IPv6 link-local multicasts go out (none when bound to an IPv4 address).
+    pub fn ipv6_links(&self) -> Vec<(u32, String)> {
+        let mut links: Vec<(u32, String)> = all_addresses()
             .into_iter()
             .filter(|iface| matches!(iface.addr, if_addrs::IfAddr::V6(_)) && self.uses(iface))
-            .filter_map(|iface| iface.index)
+            .filter_map(|iface| Some((iface.index?, iface.name)))
             .collect();
         links.sort_unstable();
-        links.dedup();
+        links.dedup_by_key(|(index, _)| *index);
         links
     }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 
+use super::multicast::Memberships;
 use super::socket;
 
 /// Native discovery over IPv6.
@@ -20,7 +21,7 @@ pub struct Ipv6Discovery {
     /// hears the replies (IPv4 finds it as before).
     member: bool,
     /// The interfaces joined so far, by index.
-    joined: BTreeSet<u32>,
+    joined: Memberships<u32>,
 }
 
 impl Ipv6Discovery {
@@ -28,7 +29,7 @@ impl Ipv6Discovery {
     pub fn open(group: Ipv6Addr, port: u16, discovery_port: u16) -> io::Result<Ipv6Discovery> {
         let socket = socket::udp_socket(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))?;
         let group = SocketAddrV6::new(group, discovery_port, 0, 0);
-        Ok(Ipv6Discovery { socket, group, member: port == discovery_port, joined: BTreeSet::new() })
+        Ok(Ipv6Discovery { socket, group, member: port == discovery_port, joined: Memberships::new() })
     }
 
     /// The socket, for the receiver thread.
@@ -36,32 +37,13 @@ impl Ipv6Discovery {
         &self.socket
     }
 
-    /// Joins on the interfaces `links` (indexes) not joined yet, and forgets those gone (the
-    /// kernel drops a membership with its interface).
-    fn refresh(&mut self, links: &[u32]) {
-        if !self.member {
-            return;
+    /// Sends `bytes` to the group out of each interface of `links` (by index), joining the
+    /// group on any new one when our socket hears it.
+    pub fn send_group(&mut self, links: &BTreeSet<u32>, bytes: &[u8]) {
+        if self.member {
+            let (socket, group) = (&self.socket, *self.group.ip());
+            self.joined.refresh(links, |index| socket.join_multicast_v6(&group, index));
         }
-        self.joined.retain(|index| links.contains(index));
-        for &index in links {
-            if self.joined.contains(&index) {
-                continue;
-            }
-            match self.socket.join_multicast_v6(self.group.ip(), index) {
-                Ok(()) => {}
-                Err(err) if err.raw_os_error() == Some(libc::EADDRINUSE) => {}
-                Err(err) => {
-                    log::debug!("cannot join {} on interface {index}: {err}", self.group.ip());
-                    continue;
-                }
-            }
-            self.joined.insert(index);
-        }
-    }
-
-    /// Sends `bytes` to the group out of each interface of `links` (joining any new one).
-    pub fn send_group(&mut self, links: &[u32], bytes: &[u8]) {
-        self.refresh(links);
         for &index in links {
             let to = SocketAddrV6::new(*self.group.ip(), self.group.port(), 0, index);
             // Best effort like every discovery datagram: the next one tries again.

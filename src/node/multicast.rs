@@ -4,10 +4,50 @@
 //! goes out once per interface, since a multicast leaves by one interface only.
 
 use std::collections::BTreeSet;
+use std::fmt::Display;
+use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 
 use super::interfaces::{Scope, Subnet};
 use super::socket;
+
+/// The interfaces one socket has joined a group on, each by `K`: the interface's IPv4
+/// address, or its index for IPv6.
+pub struct Memberships<K>(BTreeSet<K>);
+
+impl<K: Ord + Copy + Display> Memberships<K> {
+    /// None yet.
+    pub fn new() -> Self {
+        Memberships(BTreeSet::new())
+    }
+
+    /// Joins (by `join`) on each interface of `current` not joined yet, and forgets those
+    /// gone: the kernel drops a membership with its interface, so one that comes back is
+    /// joined again. An interface that cannot join now is tried again next time.
+    pub fn refresh(&mut self, current: &BTreeSet<K>, mut join: impl FnMut(K) -> io::Result<()>) {
+        self.0.retain(|key| current.contains(key));
+        for &key in current {
+            if self.0.contains(&key) {
+                continue;
+            }
+            match already_member_ok(join(key)) {
+                Ok(()) => {
+                    self.0.insert(key);
+                }
+                Err(err) => log::debug!("cannot join a group on {key}: {err}"),
+            }
+        }
+    }
+}
+
+/// A join's outcome, where "already a member" counts as joined: the interface went and came
+/// back between two looks, or has a second address.
+pub fn already_member_ok(joined: io::Result<()>) -> io::Result<()> {
+    match joined {
+        Err(err) if err.raw_os_error() == Some(libc::EADDRINUSE) => Ok(()),
+        other => other,
+    }
+}
 
 /// A group we belong to on the interfaces we use.
 pub struct Group {
@@ -15,8 +55,8 @@ pub struct Group {
     addr: SocketAddrV4,
     /// The socket that joins (and so receives the group).
     member: UdpSocket,
-    /// Our addresses on the interfaces joined so far.
-    joined: BTreeSet<Ipv4Addr>,
+    /// The interfaces joined so far, by our address on each.
+    joined: Memberships<Ipv4Addr>,
 }
 
 impl Group {
@@ -39,7 +79,7 @@ impl Group {
                 (receiver.try_clone()?, Some(receiver))
             }
         };
-        let mut group = Group { addr, member, joined: BTreeSet::new() };
+        let mut group = Group { addr, member, joined: Memberships::new() };
         group.refresh(&scope.subnets());
         Ok((group, receiver))
     }
@@ -66,22 +106,8 @@ impl Group {
     /// drops a membership with its interface, so one that comes back is joined again).
     pub fn refresh(&mut self, subnets: &[Subnet]) {
         let current: BTreeSet<Ipv4Addr> = subnets.iter().map(|subnet| subnet.ip).collect();
-        self.joined.retain(|ip| current.contains(ip));
-        for ip in current {
-            if self.joined.contains(&ip) {
-                continue;
-            }
-            match self.member.join_multicast_v4(self.addr.ip(), &ip) {
-                Ok(()) => {}
-                // Already a member: the interface went and came back between two looks.
-                Err(err) if err.raw_os_error() == Some(libc::EADDRINUSE) => {}
-                Err(err) => {
-                    log::debug!("cannot join {} on {ip}: {err}", self.addr.ip());
-                    continue;
-                }
-            }
-            self.joined.insert(ip);
-        }
+        let (member, group) = (&self.member, *self.addr.ip());
+        self.joined.refresh(&current, |ip| member.join_multicast_v4(&group, &ip));
     }
 
     /// Sends `bytes` to the group out of each interface of `subnets` (joining any new one),

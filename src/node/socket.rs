@@ -68,8 +68,9 @@ pub fn tcp_listener(addr: impl Into<SocketAddr>) -> io::Result<TcpListener> {
 const CONNECT_POLL: Duration = Duration::from_millis(50);
 
 /// Connects from `local` (the node's bind address, so peers see the address we announce
-/// from; IPv6 connections from the address the system picks) with a deadline, so a peer that vanished costs a bounded wait, and gives up as soon
-/// as `stop` is raised, so that a node stops at once even while a peer's host never answers.
+/// from; IPv6 connections from the address the system picks) with a deadline, so a peer
+/// that vanished costs a bounded wait, and gives up as soon as `stop` is raised, so that a
+/// node stops at once even while a peer's host never answers.
 pub fn connect(
     local: Ipv4Addr,
     addr: SocketAddr,

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::{Echo, Way};
 use crate::config::Settings;
-use crate::node::interfaces::{Scope, Subnet, name_of};
+use crate::node::interfaces::Subnet;
+use crate::node::multicast::already_member_ok;
 use crate::node::socket;
 use crate::protocol::announce::{MULTICAST_GROUP, MULTICAST_GROUP_V6};
 
@@ -40,6 +41,12 @@ impl Trial {
         }
     }
 
+    /// Sends our tagged datagram (`nonce`, the way, the interface) by `method`.
+    fn send_tagged(&mut self, nonce: u64, method: Way, interface: &str, to: SocketAddr) {
+        let bytes = format!("{TAG} {nonce:016x} {} {interface}", method.code()).into_bytes();
+        self.send(method, interface, bytes, to);
+    }
+
     fn send(&mut self, method: Way, interface: &str, bytes: Vec<u8>, to: SocketAddr) {
         if let Err(err) = socket::send_datagram(&self.socket, &bytes, to) {
             log::info!("doctor: {method:?} on {interface}: {err}");
@@ -67,56 +74,45 @@ impl Trial {
 }
 
 /// Sends one datagram each way the settings have on, out of each used interface (`used`,
-/// IPv4; the scope's IPv6 links), and says which came back.
-pub fn listen_for_our_own(settings: &Settings, used: &[(String, Subnet)]) -> Vec<Echo> {
+/// IPv4; `ipv6_links`, by index and name, empty when IPv6 is off), and says which came
+/// back.
+pub fn listen_for_our_own(
+    settings: &Settings,
+    used: &[(String, Subnet)],
+    ipv6_links: &[(u32, String)],
+) -> Vec<Echo> {
     let port = settings.port;
     let nonce = crate::node::random_seed();
-    let tagged = |method: Way, interface: &str| {
-        format!("{TAG} {nonce:016x} {} {interface}", method.code()).into_bytes()
-    };
-    let everywhere = settings.bind.is_unspecified();
     let mut trials = Vec::new();
     if let Some(mut trial) = Trial::bound(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into()) {
         let group = Ipv4Addr::from(MULTICAST_GROUP);
         for (name, subnet) in used {
             if settings.broadcast {
-                trial.send(
+                trial.send_tagged(
+                    nonce,
                     Way::Broadcast,
                     name,
-                    tagged(Way::Broadcast, name),
                     SocketAddrV4::new(subnet.broadcast, port).into(),
                 );
             }
             if settings.multicast && joined_v4(&trial.socket, group, subnet.ip) {
-                trial.send(
-                    Way::Multicast,
-                    name,
-                    tagged(Way::Multicast, name),
-                    SocketAddrV4::new(group, port).into(),
-                );
+                trial.send_tagged(nonce, Way::Multicast, name, SocketAddrV4::new(group, port).into());
             }
         }
         trials.push(trial);
     }
-    if settings.ipv6 && everywhere {
+    if !ipv6_links.is_empty()
+        && let Some(mut trial) = Trial::bound(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0).into())
+    {
         let group = Ipv6Addr::from(MULTICAST_GROUP_V6);
-        if let Some(mut trial) = Trial::bound(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0).into()) {
-            for index in Scope::of(settings).ipv6_links() {
-                let name = name_of(index);
-                if trial.socket.join_multicast_v6(&group, index).is_ok() {
-                    trial.send(
-                        Way::Ipv6,
-                        &name,
-                        tagged(Way::Ipv6, &name),
-                        SocketAddrV6::new(group, port, 0, index).into(),
-                    );
-                }
+        for (index, name) in ipv6_links {
+            if trial.socket.join_multicast_v6(&group, *index).is_ok() {
+                trial.send_tagged(nonce, Way::Ipv6, name, SocketAddrV6::new(group, port, 0, *index).into());
             }
-            trials.push(trial);
         }
+        trials.push(trial);
     }
-    if settings.mdns
-        && everywhere
+    if settings.uses_mdns()
         && let Some(mut trial) = Trial::bound(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, MDNS.port()).into())
     {
         let first = u16::try_from(nonce & 0xffff).unwrap_or_default();
@@ -133,10 +129,8 @@ pub fn listen_for_our_own(settings: &Settings, used: &[(String, Subnet)]) -> Vec
 
 /// Joins `group` on the interface holding `ip` and sends out of it from now on.
 fn joined_v4(socket: &UdpSocket, group: Ipv4Addr, ip: Ipv4Addr) -> bool {
-    let joined = socket.join_multicast_v4(&group, &ip);
-    // Joined already: the interface has a second address.
-    let joined = joined.is_ok() || joined.is_err_and(|err| err.raw_os_error() == Some(libc::EADDRINUSE));
-    joined && socket2::SockRef::from(socket).set_multicast_if_v4(&ip).is_ok()
+    already_member_ok(socket.join_multicast_v4(&group, &ip)).is_ok()
+        && socket2::SockRef::from(socket).set_multicast_if_v4(&ip).is_ok()
 }
 
 /// An mDNS query for Pigeons (`_pigeon._tcp.local.` PTR), numbered `id` so its copy is

@@ -23,7 +23,6 @@ use crate::protocol::Family;
 
 pub use super::interfaces::Skipped;
 pub use firewall::Firewall;
-
 pub use probe::{Probe, ProbeOutcome};
 
 /// The JSON's version: a field is only ever added; a change of meaning gets a new number.
@@ -226,13 +225,10 @@ pub fn examine(ask: &Ask<'_>) -> Report {
         .filter(|one| one.skipped.is_none())
         .map(|one| (one.name.clone(), one.subnet))
         .collect();
-    let ipv6 = if settings.ipv6 && settings.bind.is_unspecified() {
-        Scope::of(settings).ipv6_links().into_iter().map(super::interfaces::name_of).collect()
-    } else {
-        Vec::new()
-    };
+    let ipv6_links = if settings.uses_ipv6() { Scope::of(settings).ipv6_links() } else { Vec::new() };
     let ports = ports(settings, ask.running);
-    let echoes = echo::listen_for_our_own(settings, &used);
+    let echoes = echo::listen_for_our_own(settings, &used, &ipv6_links);
+    let ipv6 = ipv6_links.into_iter().map(|(_, name)| name).collect();
     let firewall = firewall::examine(settings.port);
     let probe = ask.probe.map(|target| probe::probe(target, settings.port));
     let mut report = Report {

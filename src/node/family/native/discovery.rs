@@ -168,7 +168,8 @@ impl Announcer {
             group.send(&self.socket, &subnets, bytes);
         }
         if let Some(ipv6) = self.ipv6.as_mut().filter(|_| ipv6_group) {
-            ipv6.send_group(&self.scope.ipv6_links(), bytes);
+            let links = self.scope.ipv6_links().into_iter().map(|(index, _)| index).collect();
+            ipv6.send_group(&links, bytes);
         }
         let subnets = if self.broadcast { subnets } else { Vec::new() };
         let mut destinations: BTreeSet<SocketAddr> =

@@ -89,13 +89,18 @@ impl Link {
     /// drops a peer: time enough for its first (they come once per interval), and time
     /// left for a reply of ours to reach it before it would drop us.
     pub fn heartbeats_missing(&self, now: Instant) -> bool {
-        !self.heartbeats_come && now.saturating_duration_since(self.listed_at) > self.expires_after() / 2
+        !self.heartbeats_come && self.half_expired_since(self.listed_at, now)
     }
 
     /// Whether the address it was heard from has been silent for half the time that drops
     /// a peer: an IPv6 datagram then moves a peer found over IPv4.
     fn quiet(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.at_heard) > self.expires_after() / 2
+        self.half_expired_since(self.at_heard, now)
+    }
+
+    /// Whether more than half the time that drops it passed from `since` to `now`.
+    fn half_expired_since(&self, since: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(since) > self.expires_after() / 2
     }
 
     /// Silence after which it is dropped: [`MISSED_HEARTBEATS`] of the interval it announced,

@@ -244,11 +244,8 @@ impl Native {
             (None, None)
         };
         shared_udp.extend(group_udp);
-        let (listeners_v6, ipv6) = if settings.ipv6 && settings.bind.is_unspecified() {
-            listen_ipv6(port, discovery_port).unzip()
-        } else {
-            (None, None)
-        };
+        let (listeners_v6, ipv6) =
+            if settings.uses_ipv6() { listen_ipv6(port, discovery_port).unzip() } else { (None, None) };
         if let Some(ipv6) = &ipv6 {
             shared_udp.push(ipv6.socket().try_clone().map_err(bind_err)?);
         }
@@ -280,7 +277,7 @@ impl Native {
             });
             setup.io_threads.push(accept.map_err(StartError::Thread)?);
         }
-        let mdns = if settings.mdns && settings.bind.is_unspecified() {
+        let mdns = if settings.uses_mdns() {
             let queue = report_tx.clone();
             let hand_on =
                 move |hint| !matches!(queue.try_send(Report::Mdns(hint)), Err(TrySendError::Disconnected(_)));
@@ -528,6 +525,9 @@ impl Adapter for Native {
         let interval = Duration::from_secs(heartbeat_secs(core.peers.count(Family::Pigeon) + 1).into());
         if let Some(due) = self.schedule.due(now, interval) {
             self.announce(core, due);
+            if due == Due::Heartbeat {
+                self.direct_to_the_found(now);
+            }
         }
         if now >= self.next_housekeeping {
             self.housekeeping(core, now);

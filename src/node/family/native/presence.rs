@@ -174,9 +174,6 @@ impl Native {
         let ipv6_needed = self.links.none_or_some_on_ipv6();
         let direct = self.direct_addrs();
         self.announcer.announce(&self.me, due, direct, ipv6_needed);
-        if due == Due::Heartbeat {
-            self.direct_to_the_found(std::time::Instant::now());
-        }
     }
 
     /// Where our announces go beyond broadcasts, groups and targets: proven peers, and the
